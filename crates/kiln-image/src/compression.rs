@@ -1,0 +1,287 @@
+//! Layer compression: media types, magic-byte sniffing, and a decoding
+//! reader that enforces decompression-bomb limits and turns decoder errors
+//! into errors that name the blob.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::error::ImageError;
+
+/// How a layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar.
+    None,
+    /// gzip (possibly multi-member).
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    /// Map an OCI or Docker layer media type. `Ok(None)` means the media
+    /// type does not say (Docker's legacy archives), so sniff the bytes.
+    pub fn from_media_type(media_type: &str) -> Result<Option<Self>, String> {
+        // Non-distributable ("foreign") layers use the same encodings.
+        let mt = media_type.replace(".nondistributable", "");
+        Ok(Some(match mt.as_str() {
+            "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.docker.image.rootfs.diff.tar" => Compression::None,
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Compression::Gzip,
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Compression::Zstd,
+            "" => return Ok(None),
+            other => return Err(other.to_string()),
+        }))
+    }
+
+    /// Recognise compression by magic bytes.
+    pub fn sniff(head: &[u8]) -> Self {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Compression::None => "tar",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// Wrap `reader` in the decoder its first bytes call for.
+pub fn sniff_decoder<R: Read + Send + 'static>(reader: R) -> io::Result<Box<dyn Read + Send>> {
+    let mut buf = BufReader::with_capacity(256 * 1024, reader);
+    let kind = Compression::sniff(buf.fill_buf()?);
+    decoder(buf, kind)
+}
+
+fn decoder<R: BufRead + Send + 'static>(
+    reader: R,
+    kind: Compression,
+) -> io::Result<Box<dyn Read + Send>> {
+    Ok(match kind {
+        Compression::None => Box::new(reader),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(reader)?),
+    })
+}
+
+/// Limits that keep a hostile layer from exhausting time, memory or disk.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest uncompressed size of one layer, in bytes.
+    pub max_layer_size: u64,
+    /// Largest ratio of uncompressed to compressed bytes.
+    pub max_expansion_ratio: u64,
+    /// The ratio is only enforced once this many bytes have come out, so
+    /// small, highly compressible layers (a few zero-filled files) pass.
+    pub ratio_grace: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_layer_size: 64 << 30,
+            max_expansion_ratio: 100,
+            ratio_grace: 256 << 20,
+        }
+    }
+}
+
+/// Counts the bytes that pass through, so the decoder above can compare
+/// its output against its input.
+pub(crate) struct Counting<R> {
+    pub(crate) inner: R,
+    pub(crate) count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// The uncompressed tar stream of one layer, verified and bounded.
+pub struct LayerReader {
+    inner: Box<dyn Read + Send>,
+    digest: String,
+    kind: Compression,
+    compressed: Arc<AtomicU64>,
+    produced: u64,
+    limits: Limits,
+}
+
+impl LayerReader {
+    pub(crate) fn new<R: Read + Send + 'static>(
+        raw: R,
+        digest: String,
+        kind: Option<Compression>,
+        limits: Limits,
+    ) -> io::Result<Self> {
+        let compressed = Arc::new(AtomicU64::new(0));
+        let counting = Counting {
+            inner: raw,
+            count: compressed.clone(),
+        };
+        let mut buf = BufReader::with_capacity(256 * 1024, counting);
+        let kind = match kind {
+            Some(k) => k,
+            None => Compression::sniff(buf.fill_buf()?),
+        };
+        Ok(LayerReader {
+            inner: decoder(buf, kind)?,
+            digest,
+            kind,
+            compressed,
+            produced: 0,
+            limits,
+        })
+    }
+
+    /// Read and discard the rest of the blob, so its digest is checked.
+    /// Call after the tar reader reports end of archive.
+    pub fn finish(mut self) -> Result<u64, ImageError> {
+        let mut sink = vec![0u8; 64 * 1024];
+        loop {
+            match self.read(&mut sink) {
+                Ok(0) => return Ok(self.produced),
+                Ok(_) => {}
+                Err(e) => return Err(Self::unwrap_error(e)),
+            }
+        }
+    }
+
+    /// Turn an I/O error from this reader back into the typed error.
+    pub fn unwrap_error(e: io::Error) -> ImageError {
+        match e.into_inner() {
+            Some(inner) => match inner.downcast::<ImageError>() {
+                Ok(err) => *err,
+                Err(other) => ImageError::Corrupt {
+                    digest: String::new(),
+                    format: "layer",
+                    source: io::Error::other(other),
+                },
+            },
+            None => ImageError::Corrupt {
+                digest: String::new(),
+                format: "layer",
+                source: io::Error::other("unknown I/O failure"),
+            },
+        }
+    }
+
+    /// Bytes of uncompressed tar produced so far.
+    pub fn produced(&self) -> u64 {
+        self.produced
+    }
+
+    fn check_limits(&self) -> io::Result<()> {
+        if self.produced > self.limits.max_layer_size {
+            return Err(ImageError::DecompressionBomb {
+                digest: self.digest.clone(),
+                reason: format!(
+                    "expands past the layer size limit of {} bytes",
+                    self.limits.max_layer_size
+                ),
+            }
+            .into_io());
+        }
+        if self.kind != Compression::None && self.produced > self.limits.ratio_grace {
+            let input = self.compressed.load(Ordering::Relaxed).max(1);
+            if self.produced / input > self.limits.max_expansion_ratio {
+                return Err(ImageError::DecompressionBomb {
+                    digest: self.digest.clone(),
+                    reason: format!(
+                        "{} bytes from {} compressed bytes passes the expansion ratio limit of {}:1",
+                        self.produced, input, self.limits.max_expansion_ratio
+                    ),
+                }
+                .into_io());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for LayerReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.produced += n as u64;
+                self.check_limits()?;
+                Ok(n)
+            }
+            Err(e) if ImageError::from_io(&e).is_some() => Err(e),
+            Err(e) => Err(ImageError::Corrupt {
+                digest: self.digest.clone(),
+                format: self.kind.name(),
+                source: e,
+            }
+            .into_io()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn media_types() {
+        assert_eq!(
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd"),
+            Ok(Some(Compression::Zstd))
+        );
+        assert!(Compression::from_media_type("application/vnd.example+lz4").is_err());
+    }
+
+    #[test]
+    fn bomb_is_refused() {
+        let zeros = vec![0u8; 8 << 20];
+        let gz = gzip(&zeros);
+        let limits = Limits {
+            max_layer_size: 1 << 40,
+            max_expansion_ratio: 10,
+            ratio_grace: 1 << 20,
+        };
+        let r = LayerReader::new(io::Cursor::new(gz), "sha256:x".into(), None, limits).unwrap();
+        let err = r.finish().unwrap_err();
+        assert!(matches!(err, ImageError::DecompressionBomb { .. }), "{err}");
+    }
+
+    #[test]
+    fn truncated_gzip_names_blob() {
+        let gz = gzip(&vec![7u8; 100_000]);
+        let cut = gz[..gz.len() / 2].to_vec();
+        let r = LayerReader::new(
+            io::Cursor::new(cut),
+            "sha256:abc".into(),
+            Some(Compression::Gzip),
+            Limits::default(),
+        )
+        .unwrap();
+        let err = r.finish().unwrap_err();
+        assert!(err.to_string().contains("sha256:abc"), "{err}");
+        assert!(err.to_string().contains("gzip"), "{err}");
+    }
+}

@@ -1,0 +1,200 @@
+//! Content digests and a reader that verifies one while the bytes stream.
+
+use std::fmt;
+use std::io::{self, Read};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::error::ImageError;
+
+/// A validated `sha256:<hex>` content digest.
+///
+/// Only sha256 is accepted: it is what every registry and runtime emits, and
+/// refusing the rest means a digest kiln prints is one it has verified.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest {
+    hex: String,
+}
+
+impl Digest {
+    /// Parse `sha256:<64 lower-case hex digits>`.
+    pub fn parse(s: &str) -> Result<Self, ImageError> {
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| ImageError::BadDigest(s.to_string()))?;
+        if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(ImageError::BadDigest(s.to_string()));
+        }
+        Ok(Digest {
+            hex: hex.to_string(),
+        })
+    }
+
+    /// The digest of `data`.
+    pub fn of(data: &[u8]) -> Self {
+        Digest {
+            hex: hex::encode(Sha256::digest(data)),
+        }
+    }
+
+    /// The 64 hex digits, without the algorithm prefix.
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+
+    /// The algorithm name; always `sha256`.
+    pub fn algorithm(&self) -> &'static str {
+        "sha256"
+    }
+
+    /// Check `data` against this digest.
+    pub fn verify(&self, data: &[u8]) -> Result<(), ImageError> {
+        let actual = Digest::of(data);
+        if &actual != self {
+            return Err(ImageError::DigestMismatch {
+                expected: self.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A short form for progress messages: `sha256:0123456789ab`.
+    pub fn short(&self) -> String {
+        format!("sha256:{}", &self.hex[..12])
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex)
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Hashes everything read through it and, at end of stream, fails the read
+/// if the content does not match the expected digest (and size, if known).
+///
+/// Verification happens at EOF, so the consumer must read the stream to the
+/// end; [`crate::LayerReader::finish`] drains what a tar reader leaves.
+pub struct VerifyingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    expected: Digest,
+    expected_size: Option<u64>,
+    read: u64,
+    verified: bool,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    /// Wrap `inner`, expecting it to hash to `expected`.
+    pub fn new(inner: R, expected: Digest, expected_size: Option<u64>) -> Self {
+        VerifyingReader {
+            inner,
+            hasher: Sha256::new(),
+            expected,
+            expected_size,
+            read: 0,
+            verified: false,
+        }
+    }
+
+    /// Bytes read so far (compressed bytes, for a layer).
+    pub fn bytes_read(&self) -> u64 {
+        self.read
+    }
+
+    fn check(&mut self) -> io::Result<()> {
+        if let Some(size) = self.expected_size {
+            if size != self.read {
+                return Err(ImageError::SizeMismatch {
+                    digest: self.expected.to_string(),
+                    expected: size,
+                    actual: self.read,
+                }
+                .into_io());
+            }
+        }
+        let actual = Digest {
+            hex: hex::encode(std::mem::take(&mut self.hasher).finalize()),
+        };
+        if actual != self.expected {
+            return Err(ImageError::DigestMismatch {
+                expected: self.expected.to_string(),
+                actual: actual.to_string(),
+            }
+            .into_io());
+        }
+        self.verified = true;
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.verified || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if n == 0 {
+            self.check()?;
+            return Ok(0);
+        }
+        self.read += n as u64;
+        if let Some(size) = self.expected_size {
+            if self.read > size {
+                return Err(ImageError::SizeMismatch {
+                    digest: self.expected.to_string(),
+                    expected: size,
+                    actual: self.read,
+                }
+                .into_io());
+            }
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects() {
+        let d = Digest::of(b"hello");
+        assert_eq!(Digest::parse(&d.to_string()).unwrap(), d);
+        assert!(Digest::parse("sha256:abc").is_err());
+        assert!(Digest::parse("md5:00").is_err());
+        assert!(Digest::parse(&format!("sha256:{}", "G".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn verifying_reader_accepts_good_and_rejects_bad() {
+        let data = b"layer bytes".to_vec();
+        let mut ok = VerifyingReader::new(&data[..], Digest::of(&data), Some(data.len() as u64));
+        let mut out = Vec::new();
+        ok.read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+
+        let mut bad = VerifyingReader::new(&data[..], Digest::of(b"other"), None);
+        let err = bad.read_to_end(&mut Vec::new()).unwrap_err();
+        let inner = ImageError::from_io(&err).unwrap();
+        assert!(matches!(inner, ImageError::DigestMismatch { .. }), "{inner}");
+
+        let mut short = VerifyingReader::new(&data[..], Digest::of(&data), Some(99));
+        let err = short.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("size mismatch"), "{err}");
+    }
+}

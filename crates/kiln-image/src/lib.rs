@@ -1,0 +1,38 @@
+//! Container image sources for kiln.
+//!
+//! This crate is the first stage of kiln's pipeline: it turns a source
+//! string such as `oci-archive:image.tar` into an [`Image`] whose layers can
+//! be streamed as uncompressed tar, verified against their digests while
+//! they stream, and bounded against decompression bombs. It never unpacks
+//! an image to disk: archive members are reached by seeking, and each layer
+//! stream opens its own file handle so layers can be read in parallel.
+//!
+//! The next stage, `kiln-tree`, squashes the layer streams into one file
+//! tree.
+//!
+//! Supported transports follow skopeo and Syft: `oci-dir:`, `oci-archive:`,
+//! `docker-archive:` (legacy and OCI-in-docker-save forms) and `dir:`.
+//!
+//! ```
+//! use kiln_image::{SourceRef, Platform};
+//! let r = SourceRef::parse("oci-archive:/images/app.tar:v1").unwrap();
+//! assert_eq!(r.transport(), "oci-archive");
+//! assert_eq!(Platform::parse("linux/arm64/v8").unwrap().to_string(), "linux/arm64/v8");
+//! ```
+#![deny(missing_docs)]
+
+pub mod archive;
+mod compression;
+mod digest;
+mod error;
+mod image;
+mod platform;
+mod reference;
+pub mod spec;
+
+pub use compression::{Compression, LayerReader, Limits};
+pub use digest::{Digest, VerifyingReader};
+pub use error::{ImageError, Result};
+pub use image::{Image, Layer, OpenOptions, Source};
+pub use platform::Platform;
+pub use reference::SourceRef;
