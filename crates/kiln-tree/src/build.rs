@@ -1,0 +1,193 @@
+//! Building a [`Tree`]: stream every layer in parallel, then apply their
+//! changes bottom-up with OCI whiteout semantics.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kiln_image::{Image, Source};
+use rayon::prelude::*;
+
+use crate::entry::{Content, Entry, Kind};
+use crate::error::Result;
+use crate::layer::{read_layer, LayerChanges};
+use crate::path;
+use crate::tree::{LayerInfo, Origin, Tree, Warning};
+
+/// Decides which files to keep in memory while layers stream: `(path, size)`.
+pub type CaptureFn = dyn Fn(&str, u64) -> bool + Send + Sync;
+/// Receives byte counts as layers stream, for progress bars.
+pub type ProgressFn = dyn Fn(u64) + Send + Sync;
+
+/// What to compute while the layers stream past.
+pub struct BuildOptions {
+    /// Keep the content of files this returns true for (catalogers'
+    /// metadata files), so reading them later costs nothing.
+    pub capture: Box<CaptureFn>,
+    /// Compute the SHA-256 of every regular file.
+    pub hash: bool,
+    /// Called with byte counts as layers are read.
+    pub progress: Option<Box<ProgressFn>>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            capture: Box::new(|_, _| false),
+            hash: false,
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for BuildOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildOptions").field("hash", &self.hash).finish()
+    }
+}
+
+impl Tree {
+    /// Build the tree of any opened source.
+    pub fn build(source: Source, opts: &BuildOptions) -> Result<Tree> {
+        match source {
+            Source::Image(image) => Tree::from_image(image, opts),
+            Source::Dir(path) => crate::dir::from_dir(&path, opts),
+        }
+    }
+
+    /// Squash an image's layers.
+    pub fn from_image(image: Image, opts: &BuildOptions) -> Result<Tree> {
+        let image = Arc::new(image);
+        let scans: Vec<Result<LayerChanges>> = (0..image.layers.len())
+            .into_par_iter()
+            .map(|i| {
+                let digest = image.layers[i].digest.to_string();
+                let reader = image.open_layer(i)?;
+                let (changes, reader) = read_layer(reader, i, &digest, opts)?;
+                reader.finish()?;
+                Ok(changes)
+            })
+            .collect();
+        let mut tree = Tree {
+            entries: BTreeMap::new(),
+            layers: Vec::with_capacity(image.layers.len()),
+            warnings: Vec::new(),
+            origin: Origin::Image(image.clone()),
+        };
+        tree.entries.insert(String::new(), Entry::dir(None));
+        for (i, scan) in scans.into_iter().enumerate() {
+            let scan = scan?;
+            let layer = &image.layers[i];
+            tree.layers.push(LayerInfo {
+                index: i,
+                digest: layer.digest.to_string(),
+                diff_id: layer.diff_id.as_ref().map(|d| d.to_string()),
+                media_type: layer.media_type.clone(),
+                size: layer.size,
+                uncompressed: scan.bytes,
+            });
+            tree.apply(i, scan);
+        }
+        Ok(tree)
+    }
+
+    fn apply(&mut self, layer: usize, scan: LayerChanges) {
+        // Whiteouts and opaque markers hide what lower layers put there, never
+        // what this layer adds, wherever they sit in the archive.
+        for dir in &scan.opaque {
+            let dir = self.resolve_parent_dir(dir);
+            self.remove_children(&dir);
+        }
+        for gone in &scan.whiteouts {
+            let parent = self.resolve_parent_dir(path::parent(gone));
+            let gone = path::join(&parent, path::file_name(gone));
+            self.remove_children(&gone);
+            self.entries.remove(&gone);
+        }
+        for change in scan.changes {
+            let parent = self.resolve_parent_dir(path::parent(&change.path));
+            let target = path::join(&parent, path::file_name(&change.path));
+            let mut entry = change.entry;
+            if let Some(link) = entry.hardlink_to.clone() {
+                let resolved = self.resolve_parent_dir(path::parent(&link));
+                let link = path::join(&resolved, path::file_name(&link));
+                match self.entries.get(&link) {
+                    Some(src) if src.is_file() => {
+                        entry.size = src.size;
+                        entry.sha256 = src.sha256;
+                        entry.data = src.data.clone();
+                        entry.content = src.content.clone();
+                    }
+                    _ => self.warnings.push(Warning {
+                        path: target.clone(),
+                        message: format!(
+                            "hard link to {link}, which is not a file in this or a lower layer"
+                        ),
+                    }),
+                }
+            }
+            match self.entries.get(&target) {
+                Some(old) if old.is_dir() && entry.is_dir() => {}
+                Some(old) if old.is_dir() => self.remove_children(&target),
+                _ => {}
+            }
+            self.ensure_parents(&parent, layer);
+            self.entries.insert(target, entry);
+        }
+    }
+
+    fn remove_children(&mut self, dir: &str) {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let doomed: Vec<String> = self
+            .entries
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .filter(|k| !k.is_empty())
+            .collect();
+        for k in doomed {
+            self.entries.remove(&k);
+        }
+    }
+
+    fn ensure_parents(&mut self, dir: &str, layer: usize) {
+        let mut cur = dir;
+        while !cur.is_empty() && !self.entries.contains_key(cur) {
+            self.entries.insert(cur.to_string(), Entry::dir(Some(layer)));
+            cur = path::parent(cur);
+        }
+    }
+
+    /// Where a layer member's parent directory really is: runtimes follow
+    /// symlinks in the parent (e.g. `bin -> usr/bin` after usrmerge), always
+    /// inside the root. Falls back to the literal path.
+    fn resolve_parent_dir(&self, dir: &str) -> String {
+        if dir.is_empty() || self.entries.get(dir).is_some_and(Entry::is_dir) {
+            return dir.to_string();
+        }
+        match self.resolve(dir) {
+            Ok(p) if self.entries.get(&p).is_some_and(Entry::is_dir) => p,
+            _ => dir.to_string(),
+        }
+    }
+}
+
+pub(crate) fn file_entry(size: u64, mode: u32, content: Content) -> Entry {
+    Entry {
+        kind: Kind::File,
+        mode,
+        uid: 0,
+        gid: 0,
+        size,
+        mtime: 0,
+        layer: None,
+        link_target: None,
+        hardlink_to: None,
+        sha256: None,
+        data: None,
+        content,
+    }
+}

@@ -1,0 +1,166 @@
+//! `dir:` sources: a tree from an unpacked root filesystem on disk.
+//! Symlinks are recorded, never followed on the host, so resolution stays
+//! inside the directory just as it does for images.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use sha2::{Digest as _, Sha256};
+
+use crate::build::{file_entry, BuildOptions};
+use crate::entry::{Content, Entry, Kind};
+use crate::error::{Result, TreeError};
+use crate::tree::{Origin, Tree, Warning};
+
+/// Kernel pseudo-filesystems skipped when the root is `/`, as Syft does.
+const HOST_PSEUDO: &[&str] = &["proc", "sys", "dev"];
+
+pub(crate) fn from_dir(root: &Path, opts: &BuildOptions) -> Result<Tree> {
+    let io = |p: &Path, e: std::io::Error| TreeError::Io {
+        path: p.to_path_buf(),
+        source: e,
+    };
+    let is_host_root = root.canonicalize().map_err(|e| io(root, e))? == Path::new("/");
+    let mut entries = BTreeMap::new();
+    let mut warnings = Vec::new();
+    entries.insert(String::new(), Entry::dir(None));
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| {
+            !(is_host_root
+                && e.depth() == 1
+                && HOST_PSEUDO.contains(&e.file_name().to_string_lossy().as_ref()))
+        });
+    for item in walker {
+        let item = match item {
+            Ok(i) => i,
+            Err(e) => {
+                warnings.push(Warning {
+                    path: e
+                        .path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let rel = item
+            .path()
+            .strip_prefix(root)
+            .unwrap_or(item.path())
+            .to_string_lossy()
+            .into_owned();
+        let meta = match item.metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                warnings.push(Warning {
+                    path: rel,
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let ft = meta.file_type();
+        let mut entry = if ft.is_file() {
+            file_entry(
+                meta.len(),
+                meta.mode() & 0o7777,
+                Content::Disk(item.path().to_path_buf()),
+            )
+        } else {
+            let mut e = Entry::dir(None);
+            e.kind = if ft.is_dir() {
+                Kind::Dir
+            } else if ft.is_symlink() {
+                Kind::Symlink
+            } else if ft.is_char_device() {
+                Kind::CharDevice
+            } else if ft.is_block_device() {
+                Kind::BlockDevice
+            } else {
+                Kind::Fifo
+            };
+            e.mode = meta.mode() & 0o7777;
+            if ft.is_symlink() {
+                e.link_target = std::fs::read_link(item.path())
+                    .ok()
+                    .map(|t| t.to_string_lossy().into_owned());
+            }
+            e
+        };
+        entry.uid = meta.uid() as u64;
+        entry.gid = meta.gid() as u64;
+        entry.mtime = meta.mtime().max(0) as u64;
+        entries.insert(rel, entry);
+    }
+    // Hash and capture in parallel: on a real root the walk is cheap and
+    // the reads dominate.
+    let work: Vec<(&String, &Entry)> = entries
+        .iter()
+        .filter(|(p, e)| e.is_file() && (opts.hash || (opts.capture)(p, e.size)))
+        .collect();
+    let results: Vec<(String, Option<[u8; 32]>, Option<Arc<[u8]>>, Option<String>)> = work
+        .par_iter()
+        .map(|(p, e)| {
+            let Content::Disk(host) = &e.content else {
+                return ((*p).clone(), None, None, None);
+            };
+            let capture = (opts.capture)(p, e.size);
+            match read_file(host, opts.hash, capture, opts) {
+                Ok((h, d)) => ((*p).clone(), h, d, None),
+                Err(err) => ((*p).clone(), None, None, Some(err.to_string())),
+            }
+        })
+        .collect();
+    for (p, hash, data, err) in results {
+        if let Some(message) = err {
+            warnings.push(Warning { path: p, message });
+            continue;
+        }
+        if let Some(e) = entries.get_mut(&p) {
+            e.sha256 = hash;
+            e.data = data;
+        }
+    }
+    Ok(Tree {
+        entries,
+        layers: Vec::new(),
+        warnings,
+        origin: Origin::Dir(root.to_path_buf()),
+    })
+}
+
+type Read2 = (Option<[u8; 32]>, Option<Arc<[u8]>>);
+
+fn read_file(path: &Path, hash: bool, capture: bool, opts: &BuildOptions) -> std::io::Result<Read2> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = hash.then(Sha256::new);
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if let Some(cb) = &opts.progress {
+            cb(n as u64);
+        }
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
+        if capture {
+            kept.extend_from_slice(&buf[..n]);
+        }
+    }
+    Ok((
+        hasher.map(|h| h.finalize().into()),
+        capture.then(|| Arc::from(kept)),
+    ))
+}

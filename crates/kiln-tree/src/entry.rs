@@ -1,0 +1,95 @@
+//! One node of the squashed tree.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What kind of file a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A regular file (hard links resolve to this too).
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A named pipe.
+    Fifo,
+}
+
+/// Where a file's bytes can be read again later.
+#[derive(Debug, Clone)]
+pub(crate) enum Content {
+    /// Nothing to read (directories, links, devices).
+    None,
+    /// The `ordinal`-th member of layer `layer`'s tar stream.
+    Layer { layer: usize, ordinal: u64 },
+    /// A host file, for `dir:` sources.
+    Disk(PathBuf),
+}
+
+/// A file in the squashed tree.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// File kind.
+    pub kind: Kind,
+    /// Permission bits (and setuid/setgid/sticky).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u64,
+    /// Group.
+    pub gid: u64,
+    /// Size in bytes (regular files).
+    pub size: u64,
+    /// Modification time, seconds since the epoch.
+    pub mtime: u64,
+    /// The layer that last wrote this path; `None` for `dir:` sources.
+    pub layer: Option<usize>,
+    /// Symlink target, exactly as stored.
+    pub link_target: Option<String>,
+    /// For a hard link, the path it was linked to in its layer.
+    pub hardlink_to: Option<String>,
+    /// SHA-256 of the content, when the tree was built with hashing on.
+    pub sha256: Option<[u8; 32]>,
+    /// Content kept in memory because the build asked to capture it.
+    pub data: Option<Arc<[u8]>>,
+    pub(crate) content: Content,
+}
+
+impl Entry {
+    pub(crate) fn dir(layer: Option<usize>) -> Self {
+        Entry {
+            kind: Kind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime: 0,
+            layer,
+            link_target: None,
+            hardlink_to: None,
+            sha256: None,
+            data: None,
+            content: Content::None,
+        }
+    }
+
+    /// Is this a regular file?
+    pub fn is_file(&self) -> bool {
+        self.kind == Kind::File
+    }
+
+    /// Is this a directory?
+    pub fn is_dir(&self) -> bool {
+        self.kind == Kind::Dir
+    }
+
+    /// The content hash as lower-case hex, if computed.
+    pub fn sha256_hex(&self) -> Option<String> {
+        self.sha256.map(hex::encode)
+    }
+}
