@@ -1,14 +1,93 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! What an image's package metadata claims.
+//!
+//! `kiln-catalog` is the metadata half of kiln's third stage: given a
+//! squashed [`kiln_tree::Tree`], it reads the package databases an image
+//! carries and reports each [`Package`] with its version, architecture,
+//! source package, package URL, the files it owns and the layer that
+//! installed it. It reads the image only through the tree, never tar files
+//! or host paths, so the same catalogers work on images and on `dir:`
+//! roots.
+//!
+//! Ecosystems are modules, each a `wants` predicate (which files it needs,
+//! so the tree can capture them while layers stream) and a `catalog`
+//! function:
+//!
+//! - [`dpkg`]: `var/lib/dpkg/status`, distroless `status.d/`, `info/*.list`, `*.md5sums`;
+//! - [`apk`]: `lib/apk/db/installed`;
+//! - [`python`]: `*.dist-info`, `*.egg-info`;
+//! - [`os_release`]: the distro, which shapes the purls.
+//!
+//! A file that cannot be parsed becomes an [`Unknown`] and the scan goes on.
+//!
+//! ```
+//! use kiln_catalog::{purl::purl, Distro, Ecosystem};
+//! let d = Distro { id: "debian".into(), version_id: Some("12".into()), ..Default::default() };
+//! assert_eq!(
+//!     purl(Ecosystem::Deb, "curl", "7.88.1-10+deb12u5", Some("amd64"), Some(&d)),
+//!     "pkg:deb/debian/curl@7.88.1-10%2Bdeb12u5?arch=amd64&distro=debian-12",
+//! );
+//! ```
+#![deny(missing_docs)]
+
+pub mod apk;
+pub mod deb822;
+pub mod dpkg;
+pub mod os_release;
+mod package;
+pub mod purl;
+pub mod python;
+
+use kiln_tree::Tree;
+
+pub use package::{Catalog, Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
+
+/// Largest metadata file a cataloger reads into memory.
+pub const MAX_METADATA_FILE: u64 = 64 << 20;
+
+type CatalogFn = fn(&Tree, Option<&Distro>, &mut Vec<Package>, &mut Vec<Unknown>);
+
+/// The catalogers, in the order they run: (name, wants, catalog).
+const CATALOGERS: &[(&str, fn(&str) -> bool, CatalogFn)] = &[
+    ("dpkg", dpkg::wants, dpkg::catalog),
+    ("apk", apk::wants, apk::catalog),
+    ("python", python::wants, python::catalog),
+];
+
+/// Should the tree keep this file in memory while layers stream? True for
+/// every file some cataloger will read.
+pub fn wants(path: &str, size: u64) -> bool {
+    size <= MAX_METADATA_FILE
+        && (os_release::PATHS.contains(&path) || CATALOGERS.iter().any(|(_, w, _)| w(path)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Run every cataloger over `tree`.
+pub fn catalog(tree: &Tree) -> Catalog {
+    let mut unknowns = Vec::new();
+    let distro = os_release::find(tree, &mut unknowns);
+    let mut packages = Vec::new();
+    for (_, _, run) in CATALOGERS {
+        run(tree, distro.as_ref(), &mut packages, &mut unknowns);
+    }
+    packages.sort_by(|a, b| {
+        (a.ecosystem, &a.name, &a.version, &a.arch).cmp(&(b.ecosystem, &b.name, &b.version, &b.arch))
+    });
+    Catalog {
+        distro,
+        packages,
+        unknowns,
+    }
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// Read a metadata file as text, recording a failure as an unknown.
+pub(crate) fn read_text(tree: &Tree, path: &str, unknowns: &mut Vec<Unknown>) -> Option<String> {
+    match tree.read(path, MAX_METADATA_FILE) {
+        Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) => {
+            unknowns.push(Unknown {
+                path: format!("/{path}"),
+                reason: e.to_string(),
+            });
+            None
+        }
     }
 }
