@@ -14,7 +14,12 @@ pub fn wants(path: &str) -> bool {
 }
 
 /// Catalog apk packages.
-pub fn catalog(tree: &Tree, distro: Option<&Distro>, out: &mut Vec<Package>, unknowns: &mut Vec<Unknown>) {
+pub fn catalog(
+    tree: &Tree,
+    distro: Option<&Distro>,
+    out: &mut Vec<Package>,
+    unknowns: &mut Vec<Unknown>,
+) {
     if !tree.get(INSTALLED).is_some_and(|e| e.is_file()) {
         return;
     }

@@ -23,7 +23,12 @@ pub fn wants(path: &str) -> bool {
 }
 
 /// Catalog dpkg packages.
-pub fn catalog(tree: &Tree, distro: Option<&Distro>, out: &mut Vec<Package>, unknowns: &mut Vec<Unknown>) {
+pub fn catalog(
+    tree: &Tree,
+    distro: Option<&Distro>,
+    out: &mut Vec<Package>,
+    unknowns: &mut Vec<Unknown>,
+) {
     if tree.get(STATUS).is_some_and(|e| e.is_file()) {
         if let Some(text) = read_text(tree, STATUS, unknowns) {
             match deb822::parse(&text) {

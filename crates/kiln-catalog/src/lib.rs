@@ -69,7 +69,12 @@ pub fn catalog(tree: &Tree) -> Catalog {
         run(tree, distro.as_ref(), &mut packages, &mut unknowns);
     }
     packages.sort_by(|a, b| {
-        (a.ecosystem, &a.name, &a.version, &a.arch).cmp(&(b.ecosystem, &b.name, &b.version, &b.arch))
+        (a.ecosystem, &a.name, &a.version, &a.arch).cmp(&(
+            b.ecosystem,
+            &b.name,
+            &b.version,
+            &b.arch,
+        ))
     });
     Catalog {
         distro,

@@ -30,7 +30,10 @@ pub fn purl(
         return format!("pkg:{ty}/{name}@{version}");
     };
     if let Some(ns) = default_ns {
-        let ns = distro.map(|d| d.id.as_str()).filter(|id| !id.is_empty()).unwrap_or(ns);
+        let ns = distro
+            .map(|d| d.id.as_str())
+            .filter(|id| !id.is_empty())
+            .unwrap_or(ns);
         p.with_namespace(ns.to_string());
     }
     if !version.is_empty() {
@@ -80,11 +83,23 @@ mod tests {
     #[test]
     fn deb_purls_match_syft() {
         assert_eq!(
-            purl(Ecosystem::Deb, "libuuid1", "2.38.1-5+deb12u1", Some("amd64"), Some(&debian12())),
+            purl(
+                Ecosystem::Deb,
+                "libuuid1",
+                "2.38.1-5+deb12u1",
+                Some("amd64"),
+                Some(&debian12())
+            ),
             "pkg:deb/debian/libuuid1@2.38.1-5%2Bdeb12u1?arch=amd64&distro=debian-12"
         );
         assert_eq!(
-            purl(Ecosystem::Deb, "tzdata", "2025b-0+deb12u1", Some("all"), None),
+            purl(
+                Ecosystem::Deb,
+                "tzdata",
+                "2025b-0+deb12u1",
+                Some("all"),
+                None
+            ),
             "pkg:deb/debian/tzdata@2025b-0%2Bdeb12u1?arch=all"
         );
     }
@@ -97,7 +112,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            purl(Ecosystem::Apk, "musl", "1.2.4-r2", Some("x86_64"), Some(&alpine)),
+            purl(
+                Ecosystem::Apk,
+                "musl",
+                "1.2.4-r2",
+                Some("x86_64"),
+                Some(&alpine)
+            ),
             "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=alpine-3.19.1"
         );
         assert_eq!(

@@ -17,7 +17,12 @@ pub fn wants(path: &str) -> bool {
 }
 
 /// Catalog Python distributions.
-pub fn catalog(tree: &Tree, _distro: Option<&Distro>, out: &mut Vec<Package>, unknowns: &mut Vec<Unknown>) {
+pub fn catalog(
+    tree: &Tree,
+    _distro: Option<&Distro>,
+    out: &mut Vec<Package>,
+    unknowns: &mut Vec<Unknown>,
+) {
     let metas: Vec<(String, &'static str)> = tree
         .iter()
         .filter_map(|(p, e)| {
@@ -105,7 +110,12 @@ pub fn parse_metadata(text: &str) -> Option<(String, String, Option<String>)> {
     Some((name?, version?, license))
 }
 
-fn read_record(tree: &Tree, record: &str, site: &str, locations: &mut Vec<Location>) -> Vec<OwnedFile> {
+fn read_record(
+    tree: &Tree,
+    record: &str,
+    site: &str,
+    locations: &mut Vec<Location>,
+) -> Vec<OwnedFile> {
     let Some(entry) = tree.get(record).filter(|e| e.is_file()) else {
         return Vec::new();
     };
@@ -206,7 +216,9 @@ mod tests {
 
     #[test]
     fn wants_metadata_files() {
-        assert!(wants("usr/lib/python3/dist-packages/PIL/../pillow-11.3.0.dist-info/METADATA"));
+        assert!(wants(
+            "usr/lib/python3/dist-packages/PIL/../pillow-11.3.0.dist-info/METADATA"
+        ));
         assert!(wants("site/foo.egg-info"));
         assert!(!wants("site/foo.dist-info/LICENSE"));
     }

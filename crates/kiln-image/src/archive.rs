@@ -51,7 +51,8 @@ impl ArchiveIndex {
                 let file = File::open(path).map_err(|e| ImageError::io(path, e))?;
                 let mut dec =
                     crate::compression::sniff_decoder(file).map_err(|e| ImageError::io(path, e))?;
-                let mut tmp = tempfile::NamedTempFile::new().map_err(|e| ImageError::io(path, e))?;
+                let mut tmp =
+                    tempfile::NamedTempFile::new().map_err(|e| ImageError::io(path, e))?;
                 io::copy(&mut dec, tmp.as_file_mut()).map_err(|e| ImageError::io(path, e))?;
                 Some(tmp)
             }
@@ -194,7 +195,10 @@ mod tests {
 
     #[test]
     fn relative_links_stay_inside() {
-        assert_eq!(resolve_relative("a", "../b/layer.tar").unwrap(), "b/layer.tar");
+        assert_eq!(
+            resolve_relative("a", "../b/layer.tar").unwrap(),
+            "b/layer.tar"
+        );
         assert!(resolve_relative("a", "../../etc/passwd").is_none());
     }
 }

@@ -191,7 +191,10 @@ mod tests {
         let mut bad = VerifyingReader::new(&data[..], Digest::of(b"other"), None);
         let err = bad.read_to_end(&mut Vec::new()).unwrap_err();
         let inner = ImageError::from_io(&err).unwrap();
-        assert!(matches!(inner, ImageError::DigestMismatch { .. }), "{inner}");
+        assert!(
+            matches!(inner, ImageError::DigestMismatch { .. }),
+            "{inner}"
+        );
 
         let mut short = VerifyingReader::new(&data[..], Digest::of(&data), Some(99));
         let err = short.read_to_end(&mut Vec::new()).unwrap_err();

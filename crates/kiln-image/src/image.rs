@@ -180,7 +180,13 @@ impl Image {
                         reason: "not an OCI archive (no oci-layout and index.json members)".into(),
                     });
                 }
-                open_oci(reference.clone(), path, Store::Archive(idx), r.as_deref(), opts)
+                open_oci(
+                    reference.clone(),
+                    path,
+                    Store::Archive(idx),
+                    r.as_deref(),
+                    opts,
+                )
             }
             SourceRef::DockerArchive { path, reference: r } => {
                 let idx = Arc::new(ArchiveIndex::open(path)?);
@@ -202,26 +208,30 @@ impl Image {
             reason: format!("no layer {i}"),
         })?;
         let origin = self.source.path();
-        let raw = self
-            .store
-            .open(&layer.name, origin)
-            .ok_or_else(|| ImageError::MissingBlob {
-                digest: layer.digest.to_string(),
-                location: self.store.location(origin),
-            })??;
+        let raw =
+            self.store
+                .open(&layer.name, origin)
+                .ok_or_else(|| ImageError::MissingBlob {
+                    digest: layer.digest.to_string(),
+                    location: self.store.location(origin),
+                })??;
         let io_err = |e| ImageError::io(origin, e);
         match &layer.check {
             Check::Blob(d) => {
                 let raw = VerifyingReader::new(raw, d.clone(), layer.size);
-                LayerReader::new(raw, d.to_string(), layer.compression, self.limits)
-                    .map_err(io_err)
+                LayerReader::new(raw, d.to_string(), layer.compression, self.limits).map_err(io_err)
             }
             Check::DiffId(d) => {
                 let inner = LayerReader::new(raw, d.to_string(), layer.compression, self.limits)
                     .map_err(io_err)?;
                 let verified = VerifyingReader::new(inner, d.clone(), None);
-                LayerReader::new(verified, d.to_string(), Some(Compression::None), self.limits)
-                    .map_err(io_err)
+                LayerReader::new(
+                    verified,
+                    d.to_string(),
+                    Some(Compression::None),
+                    self.limits,
+                )
+                .map_err(io_err)
             }
         }
     }
@@ -234,7 +244,12 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Resul
     })
 }
 
-fn read_blob(store: &Store, origin: &Path, desc_digest: &str, size: Option<u64>) -> Result<(Digest, Vec<u8>)> {
+fn read_blob(
+    store: &Store,
+    origin: &Path,
+    desc_digest: &str,
+    size: Option<u64>,
+) -> Result<(Digest, Vec<u8>)> {
     let digest = Digest::parse(desc_digest)?;
     let name = format!("blobs/sha256/{}", digest.hex());
     let bytes = store
@@ -271,12 +286,13 @@ fn open_oci(
     reference: Option<&str>,
     opts: &OpenOptions,
 ) -> Result<Image> {
-    let index_bytes = store
-        .read_small("index.json", origin)
-        .ok_or_else(|| ImageError::Malformed {
-            location: origin.into(),
-            reason: "no index.json".into(),
-        })??;
+    let index_bytes =
+        store
+            .read_small("index.json", origin)
+            .ok_or_else(|| ImageError::Malformed {
+                location: origin.into(),
+                reason: "no index.json".into(),
+            })??;
     let index: Index = parse_json(&index_bytes, &format!("{}: index.json", origin.display()))?;
     let mut candidates: Vec<Descriptor> = index.manifests.clone();
     let mut name = None;
@@ -301,10 +317,16 @@ fn open_oci(
     if name.is_none() {
         name = manifest_desc.annotations.get(ANNOTATION_REF_NAME).cloned();
     }
-    let (manifest_digest, manifest_bytes) =
-        read_blob(&store, origin, &manifest_desc.digest, Some(manifest_desc.size))?;
-    let manifest: Manifest =
-        parse_json(&manifest_bytes, &format!("blob {manifest_digest} (image manifest)"))?;
+    let (manifest_digest, manifest_bytes) = read_blob(
+        &store,
+        origin,
+        &manifest_desc.digest,
+        Some(manifest_desc.size),
+    )?;
+    let manifest: Manifest = parse_json(
+        &manifest_bytes,
+        &format!("blob {manifest_digest} (image manifest)"),
+    )?;
     if !manifest.media_type.is_empty() && !is_manifest(&manifest.media_type) {
         return Err(ImageError::UnknownMediaType {
             digest: manifest_digest.to_string(),
@@ -322,7 +344,8 @@ fn open_oci(
         });
     }
     let (config_digest, raw_config) = read_blob(&store, origin, &cfg.digest, Some(cfg.size))?;
-    let config: ImageConfig = parse_json(&raw_config, &format!("blob {config_digest} (image config)"))?;
+    let config: ImageConfig =
+        parse_json(&raw_config, &format!("blob {config_digest} (image config)"))?;
     check_explicit_platform(&config, opts, origin)?;
     let mut layers = Vec::with_capacity(manifest.layers.len());
     for (i, l) in manifest.layers.iter().enumerate() {
@@ -342,7 +365,11 @@ fn open_oci(
         }
         layers.push(Layer {
             index: i,
-            diff_id: config.rootfs.diff_ids.get(i).and_then(|d| Digest::parse(d).ok()),
+            diff_id: config
+                .rootfs
+                .diff_ids
+                .get(i)
+                .and_then(|d| Digest::parse(d).ok()),
             check: Check::Blob(digest.clone()),
             digest,
             media_type: l.media_type.clone(),
@@ -509,19 +536,24 @@ fn open_docker(
     opts: &OpenOptions,
 ) -> Result<Image> {
     let store = Store::Archive(idx);
-    let bytes = store
-        .read_small("manifest.json", origin)
-        .ok_or_else(|| ImageError::Malformed {
-            location: origin.into(),
-            reason: "not a docker-archive (no manifest.json member)".into(),
-        })??;
+    let bytes =
+        store
+            .read_small("manifest.json", origin)
+            .ok_or_else(|| ImageError::Malformed {
+                location: origin.into(),
+                reason: "not a docker-archive (no manifest.json member)".into(),
+            })??;
     let entries: Vec<DockerManifestEntry> =
         parse_json(&bytes, &format!("{}: manifest.json", origin.display()))?;
     let tags = |e: &DockerManifestEntry| e.repo_tags.clone().unwrap_or_default();
     let entry = match reference {
         Some(r) => entries
             .iter()
-            .find(|e| tags(e).iter().any(|t| t == r || t.rsplit_once(':').is_some_and(|(_, tag)| tag == r)))
+            .find(|e| {
+                tags(e)
+                    .iter()
+                    .any(|t| t == r || t.rsplit_once(':').is_some_and(|(_, tag)| tag == r))
+            })
             .ok_or_else(|| ImageError::NoSuchReference {
                 location: origin.display().to_string(),
                 reference: r.to_string(),
@@ -545,12 +577,13 @@ fn open_docker(
         },
     };
     let config_name = crate::archive::normalize_member(entry.config.as_bytes());
-    let raw_config = store
-        .read_small(&config_name, origin)
-        .ok_or_else(|| ImageError::Malformed {
-            location: origin.into(),
-            reason: format!("config {config_name} named by manifest.json is missing"),
-        })??;
+    let raw_config =
+        store
+            .read_small(&config_name, origin)
+            .ok_or_else(|| ImageError::Malformed {
+                location: origin.into(),
+                reason: format!("config {config_name} named by manifest.json is missing"),
+            })??;
     let config_digest = match digest_in_name(&config_name) {
         Some(d) => {
             d.verify(&raw_config)?;

@@ -61,7 +61,10 @@ impl SourceRef {
                     },
                 });
             }
-            if matches!(transport, "registry" | "docker" | "docker-daemon" | "podman") {
+            if matches!(
+                transport,
+                "registry" | "docker" | "docker-daemon" | "podman"
+            ) {
                 return Err(ImageError::BadReference {
                     input: input.into(),
                     reason: format!(

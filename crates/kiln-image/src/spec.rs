@@ -58,7 +58,11 @@ pub struct Index {
     #[serde(rename = "schemaVersion", default)]
     pub schema_version: u32,
     /// Media type, if stated.
-    #[serde(rename = "mediaType", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "mediaType",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub media_type: String,
     /// The entries.
     #[serde(default)]
@@ -72,7 +76,11 @@ pub struct Manifest {
     #[serde(rename = "schemaVersion", default)]
     pub schema_version: u32,
     /// Media type, if stated.
-    #[serde(rename = "mediaType", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "mediaType",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub media_type: String,
     /// The config blob.
     pub config: Descriptor,

@@ -41,7 +41,9 @@ impl Default for BuildOptions {
 
 impl std::fmt::Debug for BuildOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BuildOptions").field("hash", &self.hash).finish()
+        f.debug_struct("BuildOptions")
+            .field("hash", &self.hash)
+            .finish()
     }
 }
 
@@ -156,7 +158,8 @@ impl Tree {
     fn ensure_parents(&mut self, dir: &str, layer: usize) {
         let mut cur = dir;
         while !cur.is_empty() && !self.entries.contains_key(cur) {
-            self.entries.insert(cur.to_string(), Entry::dir(Some(layer)));
+            self.entries
+                .insert(cur.to_string(), Entry::dir(Some(layer)));
             cur = path::parent(cur);
         }
     }

@@ -139,7 +139,12 @@ pub(crate) fn from_dir(root: &Path, opts: &BuildOptions) -> Result<Tree> {
 
 type Read2 = (Option<[u8; 32]>, Option<Arc<[u8]>>);
 
-fn read_file(path: &Path, hash: bool, capture: bool, opts: &BuildOptions) -> std::io::Result<Read2> {
+fn read_file(
+    path: &Path,
+    hash: bool,
+    capture: bool,
+    opts: &BuildOptions,
+) -> std::io::Result<Read2> {
     let mut f = std::fs::File::open(path)?;
     let mut hasher = hash.then(Sha256::new);
     let mut kept = Vec::new();

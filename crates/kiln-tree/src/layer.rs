@@ -107,10 +107,11 @@ pub(crate) fn read_layer<R: Read>(
             };
             if etype == tar::EntryType::Link {
                 let target = link.unwrap_or_default();
-                e.hardlink_to = Some(path::clean(&target).ok_or_else(|| TreeError::PathEscape {
-                    layer: digest.to_string(),
-                    path: format!("{raw} (hard link to {target})"),
-                })?);
+                e.hardlink_to =
+                    Some(path::clean(&target).ok_or_else(|| TreeError::PathEscape {
+                        layer: digest.to_string(),
+                        path: format!("{raw} (hard link to {target})"),
+                    })?);
             } else if kind == Kind::Symlink {
                 e.link_target = link;
             } else if kind == Kind::File {
@@ -143,9 +144,7 @@ pub(crate) fn read_layer<R: Read>(
                     if seen != size {
                         return Err(TreeError::CorruptTar {
                             layer: digest.to_string(),
-                            reason: format!(
-                                "truncated: {clean} has {seen} of its {size} bytes"
-                            ),
+                            reason: format!("truncated: {clean} has {seen} of its {size} bytes"),
                         });
                     }
                     e.sha256 = hasher.map(|h| h.finalize().into());
@@ -154,7 +153,10 @@ pub(crate) fn read_layer<R: Read>(
                     }
                 }
             }
-            out.changes.push(Change { path: clean, entry: e });
+            out.changes.push(Change {
+                path: clean,
+                entry: e,
+            });
         }
     }
     Ok((out, archive.into_inner()))

@@ -1,0 +1,105 @@
+//! CycloneDX 1.6 JSON.
+
+use std::collections::HashSet;
+
+use kiln_catalog::Package;
+use serde_json::{json, Value};
+
+use crate::{timestamp, Sbom, TOOL_NAME, TOOL_VERSION};
+
+pub(crate) fn document(sbom: &Sbom) -> Value {
+    let src = &sbom.source;
+    let mut root = json!({
+        "bom-ref": "kiln-source",
+        "type": if src.transport == "dir" { "file" } else { "container" },
+        "name": src.name,
+    });
+    if let Some(id) = &src.image_id {
+        root["version"] = json!(id);
+    }
+    let mut seen = HashSet::new();
+    let mut components: Vec<Value> = sbom
+        .catalog
+        .packages
+        .iter()
+        .map(|p| component(sbom, p, &mut seen))
+        .collect();
+    if let Some(d) = &sbom.catalog.distro {
+        let mut os = json!({
+            "bom-ref": "kiln-os",
+            "type": "operating-system",
+            "name": d.id,
+        });
+        if let Some(v) = &d.version_id {
+            os["version"] = json!(v);
+        }
+        if let Some(p) = &d.pretty_name {
+            os["description"] = json!(p);
+        }
+        components.push(os);
+    }
+    json!({
+        "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "serialNumber": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+        "version": 1,
+        "metadata": {
+            "timestamp": timestamp(),
+            "tools": { "components": [{
+                "type": "application",
+                "author": TOOL_NAME,
+                "name": TOOL_NAME,
+                "version": TOOL_VERSION,
+            }]},
+            "component": root,
+        },
+        "components": components,
+    })
+}
+
+fn component(sbom: &Sbom, p: &Package, seen: &mut HashSet<String>) -> Value {
+    // bom-refs must be unique; the same purl can occur twice (one Python
+    // distribution installed in two environments).
+    let mut bom_ref = p.purl.clone();
+    let mut n = 1;
+    while !seen.insert(bom_ref.clone()) {
+        n += 1;
+        bom_ref = format!("{}#{}", p.purl, n);
+    }
+    let mut props = vec![prop("kiln:package:type", p.ecosystem.label())];
+    props.push(prop("kiln:package:foundBy", p.found_by));
+    if let Some(s) = &p.source_name {
+        props.push(prop("kiln:package:sourceName", s));
+    }
+    if let Some(v) = &p.source_version {
+        props.push(prop("kiln:package:sourceVersion", v));
+    }
+    for (i, l) in p.locations.iter().enumerate() {
+        props.push(prop(&format!("kiln:location:{i}:path"), &l.path));
+        if let Some(d) = sbom.source.layer_digest(l.layer) {
+            props.push(prop(&format!("kiln:location:{i}:layerDigest"), d));
+        }
+    }
+    let mut c = json!({
+        "bom-ref": bom_ref,
+        "type": "library",
+        "name": p.name,
+        "version": p.version,
+        "purl": p.purl,
+        "properties": props,
+    });
+    if !p.licenses.is_empty() {
+        c["licenses"] = Value::Array(
+            p.licenses
+                .iter()
+                .map(|l| json!({ "license": { "name": l } }))
+                .collect(),
+        );
+    }
+    c
+}
+
+fn prop(name: &str, value: &str) -> Value {
+    json!({ "name": name, "value": value })
+}

@@ -1,0 +1,70 @@
+//! Options every command that reads an image shares, and opening the tree.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use kiln_image::{Limits, OpenOptions, Platform, Source, SourceRef};
+use kiln_report::{LayerRef, SourceInfo};
+use kiln_tree::{BuildOptions, Tree};
+
+/// How to find and open the image.
+#[derive(Args, Debug, Clone)]
+pub struct SourceArgs {
+    /// The image: oci-archive:FILE[:REF], oci-dir:DIR[:REF],
+    /// docker-archive:FILE[:TAG], dir:PATH, or a bare path (detected).
+    pub source: String,
+    /// Platform to pick from a multi-platform image, as os/arch[/variant].
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Refuse a layer that expands to more than this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_layer_size)]
+    pub max_layer_size: u64,
+    /// Refuse a layer whose uncompressed/compressed ratio passes this.
+    #[arg(long, value_name = "RATIO", default_value_t = Limits::default().max_expansion_ratio)]
+    pub max_expansion_ratio: u64,
+}
+
+impl SourceArgs {
+    /// Open the source and squash it into a tree.
+    pub fn open_tree(&self, opts: &BuildOptions) -> Result<(Tree, SourceInfo)> {
+        let reference = SourceRef::parse(&self.source)?;
+        let platform = self.platform.as_deref().map(Platform::parse).transpose()?;
+        let open = OpenOptions {
+            platform,
+            limits: Limits {
+                max_layer_size: self.max_layer_size,
+                max_expansion_ratio: self.max_expansion_ratio,
+                ..Limits::default()
+            },
+        };
+        let source = Source::open(&reference, &open)
+            .with_context(|| format!("cannot open {}", self.source))?;
+        let mut info = SourceInfo::named(
+            reference.transport(),
+            &reference.path().display().to_string(),
+        );
+        if let Source::Image(image) = &source {
+            info.name = image.name.clone();
+            info.manifest_digest = image.manifest_digest.as_ref().map(|d| d.to_string());
+            info.image_id = Some(image.config_digest.to_string());
+            if !image.config.os.is_empty() {
+                info.platform = Some(match &image.config.variant {
+                    Some(v) => format!("{}/{}/{}", image.config.os, image.config.architecture, v),
+                    None => format!("{}/{}", image.config.os, image.config.architecture),
+                });
+            }
+            info.layers = image
+                .layers
+                .iter()
+                .map(|l| LayerRef {
+                    index: l.index,
+                    digest: l.digest.to_string(),
+                    media_type: l.media_type.clone(),
+                    size: l.size,
+                })
+                .collect();
+        }
+        let tree =
+            Tree::build(source, opts).with_context(|| format!("cannot read {}", self.source))?;
+        Ok((tree, info))
+    }
+}
