@@ -29,6 +29,7 @@ mod image;
 mod platform;
 mod reference;
 pub mod spec;
+pub mod write;
 
 pub use compression::{Compression, LayerReader, Limits};
 pub use digest::{Digest, VerifyingReader};

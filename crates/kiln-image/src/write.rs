@@ -1,0 +1,211 @@
+//! Writing OCI image layouts (and `oci-archive` tars of them). kiln's own
+//! image-producing commands and its tests use this; the result is checked
+//! with `skopeo inspect` and `umoci unpack`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::compression::Compression;
+use crate::digest::Digest;
+use crate::error::{ImageError, Result};
+use crate::spec::{
+    Descriptor, ImageConfig, Index, Manifest, ANNOTATION_REF_NAME, MEDIA_CONFIG, MEDIA_INDEX,
+    MEDIA_MANIFEST,
+};
+
+/// Builds an OCI image layout directory blob by blob.
+#[derive(Debug)]
+pub struct LayoutWriter {
+    root: PathBuf,
+    manifests: Vec<Descriptor>,
+}
+
+impl LayoutWriter {
+    /// Create (or add to) a layout at `root`.
+    pub fn create(root: &Path) -> Result<Self> {
+        let io = |e| ImageError::io(root, e);
+        fs::create_dir_all(root.join("blobs/sha256")).map_err(io)?;
+        fs::write(
+            root.join("oci-layout"),
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .map_err(io)?;
+        Ok(LayoutWriter {
+            root: root.to_path_buf(),
+            manifests: Vec::new(),
+        })
+    }
+
+    /// Store `bytes` as a blob; returns its descriptor (without media type).
+    /// The write goes to a temporary name first, so a blob's path never
+    /// holds partial content.
+    pub fn add_blob(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
+        let digest = Digest::of(bytes);
+        let path = self.root.join("blobs/sha256").join(digest.hex());
+        let tmp = path.with_extension("partial");
+        let io = |e| ImageError::io(&path, e);
+        fs::write(&tmp, bytes).map_err(io)?;
+        fs::rename(&tmp, &path).map_err(io)?;
+        Ok(Descriptor {
+            media_type: media_type.to_string(),
+            digest: digest.to_string(),
+            size: bytes.len() as u64,
+            platform: None,
+            annotations: BTreeMap::new(),
+        })
+    }
+
+    /// Compress an uncompressed layer tar and store it. Returns the layer
+    /// descriptor and the diff ID (digest of the uncompressed tar).
+    pub fn add_layer(&self, tar: &[u8], compression: Compression) -> Result<(Descriptor, Digest)> {
+        let diff_id = Digest::of(tar);
+        let io = |e| ImageError::io(&self.root, e);
+        let (media_type, bytes) = match compression {
+            Compression::None => ("application/vnd.oci.image.layer.v1.tar", tar.to_vec()),
+            Compression::Gzip => {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                enc.write_all(tar).map_err(io)?;
+                (
+                    "application/vnd.oci.image.layer.v1.tar+gzip",
+                    enc.finish().map_err(io)?,
+                )
+            }
+            Compression::Zstd => (
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+                zstd::stream::encode_all(tar, 3).map_err(io)?,
+            ),
+        };
+        Ok((self.add_blob(media_type, &bytes)?, diff_id))
+    }
+
+    /// Write the config and manifest for an image made of `layers`
+    /// (descriptor, diff ID), and list it in the index under `ref_name`.
+    /// The config's `rootfs.diff_ids` are set from the layers.
+    pub fn add_image(
+        &mut self,
+        mut config: ImageConfig,
+        layers: &[(Descriptor, Digest)],
+        ref_name: Option<&str>,
+    ) -> Result<Digest> {
+        config.rootfs.kind = "layers".into();
+        config.rootfs.diff_ids = layers.iter().map(|(_, d)| d.to_string()).collect();
+        let config_bytes = serde_json::to_vec(&config).map_err(|e| ImageError::Json {
+            what: "image config".into(),
+            source: e,
+        })?;
+        let config_desc = self.add_blob(MEDIA_CONFIG, &config_bytes)?;
+        self.add_manifest(
+            config_desc,
+            layers.iter().map(|(d, _)| d.clone()).collect(),
+            ref_name,
+            Some(&config),
+        )
+    }
+
+    /// Write a manifest for an already-stored config and layers.
+    pub fn add_manifest(
+        &mut self,
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+        ref_name: Option<&str>,
+        platform_from: Option<&ImageConfig>,
+    ) -> Result<Digest> {
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: MEDIA_MANIFEST.into(),
+            config,
+            layers,
+            annotations: BTreeMap::new(),
+        };
+        let bytes = serde_json::to_vec(&manifest).map_err(|e| ImageError::Json {
+            what: "image manifest".into(),
+            source: e,
+        })?;
+        let mut desc = self.add_blob(MEDIA_MANIFEST, &bytes)?;
+        if let Some(name) = ref_name {
+            desc.annotations
+                .insert(ANNOTATION_REF_NAME.into(), name.to_string());
+        }
+        if let Some(c) = platform_from.filter(|c| !c.os.is_empty()) {
+            desc.platform = Some(crate::spec::PlatformSpec {
+                architecture: c.architecture.clone(),
+                os: c.os.clone(),
+                variant: c.variant.clone(),
+            });
+        }
+        let digest = Digest::parse(&desc.digest)?;
+        self.manifests.push(desc);
+        Ok(digest)
+    }
+
+    /// Write `index.json` listing every image added. Entries already in
+    /// an existing index are kept unless a new entry reuses their ref name.
+    pub fn finish(self) -> Result<PathBuf> {
+        let index_path = self.root.join("index.json");
+        let mut manifests: Vec<Descriptor> = match fs::read(&index_path) {
+            Ok(bytes) => serde_json::from_slice::<Index>(&bytes)
+                .map(|i| i.manifests)
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let new_names: Vec<&String> = self
+            .manifests
+            .iter()
+            .filter_map(|d| d.annotations.get(ANNOTATION_REF_NAME))
+            .collect();
+        manifests.retain(|d| {
+            d.annotations
+                .get(ANNOTATION_REF_NAME)
+                .is_none_or(|n| !new_names.contains(&n))
+        });
+        manifests.extend(self.manifests.iter().cloned());
+        let index = Index {
+            schema_version: 2,
+            media_type: MEDIA_INDEX.into(),
+            manifests,
+        };
+        let bytes = serde_json::to_vec(&index).map_err(|e| ImageError::Json {
+            what: "index.json".into(),
+            source: e,
+        })?;
+        let tmp = self.root.join("index.json.partial");
+        fs::write(&tmp, bytes).map_err(|e| ImageError::io(&tmp, e))?;
+        fs::rename(&tmp, &index_path).map_err(|e| ImageError::io(&index_path, e))?;
+        Ok(self.root)
+    }
+}
+
+/// Tar a layout directory into an `oci-archive` file, written atomically.
+pub fn archive_layout(layout: &Path, out: &Path) -> Result<()> {
+    let io = |e| ImageError::io(out, e);
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    {
+        let mut builder = tar::Builder::new(io::BufWriter::new(tmp.as_file()));
+        builder.mode(tar::HeaderMode::Deterministic);
+        builder.follow_symlinks(false);
+        builder.append_dir_all(".", layout).map_err(io)?;
+        builder
+            .into_inner()
+            .and_then(|mut w| w.flush())
+            .map_err(io)?;
+    }
+    tmp.persist(out).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// SHA-256 a file as a digest, streaming.
+pub fn digest_file(path: &Path) -> Result<Digest> {
+    let mut f = fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
+    let mut h = Sha256::new();
+    io::copy(&mut f, &mut h).map_err(|e| ImageError::io(path, e))?;
+    Digest::parse(&format!("sha256:{}", hex::encode(h.finalize())))
+}
