@@ -171,13 +171,13 @@ impl LayerReader {
                 Err(other) => ImageError::Corrupt {
                     digest: String::new(),
                     format: "layer",
-                    source: io::Error::other(other),
+                    err: io::Error::other(other),
                 },
             },
             None => ImageError::Corrupt {
                 digest: String::new(),
                 format: "layer",
-                source: io::Error::other("unknown I/O failure"),
+                err: io::Error::other("unknown I/O failure"),
             },
         }
     }
@@ -227,7 +227,7 @@ impl Read for LayerReader {
             Err(e) => Err(ImageError::Corrupt {
                 digest: self.digest.clone(),
                 format: self.kind.name(),
-                source: e,
+                err: e,
             }
             .into_io()),
         }

@@ -16,22 +16,20 @@ pub enum ImageError {
         reason: String,
     },
     /// An I/O error on a named file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {err}", path.display())]
     Io {
         /// The file being read.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// A JSON document (index, manifest, config) did not parse.
-    #[error("{what}: invalid JSON: {source}")]
+    #[error("{what}: invalid JSON: {err}")]
     Json {
         /// Which document, e.g. `blob sha256:… (image manifest)`.
         what: String,
         /// The parser's complaint.
-        #[source]
-        source: serde_json::Error,
+        err: serde_json::Error,
     },
     /// A blob named by a manifest or index is not in the source.
     #[error("blob {digest} is missing from {}", location.display())]
@@ -117,23 +115,22 @@ pub enum ImageError {
         reason: String,
     },
     /// A compressed stream is corrupt or truncated.
-    #[error("blob {digest}: corrupt {format} stream: {source}")]
+    #[error("blob {digest}: corrupt {format} stream: {err}")]
     Corrupt {
         /// The layer's digest.
         digest: String,
         /// gzip or zstd.
         format: &'static str,
         /// The decoder's complaint.
-        #[source]
-        source: std::io::Error,
+        err: std::io::Error,
     },
 }
 
 impl ImageError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
         ImageError::Io {
             path: path.into(),
-            source,
+            err,
         }
     }
 

@@ -238,9 +238,9 @@ impl Image {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|source| ImageError::Json {
+    serde_json::from_slice(bytes).map_err(|err| ImageError::Json {
         what: what.to_string(),
-        source,
+        err,
     })
 }
 
@@ -528,6 +528,30 @@ fn digest_in_name(name: &str) -> Option<Digest> {
     Digest::parse(&format!("sha256:{hex}")).ok()
 }
 
+/// Does the archive tag `tag` answer to what the user typed? Docker
+/// records fully qualified names (`HOST/repo:tag`); users type `repo:tag`,
+/// or just the tag. Following Docker's reference grammar, a first
+/// component with a `.` or `:` (or `localhost`) is a registry domain and
+/// may be left out, as may the implicit `library/` namespace and `:latest`.
+fn tag_matches(tag: &str, wanted: &str) -> bool {
+    fn short(t: &str) -> String {
+        let t = match t.split_once('/') {
+            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => rest,
+            _ => t,
+        };
+        let t = t.strip_prefix("library/").unwrap_or(t);
+        let name_part = t.rsplit('/').next().unwrap_or(t);
+        if name_part.contains(':') {
+            t.to_string()
+        } else {
+            format!("{t}:latest")
+        }
+    }
+    tag == wanted
+        || short(tag) == short(wanted)
+        || tag.rsplit_once(':').is_some_and(|(_, t)| t == wanted)
+}
+
 fn open_docker(
     source: SourceRef,
     origin: &Path,
@@ -549,11 +573,7 @@ fn open_docker(
     let entry = match reference {
         Some(r) => entries
             .iter()
-            .find(|e| {
-                tags(e)
-                    .iter()
-                    .any(|t| t == r || t.rsplit_once(':').is_some_and(|(_, tag)| tag == r))
-            })
+            .find(|e| tags(e).iter().any(|t| tag_matches(t, r)))
             .ok_or_else(|| ImageError::NoSuchReference {
                 location: origin.display().to_string(),
                 reference: r.to_string(),
@@ -644,4 +664,20 @@ fn open_docker(
         store,
         limits: opts.limits,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tag_matches;
+
+    #[test]
+    fn docker_tags_match_like_docker() {
+        assert!(tag_matches(
+            "registry.example:5000/kiln/fixture:1",
+            "kiln/fixture:1"
+        ));
+        assert!(tag_matches("example.org/library/debian:latest", "debian"));
+        assert!(tag_matches("kiln/fixture:1", "1"));
+        assert!(!tag_matches("kiln/fixture:1", "kiln/other:1"));
+    }
 }

@@ -98,11 +98,20 @@ impl SourceRef {
     }
 }
 
-/// `PATH[:REF]`: an existing path wins even if it contains a colon;
-/// otherwise the text after the last colon is the reference.
+/// `PATH[:REF]`: the shortest prefix (at a colon) that exists as a path is
+/// the path and the rest is the reference, so both `file.tar:repo:tag`
+/// and paths that contain colons work. If nothing exists, the text after
+/// the last colon is taken as the reference (the open then reports the
+/// missing file).
 fn split_reference(rest: &str) -> (PathBuf, Option<String>) {
     if Path::new(rest).exists() {
         return (PathBuf::from(rest), None);
+    }
+    for (i, _) in rest.match_indices(':') {
+        let (path, reference) = (&rest[..i], &rest[i + 1..]);
+        if !path.is_empty() && !reference.is_empty() && Path::new(path).exists() {
+            return (PathBuf::from(path), Some(reference.to_string()));
+        }
     }
     match rest.rsplit_once(':') {
         Some((path, reference)) if !path.is_empty() && !reference.contains('/') => {

@@ -96,7 +96,7 @@ impl LayoutWriter {
         config.rootfs.diff_ids = layers.iter().map(|(_, d)| d.to_string()).collect();
         let config_bytes = serde_json::to_vec(&config).map_err(|e| ImageError::Json {
             what: "image config".into(),
-            source: e,
+            err: e,
         })?;
         let config_desc = self.add_blob(MEDIA_CONFIG, &config_bytes)?;
         self.add_manifest(
@@ -124,7 +124,7 @@ impl LayoutWriter {
         };
         let bytes = serde_json::to_vec(&manifest).map_err(|e| ImageError::Json {
             what: "image manifest".into(),
-            source: e,
+            err: e,
         })?;
         let mut desc = self.add_blob(MEDIA_MANIFEST, &bytes)?;
         if let Some(name) = ref_name {
@@ -171,7 +171,7 @@ impl LayoutWriter {
         };
         let bytes = serde_json::to_vec(&index).map_err(|e| ImageError::Json {
             what: "index.json".into(),
-            source: e,
+            err: e,
         })?;
         let tmp = self.root.join("index.json.partial");
         fs::write(&tmp, bytes).map_err(|e| ImageError::io(&tmp, e))?;

@@ -22,7 +22,7 @@ const HOST_PSEUDO: &[&str] = &["proc", "sys", "dev"];
 pub(crate) fn from_dir(root: &Path, opts: &BuildOptions) -> Result<Tree> {
     let io = |p: &Path, e: std::io::Error| TreeError::Io {
         path: p.to_path_buf(),
-        source: e,
+        err: e,
     };
     let is_host_root = root.canonicalize().map_err(|e| io(root, e))? == Path::new("/");
     let mut entries = BTreeMap::new();

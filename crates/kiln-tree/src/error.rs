@@ -55,13 +55,12 @@ pub enum TreeError {
         limit: u64,
     },
     /// I/O on a `dir:` source.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {err}", path.display())]
     Io {
         /// The host path.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        err: std::io::Error,
     },
 }
 

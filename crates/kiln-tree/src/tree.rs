@@ -220,7 +220,7 @@ impl Tree {
                     .and_then(|f| f.take(limit + 1).read_to_end(&mut buf))
                     .map_err(|e| TreeError::Io {
                         path: p.clone(),
-                        source: e,
+                        err: e,
                     })?;
                 Ok(Arc::from(buf))
             }

@@ -1,0 +1,251 @@
+//! Shared helpers for kiln's end-to-end tests: running the binary, finding
+//! optional tools and the shared corpus, and building real fixtures with
+//! real tools (`dpkg-deb`, `dpkg`, `umoci`, `skopeo`, GNU `tar`).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A `kiln` command.
+pub fn kiln() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+}
+
+/// Run kiln and return its output.
+pub fn run(args: &[&str]) -> Output {
+    kiln().args(args).output().expect("run kiln")
+}
+
+/// Run kiln, insist on success, and parse stdout as JSON.
+pub fn json(args: &[&str]) -> Value {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "kiln {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("kiln printed JSON")
+}
+
+/// Run kiln, insist on failure, and return stderr.
+pub fn failure(args: &[&str]) -> String {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "kiln {args:?} should fail; stderr: {stderr}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a clean error exit, not a crash: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "kiln panicked: {stderr}");
+    stderr
+}
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// Is `tool` on PATH? Outside CI a missing tool skips the test with a
+/// message; in CI (where `.ci/run` installs everything) it fails it.
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(!in_ci(), "{tool} is missing in CI: .ci/run must install it");
+        eprintln!("skipping: {tool} is not installed (see .ci/run for the install line)");
+    }
+    found
+}
+
+/// The read-only corpus beside the project, if present.
+pub fn corpus() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("skipping: ../shared/corpus is not present on this machine");
+        None
+    }
+}
+
+/// Run a command and insist it succeeds.
+pub fn sh(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Run a validator script from tests/validators on `doc`. Returns false
+/// (skip) when the validator's Python package is absent outside CI.
+pub fn validate(script: &str, doc: &Path) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/validators")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(path)
+        .arg(doc)
+        .output()
+        .expect("python3");
+    if out.status.code() == Some(3) {
+        assert!(
+            !in_ci(),
+            "{script}: validator missing in CI: .ci/run must pip install it"
+        );
+        eprintln!(
+            "skipping {script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "{script} rejects {}: {}{}",
+        doc.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A real `.deb` built with `dpkg-deb --build`.
+pub struct Deb<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub source: Option<&'a str>,
+    pub files: &'a [(&'a str, &'a [u8])],
+}
+
+impl Deb<'_> {
+    pub fn build(&self, dir: &Path) -> PathBuf {
+        let stage = dir.join(format!("stage-{}-{}", self.name, self.version));
+        std::fs::create_dir_all(stage.join("DEBIAN")).unwrap();
+        let mut control = format!(
+            "Package: {}\nVersion: {}\nArchitecture: amd64\nMaintainer: kiln tests <tests@kiln.invalid>\n",
+            self.name, self.version
+        );
+        if let Some(s) = self.source {
+            control.push_str(&format!("Source: {s}\n"));
+        }
+        control.push_str("Description: kiln test fixture\n built by the test suite\n");
+        std::fs::write(stage.join("DEBIAN/control"), control).unwrap();
+        for (path, data) in self.files {
+            let p = stage.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, data).unwrap();
+        }
+        // As dh_md5sums does: md5sums of every shipped file.
+        sh(Command::new("sh").arg("-c").arg(
+            "cd \"$0\" && find . -type f ! -path './DEBIAN/*' -printf '%P\\0' | sort -z | xargs -0 -r md5sum > DEBIAN/md5sums",
+        ).arg(&stage));
+        let out = dir.join(format!("{}_{}_amd64.deb", self.name, self.version));
+        sh(Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zgzip", "--build"])
+            .arg(&stage)
+            .arg(&out));
+        out
+    }
+}
+
+/// Prepare an empty dpkg database under `root`.
+pub fn dpkg_root(root: &Path) {
+    std::fs::create_dir_all(root.join("var/lib/dpkg/info")).unwrap();
+    std::fs::create_dir_all(root.join("var/lib/dpkg/updates")).unwrap();
+    let status = root.join("var/lib/dpkg/status");
+    if !status.exists() {
+        std::fs::write(status, "").unwrap();
+    }
+}
+
+/// `dpkg --root ROOT ARGS…`, the real dpkg writing a real database.
+pub fn dpkg(root: &Path, args: &[&str]) {
+    sh(Command::new("dpkg")
+        .arg(format!("--root={}", root.display()))
+        .arg("--force-script-chrootless")
+        .arg("--force-not-root")
+        .args(args));
+}
+
+/// An image built layer by layer with umoci.
+pub struct Umoci {
+    pub layout: PathBuf,
+    pub bundle: PathBuf,
+    pub tag: String,
+}
+
+impl Umoci {
+    pub fn new(dir: &Path, tag: &str) -> Self {
+        let layout = dir.join("layout");
+        let bundle = dir.join("bundle");
+        let image = format!("{}:{tag}", layout.display());
+        sh(Command::new("umoci")
+            .args(["init", "--layout"])
+            .arg(&layout));
+        sh(Command::new("umoci").args(["new", "--image", &image]));
+        sh(Command::new("umoci")
+            .args(["unpack", "--image", &image])
+            .arg(&bundle));
+        Umoci {
+            layout,
+            bundle,
+            tag: tag.into(),
+        }
+    }
+
+    pub fn image(&self) -> String {
+        format!("{}:{}", self.layout.display(), self.tag)
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.bundle.join("rootfs")
+    }
+
+    /// Commit the bundle's changes as a new layer.
+    pub fn repack(&self) {
+        sh(Command::new("umoci")
+            .args(["repack", "--refresh-bundle", "--image", &self.image()])
+            .arg(&self.bundle));
+    }
+
+    /// Add a hand-made layer tar as it is (for whiteout forms umoci does not write).
+    pub fn add_raw_layer(&self, tar: &Path) {
+        sh(Command::new("umoci")
+            .args(["raw", "add-layer", "--image", &self.image()])
+            .arg(tar));
+    }
+
+    pub fn config(&self, args: &[&str]) {
+        sh(Command::new("umoci")
+            .args(["config", "--image", &self.image()])
+            .args(args));
+    }
+}
+
+/// The (name, version, arch) rows of an SBOM's JSON packages.
+pub fn rows(doc: &Value) -> Vec<(String, String, String)> {
+    let mut v: Vec<_> = doc["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+                p["arch"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
