@@ -33,6 +33,7 @@ pub fn json(args: &[&str]) -> Value {
 pub fn failure(args: &[&str]) -> String {
     let out = run(args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("{stderr}");
     assert!(
         !out.status.success(),
         "kiln {args:?} should fail; stderr: {stderr}"

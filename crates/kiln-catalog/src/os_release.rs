@@ -43,8 +43,17 @@ fn unquote(v: &str) -> String {
 /// Find and parse the image's os-release.
 pub fn find(tree: &Tree, unknowns: &mut Vec<Unknown>) -> Option<Distro> {
     for p in PATHS {
-        if tree.lookup(p).is_err() {
-            continue;
+        match tree.lookup(p) {
+            Ok(_) => {}
+            // Absent (or a link to nothing inside the image): try the next.
+            Err(kiln_tree::TreeError::NotFound { .. }) => continue,
+            Err(e) => {
+                unknowns.push(Unknown {
+                    path: format!("/{p}"),
+                    reason: e.to_string(),
+                });
+                continue;
+            }
         }
         match tree.read(p, 1 << 20) {
             Ok(bytes) => match parse(&String::from_utf8_lossy(&bytes)) {

@@ -137,9 +137,13 @@ fn detect(path: &Path) -> Result<SourceRef, ImageError> {
     let reader = crate::compression::sniff_decoder(file).map_err(|e| ImageError::io(path, e))?;
     let mut archive = tar::Archive::new(reader);
     let (mut has_layout, mut has_docker_manifest) = (false, false);
-    let entries = archive.entries().map_err(|e| ImageError::io(path, e))?;
+    let not_tar = |e: std::io::Error| ImageError::Malformed {
+        location: path.into(),
+        reason: format!("not a directory or an image archive (tar): {e}"),
+    };
+    let entries = archive.entries().map_err(not_tar)?;
     for entry in entries {
-        let entry = entry.map_err(|e| ImageError::io(path, e))?;
+        let entry = entry.map_err(not_tar)?;
         let name = entry.path_bytes();
         let name = crate::archive::normalize_member(&name);
         match name.as_str() {
