@@ -89,6 +89,17 @@ pub fn sh(cmd: &mut Command) -> Output {
     out
 }
 
+/// The Python with the validators: the project's `.venv` made by
+/// `scripts/setup.sh`, else whatever `python3` is on PATH.
+pub fn python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python3");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
 /// Run a validator script from tests/validators on `doc`. Returns false
 /// (skip) when the validator's Python package is absent outside CI.
 pub fn validate(script: &str, doc: &Path) {

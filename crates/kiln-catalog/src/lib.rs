@@ -12,10 +12,10 @@
 //! so the tree can capture them while layers stream) and a `catalog`
 //! function:
 //!
-//! - [`dpkg`]: `var/lib/dpkg/status`, distroless `status.d/`, `info/*.list`, `*.md5sums`;
-//! - [`apk`]: `lib/apk/db/installed`;
-//! - [`python`]: `*.dist-info`, `*.egg-info`;
-//! - [`os_release`]: the distro, which shapes the purls.
+//! - [`dpkg`](crate::dpkg): `var/lib/dpkg/status`, distroless `status.d/`, `info/*.list`, `*.md5sums`;
+//! - [`apk`](crate::apk): `lib/apk/db/installed`;
+//! - [`python`](crate::python): `*.dist-info`, `*.egg-info`;
+//! - [`os_release`](crate::os_release): the distro, which shapes the purls.
 //!
 //! A file that cannot be parsed becomes an [`Unknown`] and the scan goes on.
 //!
@@ -44,20 +44,33 @@ pub use package::{Catalog, Distro, Ecosystem, Location, OwnedFile, Package, Unkn
 /// Largest metadata file a cataloger reads into memory.
 pub const MAX_METADATA_FILE: u64 = 64 << 20;
 
-type CatalogFn = fn(&Tree, Option<&Distro>, &mut Vec<Package>, &mut Vec<Unknown>);
+/// One ecosystem's cataloger: which files it reads, and how it reads them.
+struct Cataloger {
+    wants: fn(&str) -> bool,
+    run: fn(&Tree, Option<&Distro>, &mut Vec<Package>, &mut Vec<Unknown>),
+}
 
-/// The catalogers, in the order they run: (name, wants, catalog).
-const CATALOGERS: &[(&str, fn(&str) -> bool, CatalogFn)] = &[
-    ("dpkg", dpkg::wants, dpkg::catalog),
-    ("apk", apk::wants, apk::catalog),
-    ("python", python::wants, python::catalog),
+/// The catalogers, in the order they run.
+const CATALOGERS: &[Cataloger] = &[
+    Cataloger {
+        wants: dpkg::wants,
+        run: dpkg::catalog,
+    },
+    Cataloger {
+        wants: apk::wants,
+        run: apk::catalog,
+    },
+    Cataloger {
+        wants: python::wants,
+        run: python::catalog,
+    },
 ];
 
 /// Should the tree keep this file in memory while layers stream? True for
 /// every file some cataloger will read.
 pub fn wants(path: &str, size: u64) -> bool {
     size <= MAX_METADATA_FILE
-        && (os_release::PATHS.contains(&path) || CATALOGERS.iter().any(|(_, w, _)| w(path)))
+        && (os_release::PATHS.contains(&path) || CATALOGERS.iter().any(|c| (c.wants)(path)))
 }
 
 /// Run every cataloger over `tree`.
@@ -65,8 +78,8 @@ pub fn catalog(tree: &Tree) -> Catalog {
     let mut unknowns = Vec::new();
     let distro = os_release::find(tree, &mut unknowns);
     let mut packages = Vec::new();
-    for (_, _, run) in CATALOGERS {
-        run(tree, distro.as_ref(), &mut packages, &mut unknowns);
+    for c in CATALOGERS {
+        (c.run)(tree, distro.as_ref(), &mut packages, &mut unknowns);
     }
     packages.sort_by(|a, b| {
         (a.ecosystem, &a.name, &a.version, &a.arch).cmp(&(

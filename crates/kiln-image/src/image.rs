@@ -32,7 +32,7 @@ pub struct OpenOptions {
 #[derive(Debug)]
 pub enum Source {
     /// A container image with layers.
-    Image(Image),
+    Image(Box<Image>),
     /// An unpacked root filesystem (`dir:`).
     Dir(PathBuf),
 }
@@ -51,7 +51,7 @@ impl Source {
                 }
                 Ok(Source::Dir(path.clone()))
             }
-            _ => Image::open(reference, opts).map(Source::Image),
+            _ => Image::open(reference, opts).map(|i| Source::Image(Box::new(i))),
         }
     }
 }

@@ -51,7 +51,7 @@ impl Tree {
     /// Build the tree of any opened source.
     pub fn build(source: Source, opts: &BuildOptions) -> Result<Tree> {
         match source {
-            Source::Image(image) => Tree::from_image(image, opts),
+            Source::Image(image) => Tree::from_image(*image, opts),
             Source::Dir(path) => crate::dir::from_dir(&path, opts),
         }
     }

@@ -106,27 +106,28 @@ pub(crate) fn from_dir(root: &Path, opts: &BuildOptions) -> Result<Tree> {
         .iter()
         .filter(|(p, e)| e.is_file() && (opts.hash || (opts.capture)(p, e.size)))
         .collect();
-    let results: Vec<(String, Option<[u8; 32]>, Option<Arc<[u8]>>, Option<String>)> = work
+    let results: Vec<(String, std::io::Result<Read2>)> = work
         .par_iter()
         .map(|(p, e)| {
-            let Content::Disk(host) = &e.content else {
-                return ((*p).clone(), None, None, None);
+            let result = match &e.content {
+                Content::Disk(host) => read_file(host, opts.hash, (opts.capture)(p, e.size), opts),
+                _ => Ok((None, None)),
             };
-            let capture = (opts.capture)(p, e.size);
-            match read_file(host, opts.hash, capture, opts) {
-                Ok((h, d)) => ((*p).clone(), h, d, None),
-                Err(err) => ((*p).clone(), None, None, Some(err.to_string())),
-            }
+            ((*p).clone(), result)
         })
         .collect();
-    for (p, hash, data, err) in results {
-        if let Some(message) = err {
-            warnings.push(Warning { path: p, message });
-            continue;
-        }
-        if let Some(e) = entries.get_mut(&p) {
-            e.sha256 = hash;
-            e.data = data;
+    for (p, result) in results {
+        match result {
+            Ok((hash, data)) => {
+                if let Some(e) = entries.get_mut(&p) {
+                    e.sha256 = hash;
+                    e.data = data;
+                }
+            }
+            Err(err) => warnings.push(Warning {
+                path: p,
+                message: err.to_string(),
+            }),
         }
     }
     Ok(Tree {

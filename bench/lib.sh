@@ -1,0 +1,44 @@
+# Shared helpers for bench/*.sh: timing with GNU time, and finding peers.
+# shellcheck shell=bash
+
+# measure OUT_PREFIX CMD...: run CMD with /usr/bin/time -v; stdout goes to
+# OUT_PREFIX.out, and "wall_seconds peak_rss_mib" is printed.
+measure() {
+    local prefix=$1
+    shift
+    /usr/bin/time -v "$@" >"$prefix.out" 2>"$prefix.time" || {
+        echo "bench: command failed: $*" >&2
+        tail -5 "$prefix.time" >&2
+        return 1
+    }
+    awk -F': ' '
+        /Elapsed \(wall clock\)/ {
+            n = split($2, t, ":"); s = 0
+            for (i = 1; i <= n; i++) s = s * 60 + t[i]
+            wall = s
+        }
+        /Maximum resident set size/ { rss = $2 / 1024 }
+        END { printf "%.3f %.1f\n", wall, rss }' "$prefix.time"
+}
+
+# best_of N OUT_PREFIX CMD...: the run with the lowest wall time of N.
+best_of() {
+    local n=$1 prefix=$2
+    shift 2
+    local best="" line
+    for _ in $(seq "$n"); do
+        line=$(measure "$prefix" "$@")
+        if [ -z "$best" ] || awk -v a="$line" -v b="$best" 'BEGIN { split(a, x, " "); split(b, y, " "); exit !(x[1] < y[1]) }'; then
+            best=$line
+        fi
+    done
+    echo "$best"
+}
+
+# find_syft: path to syft, installing the PyPI wheel into .venv if needed.
+find_syft() {
+    if [ -x .venv/bin/syft ]; then echo .venv/bin/syft; return; fi
+    if command -v syft >/dev/null 2>&1; then command -v syft; return; fi
+    python3 -m venv .venv && .venv/bin/pip install -q -r bench/requirements.txt
+    echo .venv/bin/syft
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install everything kiln's build, tests and benchmarks need on Debian 12:
+# system packages from apt, Rust (if absent), and a Python virtualenv in
+# .venv with the official SBOM validators and the peers bench/ runs.
+# Safe to run again; it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+
+$sudo apt-get update -qq
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    build-essential pkg-config ca-certificates curl git \
+    dpkg-dev tar gzip zstd time \
+    umoci skopeo runc \
+    python3 python3-venv python3-pip >/dev/null
+
+if ! command -v cargo >/dev/null 2>&1; then
+    # Debian 12's own cargo is older than kiln needs; rustup brings a current one.
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+
+if [ ! -x .venv/bin/python3 ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python3 -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python3 -m pip install -q -r tests/validators/requirements.txt -r bench/requirements.txt
+echo "kiln: set-up complete" >&2
