@@ -251,7 +251,10 @@ fn oci_in_docker_save(f: &Fixture) -> PathBuf {
 fn cyclonedx_and_spdx_pass_the_official_validators() {
     let Some(f) = fixture() else { return };
     let image = format!("oci-dir:{}", f.umoci.image());
-    for (format, script) in [("cyclonedx-json", "cyclonedx.py"), ("spdx-json", "spdx.py")] {
+    for (format, script) in [
+        ("cyclonedx-json", "validate_cyclonedx.py"),
+        ("spdx-json", "validate_spdx.py"),
+    ] {
         let out = f.root.join(format!("sbom.{format}.json"));
         let o = run(&[
             "sbom",
@@ -396,7 +399,7 @@ fn corpus_image_lists_exactly_the_true_118_packages() {
         cdx.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    validate("cyclonedx.py", &cdx);
+    validate("validate_cyclonedx.py", &cdx);
     let doc: Value = serde_json::from_slice(&std::fs::read(&cdx).unwrap()).unwrap();
     let mut got: Vec<(String, String, String)> = doc["components"]
         .as_array()
@@ -430,5 +433,5 @@ fn corpus_image_lists_exactly_the_true_118_packages() {
         spdx.to_str().unwrap(),
     ]);
     assert!(o.status.success());
-    validate("spdx.py", &spdx);
+    validate("validate_spdx.py", &spdx);
 }
