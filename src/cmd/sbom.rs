@@ -36,6 +36,7 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
         capture: Box::new(kiln_catalog::wants),
         hash: false,
         progress: Some(Box::new(move |n| ticker.inc(n))),
+        inspect: None,
     };
     let (tree, source) = args.source.open_tree(&opts)?;
     bar.finish_and_clear();

@@ -17,6 +17,11 @@ use crate::tree::{LayerInfo, Origin, Tree, Warning};
 pub type CaptureFn = dyn Fn(&str, u64) -> bool + Send + Sync;
 /// Receives byte counts as layers stream, for progress bars.
 pub type ProgressFn = dyn Fn(u64) + Send + Sync;
+/// Whatever an [`InspectFn`] learns about a file, kept on its entry.
+pub type Facts = Arc<dyn std::any::Any + Send + Sync>;
+/// Looks at a regular file's whole content once, while it streams past:
+/// `(path, bytes)`. Runs on the thread pool, in parallel with decompression.
+pub type InspectFn = dyn Fn(&str, &[u8]) -> Option<Facts> + Send + Sync;
 
 /// What to compute while the layers stream past.
 pub struct BuildOptions {
@@ -27,6 +32,8 @@ pub struct BuildOptions {
     pub hash: bool,
     /// Called with byte counts as layers are read.
     pub progress: Option<Box<ProgressFn>>,
+    /// Called with every regular file's content (fingerprinting).
+    pub inspect: Option<Box<InspectFn>>,
 }
 
 impl Default for BuildOptions {
@@ -35,6 +42,7 @@ impl Default for BuildOptions {
             capture: Box::new(|_, _| false),
             hash: false,
             progress: None,
+            inspect: None,
         }
     }
 }
@@ -191,6 +199,7 @@ pub(crate) fn file_entry(size: u64, mode: u32, content: Content) -> Entry {
         hardlink_to: None,
         sha256: None,
         data: None,
+        facts: None,
         content,
     }
 }

@@ -104,24 +104,27 @@ pub(crate) fn from_dir(root: &Path, opts: &BuildOptions) -> Result<Tree> {
     // the reads dominate.
     let work: Vec<(&String, &Entry)> = entries
         .iter()
-        .filter(|(p, e)| e.is_file() && (opts.hash || (opts.capture)(p, e.size)))
+        .filter(|(p, e)| {
+            e.is_file() && (opts.hash || opts.inspect.is_some() || (opts.capture)(p, e.size))
+        })
         .collect();
     let results: Vec<(String, std::io::Result<Read2>)> = work
         .par_iter()
         .map(|(p, e)| {
             let result = match &e.content {
-                Content::Disk(host) => read_file(host, opts.hash, (opts.capture)(p, e.size), opts),
-                _ => Ok((None, None)),
+                Content::Disk(host) => read_file(host, p, e.size, (opts.capture)(p, e.size), opts),
+                _ => Ok((None, None, None)),
             };
             ((*p).clone(), result)
         })
         .collect();
     for (p, result) in results {
         match result {
-            Ok((hash, data)) => {
+            Ok((hash, data, facts)) => {
                 if let Some(e) = entries.get_mut(&p) {
                     e.sha256 = hash;
                     e.data = data;
+                    e.facts = facts;
                 }
             }
             Err(err) => warnings.push(Warning {
@@ -138,35 +141,34 @@ pub(crate) fn from_dir(root: &Path, opts: &BuildOptions) -> Result<Tree> {
     })
 }
 
-type Read2 = (Option<[u8; 32]>, Option<Arc<[u8]>>);
+type Read2 = (Option<[u8; 32]>, Option<Arc<[u8]>>, Option<crate::Facts>);
+
+/// Largest file read whole (for capture or inspection); larger ones are
+/// only hashed as they stream.
+const MAX_BUFFERED_FILE: u64 = 512 << 20;
 
 fn read_file(
     path: &Path,
-    hash: bool,
+    rel: &str,
+    size: u64,
     capture: bool,
     opts: &BuildOptions,
 ) -> std::io::Result<Read2> {
     let mut f = std::fs::File::open(path)?;
-    let mut hasher = hash.then(Sha256::new);
-    let mut kept = Vec::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
+    if (capture || opts.inspect.is_some()) && size <= MAX_BUFFERED_FILE {
+        let mut data = Vec::with_capacity(size as usize);
+        f.read_to_end(&mut data)?;
         if let Some(cb) = &opts.progress {
-            cb(n as u64);
+            cb(data.len() as u64);
         }
-        if let Some(h) = hasher.as_mut() {
-            h.update(&buf[..n]);
-        }
-        if capture {
-            kept.extend_from_slice(&buf[..n]);
-        }
+        let hash = opts.hash.then(|| Sha256::digest(&data).into());
+        let facts = opts.inspect.as_ref().and_then(|i| i(rel, &data));
+        return Ok((hash, capture.then(|| Arc::from(data)), facts));
     }
-    Ok((
-        hasher.map(|h| h.finalize().into()),
-        capture.then(|| Arc::from(kept)),
-    ))
+    let mut hasher = Sha256::new();
+    let n = std::io::copy(&mut f, &mut hasher)?;
+    if let Some(cb) = &opts.progress {
+        cb(n);
+    }
+    Ok((opts.hash.then(|| hasher.finalize().into()), None, None))
 }

@@ -57,10 +57,17 @@ pub struct Entry {
     pub sha256: Option<[u8; 32]>,
     /// Content kept in memory because the build asked to capture it.
     pub data: Option<Arc<[u8]>>,
+    /// What the build's inspector learned from the content.
+    pub facts: Option<crate::Facts>,
     pub(crate) content: Content,
 }
 
 impl Entry {
+    /// The inspector's facts, if they are of type `T`.
+    pub fn facts<T: 'static>(&self) -> Option<&T> {
+        self.facts.as_ref().and_then(|f| f.downcast_ref::<T>())
+    }
+
     pub(crate) fn dir(layer: Option<usize>) -> Self {
         Entry {
             kind: Kind::Dir,
@@ -74,6 +81,7 @@ impl Entry {
             hardlink_to: None,
             sha256: None,
             data: None,
+            facts: None,
             content: Content::None,
         }
     }

@@ -1,19 +1,27 @@
 //! Reading one layer's tar stream into a list of changes, without touching
 //! the disk. Layers are read in parallel; their changes are applied to the
-//! tree in order afterwards.
+//! tree in order afterwards. Within a layer, hashing and inspection of each
+//! file run on the thread pool while the stream keeps decompressing.
 
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::build::BuildOptions;
+use crate::build::{BuildOptions, Facts};
 use crate::entry::{Content, Entry, Kind};
 use crate::error::{Result, TreeError};
 use crate::path;
 
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
+/// Files larger than this are hashed as they stream and never buffered
+/// (nor inspected), so one huge file cannot exhaust memory.
+const MAX_BUFFERED_FILE: u64 = 512 << 20;
+/// Bytes of file content allowed to wait for a pool thread; past this the
+/// reader does the work itself, which bounds memory.
+const IN_FLIGHT_BUDGET: u64 = 128 << 20;
 
 /// A member that adds or replaces a path.
 pub(crate) struct Change {
@@ -34,6 +42,8 @@ pub(crate) struct LayerChanges {
     pub bytes: u64,
 }
 
+type Done = (usize, Option<[u8; 32]>, Option<Facts>);
+
 /// Read a layer stream to its end, recording its changes.
 pub(crate) fn read_layer<R: Read>(
     reader: R,
@@ -41,11 +51,12 @@ pub(crate) fn read_layer<R: Read>(
     digest: &str,
     opts: &BuildOptions,
 ) -> Result<(LayerChanges, R)> {
-    let corrupt = |e: std::io::Error| TreeError::from_layer_io(digest, e);
     let mut archive = tar::Archive::new(reader);
     let mut out = LayerChanges::default();
-    let mut buf = vec![0u8; 256 * 1024];
-    {
+    let done: Mutex<Vec<Done>> = Mutex::new(Vec::new());
+    let in_flight = AtomicU64::new(0);
+    rayon::in_place_scope(|scope| -> Result<()> {
+        let corrupt = |e: std::io::Error| TreeError::from_layer_io(digest, e);
         let entries = archive.entries().map_err(corrupt)?;
         for (ordinal, entry) in entries.enumerate() {
             let mut entry = entry.map_err(corrupt)?;
@@ -103,8 +114,10 @@ pub(crate) fn read_layer<R: Read>(
                 hardlink_to: None,
                 sha256: None,
                 data: None,
+                facts: None,
                 content: Content::None,
             };
+            let idx = out.changes.len();
             if etype == tar::EntryType::Link {
                 let target = link.unwrap_or_default();
                 e.hardlink_to =
@@ -120,36 +133,32 @@ pub(crate) fn read_layer<R: Read>(
                     ordinal: ordinal as u64,
                 };
                 let capture = (opts.capture)(&clean, size);
-                if capture || opts.hash {
-                    let mut hasher = opts.hash.then(Sha256::new);
-                    let mut kept = if capture {
-                        Vec::with_capacity(size.min(1 << 26) as usize)
-                    } else {
-                        Vec::new()
-                    };
-                    let mut seen = 0u64;
-                    loop {
-                        let n = entry.read(&mut buf).map_err(corrupt)?;
-                        if n == 0 {
-                            break;
-                        }
-                        seen += n as u64;
-                        if let Some(h) = hasher.as_mut() {
-                            h.update(&buf[..n]);
-                        }
-                        if capture {
-                            kept.extend_from_slice(&buf[..n]);
-                        }
-                    }
-                    if seen != size {
-                        return Err(TreeError::CorruptTar {
-                            layer: digest.to_string(),
-                            reason: format!("truncated: {clean} has {seen} of its {size} bytes"),
-                        });
-                    }
-                    e.sha256 = hasher.map(|h| h.finalize().into());
+                let wanted = capture || opts.hash || opts.inspect.is_some();
+                if wanted && size > MAX_BUFFERED_FILE {
+                    e.sha256 = stream_hash(&mut entry, size, &clean, digest)?;
+                } else if wanted {
+                    let data: Arc<[u8]> = Arc::from(read_exact(&mut entry, size, &clean, digest)?);
                     if capture {
-                        e.data = Some(Arc::from(kept));
+                        e.data = Some(data.clone());
+                    }
+                    if opts.hash || opts.inspect.is_some() {
+                        let p = clean.clone();
+                        let done = &done;
+                        let in_flight = &in_flight;
+                        let job = move || {
+                            let h = opts.hash.then(|| Sha256::digest(&data).into());
+                            let f = opts.inspect.as_ref().and_then(|i| i(&p, &data));
+                            done.lock().expect("no panics while held").push((idx, h, f));
+                        };
+                        if in_flight.load(Ordering::Relaxed) + size <= IN_FLIGHT_BUDGET {
+                            in_flight.fetch_add(size, Ordering::Relaxed);
+                            scope.spawn(move |_| {
+                                job();
+                                in_flight.fetch_sub(size, Ordering::Relaxed);
+                            });
+                        } else {
+                            job();
+                        }
                     }
                 }
             }
@@ -158,6 +167,38 @@ pub(crate) fn read_layer<R: Read>(
                 entry: e,
             });
         }
+        Ok(())
+    })?;
+    for (idx, hash, facts) in done.into_inner().expect("no panics while held") {
+        let e = &mut out.changes[idx].entry;
+        e.sha256 = hash;
+        e.facts = facts;
     }
     Ok((out, archive.into_inner()))
+}
+
+fn truncated(digest: &str, path: &str, seen: u64, size: u64) -> TreeError {
+    TreeError::CorruptTar {
+        layer: digest.to_string(),
+        reason: format!("truncated: {path} has {seen} of its {size} bytes"),
+    }
+}
+
+fn read_exact(r: &mut impl Read, size: u64, path: &str, digest: &str) -> Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(size as usize);
+    r.read_to_end(&mut buf)
+        .map_err(|e| TreeError::from_layer_io(digest, e))?;
+    if buf.len() as u64 != size {
+        return Err(truncated(digest, path, buf.len() as u64, size));
+    }
+    Ok(buf)
+}
+
+fn stream_hash(r: &mut impl Read, size: u64, path: &str, digest: &str) -> Result<Option<[u8; 32]>> {
+    let mut h = Sha256::new();
+    let seen = std::io::copy(r, &mut h).map_err(|e| TreeError::from_layer_io(digest, e))?;
+    if seen != size {
+        return Err(truncated(digest, path, seen, size));
+    }
+    Ok(Some(h.finalize().into()))
 }

@@ -35,7 +35,7 @@ mod layer;
 pub mod path;
 mod tree;
 
-pub use build::{BuildOptions, CaptureFn, ProgressFn};
+pub use build::{BuildOptions, CaptureFn, Facts, InspectFn, ProgressFn};
 pub use entry::{Entry, Kind};
 pub use error::{Result, TreeError};
 pub use tree::{LayerInfo, Tree, Warning};

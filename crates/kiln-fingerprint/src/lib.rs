@@ -1,0 +1,39 @@
+//! What the bytes of a file prove, independent of any package metadata.
+//!
+//! `kiln-fingerprint` is the byte half of kiln's third stage (beside
+//! `kiln-catalog`, which reads what metadata claims). It computes, for one
+//! file's content, the facts the rainbow table is keyed on:
+//!
+//! - the SHA-256 of the whole file;
+//! - for ELF files, an [`ElfInfo`]: the GNU build-id, the systemd-style
+//!   `.note.package` JSON, SONAME, `DT_NEEDED`, the symbol versions the
+//!   file defines, interpreter and machine.
+//!
+//! The same functions run when `kiln db build` ingests a package and when
+//! `kiln scan` looks at an image, so both sides always agree on what a
+//! fingerprint is. Build-ids survive what breaks whole-file hashes: bytes
+//! appended to an executable (SlimToolkit's `--obfuscate-metadata`) or a
+//! renamed file.
+//!
+//! ```
+//! use kiln_fingerprint::{sha256, ElfInfo};
+//! assert_eq!(hex::encode(sha256(b"")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+//! assert!(ElfInfo::parse(b"#!/bin/sh\n").unwrap().is_none());
+//! ```
+#![deny(missing_docs)]
+
+mod elf;
+
+pub use elf::{ElfError, ElfInfo};
+
+use sha2::{Digest as _, Sha256};
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// Does `head` start like an ELF file?
+pub fn is_elf(head: &[u8]) -> bool {
+    head.starts_with(b"\x7fELF")
+}
