@@ -23,12 +23,19 @@ struct Cli {
 enum Command {
     /// List the packages an image's metadata declares (SBOM).
     Sbom(cmd::sbom::Args),
+    /// Identify packages and exact versions from the bytes of the files.
+    Scan(cmd::scan::Args),
+    /// Build and inspect the signature database (the rainbow table).
+    #[command(subcommand)]
+    Db(cmd::db::Command),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sbom(args) => cmd::sbom::run(args, cli.quiet),
+        Command::Scan(args) => cmd::scan::run(args, cli.quiet),
+        Command::Db(c) => cmd::db::run(c, cli.quiet),
     };
     match result {
         Ok(code) => code,

@@ -1,9 +1,8 @@
 //! `kiln sbom`: what the image's package metadata declares.
 
-use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use kiln_report::{Format, Sbom};
 use kiln_tree::BuildOptions;
 
@@ -25,38 +24,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
-    let format = args.output.unwrap_or(if std::io::stdout().is_terminal() {
-        Format::Table
-    } else {
-        Format::Json
-    });
+    let format = super::default_format(args.output);
     let bar = progress::bytes("reading layers", quiet);
     let ticker = bar.clone();
     let opts = BuildOptions {
         capture: Box::new(kiln_catalog::wants),
-        hash: false,
         progress: Some(Box::new(move |n| ticker.inc(n))),
-        inspect: None,
+        ..Default::default()
     };
     let (tree, source) = args.source.open_tree(&opts)?;
     bar.finish_and_clear();
     let catalog = kiln_catalog::catalog(&tree);
-    let sbom = Sbom { source, catalog };
-    match &args.file {
-        Some(path) => {
-            let mut f = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            kiln_report::write(&sbom, format, &mut f)?;
-            f.flush()?;
-        }
-        None => {
-            let stdout = std::io::stdout();
-            let mut lock = stdout.lock();
-            match kiln_report::write(&sbom, format, &mut lock) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-                other => other?,
-            }
-        }
-    }
+    super::emit(&Sbom { source, catalog }, format, args.file.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }

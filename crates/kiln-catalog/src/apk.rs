@@ -52,6 +52,7 @@ pub fn catalog(
                 layer,
             }],
             files: record.files,
+            evidence: None,
         });
     }
 }

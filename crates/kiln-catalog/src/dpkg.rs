@@ -123,6 +123,7 @@ fn package(
         found_by: "dpkg-db-cataloger",
         locations,
         files,
+        evidence: None,
     })
 }
 

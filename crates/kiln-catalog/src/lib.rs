@@ -36,10 +36,14 @@ pub mod os_release;
 mod package;
 pub mod purl;
 pub mod python;
+pub mod version;
 
 use kiln_tree::Tree;
 
-pub use package::{Catalog, Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
+pub use package::{
+    Catalog, Distro, Ecosystem, Evidence, Location, Occurrence, OwnedFile, Package, Technique,
+    Unknown,
+};
 
 /// Largest metadata file a cataloger reads into memory.
 pub const MAX_METADATA_FILE: u64 = 64 << 20;
@@ -93,6 +97,7 @@ pub fn catalog(tree: &Tree) -> Catalog {
         distro,
         packages,
         unknowns,
+        unexplained_files: Vec::new(),
     }
 }
 

@@ -75,6 +75,60 @@ pub struct Package {
     pub locations: Vec<Location>,
     /// Files the metadata says it owns.
     pub files: Vec<OwnedFile>,
+    /// How the package was identified from bytes, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+}
+
+/// How a package was identified, for packages found (or checked) by bytes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Evidence {
+    /// 0..1: how sure the identification (name and version) is.
+    pub confidence: f64,
+    /// `exact`, `exact-by-source-coherence`, `version-set`,
+    /// `version-not-in-db` or `metadata-only`.
+    pub resolution: String,
+    /// Which techniques contributed, and on how many files.
+    pub techniques: Vec<Technique>,
+    /// Files of the package seen in the image.
+    pub files_seen: usize,
+    /// Regular files the resolved version ships.
+    pub files_total: usize,
+    /// The versions the bytes fit, when more than one does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidate_versions: Vec<String>,
+    /// For `version-not-in-db`: the known version that explains most files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nearest_version: Option<String>,
+    /// Human-readable notes (coherence decisions, metadata disagreements).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Where the evidence sits.
+    pub occurrences: Vec<Occurrence>,
+}
+
+/// One technique's contribution.
+#[derive(Debug, Clone, Serialize)]
+pub struct Technique {
+    /// `file-sha256`, `file-sha256-renamed`, `elf-build-id`,
+    /// `source-coherence`, `package-metadata`.
+    pub technique: String,
+    /// Files this technique matched.
+    pub files: usize,
+    /// How much a match by this technique is worth on its own.
+    pub confidence: f64,
+}
+
+/// A file that is evidence for a package.
+#[derive(Debug, Clone, Serialize)]
+pub struct Occurrence {
+    /// Absolute path in the image.
+    pub path: String,
+    /// Layer that last wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<usize>,
+    /// Technique that matched it.
+    pub technique: String,
 }
 
 /// A file a cataloger could not use, with the reason. One bad file never
@@ -131,4 +185,7 @@ pub struct Catalog {
     pub packages: Vec<Package>,
     /// Files that could not be used.
     pub unknowns: Vec<Unknown>,
+    /// Regular files no identified package explains (byte scans only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unexplained_files: Vec<String>,
 }

@@ -83,6 +83,7 @@ pub fn catalog(
             found_by: "python-installed-package-cataloger",
             locations,
             files,
+            evidence: None,
         });
     }
 }

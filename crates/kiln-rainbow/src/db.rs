@@ -1,0 +1,374 @@
+//! The signature database: an embedded SQLite file with a versioned,
+//! portable schema. Builds run in one transaction in WAL mode, so a build
+//! killed at any point leaves the previous database intact and readable.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rayon::prelude::*;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::Serialize;
+
+use crate::deb::{read_deb, DebRecord};
+use crate::error::{RainbowError, Result};
+
+/// The schema version this kiln writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// An open signature database.
+pub struct Db {
+    pub(crate) conn: Connection,
+    pub(crate) path: PathBuf,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.path).finish()
+    }
+}
+
+/// What one ingest did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct IngestReport {
+    /// Packages newly added.
+    pub added: usize,
+    /// Packages already present and skipped.
+    pub skipped: usize,
+    /// Files recorded.
+    pub files: usize,
+    /// Archives that could not be read, with the reason.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+/// Counts for `kiln db stats`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// Database file.
+    pub path: PathBuf,
+    /// Distinct package names.
+    pub packages: i64,
+    /// Package builds (name, version, arch).
+    pub versions: i64,
+    /// File rows across all versions.
+    pub files: i64,
+    /// Distinct paths.
+    pub paths: i64,
+    /// Distinct contents (unique hashes).
+    pub contents: i64,
+    /// ELF contents with identity facts.
+    pub elf_contents: i64,
+    /// Size of the database file in bytes.
+    pub size_bytes: u64,
+}
+
+impl Db {
+    /// Open (creating if needed) for writing.
+    pub fn open(path: &Path) -> Result<Db> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| RainbowError::Io {
+                path: dir.into(),
+                err: e,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
+        let db = Db {
+            conn,
+            path: path.into(),
+        };
+        db.pragma()?;
+        db.check_version()?;
+        db.conn.execute_batch(SCHEMA).map_err(|e| db.err(e))?;
+        db.conn
+            .execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
+                params![SCHEMA_VERSION.to_string()],
+            )
+            .map_err(|e| db.err(e))?;
+        Ok(db)
+    }
+
+    /// Open an existing database for reading.
+    pub fn open_readonly(path: &Path) -> Result<Db> {
+        if !path.exists() {
+            return Err(RainbowError::Io {
+                path: path.into(),
+                err: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no signature database here; build one with `kiln db build`",
+                ),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .or_else(|_| Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY))
+        .map_err(|e| db_err(path, e))?;
+        let db = Db {
+            conn,
+            path: path.into(),
+        };
+        db.check_version()?;
+        Ok(db)
+    }
+
+    fn pragma(&self) -> Result<()> {
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
+                 PRAGMA cache_size = -65536;",
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    fn check_version(&self) -> Result<()> {
+        let has_meta: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| self.err(e))?
+            > 0;
+        if !has_meta {
+            return Ok(());
+        }
+        let found: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let found = found.and_then(|v| v.parse().ok()).unwrap_or(SCHEMA_VERSION);
+        if found > SCHEMA_VERSION {
+            return Err(RainbowError::SchemaTooNew {
+                path: self.path.clone(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn err(&self, e: rusqlite::Error) -> RainbowError {
+        db_err(&self.path, e)
+    }
+
+    /// Read `.deb` files in parallel and add the packages not yet present,
+    /// all in one transaction. `progress` is called once per archive read.
+    pub fn ingest_debs(
+        &mut self,
+        debs: &[PathBuf],
+        progress: &(dyn Fn(&Path) + Sync),
+    ) -> Result<IngestReport> {
+        let known = self.known_archives()?;
+        let (tx, rx) = mpsc::sync_channel::<(PathBuf, Result<DebRecord>)>(16);
+        let mut report = IngestReport::default();
+        let db_path = self.path.clone();
+        let txn = self.conn.transaction().map_err(|e| db_err(&db_path, e))?;
+        let mut writer = Writer::new(&txn).map_err(|e| db_err(&db_path, e))?;
+        std::thread::scope(|s| -> Result<()> {
+            s.spawn(move || {
+                debs.par_iter().for_each_with(tx, |tx, p| {
+                    let rec = read_deb(p);
+                    progress(p);
+                    let _ = tx.send((p.clone(), rec));
+                });
+            });
+            for (path, rec) in rx {
+                match rec {
+                    Ok(rec) => {
+                        if known.contains_key(&(
+                            rec.name.clone(),
+                            rec.version.clone(),
+                            rec.arch.clone(),
+                        )) {
+                            report.skipped += 1;
+                            continue;
+                        }
+                        match writer.add(&rec).map_err(|e| db_err(&db_path, e))? {
+                            true => {
+                                report.added += 1;
+                                report.files += rec.files.len();
+                            }
+                            false => report.skipped += 1,
+                        }
+                    }
+                    Err(e) => report.failed.push((path, e.to_string())),
+                }
+            }
+            Ok(())
+        })?;
+        drop(writer);
+        txn.commit().map_err(|e| db_err(&db_path, e))?;
+        Ok(report)
+    }
+
+    fn known_archives(&self) -> Result<HashMap<(String, String, String), ()>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, version, arch FROM package")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), ())))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Counts and size.
+    pub fn stats(&self) -> Result<Stats> {
+        let count = |sql: &str| -> Result<i64> {
+            self.conn
+                .query_row(sql, [], |r| r.get(0))
+                .map_err(|e| self.err(e))
+        };
+        Ok(Stats {
+            path: self.path.clone(),
+            packages: count("SELECT count(DISTINCT name) FROM package")?,
+            versions: count("SELECT count(*) FROM package")?,
+            files: count("SELECT count(*) FROM file")?,
+            paths: count("SELECT count(*) FROM path")?,
+            contents: count("SELECT count(*) FROM content")?,
+            elf_contents: count("SELECT count(*) FROM elf")?,
+            size_bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+        })
+    }
+}
+
+fn db_err(path: &Path, e: rusqlite::Error) -> RainbowError {
+    RainbowError::Db {
+        path: path.into(),
+        err: e,
+    }
+}
+
+/// Prepared statements for one ingest transaction, with caches so shared
+/// paths and contents are looked up once.
+struct Writer<'c> {
+    conn: &'c Connection,
+    add_package: rusqlite::Statement<'c>,
+    add_path: rusqlite::Statement<'c>,
+    get_path: rusqlite::Statement<'c>,
+    add_content: rusqlite::Statement<'c>,
+    get_content: rusqlite::Statement<'c>,
+    add_file: rusqlite::Statement<'c>,
+    add_elf: rusqlite::Statement<'c>,
+    paths: HashMap<String, i64>,
+    contents: HashMap<[u8; 32], i64>,
+}
+
+impl<'c> Writer<'c> {
+    fn new(conn: &'c Connection) -> rusqlite::Result<Self> {
+        Ok(Writer {
+            conn,
+            add_package: conn.prepare(
+                "INSERT OR IGNORE INTO package (ecosystem, name, version, arch, source, source_version, depends, archive_sha256) \
+                 VALUES ('deb', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?,
+            add_path: conn.prepare("INSERT INTO path (path) VALUES (?1)")?,
+            get_path: conn.prepare("SELECT id FROM path WHERE path = ?1")?,
+            add_content: conn.prepare("INSERT INTO content (sha256, size) VALUES (?1, ?2)")?,
+            get_content: conn.prepare("SELECT id FROM content WHERE sha256 = ?1")?,
+            add_file: conn.prepare(
+                "INSERT OR REPLACE INTO file (package_id, path_id, kind, mode, content_id, link_target, conffile) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?,
+            add_elf: conn.prepare(
+                "INSERT OR IGNORE INTO elf (content_id, machine, kind, build_id, soname, note_package, needed, verdefs) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?,
+            paths: HashMap::new(),
+            contents: HashMap::new(),
+        })
+    }
+
+    fn path_id(&mut self, path: &str) -> rusqlite::Result<i64> {
+        if let Some(id) = self.paths.get(path) {
+            return Ok(*id);
+        }
+        let id = match self.get_path.query_row([path], |r| r.get(0)).optional()? {
+            Some(id) => id,
+            None => self.add_path.insert([path])?,
+        };
+        self.paths.insert(path.to_string(), id);
+        Ok(id)
+    }
+
+    /// Returns the content id and whether it was new.
+    fn content_id(&mut self, sha: &[u8; 32], size: u64) -> rusqlite::Result<(i64, bool)> {
+        if let Some(id) = self.contents.get(sha) {
+            return Ok((*id, false));
+        }
+        let (id, new) = match self
+            .get_content
+            .query_row([&sha[..]], |r| r.get(0))
+            .optional()?
+        {
+            Some(id) => (id, false),
+            None => (
+                self.add_content.insert(params![&sha[..], size as i64])?,
+                true,
+            ),
+        };
+        self.contents.insert(*sha, id);
+        Ok((id, new))
+    }
+
+    fn add(&mut self, rec: &DebRecord) -> rusqlite::Result<bool> {
+        let n = self.add_package.execute(params![
+            rec.name,
+            rec.version,
+            rec.arch,
+            rec.source,
+            rec.source_version,
+            rec.depends.join(" "),
+            rec.archive_sha256,
+        ])?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let package_id = self.conn.last_insert_rowid();
+        for f in &rec.files {
+            let path_id = self.path_id(&f.path)?;
+            let content_id = match f.sha256 {
+                Some(sha) => {
+                    let (id, new) = self.content_id(&sha, f.size)?;
+                    if new {
+                        if let Some(elf) = &f.elf {
+                            self.add_elf.execute(params![
+                                id,
+                                elf.machine,
+                                elf.kind,
+                                elf.build_id,
+                                elf.soname,
+                                elf.note_package,
+                                elf.needed.join("\n"),
+                                elf.verdefs.join("\n"),
+                            ])?;
+                        }
+                    }
+                    Some(id)
+                }
+                None => None,
+            };
+            self.add_file.execute(params![
+                package_id,
+                path_id,
+                f.kind.code(),
+                f.mode,
+                content_id,
+                f.link_target,
+                f.conffile as i64,
+            ])?;
+        }
+        Ok(true)
+    }
+}

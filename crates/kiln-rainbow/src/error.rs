@@ -1,0 +1,48 @@
+//! Errors of the rainbow table.
+
+use std::path::PathBuf;
+
+/// An error building, reading or matching against the signature DB.
+#[derive(Debug, thiserror::Error)]
+pub enum RainbowError {
+    /// A `.deb` could not be read.
+    #[error("{}: {reason}", path.display())]
+    BadDeb {
+        /// The archive.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// I/O on a named file.
+    #[error("{}: {err}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        err: std::io::Error,
+    },
+    /// The database failed.
+    #[error("database {}: {err}", path.display())]
+    Db {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's complaint.
+        err: rusqlite::Error,
+    },
+    /// The database was written by a newer kiln.
+    #[error("database {}: schema version {found} is newer than this kiln understands ({supported})", path.display())]
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Version found.
+        found: i64,
+        /// Version supported.
+        supported: i64,
+    },
+    /// `apt-get` failed or is missing.
+    #[error("apt: {0}")]
+    Apt(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = RainbowError> = std::result::Result<T, E>;

@@ -1,0 +1,603 @@
+//! Identification: which packages, at which exact versions, explain the
+//! files of a squashed tree — from the bytes alone.
+//!
+//! For every regular file the tree's SHA-256 (and ELF build-id) is looked
+//! up in batches through temporary tables. Each observed file then gives:
+//!
+//! - *support* to each package version that ships the same bytes at the
+//!   same path (or, for renamed files, anywhere), or an ELF file with the
+//!   same build-id (bytes appended after the ELF image leave it intact);
+//! - a *contradiction* to each package version that ships that path with
+//!   other bytes (conffiles excepted: administrators edit them).
+//!
+//! A package name is reported only when at least one file is *anchored* to
+//! it (its bytes belong to no other package name). Its version is the
+//! consistent version with the most support; ties are broken by source
+//! coherence (binary packages of one source share its version); a tie that
+//! survives is reported as a version set; and when every known version is
+//! contradicted the package is "version not in DB" with the nearest
+//! version, never a guessed one.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use kiln_catalog::version::dpkg_cmp;
+use kiln_fingerprint::ElfInfo;
+use kiln_tree::{Kind, Tree};
+use rusqlite::params;
+use serde::Serialize;
+
+use crate::db::Db;
+use crate::error::Result;
+
+/// One observed regular file.
+#[derive(Debug, Clone)]
+struct Obs {
+    path: String,
+    sha: [u8; 32],
+    build_id: Option<Vec<u8>>,
+    layer: Option<usize>,
+}
+
+/// A package build known to the DB.
+#[derive(Debug, Clone)]
+struct Pkg {
+    name: String,
+    version: String,
+    arch: String,
+    source: String,
+    source_version: String,
+    regular_files: usize,
+}
+
+/// How one file supports a package build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Match {
+    /// Same bytes at the same path.
+    FileSha256,
+    /// Same ELF build-id at the same path; the bytes differ (appended data).
+    ElfBuildId,
+    /// Same bytes (or build-id) at another path: a renamed or moved file.
+    FileSha256Renamed,
+}
+
+impl Match {
+    /// The name used in evidence.
+    pub fn name(self) -> &'static str {
+        match self {
+            Match::FileSha256 => "file-sha256",
+            Match::ElfBuildId => "elf-build-id",
+            Match::FileSha256Renamed => "file-sha256-renamed",
+        }
+    }
+
+    /// How much one such match is worth on its own.
+    pub fn confidence(self) -> f64 {
+        match self {
+            Match::FileSha256 => 0.99,
+            Match::ElfBuildId => 0.97,
+            Match::FileSha256Renamed => 0.9,
+        }
+    }
+}
+
+/// How a package's version was settled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resolution {
+    /// One version explains the bytes best.
+    Exact,
+    /// Several fit; the version shared by its source's other binaries won.
+    ExactBySourceCoherence,
+    /// Several versions fit equally; all are listed.
+    VersionSet,
+    /// Every known version is contradicted by some file.
+    VersionNotInDb,
+}
+
+impl Resolution {
+    /// The name used in evidence.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Resolution::Exact => "exact",
+            Resolution::ExactBySourceCoherence => "exact-by-source-coherence",
+            Resolution::VersionSet => "version-set",
+            Resolution::VersionNotInDb => "version-not-in-db",
+        }
+    }
+}
+
+/// One package identified from bytes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Identified {
+    /// Package name.
+    pub name: String,
+    /// Architecture.
+    pub arch: String,
+    /// Source package.
+    pub source: String,
+    /// The version, when resolved to one.
+    pub version: Option<String>,
+    /// Source version of the resolved version.
+    pub source_version: Option<String>,
+    /// How the version was settled.
+    pub resolution: Resolution,
+    /// Versions the bytes fit (one for exact resolutions).
+    pub candidate_versions: Vec<String>,
+    /// For `VersionNotInDb`, the known version explaining the most files.
+    pub nearest_version: Option<String>,
+    /// Files supporting the chosen version(s): (path, layer, match).
+    pub occurrences: Vec<(String, Option<usize>, Match)>,
+    /// Files that contradict every known version: (path, layer).
+    pub contradictions: Vec<(String, Option<usize>)>,
+    /// Regular files the resolved version ships.
+    pub files_total: usize,
+    /// 0..1.
+    pub confidence: f64,
+    /// Notes, e.g. what coherence decided.
+    pub notes: Vec<String>,
+}
+
+/// The result of identifying a tree.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Identification {
+    /// Packages, sorted by name.
+    pub packages: Vec<Identified>,
+    /// Regular files no reported package explains.
+    pub unexplained: Vec<String>,
+    /// Regular files looked at.
+    pub files_seen: usize,
+}
+
+/// Directory symlinks of the tree as (link, target) pairs, so a file at
+/// `usr/bin/x` also answers to `bin/x` when `bin -> usr/bin` (usrmerge):
+/// packages record the path they ship, images show the merged one.
+fn dir_links(tree: &Tree) -> Vec<(String, String)> {
+    tree.iter()
+        .filter(|(_, e)| e.kind == Kind::Symlink)
+        .filter_map(|(p, _)| {
+            let target = tree.resolve(p).ok()?;
+            tree.get(&target)
+                .filter(|t| t.is_dir())
+                .map(|_| (p.to_string(), target))
+        })
+        .filter(|(l, t)| l != t && !t.is_empty())
+        .collect()
+}
+
+fn aliases(path: &str, links: &[(String, String)]) -> Vec<String> {
+    let mut out = vec![format!("/{path}")];
+    for (link, target) in links {
+        if let Some(rest) = path
+            .strip_prefix(target.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            out.push(format!("/{link}/{rest}"));
+        }
+    }
+    out
+}
+
+/// Identify the packages in `tree`. The tree must have been built with
+/// hashing on and, for build-id matching, an inspector that stores
+/// [`ElfInfo`] facts.
+pub fn identify(db: &Db, tree: &Tree) -> Result<Identification> {
+    let links = dir_links(tree);
+    let obs: Vec<Obs> = tree
+        .iter()
+        .filter(|(_, e)| e.is_file())
+        .filter_map(|(p, e)| {
+            Some(Obs {
+                path: p.to_string(),
+                sha: e.sha256?,
+                build_id: e.facts::<ElfInfo>().and_then(|i| i.build_id.clone()),
+                layer: e.layer,
+            })
+        })
+        .collect();
+    let lookups = lookup(db, &obs, &links)?;
+    let pkgs = load_packages(db, &lookups.package_ids())?;
+    Ok(resolve(&obs, &lookups, &pkgs))
+}
+
+/// What the DB says about each observed file, by index into `obs`.
+#[derive(Default)]
+struct Lookups {
+    /// (obs, package, DB path) with the same bytes.
+    by_content: Vec<(usize, i64, String)>,
+    /// (obs, package, DB path) with the same build-id.
+    by_build_id: Vec<(usize, i64, String)>,
+    /// (obs, package, conffile) that ship one of the file's paths.
+    by_path: Vec<(usize, i64, bool)>,
+}
+
+impl Lookups {
+    fn package_ids(&self) -> BTreeSet<i64> {
+        self.by_content
+            .iter()
+            .map(|r| r.1)
+            .chain(self.by_build_id.iter().map(|r| r.1))
+            .chain(self.by_path.iter().map(|r| r.1))
+            .collect()
+    }
+}
+
+fn lookup(db: &Db, obs: &[Obs], links: &[(String, String)]) -> Result<Lookups> {
+    let c = &db.conn;
+    let e = |err| db.err(err);
+    c.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS obs_content (idx INTEGER NOT NULL, sha256 BLOB NOT NULL);
+         CREATE TEMP TABLE IF NOT EXISTS obs_build (idx INTEGER NOT NULL, build_id BLOB NOT NULL);
+         CREATE TEMP TABLE IF NOT EXISTS obs_path (idx INTEGER NOT NULL, path TEXT NOT NULL);
+         DELETE FROM obs_content; DELETE FROM obs_build; DELETE FROM obs_path;",
+    )
+    .map_err(e)?;
+    {
+        let mut ins_c = c
+            .prepare("INSERT INTO obs_content VALUES (?1, ?2)")
+            .map_err(e)?;
+        let mut ins_b = c
+            .prepare("INSERT INTO obs_build VALUES (?1, ?2)")
+            .map_err(e)?;
+        let mut ins_p = c
+            .prepare("INSERT INTO obs_path VALUES (?1, ?2)")
+            .map_err(e)?;
+        for (i, o) in obs.iter().enumerate() {
+            ins_c.execute(params![i as i64, &o.sha[..]]).map_err(e)?;
+            if let Some(b) = &o.build_id {
+                ins_b.execute(params![i as i64, b]).map_err(e)?;
+            }
+            for a in aliases(&o.path, links) {
+                ins_p.execute(params![i as i64, a]).map_err(e)?;
+            }
+        }
+    }
+    let mut out = Lookups::default();
+    let mut q = c
+        .prepare(
+            "SELECT o.idx, f.package_id, p.path FROM obs_content o
+             JOIN content c ON c.sha256 = o.sha256
+             JOIN file f ON f.content_id = c.id
+             JOIN path p ON p.id = f.path_id",
+        )
+        .map_err(e)?;
+    out.by_content = q
+        .query_map([], |r| {
+            Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?))
+        })
+        .map_err(e)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(e)?;
+    let mut q = c
+        .prepare(
+            "SELECT o.idx, f.package_id, p.path FROM obs_build o
+             JOIN elf x ON x.build_id = o.build_id
+             JOIN file f ON f.content_id = x.content_id
+             JOIN path p ON p.id = f.path_id",
+        )
+        .map_err(e)?;
+    out.by_build_id = q
+        .query_map([], |r| {
+            Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?))
+        })
+        .map_err(e)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(e)?;
+    let mut q = c
+        .prepare(
+            "SELECT o.idx, f.package_id, f.conffile FROM obs_path o
+             JOIN path p ON p.path = o.path
+             JOIN file f ON f.path_id = p.id
+             WHERE f.kind IN ('f', 'h')",
+        )
+        .map_err(e)?;
+    out.by_path = q
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as usize,
+                r.get(1)?,
+                r.get::<_, i64>(2)? != 0,
+            ))
+        })
+        .map_err(e)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(e)?;
+    Ok(out)
+}
+
+fn load_packages(db: &Db, ids: &BTreeSet<i64>) -> Result<HashMap<i64, Pkg>> {
+    let e = |err| db.err(err);
+    let mut stmt = db
+        .conn
+        .prepare(
+            "SELECT name, version, arch, source, source_version,
+                    (SELECT count(*) FROM file f WHERE f.package_id = package.id AND f.kind IN ('f', 'h'))
+             FROM package WHERE id = ?1",
+        )
+        .map_err(e)?;
+    let mut out = HashMap::new();
+    for id in ids {
+        let p = stmt
+            .query_row([id], |r| {
+                Ok(Pkg {
+                    name: r.get(0)?,
+                    version: r.get(1)?,
+                    arch: r.get(2)?,
+                    source: r.get(3)?,
+                    source_version: r.get(4)?,
+                    regular_files: r.get::<_, i64>(5)? as usize,
+                })
+            })
+            .map_err(e)?;
+        out.insert(*id, p);
+    }
+    Ok(out)
+}
+
+type Key = (String, String); // (name, arch)
+
+fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification {
+    let key = |id: &i64| -> Key { (pkgs[id].name.clone(), pkgs[id].arch.clone()) };
+    // Per observed file: the best match for each package build.
+    let mut support: Vec<BTreeMap<i64, Match>> = vec![BTreeMap::new(); obs.len()];
+    let mut at_path: Vec<HashSet<i64>> = vec![HashSet::new(); obs.len()];
+    let mut conffile: Vec<HashSet<i64>> = vec![HashSet::new(); obs.len()];
+    for (i, pid, conf) in &l.by_path {
+        at_path[*i].insert(*pid);
+        if *conf {
+            conffile[*i].insert(*pid);
+        }
+    }
+    let upgrade = |m: &mut BTreeMap<i64, Match>, pid: i64, how: Match| {
+        let slot = m.entry(pid).or_insert(how);
+        if how < *slot {
+            *slot = how;
+        }
+    };
+    for (i, pid, _db_path) in &l.by_content {
+        let same_place = at_path[*i].contains(pid);
+        let how = if same_place {
+            Match::FileSha256
+        } else {
+            Match::FileSha256Renamed
+        };
+        upgrade(&mut support[*i], *pid, how);
+    }
+    for (i, pid, _db_path) in &l.by_build_id {
+        let how = if at_path[*i].contains(pid) {
+            Match::ElfBuildId
+        } else {
+            Match::FileSha256Renamed
+        };
+        upgrade(&mut support[*i], *pid, how);
+    }
+    // A file found in place for some package is not also evidence of a
+    // renamed copy in another package.
+    for s in support.iter_mut() {
+        if s.values().any(|m| *m != Match::FileSha256Renamed) {
+            s.retain(|_, m| *m != Match::FileSha256Renamed);
+        }
+    }
+    // Anchors: files whose supporting builds all share one (name, arch).
+    let mut anchored: HashSet<Key> = HashSet::new();
+    for s in &support {
+        let keys: HashSet<Key> = s.keys().map(key).collect();
+        if keys.len() == 1 {
+            anchored.extend(keys);
+        }
+    }
+    // Tally support and contradictions per build of each anchored key.
+    let mut versions: BTreeMap<Key, BTreeSet<i64>> = BTreeMap::new();
+    for id in pkgs.keys() {
+        let k = key(id);
+        if anchored.contains(&k) {
+            versions.entry(k).or_default().insert(*id);
+        }
+    }
+    let mut sup_count: HashMap<i64, usize> = HashMap::new();
+    let mut contra: HashMap<i64, Vec<usize>> = HashMap::new();
+    for (i, s) in support.iter().enumerate() {
+        for pid in s.keys() {
+            *sup_count.entry(*pid).or_default() += 1;
+        }
+        for pid in &at_path[i] {
+            if !s.contains_key(pid) && !conffile[i].contains(pid) {
+                contra.entry(*pid).or_default().push(i);
+            }
+        }
+    }
+    // First pass: settle what the bytes settle alone.
+    struct Draft {
+        fit: Vec<i64>,
+        not_in_db: bool,
+        nearest: Option<i64>,
+    }
+    let by_version_desc = |a: &i64, b: &i64| dpkg_cmp(&pkgs[b].version, &pkgs[a].version);
+    let mut drafts: BTreeMap<Key, Draft> = BTreeMap::new();
+    for (k, ids) in &versions {
+        let consistent: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                contra.get(id).is_none_or(Vec::is_empty)
+                    && sup_count.get(id).copied().unwrap_or(0) > 0
+            })
+            .collect();
+        if consistent.is_empty() {
+            let score = |id: &i64| {
+                sup_count.get(id).copied().unwrap_or(0) as i64
+                    - contra.get(id).map_or(0, |c| c.len() as i64)
+            };
+            let mut all: Vec<i64> = ids.iter().copied().collect();
+            all.sort_by(|a, b| score(b).cmp(&score(a)).then_with(|| by_version_desc(a, b)));
+            drafts.insert(
+                k.clone(),
+                Draft {
+                    fit: Vec::new(),
+                    not_in_db: true,
+                    nearest: all.first().copied(),
+                },
+            );
+            continue;
+        }
+        let best = consistent.iter().map(|id| sup_count[id]).max().unwrap_or(0);
+        let mut fit: Vec<i64> = consistent
+            .into_iter()
+            .filter(|id| sup_count[id] == best)
+            .collect();
+        fit.sort_by(by_version_desc);
+        drafts.insert(
+            k.clone(),
+            Draft {
+                fit,
+                not_in_db: false,
+                nearest: None,
+            },
+        );
+    }
+    // Second pass: source coherence breaks ties, repeated until stable.
+    let mut coherent: HashMap<Key, String> = HashMap::new();
+    loop {
+        let settled: HashMap<String, BTreeSet<String>> = drafts
+            .values()
+            .filter(|d| d.fit.len() == 1)
+            .map(|d| &pkgs[&d.fit[0]])
+            .fold(HashMap::new(), |mut m, p| {
+                m.entry(p.source.clone())
+                    .or_default()
+                    .insert(p.source_version.clone());
+                m
+            });
+        let mut changed = false;
+        for (k, d) in drafts.iter_mut() {
+            if d.fit.len() < 2 {
+                continue;
+            }
+            let src = &pkgs[&d.fit[0]].source;
+            let Some(svs) = settled.get(src).filter(|s| s.len() == 1) else {
+                continue;
+            };
+            let sv = svs.iter().next().cloned().unwrap_or_default();
+            let narrowed: Vec<i64> = d
+                .fit
+                .iter()
+                .copied()
+                .filter(|id| pkgs[id].source_version == sv)
+                .collect();
+            if narrowed.len() == 1 {
+                d.fit = narrowed;
+                coherent.insert(k.clone(), format!("source {src} {sv}"));
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    // Report.
+    let mut explained = vec![false; obs.len()];
+    let mut packages = Vec::new();
+    for (k, d) in &drafts {
+        let chosen: Vec<i64> = if d.not_in_db {
+            d.nearest.into_iter().collect()
+        } else {
+            d.fit.clone()
+        };
+        let Some(first) = chosen.first().map(|id| &pkgs[id]) else {
+            continue;
+        };
+        let mut occurrences = Vec::new();
+        let mut contradictions = Vec::new();
+        let all_ids = &versions[k];
+        for (i, s) in support.iter().enumerate() {
+            // Evidence for the name: any build of it.
+            let best = all_ids.iter().filter_map(|id| s.get(id)).min();
+            if let Some(m) = best {
+                if chosen.iter().any(|id| s.contains_key(id)) || d.not_in_db {
+                    occurrences.push((format!("/{}", obs[i].path), obs[i].layer, *m));
+                    explained[i] = true;
+                }
+            }
+        }
+        if d.not_in_db {
+            let mut seen = BTreeSet::new();
+            for id in all_ids {
+                for i in contra.get(id).into_iter().flatten() {
+                    if support[*i].keys().all(|p| !all_ids.contains(p)) && seen.insert(*i) {
+                        contradictions.push((format!("/{}", obs[*i].path), obs[*i].layer));
+                        explained[*i] = true;
+                    }
+                }
+            }
+        }
+        let resolution = if d.not_in_db {
+            Resolution::VersionNotInDb
+        } else if chosen.len() > 1 {
+            Resolution::VersionSet
+        } else if coherent.contains_key(k) {
+            Resolution::ExactBySourceCoherence
+        } else {
+            Resolution::Exact
+        };
+        let mut notes = Vec::new();
+        if let Some(c) = coherent.get(k) {
+            notes.push(format!(
+                "bytes fit several versions; source coherence ({c}, shared by its other binary packages) chose this one"
+            ));
+        }
+        let discriminating = !d.not_in_db
+            && chosen.len() == 1
+            && all_ids.len() > 1
+            && all_ids.iter().filter(|id| **id != chosen[0]).all(|id| {
+                sup_count.get(id).copied().unwrap_or(0) < sup_count[&chosen[0]]
+                    || contra.get(id).is_some_and(|c| !c.is_empty())
+            });
+        let confidence = match resolution {
+            Resolution::Exact if discriminating || all_ids.len() == 1 => 0.95,
+            Resolution::Exact => 0.9,
+            Resolution::ExactBySourceCoherence => 0.8,
+            Resolution::VersionSet => 0.6,
+            Resolution::VersionNotInDb => 0.5,
+        };
+        if d.not_in_db {
+            notes.push(format!(
+                "{} file(s) match no known version; nearest known version {}",
+                contradictions.len(),
+                first.version
+            ));
+        }
+        packages.push(Identified {
+            name: k.0.clone(),
+            arch: k.1.clone(),
+            source: first.source.clone(),
+            version: (resolution != Resolution::VersionNotInDb && chosen.len() == 1)
+                .then(|| first.version.clone()),
+            source_version: (chosen.len() == 1 && !d.not_in_db)
+                .then(|| first.source_version.clone()),
+            candidate_versions: if d.not_in_db {
+                Vec::new()
+            } else {
+                chosen.iter().map(|id| pkgs[id].version.clone()).collect()
+            },
+            nearest_version: d.not_in_db.then(|| first.version.clone()),
+            occurrences,
+            contradictions,
+            files_total: first.regular_files,
+            confidence,
+            notes,
+            resolution,
+        });
+    }
+    packages.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.arch.cmp(&b.arch)));
+    let unexplained = obs
+        .iter()
+        .zip(&explained)
+        .filter(|(_, e)| !**e)
+        .map(|(o, _)| format!("/{}", o.path))
+        .collect();
+    Identification {
+        packages,
+        unexplained,
+        files_seen: obs.len(),
+    }
+}

@@ -1,0 +1,134 @@
+//! `kiln db build` and `kiln db stats`: the signature database.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use kiln_rainbow::{apt, deb, Db};
+
+use crate::progress;
+
+/// Where the database lives.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DbArg {
+    /// Signature database file [default: $XDG_DATA_HOME/kiln/kiln.db].
+    #[arg(long, env = "KILN_DB", value_name = "FILE")]
+    pub db: Option<PathBuf>,
+}
+
+impl DbArg {
+    /// The path to use.
+    pub fn path(&self) -> PathBuf {
+        self.db
+            .clone()
+            .unwrap_or_else(kiln_rainbow::default_db_path)
+    }
+}
+
+/// `kiln db …`
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Add packages to the signature database (incremental, atomic).
+    Build(BuildArgs),
+    /// Print package, version, file and unique-content counts and the size.
+    Stats(StatsArgs),
+}
+
+/// `kiln db build`
+#[derive(clap::Args, Debug)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// A .deb file, or a directory of them. Repeatable.
+    #[arg(long = "deb", value_name = "PATH")]
+    debs: Vec<PathBuf>,
+    /// Fetch NAME[=VERSION] through the machine's apt sources. Repeatable.
+    #[arg(long = "apt", value_name = "NAME[=VERSION]")]
+    apt: Vec<String>,
+    /// With --apt NAME: take every version apt knows of each package.
+    #[arg(long)]
+    apt_all_versions: bool,
+}
+
+/// `kiln db stats`
+#[derive(clap::Args, Debug)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// Output format: table or json.
+    #[arg(short, long, default_value = "table")]
+    output: String,
+}
+
+pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
+    match cmd {
+        Command::Build(a) => build(a, quiet),
+        Command::Stats(a) => stats(a),
+    }
+}
+
+fn build(args: BuildArgs, quiet: bool) -> Result<ExitCode> {
+    if args.debs.is_empty() && args.apt.is_empty() {
+        bail!("nothing to add: give --deb PATH or --apt NAME");
+    }
+    let mut debs = deb::expand_paths(&args.debs)?;
+    let download_dir = tempfile::tempdir().context("cannot create a download directory")?;
+    if !args.apt.is_empty() {
+        let specs: Vec<apt::AptSpec> = args.apt.iter().map(|s| apt::AptSpec::parse(s)).collect();
+        let bar = progress::spinner("apt-get download", quiet);
+        let fetched = apt::download(&specs, args.apt_all_versions, download_dir.path())?;
+        bar.finish_and_clear();
+        debs.extend(fetched);
+    }
+    if debs.is_empty() {
+        bail!("no .deb files found in {:?}", args.debs);
+    }
+    let path = args.db.path();
+    let mut db = Db::open(&path)?;
+    let bar = progress::count("reading packages", debs.len() as u64, quiet);
+    let ticker = bar.clone();
+    let report = db.ingest_debs(&debs, &move |_| ticker.inc(1))?;
+    bar.finish_and_clear();
+    let stats = db.stats()?;
+    eprintln!(
+        "kiln: added {} package(s) ({} files), {} already present; {} now holds {} versions of {} packages",
+        report.added,
+        report.files,
+        report.skipped,
+        path.display(),
+        stats.versions,
+        stats.packages
+    );
+    if !report.failed.is_empty() {
+        for (p, why) in &report.failed {
+            eprintln!("kiln: error: {}: {why}", p.display());
+        }
+        bail!(
+            "{} archive(s) could not be read; the others were added",
+            report.failed.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stats(args: StatsArgs) -> Result<ExitCode> {
+    let db = Db::open_readonly(&args.db.path())?;
+    let s = db.stats()?;
+    if args.output == "json" {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!("database        {}", s.path.display());
+        println!("packages        {}", s.packages);
+        println!("versions        {}", s.versions);
+        println!("files           {}", s.files);
+        println!("paths           {}", s.paths);
+        println!("unique contents {}", s.contents);
+        println!("ELF contents    {}", s.elf_contents);
+        println!(
+            "size            {} bytes ({:.1} MiB)",
+            s.size_bytes,
+            s.size_bytes as f64 / 1048576.0
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,216 @@
+//! `kiln scan`: identify packages and exact versions from the bytes of the
+//! files, cross-checked against whatever metadata the image still has.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use kiln_catalog::{purl::purl, Ecosystem, Evidence, Location, Occurrence, Package, Technique};
+use kiln_fingerprint::ElfInfo;
+use kiln_rainbow::{Db, Identified, Resolution};
+use kiln_report::{Format, Sbom};
+use kiln_tree::{BuildOptions, Facts};
+
+use super::db::DbArg;
+use super::source::SourceArgs;
+use crate::progress;
+
+/// `kiln scan SOURCE [--db FILE] [-o FORMAT]`
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    source: SourceArgs,
+    #[command(flatten)]
+    db: DbArg,
+    /// Output format: table, json, cyclonedx-json, spdx-json. Defaults to
+    /// table on a terminal and json otherwise.
+    #[arg(short, long, value_name = "FORMAT")]
+    output: Option<Format>,
+    /// Write the document to this file instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    file: Option<std::path::PathBuf>,
+}
+
+pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
+    let format = super::default_format(args.output);
+    let db = Db::open_readonly(&args.db.path())?;
+    let bar = progress::bytes("reading and hashing layers", quiet);
+    let ticker = bar.clone();
+    let opts = BuildOptions {
+        capture: Box::new(kiln_catalog::wants),
+        hash: true,
+        progress: Some(Box::new(move |n| ticker.inc(n))),
+        inspect: Some(Box::new(|_, data| {
+            ElfInfo::parse(data)
+                .ok()
+                .flatten()
+                .map(|i| Arc::new(i) as Facts)
+        })),
+    };
+    let (tree, source) = args.source.open_tree(&opts)?;
+    bar.finish_and_clear();
+    let mut catalog = kiln_catalog::catalog(&tree);
+    let found = kiln_rainbow::identify(&db, &tree)?;
+    let claimed = std::mem::take(&mut catalog.packages);
+    let distro = catalog.distro.clone();
+    let mut packages: Vec<Package> = Vec::new();
+    for id in &found.packages {
+        let mut p = to_package(id, distro.as_ref());
+        cross_check(&mut p, id, &claimed);
+        packages.push(p);
+    }
+    // Metadata the bytes did not confirm stays in the report, marked so.
+    for c in claimed {
+        let confirmed = c.ecosystem == Ecosystem::Deb
+            && found
+                .packages
+                .iter()
+                .any(|i| i.name == c.name && Some(i.arch.as_str()) == c.arch.as_deref());
+        if !confirmed {
+            let mut c = c;
+            c.evidence = Some(Evidence {
+                confidence: 0.7,
+                resolution: "metadata-only".into(),
+                techniques: vec![Technique {
+                    technique: "package-metadata".into(),
+                    files: 0,
+                    confidence: 0.7,
+                }],
+                notes: if c.ecosystem == Ecosystem::Deb {
+                    vec![
+                        "declared by package metadata; no file of it matched the signature DB"
+                            .into(),
+                    ]
+                } else {
+                    Vec::new()
+                },
+                ..Default::default()
+            });
+            packages.push(c);
+        }
+    }
+    packages.sort_by(|a, b| {
+        (a.ecosystem, &a.name, &a.version).cmp(&(b.ecosystem, &b.name, &b.version))
+    });
+    catalog.packages = packages;
+    catalog.unexplained_files = found.unexplained;
+    super::emit(&Sbom { source, catalog }, format, args.file.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn to_package(id: &Identified, distro: Option<&kiln_catalog::Distro>) -> Package {
+    let version = match (&id.version, &id.resolution) {
+        (Some(v), _) => v.clone(),
+        (None, Resolution::VersionNotInDb) => String::new(),
+        (None, _) => id.candidate_versions.join(" | "),
+    };
+    let mut techniques: Vec<Technique> = Vec::new();
+    for (_, _, m) in &id.occurrences {
+        match techniques.iter_mut().find(|t| t.technique == m.name()) {
+            Some(t) => t.files += 1,
+            None => techniques.push(Technique {
+                technique: m.name().into(),
+                files: 1,
+                confidence: m.confidence(),
+            }),
+        }
+    }
+    if id.resolution == Resolution::ExactBySourceCoherence {
+        techniques.push(Technique {
+            technique: "source-coherence".into(),
+            files: 0,
+            confidence: 0.8,
+        });
+    }
+    let mut layers: Vec<Option<usize>> = id.occurrences.iter().map(|o| o.1).collect();
+    layers.sort();
+    layers.dedup();
+    Package {
+        purl: purl(
+            Ecosystem::Deb,
+            &id.name,
+            id.version.as_deref().unwrap_or(""),
+            Some(&id.arch),
+            distro,
+        ),
+        name: id.name.clone(),
+        version,
+        ecosystem: Ecosystem::Deb,
+        arch: Some(id.arch.clone()),
+        source_name: Some(id.source.clone()),
+        source_version: id.source_version.clone(),
+        licenses: Vec::new(),
+        found_by: "kiln-rainbow-deb",
+        locations: layers
+            .into_iter()
+            .filter_map(|l| {
+                id.occurrences.iter().find(|o| o.1 == l).map(|o| Location {
+                    path: o.0.clone(),
+                    layer: l,
+                })
+            })
+            .collect(),
+        files: Vec::new(),
+        evidence: Some(Evidence {
+            confidence: id.confidence,
+            resolution: id.resolution.name().into(),
+            techniques,
+            files_seen: id.occurrences.len(),
+            files_total: id.files_total,
+            candidate_versions: if id.candidate_versions.len() > 1 {
+                id.candidate_versions.clone()
+            } else {
+                Vec::new()
+            },
+            nearest_version: id.nearest_version.clone(),
+            notes: id.notes.clone(),
+            occurrences: id
+                .occurrences
+                .iter()
+                .map(|(path, layer, m)| Occurrence {
+                    path: path.clone(),
+                    layer: *layer,
+                    technique: m.name().into(),
+                })
+                .collect(),
+        }),
+    }
+}
+
+/// Compare what the bytes say with what the metadata claims.
+fn cross_check(p: &mut Package, id: &Identified, claimed: &[Package]) {
+    let Some(ev) = p.evidence.as_mut() else {
+        return;
+    };
+    let Some(c) = claimed.iter().find(|c| {
+        c.ecosystem == Ecosystem::Deb
+            && c.name == id.name
+            && c.arch.as_deref() == Some(id.arch.as_str())
+    }) else {
+        if !claimed.is_empty() {
+            ev.notes
+                .push("not declared by the image's package metadata".into());
+        }
+        return;
+    };
+    let fits = id.candidate_versions.iter().any(|v| v == &c.version);
+    if fits {
+        ev.notes
+            .push(format!("package metadata agrees: {}", c.version));
+        ev.techniques.push(Technique {
+            technique: "package-metadata".into(),
+            files: 0,
+            confidence: 0.7,
+        });
+    } else {
+        ev.notes.push(format!(
+            "DISAGREEMENT: package metadata claims {} but the files match {}",
+            c.version,
+            match (&id.version, &id.nearest_version) {
+                (Some(v), _) => v.clone(),
+                (None, Some(n)) => format!("no known version (nearest {n})"),
+                (None, None) => id.candidate_versions.join(" | "),
+            }
+        ));
+    }
+}
