@@ -25,6 +25,9 @@ enum Command {
     Sbom(cmd::sbom::Args),
     /// Identify packages and exact versions from the bytes of the files.
     Scan(cmd::scan::Args),
+    /// Write an obfuscated copy of an image: package DBs and docs deleted,
+    /// ELF executables padded, app metadata hidden (the adversary images).
+    Strip(cmd::strip::Args),
     /// Build and inspect the signature database (the rainbow table).
     #[command(subcommand)]
     Db(cmd::db::Command),
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sbom(args) => cmd::sbom::run(args, cli.quiet),
         Command::Scan(args) => cmd::scan::run(args, cli.quiet),
+        Command::Strip(args) => cmd::strip::run(args, cli.quiet),
         Command::Db(c) => cmd::db::run(c, cli.quiet),
     };
     match result {

@@ -4,6 +4,7 @@ pub mod db;
 pub mod sbom;
 pub mod scan;
 pub mod source;
+pub mod strip;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;

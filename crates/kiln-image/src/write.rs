@@ -62,25 +62,48 @@ impl LayoutWriter {
     /// Compress an uncompressed layer tar and store it. Returns the layer
     /// descriptor and the diff ID (digest of the uncompressed tar).
     pub fn add_layer(&self, tar: &[u8], compression: Compression) -> Result<(Descriptor, Digest)> {
-        let diff_id = Digest::of(tar);
-        let io = |e| ImageError::io(&self.root, e);
-        let (media_type, bytes) = match compression {
-            Compression::None => ("application/vnd.oci.image.layer.v1.tar", tar.to_vec()),
-            Compression::Gzip => {
-                let mut enc =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                enc.write_all(tar).map_err(io)?;
-                (
-                    "application/vnd.oci.image.layer.v1.tar+gzip",
-                    enc.finish().map_err(io)?,
-                )
-            }
+        let mut sink = self.layer_sink(compression)?;
+        sink.write_all(tar)
+            .map_err(|e| ImageError::io(&self.root, e))?;
+        sink.finish()
+    }
+
+    /// A writer that takes an uncompressed layer tar as it is produced,
+    /// compresses and hashes it on the way to disk, and stores it as a blob
+    /// on [`LayerSink::finish`]. Nothing is held in memory.
+    pub fn layer_sink(&self, compression: Compression) -> Result<LayerSink> {
+        let dir = self.root.join("blobs/sha256");
+        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| ImageError::io(&dir, e))?;
+        let file = tmp.reopen().map_err(|e| ImageError::io(&dir, e))?;
+        let out = HashWriter {
+            inner: io::BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            size: 0,
+        };
+        let (media_type, enc) = match compression {
+            Compression::None => ("application/vnd.oci.image.layer.v1.tar", Enc::Plain(out)),
+            Compression::Gzip => (
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                Enc::Gzip(flate2::write::GzEncoder::new(
+                    out,
+                    flate2::Compression::fast(),
+                )),
+            ),
             Compression::Zstd => (
                 "application/vnd.oci.image.layer.v1.tar+zstd",
-                zstd::stream::encode_all(tar, 3).map_err(io)?,
+                Enc::Zstd(
+                    zstd::stream::write::Encoder::new(out, 3)
+                        .map_err(|e| ImageError::io(&dir, e))?,
+                ),
             ),
         };
-        Ok((self.add_blob(media_type, &bytes)?, diff_id))
+        Ok(LayerSink {
+            diff: Sha256::new(),
+            enc,
+            tmp,
+            dir,
+            media_type,
+        })
     }
 
     /// Write the config and manifest for an image made of `layers`
@@ -180,6 +203,95 @@ impl LayoutWriter {
     }
 }
 
+struct HashWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+enum Enc {
+    Plain(HashWriter<io::BufWriter<fs::File>>),
+    Gzip(flate2::write::GzEncoder<HashWriter<io::BufWriter<fs::File>>>),
+    Zstd(zstd::stream::write::Encoder<'static, HashWriter<io::BufWriter<fs::File>>>),
+}
+
+/// An in-progress layer blob; see [`LayoutWriter::layer_sink`].
+pub struct LayerSink {
+    diff: Sha256,
+    enc: Enc,
+    tmp: tempfile::NamedTempFile,
+    dir: PathBuf,
+    media_type: &'static str,
+}
+
+impl std::fmt::Debug for LayerSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayerSink")
+            .field("media_type", &self.media_type)
+            .finish()
+    }
+}
+
+impl Write for LayerSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match &mut self.enc {
+            Enc::Plain(w) => w.write(buf)?,
+            Enc::Gzip(w) => w.write(buf)?,
+            Enc::Zstd(w) => w.write(buf)?,
+        };
+        self.diff.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.enc {
+            Enc::Plain(w) => w.flush(),
+            Enc::Gzip(w) => w.flush(),
+            Enc::Zstd(w) => w.flush(),
+        }
+    }
+}
+
+impl LayerSink {
+    /// Finish compression and store the blob under its digest. Returns the
+    /// layer descriptor and the diff ID.
+    pub fn finish(self) -> Result<(Descriptor, Digest)> {
+        let dir = self.dir.clone();
+        let io_err = |e| ImageError::io(&dir, e);
+        let mut out = match self.enc {
+            Enc::Plain(w) => w,
+            Enc::Gzip(w) => w.finish().map_err(io_err)?,
+            Enc::Zstd(w) => w.finish().map_err(io_err)?,
+        };
+        out.flush().map_err(io_err)?;
+        let digest = Digest::parse(&format!("sha256:{}", hex::encode(out.hasher.finalize())))?;
+        let diff_id = Digest::parse(&format!("sha256:{}", hex::encode(self.diff.finalize())))?;
+        let path = dir.join(digest.hex());
+        self.tmp.persist(&path).map_err(|e| io_err(e.error))?;
+        Ok((
+            Descriptor {
+                media_type: self.media_type.to_string(),
+                digest: digest.to_string(),
+                size: out.size,
+                platform: None,
+                annotations: BTreeMap::new(),
+            },
+            diff_id,
+        ))
+    }
+}
+
 /// Tar a layout directory into an `oci-archive` file, written atomically.
 pub fn archive_layout(layout: &Path, out: &Path) -> Result<()> {
     let io = |e| ImageError::io(out, e);
@@ -208,4 +320,75 @@ pub fn digest_file(path: &Path) -> Result<Digest> {
     let mut h = Sha256::new();
     io::copy(&mut f, &mut h).map_err(|e| ImageError::io(path, e))?;
     Digest::parse(&format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+/// A destination image being written: an OCI layout directory
+/// (`oci-dir:`) or an OCI archive (`oci-archive:`, assembled in a temporary
+/// layout beside the destination and renamed into place when finished, so
+/// a failed write leaves no partial archive).
+#[derive(Debug)]
+pub struct ImageOutput {
+    dest: crate::SourceRef,
+    layout: PathBuf,
+    writer: LayoutWriter,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl ImageOutput {
+    /// Start writing to `dest` (`oci-dir:` or `oci-archive:`).
+    pub fn create(dest: &crate::SourceRef) -> Result<Self> {
+        let (layout, tmp) = match dest {
+            crate::SourceRef::OciDir { path, .. } => (path.clone(), None),
+            crate::SourceRef::OciArchive { path, .. } => {
+                let dir = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let tmp = tempfile::Builder::new()
+                    .prefix(".kiln-layout-")
+                    .tempdir_in(dir)
+                    .map_err(|e| ImageError::io(dir, e))?;
+                (tmp.path().to_path_buf(), Some(tmp))
+            }
+            other => {
+                return Err(ImageError::BadReference {
+                    input: format!("{}:{}", other.transport(), other.path().display()),
+                    reason: "images can be written to oci-dir: or oci-archive: destinations".into(),
+                })
+            }
+        };
+        let writer = LayoutWriter::create(&layout)?;
+        Ok(ImageOutput {
+            dest: dest.clone(),
+            layout,
+            writer,
+            _tmp: tmp,
+        })
+    }
+
+    /// A sink for one layer; see [`LayoutWriter::layer_sink`].
+    pub fn layer_sink(&self, compression: Compression) -> Result<LayerSink> {
+        self.writer.layer_sink(compression)
+    }
+
+    /// Write config, manifest and index, and move an archive into place.
+    pub fn finish(
+        mut self,
+        config: ImageConfig,
+        layers: &[(Descriptor, Digest)],
+    ) -> Result<Digest> {
+        let ref_name = match &self.dest {
+            crate::SourceRef::OciDir { reference, .. }
+            | crate::SourceRef::OciArchive { reference, .. } => {
+                reference.clone().unwrap_or_else(|| "latest".into())
+            }
+            _ => "latest".into(),
+        };
+        let digest = self.writer.add_image(config, layers, Some(&ref_name))?;
+        self.writer.finish()?;
+        if let crate::SourceRef::OciArchive { path, .. } = &self.dest {
+            archive_layout(&self.layout, path)?;
+        }
+        Ok(digest)
+    }
 }

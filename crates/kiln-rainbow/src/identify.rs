@@ -11,7 +11,8 @@
 //!   other bytes (conffiles excepted: administrators edit them).
 //!
 //! A package name is reported only when at least one file is *anchored* to
-//! it (its bytes belong to no other package name). Its version is the
+//! it: its bytes belong to no other package name, or no known bytes match
+//! and its path is shipped by no other package name. Its version is the
 //! consistent version with the most support; ties are broken by source
 //! coherence (binary packages of one source share its version); a tie that
 //! survives is reported as a version set; and when every known version is
@@ -386,6 +387,22 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
             anchored.extend(keys);
         }
     }
+    // A file no build's bytes explain, at a path that only one package
+    // name ships (conffiles aside), still says that package is here — at a
+    // version the DB does not have.
+    for (i, s) in support.iter().enumerate() {
+        if !s.is_empty() {
+            continue;
+        }
+        let keys: HashSet<Key> = at_path[i]
+            .iter()
+            .filter(|pid| !conffile[i].contains(pid))
+            .map(key)
+            .collect();
+        if keys.len() == 1 {
+            anchored.extend(keys);
+        }
+    }
     // Tally support and contradictions per build of each anchored key.
     let mut versions: BTreeMap<Key, BTreeSet<i64>> = BTreeMap::new();
     for id in pkgs.keys() {
@@ -587,6 +604,24 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
             notes,
             resolution,
         });
+    }
+    // Debian builds are reproducible: a binary whose bytes did not change
+    // between two revisions fits both. When its siblings from the same
+    // source match no known version, the exact answer may be an older
+    // identical build; say so and lower the confidence.
+    let unknown_sources: HashSet<String> = packages
+        .iter()
+        .filter(|p| p.resolution == Resolution::VersionNotInDb)
+        .map(|p| p.source.clone())
+        .collect();
+    for p in packages.iter_mut() {
+        if p.resolution == Resolution::Exact && unknown_sources.contains(&p.source) {
+            p.confidence = p.confidence.min(0.6);
+            p.notes.push(format!(
+                "other binary packages of source {} match no known version; these bytes may also be identical in a newer build not in the DB",
+                p.source
+            ));
+        }
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.arch.cmp(&b.arch)));
     let unexplained = obs

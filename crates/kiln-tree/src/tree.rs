@@ -255,3 +255,69 @@ fn read_member(image: &Image, layer: usize, ordinal: u64, path: &str) -> Result<
         reason: format!("{path}: member {ordinal} vanished on re-read"),
     })
 }
+
+impl Tree {
+    /// Stream the content of every regular file `want` selects, reading
+    /// each layer once, bottom first (or the disk, for `dir:` sources).
+    /// `visit` gets the path, the entry and a reader of exactly its bytes.
+    /// This is how content is read back in bulk without extracting.
+    pub fn stream_files(
+        &self,
+        want: impl Fn(&str, &Entry) -> bool,
+        mut visit: impl FnMut(&str, &Entry, &mut dyn Read) -> Result<()>,
+    ) -> Result<()> {
+        // (layer, ordinal) -> paths whose content is that member (hard
+        // links share one).
+        let mut by_member: BTreeMap<(usize, u64), Vec<&str>> = BTreeMap::new();
+        for (path, e) in self.iter() {
+            if !e.is_file() || !want(path, e) {
+                continue;
+            }
+            match &e.content {
+                Content::Layer { layer, ordinal } => {
+                    by_member.entry((*layer, *ordinal)).or_default().push(path)
+                }
+                Content::Disk(host) => {
+                    let mut f = std::fs::File::open(host).map_err(|err| TreeError::Io {
+                        path: host.clone(),
+                        err,
+                    })?;
+                    visit(path, e, &mut f)?;
+                }
+                Content::None => visit(path, e, &mut std::io::empty())?,
+            }
+        }
+        let Origin::Image(image) = &self.origin else {
+            return Ok(());
+        };
+        let layers: std::collections::BTreeSet<usize> = by_member.keys().map(|k| k.0).collect();
+        for layer in layers {
+            let digest = image.layers[layer].digest.to_string();
+            let reader = image.open_layer(layer)?;
+            let mut archive = tar::Archive::new(reader);
+            let entries = archive
+                .entries()
+                .map_err(|e| TreeError::from_layer_io(&digest, e))?;
+            for (ordinal, member) in entries.enumerate() {
+                let mut member = member.map_err(|e| TreeError::from_layer_io(&digest, e))?;
+                let Some(paths) = by_member.get(&(layer, ordinal as u64)) else {
+                    continue;
+                };
+                if paths.len() == 1 {
+                    let p = paths[0];
+                    visit(p, &self.entries[p], &mut member)?;
+                } else {
+                    let mut buf = Vec::new();
+                    member
+                        .read_to_end(&mut buf)
+                        .map_err(|e| TreeError::from_layer_io(&digest, e))?;
+                    for p in paths {
+                        visit(p, &self.entries[*p], &mut &buf[..])?;
+                    }
+                }
+            }
+            archive.into_inner().finish().map_err(TreeError::Image)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,73 @@
+//! `kiln strip`: write an obfuscated copy of an image (the adversary
+//! images kiln's scanner must see through).
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use kiln_image::SourceRef;
+use kiln_strip::Transform;
+use kiln_tree::BuildOptions;
+
+use super::source::SourceArgs;
+use crate::progress;
+
+/// `kiln strip SOURCE DEST`
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Where to write: oci-archive:FILE[:REF] or oci-dir:DIR[:REF].
+    dest: String,
+    /// Comma-separated transforms: delete-db, delete-docs, append-elf,
+    /// hide-app-metadata, rename-elf [default: all but rename-elf].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    transforms: Vec<Transform>,
+    /// Also rename ELF files.
+    #[arg(long)]
+    rename_elf: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
+    let dest =
+        SourceRef::parse(&args.dest).with_context(|| format!("bad destination {}", args.dest))?;
+    let mut transforms = if args.transforms.is_empty() {
+        Transform::DEFAULT.to_vec()
+    } else {
+        args.transforms
+    };
+    if args.rename_elf && !transforms.contains(&Transform::RenameElf) {
+        transforms.push(Transform::RenameElf);
+    }
+    let bar = progress::bytes("reading layers", quiet);
+    let ticker = bar.clone();
+    let opts = BuildOptions {
+        progress: Some(Box::new(move |n| ticker.inc(n))),
+        inspect: Some(Box::new(kiln_strip::elf_marker)),
+        ..Default::default()
+    };
+    let (tree, _) = args.source.open_tree(&opts)?;
+    bar.finish_and_clear();
+    let config = tree.image().map(|i| i.config.clone());
+    let bar = progress::spinner("writing image", quiet);
+    let report = kiln_strip::strip(&tree, config.as_ref(), &dest, &transforms)
+        .with_context(|| format!("cannot write {}", args.dest))?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if !quiet {
+        let names: Vec<&str> = report.transforms.iter().map(|t| t.name()).collect();
+        eprintln!(
+            "kiln: wrote {} ({}): {} paths kept, {} deleted, {} ELF executables padded, {} renamed",
+            args.dest,
+            names.join(","),
+            report.kept,
+            report.deleted,
+            report.appended,
+            report.renamed
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
