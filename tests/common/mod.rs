@@ -156,6 +156,10 @@ impl Deb<'_> {
             let p = stage.join(path);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, data).unwrap();
+            if path.contains("bin/") {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
         }
         // As dh_md5sums does: md5sums of every shipped file.
         sh(Command::new("sh").arg("-c").arg(

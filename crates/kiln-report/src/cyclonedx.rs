@@ -81,14 +81,40 @@ fn component(sbom: &Sbom, p: &Package, seen: &mut HashSet<String>) -> Value {
             props.push(prop(&format!("kiln:location:{i}:layerDigest"), d));
         }
     }
+    let exact_version = !p.version.is_empty()
+        && p.evidence
+            .as_ref()
+            .is_none_or(|e| e.candidate_versions.len() <= 1);
+    if let Some(ev) = &p.evidence {
+        props.push(prop("kiln:evidence:resolution", &ev.resolution));
+        props.push(prop("kiln:evidence:filesSeen", &ev.files_seen.to_string()));
+        props.push(prop(
+            "kiln:evidence:filesTotal",
+            &ev.files_total.to_string(),
+        ));
+        for v in &ev.candidate_versions {
+            props.push(prop("kiln:evidence:candidateVersion", v));
+        }
+        if let Some(n) = &ev.nearest_version {
+            props.push(prop("kiln:evidence:nearestVersion", n));
+        }
+        for n in &ev.notes {
+            props.push(prop("kiln:evidence:note", n));
+        }
+    }
     let mut c = json!({
         "bom-ref": bom_ref,
         "type": "library",
         "name": p.name,
-        "version": p.version,
         "purl": p.purl,
         "properties": props,
     });
+    if exact_version {
+        c["version"] = json!(p.version);
+    }
+    if let Some(ev) = &p.evidence {
+        c["evidence"] = evidence(sbom, ev);
+    }
     if !p.licenses.is_empty() {
         c["licenses"] = Value::Array(
             p.licenses
@@ -102,4 +128,52 @@ fn component(sbom: &Sbom, p: &Package, seen: &mut HashSet<String>) -> Value {
 
 fn prop(name: &str, value: &str) -> Value {
     json!({ "name": name, "value": value })
+}
+
+/// CycloneDX technique names for kiln's techniques.
+fn technique(name: &str) -> &'static str {
+    match name {
+        "file-sha256" | "file-sha256-renamed" => "hash-comparison",
+        "elf-build-id" => "binary-analysis",
+        "package-metadata" => "manifest-analysis",
+        _ => "other",
+    }
+}
+
+fn evidence(sbom: &Sbom, ev: &kiln_catalog::Evidence) -> Value {
+    let methods: Vec<Value> = ev
+        .techniques
+        .iter()
+        .map(|t| {
+            json!({
+                "technique": technique(&t.technique),
+                "confidence": t.confidence,
+                "value": format!("{} ({} files)", t.technique, t.files),
+            })
+        })
+        .collect();
+    let occurrences: Vec<Value> = ev
+        .occurrences
+        .iter()
+        .map(|o| {
+            let mut v = json!({ "location": o.path });
+            let ctx = match sbom.source.layer_digest(o.layer) {
+                Some(d) => format!("{} in layer {}", o.technique, d),
+                None => o.technique.clone(),
+            };
+            v["additionalContext"] = json!(ctx);
+            v
+        })
+        .collect();
+    let mut out = json!({
+        "identity": [{
+            "field": "purl",
+            "confidence": ev.confidence,
+            "methods": methods,
+        }],
+    });
+    if !occurrences.is_empty() {
+        out["occurrences"] = Value::Array(occurrences);
+    }
+    out
 }

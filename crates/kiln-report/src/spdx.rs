@@ -72,10 +72,9 @@ fn package(p: &Package, id: &str) -> Value {
         Some(l) => format!("acquired package info from {origin}: {}", l.path),
         None => format!("acquired package info from {origin}"),
     };
-    json!({
+    let mut v = json!({
         "name": p.name,
         "SPDXID": id,
-        "versionInfo": p.version,
         "downloadLocation": "NOASSERTION",
         "filesAnalyzed": false,
         "licenseConcluded": "NOASSERTION",
@@ -87,7 +86,28 @@ fn package(p: &Package, id: &str) -> Value {
             "referenceType": "purl",
             "referenceLocator": p.purl,
         }],
-    })
+    });
+    let exact = p
+        .evidence
+        .as_ref()
+        .is_none_or(|e| e.candidate_versions.len() <= 1);
+    if !p.version.is_empty() && exact {
+        v["versionInfo"] = json!(p.version);
+    }
+    if let Some(ev) = &p.evidence {
+        let mut comment = format!(
+            "kiln: {} (confidence {:.2}); {} of {} files seen",
+            ev.resolution, ev.confidence, ev.files_seen, ev.files_total
+        );
+        if !ev.candidate_versions.is_empty() {
+            comment.push_str(&format!("; bytes fit {}", ev.candidate_versions.join(", ")));
+        }
+        if let Some(n) = &ev.nearest_version {
+            comment.push_str(&format!("; nearest known version {n}"));
+        }
+        v["comment"] = json!(comment);
+    }
+    v
 }
 
 /// SPDX IDs allow only letters, digits, `.` and `-`.

@@ -5,11 +5,24 @@ use std::io::Write;
 use crate::Sbom;
 
 pub(crate) fn write(sbom: &Sbom, out: &mut dyn Write) -> std::io::Result<()> {
+    let versions: Vec<String> = sbom
+        .catalog
+        .packages
+        .iter()
+        .map(|p| match &p.evidence {
+            Some(e) if e.resolution == "version-not-in-db" => format!(
+                "(not in DB; nearest {})",
+                e.nearest_version.as_deref().unwrap_or("?")
+            ),
+            _ => p.version.clone(),
+        })
+        .collect();
     let rows: Vec<[&str; 3]> = sbom
         .catalog
         .packages
         .iter()
-        .map(|p| [p.name.as_str(), p.version.as_str(), p.ecosystem.label()])
+        .zip(&versions)
+        .map(|(p, v)| [p.name.as_str(), v.as_str(), p.ecosystem.label()])
         .collect();
     if rows.is_empty() {
         return writeln!(out, "No packages discovered");
@@ -35,6 +48,13 @@ pub(crate) fn write(sbom: &Sbom, out: &mut dyn Write) -> std::io::Result<()> {
     line(out, &header)?;
     for r in &rows {
         line(out, r)?;
+    }
+    if !sbom.catalog.unexplained_files.is_empty() {
+        writeln!(
+            out,
+            "\n{} file(s) explained by no package (see -o json: unexplained_files)",
+            sbom.catalog.unexplained_files.len()
+        )?;
     }
     Ok(())
 }
