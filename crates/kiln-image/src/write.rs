@@ -304,7 +304,29 @@ pub fn archive_layout(layout: &Path, out: &Path) -> Result<()> {
         let mut builder = tar::Builder::new(io::BufWriter::new(tmp.as_file()));
         builder.mode(tar::HeaderMode::Deterministic);
         builder.follow_symlinks(false);
-        builder.append_dir_all(".", layout).map_err(io)?;
+        // Members are named as skopeo names them (no `./` prefix): some
+        // readers, Syft 1.18 among them, refuse a `./` member.
+        let mut paths = vec![layout.join("oci-layout"), layout.join("index.json")];
+        let blobs = layout.join("blobs");
+        paths.push(blobs.clone());
+        let mut algs: Vec<PathBuf> = fs::read_dir(&blobs)
+            .map_err(|e| ImageError::io(&blobs, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        algs.sort();
+        for alg in algs {
+            paths.push(alg.clone());
+            let mut files: Vec<PathBuf> = fs::read_dir(&alg)
+                .map_err(|e| ImageError::io(&alg, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            files.sort();
+            paths.extend(files);
+        }
+        for p in paths {
+            let name = p.strip_prefix(layout).unwrap_or(&p).to_path_buf();
+            builder.append_path_with_name(&p, &name).map_err(io)?;
+        }
         builder
             .into_inner()
             .and_then(|mut w| w.flush())
