@@ -167,6 +167,100 @@ impl<R: Read> Read for VerifyingReader<R> {
     }
 }
 
+/// Like [`VerifyingReader`], but reading and hashing happen on a helper
+/// thread that hands chunks over a small bounded channel. The thread that
+/// inflates the layer is the critical path; this takes the blob I/O and
+/// the digest off it. At most 4 MiB are in flight.
+pub struct PrefetchVerifier {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl PrefetchVerifier {
+    /// Start reading `inner` on a helper thread, expecting `expected`.
+    pub fn spawn<R: Read + Send + 'static>(
+        inner: R,
+        expected: Digest,
+        expected_size: Option<u64>,
+    ) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        std::thread::spawn(move || {
+            let mut v = VerifyingReader::new(inner, expected, expected_size);
+            loop {
+                let mut buf = vec![0u8; 1 << 20];
+                let mut filled = 0;
+                // Fill whole chunks so the channel carries few, large messages.
+                let res = loop {
+                    match v.read(&mut buf[filled..]) {
+                        Ok(0) => break Ok(filled),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == buf.len() {
+                                break Ok(filled);
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                match res {
+                    Ok(0) => {
+                        let _ = tx.send(Ok(Vec::new()));
+                        return;
+                    }
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.send(Ok(buf)).is_err() {
+                            return; // the reader went away
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        PrefetchVerifier {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+}
+
+impl Read for PrefetchVerifier {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(chunk)) if chunk.is_empty() => self.done = true,
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Err(io::Error::other("blob reader thread stopped"));
+                }
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +293,21 @@ mod tests {
         let mut short = VerifyingReader::new(&data[..], Digest::of(&data), Some(99));
         let err = short.read_to_end(&mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("size mismatch"), "{err}");
+    }
+
+    #[test]
+    fn prefetch_verifier_matches_and_fails_like_the_plain_one() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut ok =
+            PrefetchVerifier::spawn(std::io::Cursor::new(data.clone()), Digest::of(&data), None);
+        let mut out = Vec::new();
+        ok.read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+        let mut bad = PrefetchVerifier::spawn(std::io::Cursor::new(data), Digest::of(b"x"), None);
+        let err = bad.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(matches!(
+            ImageError::from_io(&err),
+            Some(ImageError::DigestMismatch { .. })
+        ));
     }
 }

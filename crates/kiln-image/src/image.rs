@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::archive::ArchiveIndex;
 use crate::compression::{Compression, LayerReader, Limits};
-use crate::digest::{Digest, VerifyingReader};
+use crate::digest::{Digest, PrefetchVerifier, VerifyingReader};
 use crate::error::{ImageError, Result};
 use crate::platform::Platform;
 use crate::reference::SourceRef;
@@ -218,7 +218,7 @@ impl Image {
         let io_err = |e| ImageError::io(origin, e);
         match &layer.check {
             Check::Blob(d) => {
-                let raw = VerifyingReader::new(raw, d.clone(), layer.size);
+                let raw = PrefetchVerifier::spawn(raw, d.clone(), layer.size);
                 LayerReader::new(raw, d.to_string(), layer.compression, self.limits).map_err(io_err)
             }
             Check::DiffId(d) => {

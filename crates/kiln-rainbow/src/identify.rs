@@ -233,6 +233,9 @@ fn lookup(db: &Db, obs: &[Obs], links: &[(String, String)]) -> Result<Lookups> {
          DELETE FROM obs_content; DELETE FROM obs_build; DELETE FROM obs_path;",
     )
     .map_err(e)?;
+    // One transaction for the inserts: autocommit per row costs a journal
+    // write each.
+    let tx = c.unchecked_transaction().map_err(e)?;
     {
         let mut ins_c = c
             .prepare("INSERT INTO obs_content VALUES (?1, ?2)")
@@ -253,6 +256,7 @@ fn lookup(db: &Db, obs: &[Obs], links: &[(String, String)]) -> Result<Lookups> {
             }
         }
     }
+    tx.commit().map_err(e)?;
     let mut out = Lookups::default();
     let mut q = c
         .prepare(

@@ -137,9 +137,9 @@ pub(crate) fn read_layer<R: Read>(
                 if wanted && size > MAX_BUFFERED_FILE {
                     e.sha256 = stream_hash(&mut entry, size, &clean, digest)?;
                 } else if wanted {
-                    let data: Arc<[u8]> = Arc::from(read_exact(&mut entry, size, &clean, digest)?);
+                    let data = read_exact(&mut entry, size, &clean, digest)?;
                     if capture {
-                        e.data = Some(data.clone());
+                        e.data = Some(Arc::from(data.as_slice()));
                     }
                     if opts.hash || opts.inspect.is_some() {
                         let p = clean.clone();
