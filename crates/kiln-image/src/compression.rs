@@ -140,8 +140,13 @@ impl LayerReader {
             Some(k) => k,
             None => Compression::sniff(buf.fill_buf()?),
         };
+        // Inflate on its own thread; plain tar needs no extra stage.
+        let inner: Box<dyn Read + Send> = match kind {
+            Compression::None => decoder(buf, kind)?,
+            _ => Box::new(crate::digest::Prefetch::spawn(decoder(buf, kind)?)),
+        };
         Ok(LayerReader {
-            inner: decoder(buf, kind)?,
+            inner,
             digest,
             kind,
             compressed,

@@ -167,63 +167,56 @@ impl<R: Read> Read for VerifyingReader<R> {
     }
 }
 
-/// Like [`VerifyingReader`], but reading and hashing happen on a helper
-/// thread that hands chunks over a small bounded channel. The thread that
-/// inflates the layer is the critical path; this takes the blob I/O and
-/// the digest off it. At most 4 MiB are in flight.
-pub struct PrefetchVerifier {
+/// Runs a reader on a helper thread that hands 1 MiB chunks over a small
+/// bounded channel (at most 4 MiB in flight). Layer reading is a pipeline
+/// whose stages are all CPU-bound — blob I/O and digest, inflate, tar
+/// parsing and file hashing — so each stage gets a thread of its own.
+pub struct Prefetch {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
     cur: Vec<u8>,
     pos: usize,
     done: bool,
 }
 
-impl PrefetchVerifier {
-    /// Start reading `inner` on a helper thread, expecting `expected`.
-    pub fn spawn<R: Read + Send + 'static>(
-        inner: R,
-        expected: Digest,
-        expected_size: Option<u64>,
-    ) -> Self {
+impl Prefetch {
+    /// Start reading `inner` on a helper thread.
+    pub fn spawn<R: Read + Send + 'static>(mut inner: R) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
-        std::thread::spawn(move || {
-            let mut v = VerifyingReader::new(inner, expected, expected_size);
-            loop {
-                let mut buf = vec![0u8; 1 << 20];
-                let mut filled = 0;
-                // Fill whole chunks so the channel carries few, large messages.
-                let res = loop {
-                    match v.read(&mut buf[filled..]) {
-                        Ok(0) => break Ok(filled),
-                        Ok(n) => {
-                            filled += n;
-                            if filled == buf.len() {
-                                break Ok(filled);
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => break Err(e),
-                    }
-                };
-                match res {
-                    Ok(0) => {
-                        let _ = tx.send(Ok(Vec::new()));
-                        return;
-                    }
+        std::thread::spawn(move || loop {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut filled = 0;
+            // Fill whole chunks so the channel carries few, large messages.
+            let res = loop {
+                match inner.read(&mut buf[filled..]) {
+                    Ok(0) => break Ok(filled),
                     Ok(n) => {
-                        buf.truncate(n);
-                        if tx.send(Ok(buf)).is_err() {
-                            return; // the reader went away
+                        filled += n;
+                        if filled == buf.len() {
+                            break Ok(filled);
                         }
                     }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            match res {
+                Ok(0) => {
+                    let _ = tx.send(Ok(Vec::new()));
+                    return;
+                }
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.send(Ok(buf)).is_err() {
+                        return; // the consumer went away
                     }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
                 }
             }
         });
-        PrefetchVerifier {
+        Prefetch {
             rx,
             cur: Vec::new(),
             pos: 0,
@@ -232,7 +225,23 @@ impl PrefetchVerifier {
     }
 }
 
-impl Read for PrefetchVerifier {
+/// A [`VerifyingReader`] run through [`Prefetch`]: the blob's I/O and its
+/// digest come off the thread that inflates it.
+pub struct PrefetchVerifier;
+
+impl PrefetchVerifier {
+    /// Start reading and verifying `inner` on a helper thread.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn spawn<R: Read + Send + 'static>(
+        inner: R,
+        expected: Digest,
+        expected_size: Option<u64>,
+    ) -> Prefetch {
+        Prefetch::spawn(VerifyingReader::new(inner, expected, expected_size))
+    }
+}
+
+impl Read for Prefetch {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.cur.len() {
             if self.done {

@@ -32,7 +32,7 @@ pub mod spec;
 pub mod write;
 
 pub use compression::{Compression, LayerReader, Limits};
-pub use digest::{Digest, PrefetchVerifier, VerifyingReader};
+pub use digest::{Digest, Prefetch, PrefetchVerifier, VerifyingReader};
 pub use error::{ImageError, Result};
 pub use image::{Image, Layer, OpenOptions, Source};
 pub use platform::Platform;

@@ -24,7 +24,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use kiln_catalog::version::dpkg_cmp;
 use kiln_fingerprint::ElfInfo;
 use kiln_tree::{Kind, Tree};
-use rusqlite::params;
 use serde::Serialize;
 
 use crate::db::Db;
@@ -224,89 +223,98 @@ impl Lookups {
 }
 
 fn lookup(db: &Db, obs: &[Obs], links: &[(String, String)]) -> Result<Lookups> {
+    use rusqlite::types::Value;
+    use std::rc::Rc;
     let c = &db.conn;
     let e = |err| db.err(err);
-    c.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS obs_content (idx INTEGER NOT NULL, sha256 BLOB NOT NULL);
-         CREATE TEMP TABLE IF NOT EXISTS obs_build (idx INTEGER NOT NULL, build_id BLOB NOT NULL);
-         CREATE TEMP TABLE IF NOT EXISTS obs_path (idx INTEGER NOT NULL, path TEXT NOT NULL);
-         DELETE FROM obs_content; DELETE FROM obs_build; DELETE FROM obs_path;",
-    )
-    .map_err(e)?;
-    // One transaction for the inserts: autocommit per row costs a journal
-    // write each.
-    let tx = c.unchecked_transaction().map_err(e)?;
-    {
-        let mut ins_c = c
-            .prepare("INSERT INTO obs_content VALUES (?1, ?2)")
-            .map_err(e)?;
-        let mut ins_b = c
-            .prepare("INSERT INTO obs_build VALUES (?1, ?2)")
-            .map_err(e)?;
-        let mut ins_p = c
-            .prepare("INSERT INTO obs_path VALUES (?1, ?2)")
-            .map_err(e)?;
-        for (i, o) in obs.iter().enumerate() {
-            ins_c.execute(params![i as i64, &o.sha[..]]).map_err(e)?;
-            if let Some(b) = &o.build_id {
-                ins_b.execute(params![i as i64, b]).map_err(e)?;
-            }
-            for a in aliases(&o.path, links) {
-                ins_p.execute(params![i as i64, a]).map_err(e)?;
-            }
+    rusqlite::vtab::array::load_module(c).map_err(e)?;
+    // Observed values go to SQLite as arrays (carray), so one query per kind
+    // looks them all up through the indexes; answers map back by value.
+    let mut by_sha: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    let mut by_bid: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    let mut by_path: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, o) in obs.iter().enumerate() {
+        by_sha.entry(&o.sha[..]).or_default().push(i);
+        if let Some(b) = &o.build_id {
+            by_bid.entry(&b[..]).or_default().push(i);
+        }
+        for a in aliases(&o.path, links) {
+            by_path.entry(a).or_default().push(i);
         }
     }
-    tx.commit().map_err(e)?;
+    let blobs = |m: &HashMap<&[u8], Vec<usize>>| -> Rc<Vec<Value>> {
+        Rc::new(m.keys().map(|k| Value::Blob(k.to_vec())).collect())
+    };
     let mut out = Lookups::default();
     let mut q = c
         .prepare(
-            "SELECT o.idx, f.package_id, p.path FROM obs_content o
-             JOIN content c ON c.sha256 = o.sha256
+            "SELECT c.sha256, f.package_id, p.path FROM content c
              JOIN file f ON f.content_id = c.id
-             JOIN path p ON p.id = f.path_id",
+             JOIN path p ON p.id = f.path_id
+             WHERE c.sha256 IN rarray(?1)",
         )
         .map_err(e)?;
-    out.by_content = q
-        .query_map([], |r| {
-            Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?))
-        })
-        .map_err(e)?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(e)?;
-    let mut q = c
-        .prepare(
-            "SELECT o.idx, f.package_id, p.path FROM obs_build o
-             JOIN elf x ON x.build_id = o.build_id
-             JOIN file f ON f.content_id = x.content_id
-             JOIN path p ON p.id = f.path_id",
-        )
-        .map_err(e)?;
-    out.by_build_id = q
-        .query_map([], |r| {
-            Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?))
-        })
-        .map_err(e)?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(e)?;
-    let mut q = c
-        .prepare(
-            "SELECT o.idx, f.package_id, f.conffile FROM obs_path o
-             JOIN path p ON p.path = o.path
-             JOIN file f ON f.path_id = p.id
-             WHERE f.kind IN ('f', 'h')",
-        )
-        .map_err(e)?;
-    out.by_path = q
-        .query_map([], |r| {
+    let rows = q
+        .query_map([blobs(&by_sha)], |r| {
             Ok((
-                r.get::<_, i64>(0)? as usize,
-                r.get(1)?,
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(e)?;
+    for row in rows {
+        let (sha, pid, path) = row.map_err(e)?;
+        for i in by_sha.get(&sha[..]).into_iter().flatten() {
+            out.by_content.push((*i, pid, path.clone()));
+        }
+    }
+    let mut q = c
+        .prepare(
+            "SELECT x.build_id, f.package_id, p.path FROM elf x
+             JOIN file f ON f.content_id = x.content_id
+             JOIN path p ON p.id = f.path_id
+             WHERE x.build_id IN rarray(?1)",
+        )
+        .map_err(e)?;
+    let rows = q
+        .query_map([blobs(&by_bid)], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(e)?;
+    for row in rows {
+        let (bid, pid, path) = row.map_err(e)?;
+        for i in by_bid.get(&bid[..]).into_iter().flatten() {
+            out.by_build_id.push((*i, pid, path.clone()));
+        }
+    }
+    let paths: Rc<Vec<Value>> = Rc::new(by_path.keys().map(|p| Value::Text(p.clone())).collect());
+    let mut q = c
+        .prepare(
+            "SELECT p.path, f.package_id, f.conffile FROM path p
+             JOIN file f ON f.path_id = p.id
+             WHERE p.path IN rarray(?1) AND f.kind IN ('f', 'h')",
+        )
+        .map_err(e)?;
+    let rows = q
+        .query_map([paths], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)? != 0,
             ))
         })
-        .map_err(e)?
-        .collect::<rusqlite::Result<_>>()
         .map_err(e)?;
+    for row in rows {
+        let (path, pid, conf) = row.map_err(e)?;
+        for i in by_path.get(&path).into_iter().flatten() {
+            out.by_path.push((*i, pid, conf));
+        }
+    }
     Ok(out)
 }
 
