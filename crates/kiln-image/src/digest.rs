@@ -173,6 +173,9 @@ impl<R: Read> Read for VerifyingReader<R> {
 /// parsing and file hashing — so each stage gets a thread of its own.
 pub struct Prefetch {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    /// Spent chunks go back for reuse: zeroing fresh 1 MiB buffers would
+    /// cost the producing thread (often the inflater) a memset per chunk.
+    back: std::sync::mpsc::SyncSender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
     done: bool,
@@ -182,8 +185,15 @@ impl Prefetch {
     /// Start reading `inner` on a helper thread.
     pub fn spawn<R: Read + Send + 'static>(mut inner: R) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let (back, spent) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
         std::thread::spawn(move || loop {
-            let mut buf = vec![0u8; 1 << 20];
+            let mut buf = match spent.try_recv() {
+                Ok(mut b) => {
+                    b.resize(1 << 20, 0);
+                    b
+                }
+                Err(_) => vec![0u8; 1 << 20],
+            };
             let mut filled = 0;
             // Fill whole chunks so the channel carries few, large messages.
             let res = loop {
@@ -218,6 +228,7 @@ impl Prefetch {
         });
         Prefetch {
             rx,
+            back,
             cur: Vec::new(),
             pos: 0,
             done: false,
@@ -250,7 +261,10 @@ impl Read for Prefetch {
             match self.rx.recv() {
                 Ok(Ok(chunk)) if chunk.is_empty() => self.done = true,
                 Ok(Ok(chunk)) => {
-                    self.cur = chunk;
+                    let spent = std::mem::replace(&mut self.cur, chunk);
+                    if spent.capacity() > 0 {
+                        let _ = self.back.try_send(spent);
+                    }
                     self.pos = 0;
                 }
                 Ok(Err(e)) => {
