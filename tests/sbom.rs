@@ -435,3 +435,46 @@ fn corpus_image_lists_exactly_the_true_118_packages() {
     assert!(o.status.success());
     validate("validate_spdx.py", &spdx);
 }
+
+#[test]
+fn host_python_distributions_match_importlib() {
+    let site = Path::new("/usr/lib/python3/dist-packages");
+    if !site.is_dir() {
+        eprintln!("skipping: no Debian dist-packages on this machine");
+        return;
+    }
+    // importlib.metadata reads the same dist-info and egg-info directories.
+    let out = sh(Command::new(python()).args([
+        "-c",
+        "import importlib.metadata as m, sys\nfor d in m.distributions(path=[sys.argv[1]]):\n    print(d.metadata['Name'], d.version, sep='\\t')",
+        site.to_str().unwrap(),
+    ]));
+    let mut want: Vec<(String, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    want.sort();
+    want.dedup();
+    if want.is_empty() {
+        eprintln!("skipping: no Python distributions in {}", site.display());
+        return;
+    }
+    let doc = json(&["sbom", &format!("dir:{}", site.display()), "-o", "json"]);
+    let mut got: Vec<(String, String)> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "python")
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().into(),
+                p["version"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    got.sort();
+    got.dedup();
+    assert_eq!(got, want);
+}
