@@ -478,3 +478,81 @@ fn host_python_distributions_match_importlib() {
     got.dedup();
     assert_eq!(got, want);
 }
+
+/// Unpack an oci-archive with umoci and return the rootfs.
+fn umoci_unpack(archive: &Path, dir: &Path) -> PathBuf {
+    let layout = dir.join("unpacked-layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    sh(Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-xf")
+        .arg(archive));
+    let bundle = dir.join("unpacked-bundle");
+    sh(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle));
+    bundle.join("rootfs")
+}
+
+#[test]
+fn strip_keeps_layers_whiteouts_and_opaque_dirs() {
+    let Some(f) = fixture() else { return };
+    for (squash, layers) in [(false, 3), (true, 1)] {
+        let out = f.root.join(format!("stripped-{squash}.tar"));
+        let mut args = vec![
+            "strip".to_string(),
+            format!("oci-dir:{}", f.umoci.image()),
+            format!("oci-archive:{}", out.display()),
+        ];
+        if squash {
+            args.push("--squash".into());
+        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run(&a);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        if have("skopeo") {
+            let info = sh(Command::new("skopeo")
+                .arg("inspect")
+                .arg(format!("oci-archive:{}", out.display())));
+            let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+            assert_eq!(info["Layers"].as_array().unwrap().len(), layers);
+        }
+        let dir = f.root.join(format!("unpack-{squash}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rootfs = umoci_unpack(&out, &dir);
+        assert!(rootfs.join("usr/bin/alpha").exists());
+        assert!(
+            !rootfs.join("usr/bin/beta").exists(),
+            "whiteout of the purged package kept"
+        );
+        assert!(rootfs.join("usr/share/alpha/fresh").exists());
+        assert!(
+            !rootfs.join("usr/share/alpha/data").exists(),
+            "opaque directory kept"
+        );
+        assert!(!rootfs.join("var/lib/dpkg").exists());
+        assert!(!rootfs
+            .join("usr/lib/python3/dist-packages")
+            .read_dir()
+            .unwrap()
+            .any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".dist-info")));
+        // The entrypoint survives in the config.
+        let doc = json(&[
+            "sbom",
+            &format!("oci-archive:{}", out.display()),
+            "-o",
+            "json",
+        ]);
+        assert_eq!(
+            doc["packages"].as_array().unwrap().len(),
+            0,
+            "metadata is gone"
+        );
+    }
+}

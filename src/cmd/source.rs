@@ -24,6 +24,25 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
+    fn open_options(&self) -> Result<OpenOptions> {
+        let platform = self.platform.as_deref().map(Platform::parse).transpose()?;
+        Ok(OpenOptions {
+            platform,
+            limits: Limits {
+                max_layer_size: self.max_layer_size,
+                max_expansion_ratio: self.max_expansion_ratio,
+                ..Limits::default()
+            },
+        })
+    }
+
+    /// Open the source as an image (not a `dir:` root).
+    pub fn open_image(&self) -> Result<kiln_image::Image> {
+        let reference = SourceRef::parse(&self.source)?;
+        kiln_image::Image::open(&reference, &self.open_options()?)
+            .with_context(|| format!("cannot open {}", self.source))
+    }
+
     /// Open the source and squash it into a tree.
     pub fn open_tree(&self, opts: &BuildOptions) -> Result<(Tree, SourceInfo)> {
         let reference = SourceRef::parse(&self.source)?;

@@ -25,6 +25,9 @@ pub struct Args {
     /// Also rename ELF files.
     #[arg(long)]
     rename_elf: bool,
+    /// Write one squashed layer instead of keeping the image's layers.
+    #[arg(long)]
+    squash: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -41,20 +44,31 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     if args.rename_elf && !transforms.contains(&Transform::RenameElf) {
         transforms.push(Transform::RenameElf);
     }
-    let bar = progress::bytes("reading layers", quiet);
-    let ticker = bar.clone();
-    let opts = BuildOptions {
-        progress: Some(Box::new(move |n| ticker.inc(n))),
-        inspect: Some(Box::new(kiln_strip::elf_marker)),
-        ..Default::default()
-    };
-    let (tree, _) = args.source.open_tree(&opts)?;
-    bar.finish_and_clear();
-    let config = tree.image().map(|i| i.config.clone());
-    let bar = progress::spinner("writing image", quiet);
-    let report = kiln_strip::strip(&tree, config.as_ref(), &dest, &transforms)
-        .with_context(|| format!("cannot write {}", args.dest))?;
-    bar.finish_and_clear();
+    let reference = SourceRef::parse(&args.source.source)?;
+    let squash = args.squash || matches!(reference, SourceRef::Dir { .. });
+    let report = if squash {
+        let bar = progress::bytes("reading layers", quiet);
+        let ticker = bar.clone();
+        let opts = BuildOptions {
+            progress: Some(Box::new(move |n| ticker.inc(n))),
+            inspect: Some(Box::new(kiln_strip::elf_marker)),
+            ..Default::default()
+        };
+        let (tree, _) = args.source.open_tree(&opts)?;
+        bar.finish_and_clear();
+        let config = tree.image().map(|i| i.config.clone());
+        let bar = progress::spinner("writing image", quiet);
+        let r = kiln_strip::strip(&tree, config.as_ref(), &dest, &transforms);
+        bar.finish_and_clear();
+        r
+    } else {
+        let image = args.source.open_image()?;
+        let bar = progress::spinner("rewriting layers", quiet);
+        let r = kiln_strip::strip_layers(&image, &dest, &transforms);
+        bar.finish_and_clear();
+        r
+    }
+    .with_context(|| format!("cannot write {}", args.dest))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !quiet {

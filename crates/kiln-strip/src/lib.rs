@@ -147,6 +147,14 @@ pub enum StripError {
     /// Reading the source failed.
     #[error(transparent)]
     Tree(#[from] TreeError),
+    /// A source layer is malformed.
+    #[error("layer {layer}: {reason}")]
+    Layer {
+        /// The layer's digest.
+        layer: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// What a strip did.
@@ -175,6 +183,17 @@ fn is_python_metadata(path: &str) -> bool {
 
 /// Decide the fate of one path. `elf` says whether a regular file is ELF.
 fn plan(path: &str, e: &Entry, elf: bool, transforms: &[Transform]) -> Option<Export> {
+    plan_for(path, e.is_file(), e.mode, elf, transforms)
+}
+
+/// [`plan`] on bare facts, for layer members that are not tree entries.
+fn plan_for(
+    path: &str,
+    is_file: bool,
+    mode: u32,
+    elf: bool,
+    transforms: &[Transform],
+) -> Option<Export> {
     let on = |t| transforms.contains(&t);
     if on(Transform::DeletePackageDb)
         && (PACKAGE_DBS.iter().any(|d| under(path, d)) || is_python_metadata(path))
@@ -185,7 +204,7 @@ fn plan(path: &str, e: &Entry, elf: bool, transforms: &[Transform]) -> Option<Ex
         return None;
     }
     let mut x = Export::default();
-    if e.is_file() {
+    if is_file {
         let name = path::file_name(path);
         if on(Transform::HideAppMetadata) && APP_METADATA.contains(&name) {
             x.rename = Some(path::join(
@@ -193,7 +212,7 @@ fn plan(path: &str, e: &Entry, elf: bool, transforms: &[Transform]) -> Option<Ex
                 &format!(".kiln-hidden.{name}"),
             ));
         }
-        if elf && on(Transform::AppendElf) && e.mode & 0o111 != 0 {
+        if elf && on(Transform::AppendElf) && mode & 0o111 != 0 {
             x.append = ELF_TRAILER.to_vec();
         }
         if elf && on(Transform::RenameElf) {
@@ -206,8 +225,12 @@ fn plan(path: &str, e: &Entry, elf: bool, transforms: &[Transform]) -> Option<Ex
     Some(x)
 }
 
-/// Strip `tree` (built with ELF detection: see [`elf_marker`]) into `dest`.
-/// `config` is the source image's config, or a minimal one for `dir:`.
+mod layers;
+pub use layers::strip_layers;
+
+/// Strip `tree` (built with ELF detection: see [`elf_marker`]) into `dest`
+/// as one squashed layer. `config` is the source image's config, or a
+/// minimal one for `dir:`. [`strip_layers`] keeps an image's layering.
 pub fn strip(
     tree: &Tree,
     config: Option<&ImageConfig>,
@@ -261,7 +284,7 @@ pub fn elf_marker(_: &str, data: &[u8]) -> Option<kiln_tree::Facts> {
         .then(|| std::sync::Arc::new(ElfMarker) as kiln_tree::Facts)
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     let t = time::OffsetDateTime::now_utc();
     t.replace_nanosecond(0)
         .unwrap_or(t)
