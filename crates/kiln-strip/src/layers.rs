@@ -21,6 +21,9 @@ fn layer_err(digest: &str, e: impl std::fmt::Display) -> StripError {
     }
 }
 
+/// One rewritten layer: its descriptor and diff ID, and what was done.
+type Rewritten = ((kiln_image::spec::Descriptor, Digest), Counts);
+
 /// Counts from one layer.
 #[derive(Default)]
 struct Counts {
@@ -37,8 +40,7 @@ pub fn strip_layers(
     transforms: &[Transform],
 ) -> Result<StripReport, StripError> {
     let out = ImageOutput::create(dest)?;
-    let results: Vec<Result<((kiln_image::spec::Descriptor, Digest), Counts), StripError>> = (0
-        ..image.layers.len())
+    let results: Vec<Result<Rewritten, StripError>> = (0..image.layers.len())
         .into_par_iter()
         .map(|i| {
             let digest = image.layers[i].digest.to_string();
