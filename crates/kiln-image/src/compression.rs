@@ -84,13 +84,18 @@ fn verified_decoder<R: BufRead + Send + 'static>(
     kind: Compression,
 ) -> io::Result<Box<dyn Read + Send>> {
     Ok(match kind {
+        #[cfg(feature = "isal")]
+        Compression::Gzip => Box::new(crate::isal::IsalGzip::new(reader)),
+        #[cfg(not(feature = "isal"))]
         Compression::Gzip => Box::new(GzipMembers::new(reader)),
         other => decoder(reader, other)?,
     })
 }
 
 /// Multi-member gzip (RFC 1952) over raw deflate, headers and trailers
-/// parsed here, CRC not computed; see [`verified_decoder`].
+/// parsed here, CRC not computed; see [`verified_decoder`]. Used when the
+/// `isal` feature is off.
+#[cfg_attr(feature = "isal", allow(dead_code))]
 enum GzipMembers<R: BufRead> {
     Header { r: R, first: bool },
     Body(flate2::bufread::DeflateDecoder<R>),
@@ -98,16 +103,19 @@ enum GzipMembers<R: BufRead> {
     Failed,
 }
 
+#[cfg_attr(feature = "isal", allow(dead_code))]
 impl<R: BufRead> GzipMembers<R> {
     fn new(r: R) -> Self {
         GzipMembers::Header { r, first: true }
     }
 }
 
+#[cfg_attr(feature = "isal", allow(dead_code))]
 fn bad_gzip(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
 }
 
+#[cfg_attr(feature = "isal", allow(dead_code))]
 fn skip_header<R: BufRead>(r: &mut R) -> io::Result<()> {
     let mut h = [0u8; 10];
     r.read_exact(&mut h)?;
@@ -412,6 +420,41 @@ mod tests {
         let mut junk = gzip(b"x");
         junk.extend_from_slice(b"junk");
         assert!(GzipMembers::new(&junk[..])
+            .read_to_end(&mut Vec::new())
+            .is_err());
+    }
+
+    #[cfg(feature = "isal")]
+    #[test]
+    fn isal_matches_flate2_and_rejects_bad_streams() {
+        use crate::isal::IsalGzip;
+        let a: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i % 251) as u8 ^ (i >> 9) as u8)
+            .collect();
+        let mut two = gzip(&a);
+        two.extend(gzip(b"second member"));
+        let mut ours = Vec::new();
+        IsalGzip::new(io::BufReader::with_capacity(4096, &two[..]))
+            .read_to_end(&mut ours)
+            .unwrap();
+        let mut theirs = Vec::new();
+        flate2::read::MultiGzDecoder::new(&two[..])
+            .read_to_end(&mut theirs)
+            .unwrap();
+        assert_eq!(ours, theirs);
+        for cut in [5, 12, two.len() / 2, two.len() - 3] {
+            let r = IsalGzip::new(&two[..cut]).read_to_end(&mut Vec::new());
+            assert!(r.is_err(), "cut {cut} read silently short");
+        }
+        let mut junk = gzip(b"x");
+        junk.extend_from_slice(b"junk");
+        assert!(IsalGzip::new(&junk[..])
+            .read_to_end(&mut Vec::new())
+            .is_err());
+        let mut flipped = gzip(&a);
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0xff;
+        assert!(IsalGzip::new(&flipped[..])
             .read_to_end(&mut Vec::new())
             .is_err());
     }

@@ -26,6 +26,8 @@ mod compression;
 mod digest;
 mod error;
 mod image;
+#[cfg(feature = "isal")]
+mod isal;
 mod platform;
 mod reference;
 pub mod spec;

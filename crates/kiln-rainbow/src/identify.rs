@@ -230,6 +230,8 @@ fn lookup(db: &Db, obs: &[Obs], links: &[(String, String)]) -> Result<Lookups> {
     rusqlite::vtab::array::load_module(c).map_err(e)?;
     // Observed values go to SQLite as arrays (carray), so one query per kind
     // looks them all up through the indexes; answers map back by value.
+    // CROSS JOIN pins the array as the outer loop: each value is one index
+    // probe, whatever the size of the DB.
     let mut by_sha: HashMap<&[u8], Vec<usize>> = HashMap::new();
     let mut by_bid: HashMap<&[u8], Vec<usize>> = HashMap::new();
     let mut by_path: HashMap<String, Vec<usize>> = HashMap::new();
@@ -248,10 +250,10 @@ fn lookup(db: &Db, obs: &[Obs], links: &[(String, String)]) -> Result<Lookups> {
     let mut out = Lookups::default();
     let mut q = c
         .prepare(
-            "SELECT c.sha256, f.package_id, p.path FROM content c
+            "SELECT c.sha256, f.package_id, p.path FROM rarray(?1) AS a
+             CROSS JOIN content c ON c.sha256 = a.value
              JOIN file f ON f.content_id = c.id
-             JOIN path p ON p.id = f.path_id
-             WHERE c.sha256 IN rarray(?1)",
+             JOIN path p ON p.id = f.path_id",
         )
         .map_err(e)?;
     let rows = q
@@ -271,10 +273,10 @@ fn lookup(db: &Db, obs: &[Obs], links: &[(String, String)]) -> Result<Lookups> {
     }
     let mut q = c
         .prepare(
-            "SELECT x.build_id, f.package_id, p.path FROM elf x
+            "SELECT x.build_id, f.package_id, p.path FROM rarray(?1) AS a
+             CROSS JOIN elf x ON x.build_id = a.value
              JOIN file f ON f.content_id = x.content_id
-             JOIN path p ON p.id = f.path_id
-             WHERE x.build_id IN rarray(?1)",
+             JOIN path p ON p.id = f.path_id",
         )
         .map_err(e)?;
     let rows = q
@@ -295,9 +297,10 @@ fn lookup(db: &Db, obs: &[Obs], links: &[(String, String)]) -> Result<Lookups> {
     let paths: Rc<Vec<Value>> = Rc::new(by_path.keys().map(|p| Value::Text(p.clone())).collect());
     let mut q = c
         .prepare(
-            "SELECT p.path, f.package_id, f.conffile FROM path p
+            "SELECT p.path, f.package_id, f.conffile FROM rarray(?1) AS a
+             CROSS JOIN path p ON p.path = a.value
              JOIN file f ON f.path_id = p.id
-             WHERE p.path IN rarray(?1) AND f.kind IN ('f', 'h')",
+             WHERE f.kind IN ('f', 'h')",
         )
         .map_err(e)?;
     let rows = q
