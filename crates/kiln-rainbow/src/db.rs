@@ -161,6 +161,11 @@ impl Db {
         db_err(&self.path, e)
     }
 
+    /// A second, independent read connection to the same database.
+    pub(crate) fn reopen(&self) -> Result<Db> {
+        Db::open_readonly(&self.path)
+    }
+
     /// Read `.deb` files in parallel and add the packages not yet present,
     /// all in one transaction. `progress` is called once per archive read.
     pub fn ingest_debs(

@@ -223,78 +223,107 @@ impl Lookups {
 }
 
 fn lookup(db: &Db, obs: &[Obs], links: &[(String, String)]) -> Result<Lookups> {
-    use rusqlite::types::Value;
-    use std::rc::Rc;
+    // Content and build-id look-ups on this connection, path look-ups on a
+    // second one in parallel: by now the layers are read and both cores
+    // are free.
+    let second = db.reopen()?;
+    let (paths, mut out) = std::thread::scope(|s| {
+        let paths = s.spawn(move || lookup_paths(&second, obs, links));
+        let out = lookup_content(db, obs);
+        (paths.join(), out)
+    });
+    let paths = paths.unwrap_or_else(|_| Ok(Vec::new()))?;
+    if let Ok(o) = out.as_mut() {
+        o.by_path = paths;
+    }
+    out
+}
+
+fn values<K: AsRef<[u8]>>(
+    keys: impl Iterator<Item = K>,
+) -> std::rc::Rc<Vec<rusqlite::types::Value>> {
+    std::rc::Rc::new(
+        keys.map(|k| rusqlite::types::Value::Blob(k.as_ref().to_vec()))
+            .collect(),
+    )
+}
+
+/// Same bytes and same build-ids. Observed values go to SQLite as arrays
+/// (carray), so one query per kind looks them all up through the indexes,
+/// and answers map back by value. CROSS JOIN pins the array as the outer
+/// loop: each value is one index probe, whatever the size of the DB.
+fn lookup_content(db: &Db, obs: &[Obs]) -> Result<Lookups> {
     let c = &db.conn;
     let e = |err| db.err(err);
     rusqlite::vtab::array::load_module(c).map_err(e)?;
-    // Observed values go to SQLite as arrays (carray), so one query per kind
-    // looks them all up through the indexes; answers map back by value.
-    // CROSS JOIN pins the array as the outer loop: each value is one index
-    // probe, whatever the size of the DB.
     let mut by_sha: HashMap<&[u8], Vec<usize>> = HashMap::new();
     let mut by_bid: HashMap<&[u8], Vec<usize>> = HashMap::new();
-    let mut by_path: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, o) in obs.iter().enumerate() {
         by_sha.entry(&o.sha[..]).or_default().push(i);
         if let Some(b) = &o.build_id {
             by_bid.entry(&b[..]).or_default().push(i);
         }
-        for a in aliases(&o.path, links) {
-            by_path.entry(a).or_default().push(i);
-        }
     }
-    let blobs = |m: &HashMap<&[u8], Vec<usize>>| -> Rc<Vec<Value>> {
-        Rc::new(m.keys().map(|k| Value::Blob(k.to_vec())).collect())
-    };
     let mut out = Lookups::default();
-    let mut q = c
-        .prepare(
+    for (sql, keys, dest) in [
+        (
             "SELECT c.sha256, f.package_id, p.path FROM rarray(?1) AS a
              CROSS JOIN content c ON c.sha256 = a.value
              JOIN file f ON f.content_id = c.id
              JOIN path p ON p.id = f.path_id",
-        )
-        .map_err(e)?;
-    let rows = q
-        .query_map([blobs(&by_sha)], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .map_err(e)?;
-    for row in rows {
-        let (sha, pid, path) = row.map_err(e)?;
-        for i in by_sha.get(&sha[..]).into_iter().flatten() {
-            out.by_content.push((*i, pid, path.clone()));
-        }
-    }
-    let mut q = c
-        .prepare(
+            &by_sha,
+            &mut out.by_content,
+        ),
+        (
             "SELECT x.build_id, f.package_id, p.path FROM rarray(?1) AS a
              CROSS JOIN elf x ON x.build_id = a.value
              JOIN file f ON f.content_id = x.content_id
              JOIN path p ON p.id = f.path_id",
-        )
-        .map_err(e)?;
-    let rows = q
-        .query_map([blobs(&by_bid)], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .map_err(e)?;
-    for row in rows {
-        let (bid, pid, path) = row.map_err(e)?;
-        for i in by_bid.get(&bid[..]).into_iter().flatten() {
-            out.by_build_id.push((*i, pid, path.clone()));
+            &by_bid,
+            &mut out.by_build_id,
+        ),
+    ] {
+        let mut q = c.prepare(sql).map_err(e)?;
+        let rows = q
+            .query_map([values(keys.keys())], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(e)?;
+        for row in rows {
+            let (key, pid, path) = row.map_err(e)?;
+            for i in keys.get(&key[..]).into_iter().flatten() {
+                dest.push((*i, pid, path.clone()));
+            }
         }
     }
-    let paths: Rc<Vec<Value>> = Rc::new(by_path.keys().map(|p| Value::Text(p.clone())).collect());
+    Ok(out)
+}
+
+/// Package builds that ship each observed path (or its usrmerge alias).
+fn lookup_paths(
+    db: &Db,
+    obs: &[Obs],
+    links: &[(String, String)],
+) -> Result<Vec<(usize, i64, bool)>> {
+    let c = &db.conn;
+    let e = |err| db.err(err);
+    rusqlite::vtab::array::load_module(c).map_err(e)?;
+    let mut by_path: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, o) in obs.iter().enumerate() {
+        for a in aliases(&o.path, links) {
+            by_path.entry(a).or_default().push(i);
+        }
+    }
+    let paths = std::rc::Rc::new(
+        by_path
+            .keys()
+            .map(|p| rusqlite::types::Value::Text(p.clone()))
+            .collect::<Vec<_>>(),
+    );
     let mut q = c
         .prepare(
             "SELECT p.path, f.package_id, f.conffile FROM rarray(?1) AS a
@@ -312,10 +341,11 @@ fn lookup(db: &Db, obs: &[Obs], links: &[(String, String)]) -> Result<Lookups> {
             ))
         })
         .map_err(e)?;
+    let mut out = Vec::new();
     for row in rows {
         let (path, pid, conf) = row.map_err(e)?;
         for i in by_path.get(&path).into_iter().flatten() {
-            out.by_path.push((*i, pid, conf));
+            out.push((*i, pid, conf));
         }
     }
     Ok(out)
