@@ -124,6 +124,7 @@ impl Tree {
                     Some(src) if src.is_file() => {
                         entry.size = src.size;
                         entry.sha256 = src.sha256;
+                        entry.facts = src.facts.clone();
                         entry.data = src.data.clone();
                         entry.content = src.content.clone();
                     }

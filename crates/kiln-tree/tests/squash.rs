@@ -70,6 +70,11 @@ fn open(dir: &Path) -> Result<Tree, TreeError> {
     let opts = BuildOptions {
         hash: true,
         capture: Box::new(|p, _| p.starts_with("etc/")),
+        // Facts: the first byte of each file, to check they follow links.
+        inspect: Some(Box::new(|_, d: &[u8]| {
+            d.first()
+                .map(|b| std::sync::Arc::new(*b) as kiln_tree::Facts)
+        })),
         ..Default::default()
     };
     Tree::build(src, &opts)
@@ -156,6 +161,11 @@ fn hard_links_and_symlinks_resolve_inside_the_root() {
     let tool2 = t.get("usr/bin/tool2").unwrap();
     assert!(tool2.is_file());
     assert_eq!(tool2.sha256, t.get("usr/bin/tool").unwrap().sha256);
+    assert_eq!(
+        tool2.facts::<u8>(),
+        Some(&b'#'),
+        "hard links carry their target's facts"
+    );
     assert_eq!(&*t.read("usr/bin/tool2", 100).unwrap(), b"#!/bin/sh\n");
     assert_eq!(&*t.read("etc/os-release", 100).unwrap(), b"ID=kilntest\n");
     assert_eq!(&*t.read("etc/abs", 100).unwrap(), b"ID=kilntest\n");
