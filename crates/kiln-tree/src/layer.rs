@@ -21,7 +21,7 @@ const OPAQUE: &str = ".wh..wh..opq";
 const MAX_BUFFERED_FILE: u64 = 512 << 20;
 /// Bytes of file content allowed to wait for a pool thread; past this the
 /// reader does the work itself, which bounds memory.
-const IN_FLIGHT_BUDGET: u64 = 128 << 20;
+const IN_FLIGHT_BUDGET: u64 = 16 << 20;
 
 /// A member that adds or replaces a path.
 pub(crate) struct Change {
