@@ -12,18 +12,32 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use kiln_report::{Format, Sbom};
 
-/// The format to use: the one asked for, else table on a terminal and
-/// JSON when piped.
-pub fn default_format(asked: Option<Format>) -> Format {
-    asked.unwrap_or(if std::io::stdout().is_terminal() {
-        Format::Table
-    } else {
-        Format::Json
-    })
+/// Where and how to write a document.
+#[derive(clap::Args, Debug)]
+pub struct OutputArgs {
+    /// Output format: table, json, cyclonedx-json, spdx-json. Defaults to
+    /// table on a terminal and json otherwise.
+    #[arg(short, long, value_name = "FORMAT")]
+    output: Option<Format>,
+    /// Write the document to this file instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    file: Option<std::path::PathBuf>,
+}
+
+impl OutputArgs {
+    /// Write `sbom` as asked.
+    pub fn emit(&self, sbom: &Sbom) -> Result<()> {
+        let format = self.output.unwrap_or(if std::io::stdout().is_terminal() {
+            Format::Table
+        } else {
+            Format::Json
+        });
+        emit(sbom, format, self.file.as_deref())
+    }
 }
 
 /// Write a document to `file` or stdout (a closed pipe is not an error).
-pub fn emit(sbom: &Sbom, format: Format, file: Option<&Path>) -> Result<()> {
+fn emit(sbom: &Sbom, format: Format, file: Option<&Path>) -> Result<()> {
     match file {
         Some(path) => {
             let mut f = std::fs::File::create(path)

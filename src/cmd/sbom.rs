@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use kiln_report::{Format, Sbom};
+use kiln_report::Sbom;
 use kiln_tree::BuildOptions;
 
 use super::source::SourceArgs;
@@ -14,17 +14,11 @@ use crate::progress;
 pub struct Args {
     #[command(flatten)]
     source: SourceArgs,
-    /// Output format: table, json, cyclonedx-json, spdx-json. Defaults to
-    /// table on a terminal and json otherwise.
-    #[arg(short, long, value_name = "FORMAT")]
-    output: Option<Format>,
-    /// Write the document to this file instead of stdout.
-    #[arg(long, value_name = "PATH")]
-    file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    out: super::OutputArgs,
 }
 
 pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
-    let format = super::default_format(args.output);
     let bar = progress::bytes("reading layers", quiet);
     let ticker = bar.clone();
     let opts = BuildOptions {
@@ -35,6 +29,6 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     let (tree, source) = args.source.open_tree(&opts)?;
     bar.finish_and_clear();
     let catalog = kiln_catalog::catalog(&tree);
-    super::emit(&Sbom { source, catalog }, format, args.file.as_deref())?;
+    args.out.emit(&Sbom { source, catalog })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use anyhow::Result;
 use kiln_catalog::{purl::purl, Ecosystem, Evidence, Location, Occurrence, Package, Technique};
 use kiln_fingerprint::ElfInfo;
 use kiln_rainbow::{Db, Identified, Resolution};
-use kiln_report::{Format, Sbom};
+use kiln_report::Sbom;
 use kiln_tree::{BuildOptions, Facts};
 
 use super::db::DbArg;
@@ -22,17 +22,11 @@ pub struct Args {
     source: SourceArgs,
     #[command(flatten)]
     db: DbArg,
-    /// Output format: table, json, cyclonedx-json, spdx-json. Defaults to
-    /// table on a terminal and json otherwise.
-    #[arg(short, long, value_name = "FORMAT")]
-    output: Option<Format>,
-    /// Write the document to this file instead of stdout.
-    #[arg(long, value_name = "PATH")]
-    file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    out: super::OutputArgs,
 }
 
 pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
-    let format = super::default_format(args.output);
     let db = Db::open_readonly(&args.db.path())?;
     let bar = progress::bytes("reading and hashing layers", quiet);
     let ticker = bar.clone();
@@ -94,7 +88,7 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     });
     catalog.packages = packages;
     catalog.unexplained_files = found.unexplained;
-    super::emit(&Sbom { source, catalog }, format, args.file.as_deref())?;
+    args.out.emit(&Sbom { source, catalog })?;
     Ok(ExitCode::SUCCESS)
 }
 

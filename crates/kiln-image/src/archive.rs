@@ -158,11 +158,13 @@ impl ArchiveIndex {
     }
 }
 
-/// Join a relative link target onto a directory, refusing to climb above
-/// the archive root.
-fn resolve_relative(dir: &str, target: &str) -> Option<String> {
-    let mut parts: Vec<&str> = dir.split('/').filter(|c| !c.is_empty()).collect();
-    for c in target.split('/') {
+/// Clean a member path the way container runtimes read layer members:
+/// `./` and absolute names are root-relative, `.` and empty components
+/// vanish, `..` pops a component. `None` when `..` would climb above the
+/// root.
+pub fn clean_path(raw: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in raw.split('/') {
         match c {
             "" | "." => {}
             ".." => {
@@ -172,6 +174,12 @@ fn resolve_relative(dir: &str, target: &str) -> Option<String> {
         }
     }
     Some(parts.join("/"))
+}
+
+/// Join a relative link target onto a directory, refusing to climb above
+/// the archive root.
+fn resolve_relative(dir: &str, target: &str) -> Option<String> {
+    clean_path(&format!("{dir}/{target}"))
 }
 
 fn malformed(path: &Path, reason: String) -> ImageError {

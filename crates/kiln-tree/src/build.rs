@@ -188,19 +188,8 @@ impl Tree {
 }
 
 pub(crate) fn file_entry(size: u64, mode: u32, content: Content) -> Entry {
-    Entry {
-        kind: Kind::File,
-        mode,
-        uid: 0,
-        gid: 0,
-        size,
-        mtime: 0,
-        layer: None,
-        link_target: None,
-        hardlink_to: None,
-        sha256: None,
-        data: None,
-        facts: None,
-        content,
-    }
+    let mut e = Entry::new(Kind::File, mode, None);
+    e.size = size;
+    e.content = content;
+    e
 }

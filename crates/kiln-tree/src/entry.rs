@@ -69,9 +69,14 @@ impl Entry {
     }
 
     pub(crate) fn dir(layer: Option<usize>) -> Self {
+        Entry::new(Kind::Dir, 0o755, layer)
+    }
+
+    /// A bare entry of `kind`; callers fill in what they know.
+    pub(crate) fn new(kind: Kind, mode: u32, layer: Option<usize>) -> Self {
         Entry {
-            kind: Kind::Dir,
-            mode: 0o755,
+            kind,
+            mode,
             uid: 0,
             gid: 0,
             size: 0,

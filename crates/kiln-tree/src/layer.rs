@@ -102,21 +102,11 @@ pub(crate) fn read_layer<R: Read>(
             let link = entry
                 .link_name_bytes()
                 .map(|b| String::from_utf8_lossy(&b).into_owned());
-            let mut e = Entry {
-                kind,
-                mode: header.mode().unwrap_or(0o644) & 0o7777,
-                uid: header.uid().unwrap_or(0),
-                gid: header.gid().unwrap_or(0),
-                size: if kind == Kind::File { size } else { 0 },
-                mtime: header.mtime().unwrap_or(0),
-                layer: Some(layer),
-                link_target: None,
-                hardlink_to: None,
-                sha256: None,
-                data: None,
-                facts: None,
-                content: Content::None,
-            };
+            let mut e = Entry::new(kind, header.mode().unwrap_or(0o644) & 0o7777, Some(layer));
+            e.uid = header.uid().unwrap_or(0);
+            e.gid = header.gid().unwrap_or(0);
+            e.size = if kind == Kind::File { size } else { 0 };
+            e.mtime = header.mtime().unwrap_or(0);
             let idx = out.changes.len();
             if etype == tar::EntryType::Link {
                 let target = link.unwrap_or_default();

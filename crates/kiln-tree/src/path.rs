@@ -8,17 +8,7 @@
 /// refused rather than silently clamped, since no honest image builder
 /// writes them.
 pub fn clean(raw: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in raw.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            c => parts.push(c),
-        }
-    }
-    Some(parts.join("/"))
+    kiln_image::archive::clean_path(raw)
 }
 
 /// The parent of a cleaned path (`""` for top-level names).

@@ -224,36 +224,26 @@ impl Tree {
                     })?;
                 Ok(Arc::from(buf))
             }
-            (Content::Layer { layer, ordinal }, Origin::Image(image)) => {
-                read_member(image, *layer, *ordinal, &resolved)
+            (Content::Layer { .. }, Origin::Image(_)) => {
+                let mut out = None;
+                self.stream_files(
+                    |p, _| p == resolved,
+                    |_, _, r| {
+                        let mut buf = Vec::new();
+                        r.read_to_end(&mut buf).map_err(|err| TreeError::Io {
+                            path: resolved.clone().into(),
+                            err,
+                        })?;
+                        out = Some(buf);
+                        Ok(())
+                    },
+                )?;
+                out.map(Arc::from)
+                    .ok_or(TreeError::NotFound { path: resolved })
             }
             _ => Ok(Arc::from(Vec::new())),
         }
     }
-}
-
-/// Stream layer `layer` up to member `ordinal` and read it.
-fn read_member(image: &Image, layer: usize, ordinal: u64, path: &str) -> Result<Arc<[u8]>> {
-    let digest = image.layers[layer].digest.to_string();
-    let reader = image.open_layer(layer)?;
-    let mut archive = tar::Archive::new(reader);
-    let entries = archive
-        .entries()
-        .map_err(|e| TreeError::from_layer_io(&digest, e))?;
-    for (i, entry) in entries.enumerate() {
-        let mut entry = entry.map_err(|e| TreeError::from_layer_io(&digest, e))?;
-        if i as u64 == ordinal {
-            let mut buf = Vec::new();
-            entry
-                .read_to_end(&mut buf)
-                .map_err(|e| TreeError::from_layer_io(&digest, e))?;
-            return Ok(Arc::from(buf));
-        }
-    }
-    Err(TreeError::CorruptTar {
-        layer: digest,
-        reason: format!("{path}: member {ordinal} vanished on re-read"),
-    })
 }
 
 impl Tree {
