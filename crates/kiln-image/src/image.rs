@@ -237,6 +237,16 @@ impl Image {
     }
 }
 
+/// Read a small member that must exist, or fail with `missing`.
+fn read_required(store: &Store, name: &str, origin: &Path, missing: &str) -> Result<Vec<u8>> {
+    store
+        .read_small(name, origin)
+        .ok_or_else(|| ImageError::Malformed {
+            location: origin.into(),
+            reason: missing.into(),
+        })?
+}
+
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|err| ImageError::Json {
         what: what.to_string(),
@@ -286,13 +296,7 @@ fn open_oci(
     reference: Option<&str>,
     opts: &OpenOptions,
 ) -> Result<Image> {
-    let index_bytes =
-        store
-            .read_small("index.json", origin)
-            .ok_or_else(|| ImageError::Malformed {
-                location: origin.into(),
-                reason: "no index.json".into(),
-            })??;
+    let index_bytes = read_required(&store, "index.json", origin, "no index.json")?;
     let index: Index = parse_json(&index_bytes, &format!("{}: index.json", origin.display()))?;
     let mut candidates: Vec<Descriptor> = index.manifests.clone();
     let mut name = None;
@@ -560,13 +564,12 @@ fn open_docker(
     opts: &OpenOptions,
 ) -> Result<Image> {
     let store = Store::Archive(idx);
-    let bytes =
-        store
-            .read_small("manifest.json", origin)
-            .ok_or_else(|| ImageError::Malformed {
-                location: origin.into(),
-                reason: "not a docker-archive (no manifest.json member)".into(),
-            })??;
+    let bytes = read_required(
+        &store,
+        "manifest.json",
+        origin,
+        "not a docker-archive (no manifest.json member)",
+    )?;
     let entries: Vec<DockerManifestEntry> =
         parse_json(&bytes, &format!("{}: manifest.json", origin.display()))?;
     let tags = |e: &DockerManifestEntry| e.repo_tags.clone().unwrap_or_default();
@@ -597,13 +600,12 @@ fn open_docker(
         },
     };
     let config_name = crate::archive::normalize_member(entry.config.as_bytes());
-    let raw_config =
-        store
-            .read_small(&config_name, origin)
-            .ok_or_else(|| ImageError::Malformed {
-                location: origin.into(),
-                reason: format!("config {config_name} named by manifest.json is missing"),
-            })??;
+    let raw_config = read_required(
+        &store,
+        &config_name,
+        origin,
+        &format!("config {config_name} named by manifest.json is missing"),
+    )?;
     let config_digest = match digest_in_name(&config_name) {
         Some(d) => {
             d.verify(&raw_config)?;
