@@ -25,6 +25,8 @@ enum Command {
     Sbom(cmd::sbom::Args),
     /// Identify packages and exact versions from the bytes of the files.
     Scan(cmd::scan::Args),
+    /// Match an image's packages (from bytes and metadata) against advisories.
+    Vuln(cmd::vuln::Args),
     /// Write an obfuscated copy of an image: package DBs and docs deleted,
     /// ELF executables padded, app metadata hidden (the adversary images).
     Strip(cmd::strip::Args),
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Sbom(args) => cmd::sbom::run(args, cli.quiet),
         Command::Scan(args) => cmd::scan::run(args, cli.quiet),
         Command::Strip(args) => cmd::strip::run(args, cli.quiet),
+        Command::Vuln(args) => cmd::vuln::run(args, cli.quiet),
         Command::Db(c) => cmd::db::run(c, cli.quiet),
     };
     match result {

@@ -32,6 +32,29 @@ pub enum Command {
     Build(BuildArgs),
     /// Print package, version, file and unique-content counts and the size.
     Stats(StatsArgs),
+    /// Manage vulnerability advisories.
+    #[command(subcommand)]
+    Vuln(VulnCommand),
+}
+
+/// `kiln db vuln …`
+#[derive(clap::Subcommand, Debug)]
+pub enum VulnCommand {
+    /// Import advisories (atomic: a failed import keeps the old ones).
+    Import(ImportArgs),
+}
+
+/// `kiln db vuln import`
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// OSV records: a directory of JSON, a JSON file or an OSV zip export. Repeatable.
+    #[arg(long = "osv", value_name = "PATH")]
+    osv: Vec<PathBuf>,
+    /// The Debian security tracker's JSON export. Replaces earlier tracker data.
+    #[arg(long = "debian-tracker", value_name = "PATH")]
+    debian_tracker: Vec<PathBuf>,
 }
 
 /// `kiln db build`
@@ -64,7 +87,36 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
     match cmd {
         Command::Build(a) => build(a, quiet),
         Command::Stats(a) => stats(a),
+        Command::Vuln(VulnCommand::Import(a)) => import(a),
     }
+}
+
+fn import(args: ImportArgs) -> Result<ExitCode> {
+    if args.osv.is_empty() && args.debian_tracker.is_empty() {
+        bail!("nothing to import: give --osv PATH or --debian-tracker PATH");
+    }
+    let path = args.db.path();
+    let mut store = kiln_vuln::Store::open(&path)?;
+    for p in &args.osv {
+        let records = kiln_vuln::load::osv(p)?;
+        let n = store.import("osv", &records, false)?;
+        eprintln!("kiln: imported {n} OSV record(s) from {}", p.display());
+    }
+    for p in &args.debian_tracker {
+        let records = kiln_vuln::load::debian_tracker(p)?;
+        let n = store.import("debian-tracker", &records, true)?;
+        eprintln!(
+            "kiln: imported {n} Debian tracker CVE(s) from {}",
+            p.display()
+        );
+    }
+    for (source, n) in store.counts()? {
+        eprintln!(
+            "kiln: {} now holds {n} advisories from {source}",
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn build(args: BuildArgs, quiet: bool) -> Result<ExitCode> {

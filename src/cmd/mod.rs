@@ -5,6 +5,7 @@ pub mod sbom;
 pub mod scan;
 pub mod source;
 pub mod strip;
+pub mod vuln;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;

@@ -28,23 +28,36 @@ pub struct Args {
 
 pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     let db = Db::open_readonly(&args.db.path())?;
+    let sbom = collect(&args.source, Some(&db), quiet)?;
+    args.out.emit(&sbom)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Read the source once: catalog its metadata and, with a signature DB,
+/// identify its packages from bytes and cross-check the two.
+pub fn collect(source: &SourceArgs, db: Option<&Db>, quiet: bool) -> Result<Sbom> {
     let bar = progress::bytes("reading and hashing layers", quiet);
     let ticker = bar.clone();
     let opts = BuildOptions {
         capture: Box::new(kiln_catalog::wants),
-        hash: true,
+        hash: db.is_some(),
         progress: Some(Box::new(move |n| ticker.inc(n))),
-        inspect: Some(Box::new(|_, data| {
-            ElfInfo::parse(data)
-                .ok()
-                .flatten()
-                .map(|i| Arc::new(i) as Facts)
-        })),
+        inspect: db.is_some().then(|| -> Box<kiln_tree::InspectFn> {
+            Box::new(|_, data| {
+                ElfInfo::parse(data)
+                    .ok()
+                    .flatten()
+                    .map(|i| Arc::new(i) as Facts)
+            })
+        }),
     };
-    let (tree, source) = args.source.open_tree(&opts)?;
+    let (tree, source) = source.open_tree(&opts)?;
     bar.finish_and_clear();
     let mut catalog = kiln_catalog::catalog(&tree);
-    let found = kiln_rainbow::identify(&db, &tree)?;
+    let Some(db) = db else {
+        return Ok(Sbom { source, catalog });
+    };
+    let found = kiln_rainbow::identify(db, &tree)?;
     let claimed = std::mem::take(&mut catalog.packages);
     let distro = catalog.distro.clone();
     let mut packages: Vec<Package> = Vec::new();
@@ -88,8 +101,7 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     });
     catalog.packages = packages;
     catalog.unexplained_files = found.unexplained;
-    args.out.emit(&Sbom { source, catalog })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Sbom { source, catalog })
 }
 
 fn to_package(id: &Identified, distro: Option<&kiln_catalog::Distro>) -> Package {

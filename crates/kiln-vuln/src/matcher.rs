@@ -1,0 +1,240 @@
+//! Matching identified packages against stored advisories.
+//!
+//! Debian packages match Debian advisories only, by *source* package and
+//! source version with dpkg's order — never an upstream range, so a
+//! Debian backport of a fix is not flagged. Python matches PyPI, apk
+//! matches Alpine.
+
+use std::collections::BTreeMap;
+
+use kiln_catalog::{Distro, Ecosystem, Package};
+use serde::Serialize;
+
+use crate::cvss::{v3_base_score, Severity};
+use crate::osv::{affects, Advisory};
+use crate::store::{Store, StoreError};
+
+/// One vulnerability in one package.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// The vulnerability ID (a CVE when there is one).
+    pub id: String,
+    /// Advisory IDs that report it (`DSA-…`, `DEBIAN-CVE-…`, `GHSA-…`).
+    pub advisories: Vec<String>,
+    /// Other names of it.
+    pub aliases: Vec<String>,
+    /// Package name as installed.
+    pub package: String,
+    /// Its purl.
+    pub purl: String,
+    /// The advisory ecosystem matched.
+    pub ecosystem: String,
+    /// The name matched (Debian: the source package).
+    pub matched_name: String,
+    /// Installed version (for a version set, the versions joined by ` | `).
+    pub installed: String,
+    /// The first version that fixes it, if one exists.
+    pub fixed: Option<String>,
+    /// Severity.
+    pub severity: Severity,
+    /// CVSS v3 base score, when a vector was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cvss_score: Option<f64>,
+    /// The CVSS vector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cvss_vector: Option<String>,
+    /// Summary text.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub summary: String,
+    /// Where the data came from (`osv`, `debian-tracker`).
+    pub sources: Vec<String>,
+    /// `metadata` or `bytes`: how the package was found.
+    pub found_by: String,
+    /// Identification confidence carried from the scan (1.0 for metadata).
+    pub confidence: f64,
+}
+
+/// The (ecosystem, name, versions) a package is matched under.
+fn match_key(p: &Package, distro: Option<&Distro>) -> Option<(String, String, Vec<String>)> {
+    let versions: Vec<String> = match &p.evidence {
+        Some(e) if !e.candidate_versions.is_empty() => e.candidate_versions.clone(),
+        Some(e) if e.resolution == "version-not-in-db" => return None,
+        _ if p.version.is_empty() => return None,
+        _ => vec![p.version.clone()],
+    };
+    match p.ecosystem {
+        Ecosystem::Deb => {
+            let eco = match distro {
+                Some(d) if d.id == "ubuntu" => format!("Ubuntu:{}", d.version_id.clone()?),
+                Some(d) if d.version_id.is_some() => format!("Debian:{}", d.version_id.clone()?),
+                _ => "Debian".to_string(),
+            };
+            let name = p.source_name.clone().unwrap_or_else(|| p.name.clone());
+            // Debian advisories speak of source versions; a binNMU's
+            // binary version (+bN) is not one.
+            let versions = if versions.len() == 1 {
+                vec![p
+                    .source_version
+                    .clone()
+                    .unwrap_or_else(|| versions[0].clone())]
+            } else {
+                versions
+            };
+            Some((eco, name, versions))
+        }
+        Ecosystem::Python => Some((
+            "PyPI".into(),
+            kiln_catalog::purl::normalize_python_name(&p.name),
+            versions,
+        )),
+        Ecosystem::Apk => {
+            let v = distro
+                .and_then(|d| d.version_id.clone())
+                .unwrap_or_default();
+            let minor: Vec<&str> = v.split('.').take(2).collect();
+            Some((
+                format!("Alpine:v{}", minor.join(".")),
+                p.source_name.clone().unwrap_or_else(|| p.name.clone()),
+                versions,
+            ))
+        }
+    }
+}
+
+fn severity_of(a: &Advisory) -> (Severity, Option<f64>, Option<String>) {
+    for s in &a.severity {
+        if s.kind == "CVSS_V3" {
+            if let Some(score) = v3_base_score(&s.score) {
+                return (
+                    Severity::from_score(score),
+                    Some(score),
+                    Some(s.score.clone()),
+                );
+            }
+        }
+    }
+    let urgency = a
+        .affected
+        .iter()
+        .filter_map(|x| x.ecosystem_specific.as_ref())
+        .chain(a.database_specific.as_ref())
+        .find_map(|v| {
+            v.get("urgency")
+                .or_else(|| v.get("severity"))
+                .and_then(|u| u.as_str())
+        });
+    match urgency {
+        Some(u) => (
+            Severity::parse(u).unwrap_or_else(|| Severity::from_urgency(&u.to_ascii_lowercase())),
+            None,
+            None,
+        ),
+        None => (Severity::Unknown, None, None),
+    }
+}
+
+/// The ID a vulnerability is reported under: its CVE when it has one.
+fn vuln_id(a: &Advisory) -> String {
+    if a.id.starts_with("CVE-") {
+        return a.id.clone();
+    }
+    a.aliases
+        .iter()
+        .chain(&a.upstream)
+        .find(|x| x.starts_with("CVE-"))
+        .cloned()
+        .unwrap_or_else(|| a.id.clone())
+}
+
+/// Match every package against the store.
+pub fn find(
+    store: &Store,
+    packages: &[Package],
+    distro: Option<&Distro>,
+) -> Result<Vec<Finding>, StoreError> {
+    let mut out: BTreeMap<(String, String, String), Finding> = BTreeMap::new();
+    for p in packages {
+        let Some((eco, name, versions)) = match_key(p, distro) else {
+            continue;
+        };
+        let found_by = if p
+            .evidence
+            .as_ref()
+            .is_some_and(|e| e.resolution != "metadata-only")
+        {
+            "bytes"
+        } else {
+            "metadata"
+        };
+        let confidence = p.evidence.as_ref().map_or(1.0, |e| e.confidence);
+        for (source, adv) in store.candidates(&eco, &name)? {
+            let family = eco.split(':').next().unwrap_or(&eco);
+            let hit = adv
+                .affected
+                .iter()
+                .filter(|x| {
+                    x.package.as_ref().is_some_and(|k| {
+                        k.name == name && (k.ecosystem == eco || k.ecosystem == family)
+                    })
+                })
+                .find_map(|x| versions.iter().find_map(|v| affects(x, &eco, v)));
+            let Some(fixed) = hit else { continue };
+            let id = vuln_id(&adv);
+            let installed = versions.join(" | ");
+            let (severity, score, vector) = severity_of(&adv);
+            let key = (id.clone(), p.name.clone(), installed.clone());
+            let f = out.entry(key).or_insert_with(|| Finding {
+                id: id.clone(),
+                advisories: Vec::new(),
+                aliases: Vec::new(),
+                package: p.name.clone(),
+                purl: p.purl.clone(),
+                ecosystem: eco.clone(),
+                matched_name: name.clone(),
+                installed,
+                fixed: fixed.clone(),
+                severity,
+                cvss_score: score,
+                cvss_vector: vector.clone(),
+                summary: adv.summary.clone(),
+                sources: Vec::new(),
+                found_by: found_by.into(),
+                confidence,
+            });
+            if adv.id != f.id && !f.advisories.contains(&adv.id) {
+                f.advisories.push(adv.id.clone());
+            }
+            for al in adv.aliases.iter().chain(&adv.upstream) {
+                if *al != f.id && !f.aliases.contains(al) {
+                    f.aliases.push(al.clone());
+                }
+            }
+            if !f.sources.contains(&source) {
+                f.sources.push(source.clone());
+            }
+            // Prefer a scored severity over a tracker urgency; keep the
+            // earliest fix any source names.
+            if f.cvss_score.is_none() && score.is_some() {
+                f.severity = severity;
+                f.cvss_score = score;
+                f.cvss_vector = vector;
+            } else if f.severity == Severity::Unknown {
+                f.severity = severity;
+            }
+            if f.fixed.is_none() {
+                f.fixed = fixed;
+            }
+            if f.summary.is_empty() {
+                f.summary = adv.summary.clone();
+            }
+        }
+    }
+    let mut v: Vec<Finding> = out.into_values().collect();
+    v.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.package.cmp(&b.package))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Ok(v)
+}
