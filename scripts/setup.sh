@@ -14,7 +14,18 @@ $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-rec
     build-essential pkg-config ca-certificates curl git \
     dpkg-dev tar gzip zstd time libisal-dev sqlite3 \
     umoci skopeo runc \
-    python3 python3-venv python3-pip >/dev/null
+    python3 python3-venv python3-pip libicu72 >/dev/null
+
+# Microsoft's SARIF validator (npm). It runs a bundled .NET binary whose
+# postinstall chmod newer npm skips unless allowed, so do it here.
+if ! command -v npm >/dev/null 2>&1; then
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if ! command -v sarif-multitool >/dev/null 2>&1; then
+    $sudo npm install -g --silent @microsoft/sarif-multitool >/dev/null
+fi
+tool=$(find "$(npm root -g)/@microsoft" -name Sarif.Multitool -type f 2>/dev/null | head -n 1)
+if [ -n "$tool" ]; then $sudo chmod u+x "$tool"; fi
 
 if ! command -v cargo >/dev/null 2>&1; then
     # Debian 12's own cargo is older than kiln needs; rustup brings a current one.

@@ -222,6 +222,71 @@ fn old_curl_matches_its_changelog_and_stripping_changes_nothing() {
         .iter()
         .all(|f| f["found_by"] == "bytes"));
 
+    // SARIF and CycloneDX VEX pass the official validators; scan --vuln is
+    // the same run.
+    let sarif = dir.path().join("findings.sarif");
+    let o = run(&[
+        "scan",
+        "--vuln",
+        &image,
+        "--db",
+        db.to_str().unwrap(),
+        "-o",
+        "sarif",
+        "--file",
+        sarif.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    validate_sarif(&sarif);
+    let log: Value = serde_json::from_slice(&std::fs::read(&sarif).unwrap()).unwrap();
+    assert_eq!(
+        log["runs"][0]["results"].as_array().unwrap().len(),
+        want.len()
+    );
+    let vex = dir.path().join("vex.json");
+    let o = run(&[
+        "vuln",
+        &image,
+        "--db",
+        db.to_str().unwrap(),
+        "-o",
+        "cyclonedx-json",
+        "--file",
+        vex.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    validate("validate_cyclonedx.py", &vex);
+    let bom: Value = serde_json::from_slice(&std::fs::read(&vex).unwrap()).unwrap();
+    let vulns = bom["vulnerabilities"].as_array().unwrap();
+    assert_eq!(
+        vulns.len(),
+        want.len() / 2,
+        "one entry per CVE, affecting both packages"
+    );
+    assert_eq!(vulns[0]["affects"].as_array().unwrap().len(), 2);
+
+    // Ignore rules: a live rule hides its CVE, an expired one does not.
+    let (first, second) = (&want[0].1, &want[2].1);
+    let rules = dir.path().join("kilnignore.yaml");
+    std::fs::write(
+        &rules,
+        format!("vulnerabilities:\n  - id: {first}\n    reason: not reachable here\n    expires: 2999-12-31\n  - id: {second}\n    package: curl\n    reason: stale\n    expires: 2001-01-01\n"),
+    )
+    .unwrap();
+    let doc = json(&[
+        "vuln",
+        &image,
+        "--db",
+        db.to_str().unwrap(),
+        "-o",
+        "json",
+        "--ignore-file",
+        rules.to_str().unwrap(),
+    ]);
+    assert_eq!(doc["findings"].as_array().unwrap().len(), want.len() - 2);
+    assert_eq!(doc["ignored"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["ignored"][0]["reason"], "not reachable here");
+
     // --fail-on: the uploads' urgency is medium.
     let o = run(&[
         "vuln",

@@ -37,6 +37,15 @@ impl OutputArgs {
     }
 }
 
+/// Write `sbom` in `format` (default: table on a terminal, else JSON).
+pub fn emit_as(sbom: &Sbom, format: Option<Format>, file: Option<&Path>) -> Result<()> {
+    OutputArgs {
+        output: format,
+        file: file.map(Path::to_path_buf),
+    }
+    .emit(sbom)
+}
+
 /// Write a document to `file` or stdout (a closed pipe is not an error).
 fn emit(sbom: &Sbom, format: Format, file: Option<&Path>) -> Result<()> {
     match file {

@@ -22,14 +22,35 @@ pub struct Args {
     source: SourceArgs,
     #[command(flatten)]
     db: DbArg,
+    /// Output format: table, json, cyclonedx-json, spdx-json; with
+    /// --vuln also sarif. Defaults to table on a terminal and json otherwise.
+    #[arg(short, long, value_name = "FORMAT")]
+    output: Option<String>,
+    /// Write the document to this file instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    file: Option<std::path::PathBuf>,
+    /// Also match the packages against advisories (as `kiln vuln`).
+    #[arg(long)]
+    vuln: bool,
     #[command(flatten)]
-    out: super::OutputArgs,
+    policy: super::vuln::Policy,
 }
 
 pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
+    if args.vuln {
+        let v =
+            super::vuln::Args::from_scan(args.source, args.db, args.output, args.file, args.policy);
+        return super::vuln::run(v, quiet);
+    }
     let db = Db::open_readonly(&args.db.path())?;
     let sbom = collect(&args.source, Some(&db), quiet)?;
-    args.out.emit(&sbom)?;
+    let format = args
+        .output
+        .as_deref()
+        .map(str::parse::<kiln_report::Format>)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    super::emit_as(&sbom, format, args.file.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -265,3 +265,23 @@ pub fn rows(doc: &Value) -> Vec<(String, String, String)> {
     v.sort();
     v
 }
+
+/// Validate a SARIF log with Microsoft's SARIF multitool (npm
+/// `@microsoft/sarif-multitool`), which reports schema errors as
+/// `… error …` lines (its exit status stays 0).
+pub fn validate_sarif(doc: &Path) {
+    if !have("sarif-multitool") {
+        return;
+    }
+    let out = sh(Command::new("sarif-multitool").arg("validate").arg(doc));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains(": error ")).collect();
+    assert!(
+        errors.is_empty(),
+        "SARIF validator errors in {}:\n{}",
+        doc.display(),
+        errors.join("\n")
+    );
+    assert!(text.contains("Analysis completed successfully"), "{text}");
+}

@@ -20,9 +20,11 @@
 
 pub mod cvss;
 pub mod debian;
+pub mod ignore;
 pub mod load;
 pub mod matcher;
 pub mod osv;
+pub mod report;
 pub mod store;
 pub mod version;
 
