@@ -98,8 +98,9 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
     let path = args.db.path();
     let mut store = kiln_vuln::Store::open(&path)?;
     for p in &args.osv {
-        let records = kiln_vuln::load::osv(p)?;
-        let n = store.import("osv", &records, false)?;
+        let n = store.import_with("osv", false, &mut |add| {
+            kiln_vuln::load::osv_each(p, &mut |a| add(&a).map_err(Into::into))
+        })?;
         eprintln!("kiln: imported {n} OSV record(s) from {}", p.display());
     }
     for p in &args.debian_tracker {

@@ -7,18 +7,24 @@ use std::path::{Path, PathBuf};
 
 use crate::osv::Advisory;
 
-/// A source that could not be read.
+/// A source that could not be read (or stored).
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {reason}", path.display())]
-pub struct LoadError {
-    /// The file or directory.
-    pub path: PathBuf,
-    /// What went wrong.
-    pub reason: String,
+pub enum LoadError {
+    /// The file is unreadable or not in the expected format.
+    #[error("{}: {reason}", path.display())]
+    Bad {
+        /// The file or directory.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Storing a record failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 fn fail(path: &Path, reason: impl std::fmt::Display) -> LoadError {
-    LoadError {
+    LoadError::Bad {
         path: path.into(),
         reason: reason.to_string(),
     }
@@ -30,10 +36,22 @@ fn parse_record(bytes: &[u8], path: &Path, name: &str) -> Result<Advisory, LoadE
 }
 
 /// Load OSV records from a directory (recursively), a `.json` file or a
-/// `.zip` export.
+/// `.zip` export, all at once.
 pub fn osv(path: &Path) -> Result<Vec<Advisory>, LoadError> {
-    let meta = std::fs::metadata(path).map_err(|e| fail(path, e))?;
     let mut out = Vec::new();
+    osv_each(path, &mut |a| {
+        out.push(a);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Hand OSV records to `each` one at a time, as they are read.
+pub fn osv_each(
+    path: &Path,
+    each: &mut dyn FnMut(Advisory) -> Result<(), LoadError>,
+) -> Result<(), LoadError> {
+    let meta = std::fs::metadata(path).map_err(|e| fail(path, e))?;
     if meta.is_dir() {
         let mut files: Vec<PathBuf> = Vec::new();
         let mut stack = vec![path.to_path_buf()];
@@ -50,9 +68,9 @@ pub fn osv(path: &Path) -> Result<Vec<Advisory>, LoadError> {
         files.sort();
         for f in files {
             let bytes = std::fs::read(&f).map_err(|e| fail(&f, e))?;
-            out.push(parse_record(&bytes, &f, "record")?);
+            each(parse_record(&bytes, &f, "record")?)?;
         }
-        return Ok(out);
+        return Ok(());
     }
     let file = std::fs::File::open(path).map_err(|e| fail(path, e))?;
     if path.extension().is_some_and(|x| x == "zip") {
@@ -70,15 +88,15 @@ pub fn osv(path: &Path) -> Result<Vec<Advisory>, LoadError> {
                 .take(64 << 20)
                 .read_to_end(&mut bytes)
                 .map_err(|e| fail(path, format!("{name}: {e}")))?;
-            out.push(parse_record(&bytes, path, &name)?);
+            each(parse_record(&bytes, path, &name)?)?;
         }
-        return Ok(out);
+        return Ok(());
     }
     let bytes = std::fs::read(path).map_err(|e| fail(path, e))?;
     // A single record, or an array of them.
     match serde_json::from_slice::<Vec<Advisory>>(&bytes) {
-        Ok(v) => Ok(v),
-        Err(_) => Ok(vec![parse_record(&bytes, path, "record")?]),
+        Ok(v) => v.into_iter().try_for_each(each),
+        Err(_) => each(parse_record(&bytes, path, "record")?),
     }
 }
 

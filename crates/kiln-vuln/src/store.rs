@@ -77,16 +77,33 @@ impl Store {
         }
     }
 
-    /// Store `advisories` from `source`. With `replace_source`, everything
-    /// previously imported from that source goes (a full refresh, as for the
-    /// tracker); otherwise records are upserted by id (OSV exports per
-    /// ecosystem). One transaction either way.
+    /// Store `advisories` from `source`; see [`Store::import_with`].
     pub fn import(
         &mut self,
         source: &str,
         advisories: &[Advisory],
         replace_source: bool,
     ) -> Result<usize, StoreError> {
+        self.import_with(source, replace_source, &mut |add| {
+            for a in advisories {
+                add(a)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Store advisories that `feed` produces one by one (so a large export
+    /// never sits in memory whole). With `replace_source`, everything
+    /// previously imported from that source goes (a full refresh, as for
+    /// the tracker); otherwise records are upserted by id (OSV exports per
+    /// ecosystem). All in one transaction: an error, or a kill, leaves the
+    /// previous advisories as they were.
+    pub fn import_with<E: From<StoreError>>(
+        &mut self,
+        source: &str,
+        replace_source: bool,
+        feed: &mut dyn FnMut(&mut dyn FnMut(&Advisory) -> Result<(), StoreError>) -> Result<(), E>,
+    ) -> Result<usize, E> {
         let path = self.path.clone();
         let e = |err| StoreError::Db {
             path: path.clone(),
@@ -99,6 +116,7 @@ impl Store {
             tx.execute("DELETE FROM vuln_affected WHERE source = ?1", [source])
                 .map_err(e)?;
         }
+        let mut count = 0;
         {
             let mut del_adv = tx
                 .prepare("DELETE FROM vuln_advisory WHERE source = ?1 AND id = ?2")
@@ -112,7 +130,7 @@ impl Store {
             let mut ins_aff = tx
                 .prepare("INSERT INTO vuln_affected (source, id, ecosystem, package) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(e)?;
-            for a in advisories {
+            let mut add = |a: &Advisory| -> Result<(), StoreError> {
                 if !replace_source {
                     del_adv.execute(params![source, a.id]).map_err(e)?;
                     del_aff.execute(params![source, a.id]).map_err(e)?;
@@ -129,10 +147,13 @@ impl Store {
                         }
                     }
                 }
-            }
+                count += 1;
+                Ok(())
+            };
+            feed(&mut add)?;
         }
         tx.commit().map_err(e)?;
-        Ok(advisories.len())
+        Ok(count)
     }
 
     /// Advisories naming `package` in `ecosystem` (or its bare family, so
