@@ -46,3 +46,19 @@ pub fn count(message: &str, total: u64, quiet: bool) -> ProgressBar {
     bar.set_message(message.to_string());
     bar
 }
+
+/// A download bar (bytes, with total once known), or a hidden one.
+pub fn download(what: &str, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} ({binary_bytes_per_sec})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("downloading {what}"));
+    bar
+}

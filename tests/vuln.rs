@@ -409,3 +409,120 @@ fn bad_advisory_input_is_a_clear_error() {
     ]);
     assert!(err.contains("bad.json") && err.contains("tracker"), "{err}");
 }
+
+/// A loopback HTTP/1.1 server for one file that honours `Range: bytes=N-`
+/// and, on its first response, closes the connection after `cut` bytes
+/// (a dropped download). Returns the URL and the Range headers it saw.
+fn serve_once_then_resume(
+    body: Vec<u8>,
+    cut: usize,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/security-tracker/data/json",
+        listener.local_addr().unwrap()
+    );
+    let ranges = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = ranges.clone();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().take(2).enumerate() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut range_from = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    seen.lock().unwrap().push(v.trim().to_string());
+                    range_from = v.trim().trim_end_matches('-').parse().unwrap();
+                }
+            }
+            let rest = &body[range_from..];
+            let head = if range_from > 0 {
+                format!(
+                    "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {}-{}/{}\r\nConnection: close\r\n\r\n",
+                    rest.len(), range_from, body.len() - 1, body.len()
+                )
+            } else {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    rest.len()
+                )
+            };
+            stream.write_all(head.as_bytes()).unwrap();
+            let send = if i == 0 {
+                &rest[..cut.min(rest.len())]
+            } else {
+                rest
+            };
+            let _ = stream.write_all(send);
+            let _ = stream.flush();
+        }
+    });
+    (url, ranges)
+}
+
+#[test]
+fn tracker_download_resumes_after_a_dropped_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fixes = BTreeMap::new();
+    // curl's changelog.Debian: CVE-2023-38545 fixed in 7.88.1-10+deb12u4.
+    fixes.insert(
+        "CVE-2023-38545".to_string(),
+        ("7.88.1-10+deb12u4".to_string(), "high".to_string()),
+    );
+    write_advisories(dir.path(), "curl", &fixes);
+    let mut body = std::fs::read(dir.path().join("tracker.json")).unwrap();
+    // Make it large enough that the cut lands mid-body.
+    let pad = " ".repeat(200_000);
+    body.splice(1..1, pad.bytes());
+    let cut = body.len() / 3;
+    let (url, ranges) = serve_once_then_resume(body.clone(), cut);
+    let db = dir.path().join("kiln.db");
+    let cache = dir.path().join("cache");
+    let first = kiln()
+        .env("XDG_CACHE_HOME", &cache)
+        .args([
+            "db",
+            "vuln",
+            "import",
+            "--db",
+            db.to_str().unwrap(),
+            "--debian-tracker",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(1), "{err}");
+    assert!(err.contains("run again to resume"), "{err}");
+    let part = cache.join("kiln/downloads/json.part");
+    assert_eq!(std::fs::metadata(&part).unwrap().len() as usize, cut);
+    let second = kiln()
+        .env("XDG_CACHE_HOME", &cache)
+        .args([
+            "db",
+            "vuln",
+            "import",
+            "--db",
+            db.to_str().unwrap(),
+            "--debian-tracker",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(*ranges.lock().unwrap(), vec![format!("{cut}-")]);
+    assert_eq!(
+        std::fs::read(cache.join("kiln/downloads/json")).unwrap(),
+        body
+    );
+    assert!(String::from_utf8_lossy(&second.stderr).contains("imported 1 Debian tracker CVE"));
+}

@@ -49,12 +49,14 @@ pub enum VulnCommand {
 pub struct ImportArgs {
     #[command(flatten)]
     db: DbArg,
-    /// OSV records: a directory of JSON, a JSON file or an OSV zip export. Repeatable.
-    #[arg(long = "osv", value_name = "PATH")]
-    osv: Vec<PathBuf>,
-    /// The Debian security tracker's JSON export. Replaces earlier tracker data.
-    #[arg(long = "debian-tracker", value_name = "PATH")]
-    debian_tracker: Vec<PathBuf>,
+    /// OSV records: a directory of JSON, a JSON file or an OSV zip export,
+    /// or an http(s) URL of one (downloaded with resume). Repeatable.
+    #[arg(long = "osv", value_name = "PATH_OR_URL")]
+    osv: Vec<String>,
+    /// The Debian security tracker's JSON export, as a path or URL.
+    /// Replaces earlier tracker data.
+    #[arg(long = "debian-tracker", value_name = "PATH_OR_URL")]
+    debian_tracker: Vec<String>,
 }
 
 /// `kiln db build`
@@ -87,23 +89,43 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
     match cmd {
         Command::Build(a) => build(a, quiet),
         Command::Stats(a) => stats(a),
-        Command::Vuln(VulnCommand::Import(a)) => import(a),
+        Command::Vuln(VulnCommand::Import(a)) => import(a, quiet),
     }
 }
 
-fn import(args: ImportArgs) -> Result<ExitCode> {
+/// A local path for a path-or-URL argument, downloading URLs (with resume).
+fn local(arg: &str, quiet: bool) -> Result<PathBuf> {
+    if !kiln_vuln::fetch::is_url(arg) {
+        return Ok(PathBuf::from(arg));
+    }
+    let bar = progress::download(arg, quiet);
+    let ticker = bar.clone();
+    let path =
+        kiln_vuln::fetch::fetch(arg, &kiln_vuln::fetch::cache_dir(), &move |done, total| {
+            if let Some(t) = total {
+                ticker.set_length(t);
+            }
+            ticker.set_position(done);
+        })?;
+    bar.finish_and_clear();
+    Ok(path)
+}
+
+fn import(args: ImportArgs, quiet: bool) -> Result<ExitCode> {
     if args.osv.is_empty() && args.debian_tracker.is_empty() {
         bail!("nothing to import: give --osv PATH or --debian-tracker PATH");
     }
     let path = args.db.path();
     let mut store = kiln_vuln::Store::open(&path)?;
-    for p in &args.osv {
+    for arg in &args.osv {
+        let p = &local(arg, quiet)?;
         let n = store.import_with("osv", false, &mut |add| {
             kiln_vuln::load::osv_each(p, &mut |a| add(&a).map_err(Into::into))
         })?;
         eprintln!("kiln: imported {n} OSV record(s) from {}", p.display());
     }
-    for p in &args.debian_tracker {
+    for arg in &args.debian_tracker {
+        let p = &local(arg, quiet)?;
         let records = kiln_vuln::load::debian_tracker(p)?;
         let n = store.import("debian-tracker", &records, true)?;
         eprintln!(

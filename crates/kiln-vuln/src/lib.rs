@@ -20,6 +20,7 @@
 
 pub mod cvss;
 pub mod debian;
+pub mod fetch;
 pub mod ignore;
 pub mod load;
 pub mod matcher;
