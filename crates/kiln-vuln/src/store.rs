@@ -38,6 +38,9 @@ pub enum StoreError {
     },
 }
 
+/// Stores one advisory; handed to the feed of [`Store::import_with`].
+pub type AddFn<'a> = dyn FnMut(&Advisory) -> Result<(), StoreError> + 'a;
+
 /// Advisory tables in a kiln database file.
 pub struct Store {
     conn: Connection,
@@ -102,7 +105,7 @@ impl Store {
         &mut self,
         source: &str,
         replace_source: bool,
-        feed: &mut dyn FnMut(&mut dyn FnMut(&Advisory) -> Result<(), StoreError>) -> Result<(), E>,
+        feed: &mut dyn FnMut(&mut AddFn) -> Result<(), E>,
     ) -> Result<usize, E> {
         let path = self.path.clone();
         let e = |err| StoreError::Db {
