@@ -526,3 +526,37 @@ fn tracker_download_resumes_after_a_dropped_connection() {
     );
     assert!(String::from_utf8_lossy(&second.stderr).contains("imported 1 Debian tracker CVE"));
 }
+
+#[test]
+fn nvd_feed_imports() {
+    // CVE-2023-0286 as NVD's CVE API 2.0 returns it (trimmed to what kiln reads).
+    let feed = json!({
+        "format": "NVD_CVE", "version": "2.0", "timestamp": "2026-11-26T00:00:00.000",
+        "resultsPerPage": 1, "startIndex": 0, "totalResults": 1,
+        "vulnerabilities": [{"cve": {
+            "id": "CVE-2023-0286", "lastModified": "2024-02-04T09:15:09.113",
+            "descriptions": [{"lang": "en", "value": "There is a type confusion vulnerability relating to X.400 address processing inside an X.509 GeneralName."}],
+            "metrics": {"cvssMetricV31": [{"cvssData": {"version": "3.1", "vectorString": "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:N/A:H", "baseScore": 7.4}}]},
+            "configurations": [{"nodes": [{"operator": "OR", "negate": false, "cpeMatch": [
+                {"vulnerable": true, "criteria": "cpe:2.3:a:openssl:openssl:*:*:*:*:*:*:*:*", "versionStartIncluding": "3.0.0", "versionEndExcluding": "3.0.8"}
+            ]}]}]
+        }}]
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nvd.json");
+    std::fs::write(&path, feed.to_string()).unwrap();
+    let db = dir.path().join("kiln.db");
+    let o = run(&[
+        "db",
+        "vuln",
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        "--nvd",
+        path.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("imported 1 NVD CVE"), "{err}");
+    assert!(err.contains("1 advisories from nvd"), "{err}");
+}

@@ -57,6 +57,10 @@ pub struct ImportArgs {
     /// Replaces earlier tracker data.
     #[arg(long = "debian-tracker", value_name = "PATH_OR_URL")]
     debian_tracker: Vec<String>,
+    /// NVD CVE JSON 2.0 (API response or feed file), as a path or URL, for
+    /// vendored upstream components. Repeatable; records upsert by CVE.
+    #[arg(long = "nvd", value_name = "PATH_OR_URL")]
+    nvd: Vec<String>,
 }
 
 /// `kiln db build`
@@ -112,8 +116,8 @@ fn local(arg: &str, quiet: bool) -> Result<PathBuf> {
 }
 
 fn import(args: ImportArgs, quiet: bool) -> Result<ExitCode> {
-    if args.osv.is_empty() && args.debian_tracker.is_empty() {
-        bail!("nothing to import: give --osv PATH or --debian-tracker PATH");
+    if args.osv.is_empty() && args.debian_tracker.is_empty() && args.nvd.is_empty() {
+        bail!("nothing to import: give --osv, --debian-tracker or --nvd");
     }
     let path = args.db.path();
     let mut store = kiln_vuln::Store::open(&path)?;
@@ -132,6 +136,12 @@ fn import(args: ImportArgs, quiet: bool) -> Result<ExitCode> {
             "kiln: imported {n} Debian tracker CVE(s) from {}",
             p.display()
         );
+    }
+    for arg in &args.nvd {
+        let p = &local(arg, quiet)?;
+        let records = kiln_vuln::load::nvd(p)?;
+        let n = store.import("nvd", &records, false)?;
+        eprintln!("kiln: imported {n} NVD CVE(s) from {}", p.display());
     }
     for (source, n) in store.counts()? {
         eprintln!(

@@ -12,6 +12,9 @@ pub enum Ecosystem {
     Apk,
     /// Python distributions.
     Python,
+    /// Upstream projects found inside other files (vendored libraries),
+    /// named by kiln's canonical project names.
+    Generic,
 }
 
 impl Ecosystem {
@@ -21,6 +24,7 @@ impl Ecosystem {
             Ecosystem::Deb => "deb",
             Ecosystem::Apk => "apk",
             Ecosystem::Python => "python",
+            Ecosystem::Generic => "generic",
         }
     }
 }

@@ -21,6 +21,7 @@ pub fn purl(
         Ecosystem::Deb => ("deb", Some("debian")),
         Ecosystem::Apk => ("apk", Some("alpine")),
         Ecosystem::Python => ("pypi", None),
+        Ecosystem::Generic => ("generic", None),
     };
     let name = match ecosystem {
         Ecosystem::Python => normalize_python_name(name),
@@ -39,7 +40,7 @@ pub fn purl(
     if !version.is_empty() {
         p.with_version(version.to_string());
     }
-    if ecosystem != Ecosystem::Python {
+    if matches!(ecosystem, Ecosystem::Deb | Ecosystem::Apk) {
         if let Some(a) = arch.filter(|a| !a.is_empty()) {
             let _ = p.add_qualifier("arch", a.to_string());
         }

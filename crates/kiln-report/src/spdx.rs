@@ -67,6 +67,7 @@ fn package(p: &Package, id: &str) -> Value {
         Ecosystem::Deb => "DPKG DB",
         Ecosystem::Apk => "APK DB",
         Ecosystem::Python => "installed Python package metadata",
+        Ecosystem::Generic => "file contents (vendored component)",
     };
     let source_info = match p.locations.first() {
         Some(l) => format!("acquired package info from {origin}: {}", l.path),

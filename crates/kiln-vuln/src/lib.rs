@@ -24,6 +24,7 @@ pub mod fetch;
 pub mod ignore;
 pub mod load;
 pub mod matcher;
+pub mod nvd;
 pub mod osv;
 pub mod report;
 pub mod store;

@@ -106,3 +106,9 @@ pub fn debian_tracker(path: &Path) -> Result<Vec<Advisory>, LoadError> {
     crate::debian::parse(&bytes)
         .map_err(|e| fail(path, format!("not Debian security tracker JSON: {e}")))
 }
+
+/// Load an NVD CVE JSON 2.0 document (an API page or a feed file).
+pub fn nvd(path: &Path) -> Result<Vec<Advisory>, LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| fail(path, e))?;
+    crate::nvd::parse(&bytes).map_err(|e| fail(path, format!("not NVD CVE JSON 2.0: {e}")))
+}

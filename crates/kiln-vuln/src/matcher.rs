@@ -54,6 +54,26 @@ pub struct Finding {
     pub confidence: f64,
 }
 
+/// The (ecosystem, name, versions) keys a package is matched under.
+fn match_keys(p: &Package, distro: Option<&Distro>) -> Vec<(String, String, Vec<String>)> {
+    if p.ecosystem == Ecosystem::Generic {
+        // Upstream components match NVD CPE ranges, by their products.
+        let Some((_, _, versions)) = match_key(p, distro) else {
+            return Vec::new();
+        };
+        return crate::nvd::products(&p.name)
+            .map(|cpe| {
+                (
+                    crate::nvd::ECOSYSTEM.to_string(),
+                    cpe.to_string(),
+                    versions.clone(),
+                )
+            })
+            .collect();
+    }
+    match_key(p, distro).into_iter().collect()
+}
+
 /// The (ecosystem, name, versions) a package is matched under.
 fn match_key(p: &Package, distro: Option<&Distro>) -> Option<(String, String, Vec<String>)> {
     let versions: Vec<String> = match &p.evidence {
@@ -87,6 +107,7 @@ fn match_key(p: &Package, distro: Option<&Distro>) -> Option<(String, String, Ve
             kiln_catalog::purl::normalize_python_name(&p.name),
             versions,
         )),
+        Ecosystem::Generic => Some(("generic".into(), p.name.clone(), versions)),
         Ecosystem::Apk => {
             let v = distro
                 .and_then(|d| d.version_id.clone())
@@ -154,9 +175,32 @@ pub fn find(
 ) -> Result<Vec<Finding>, StoreError> {
     let mut out: BTreeMap<(String, String, String), Finding> = BTreeMap::new();
     for p in packages {
-        let Some((eco, name, versions)) = match_key(p, distro) else {
-            continue;
-        };
+        for (eco, name, versions) in match_keys(p, distro) {
+            find_one(store, p, &eco, &name, &versions, &mut out)?;
+        }
+    }
+    let mut v: Vec<Finding> = out.into_values().collect();
+    v.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.package.cmp(&b.package))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Ok(v)
+}
+
+type Found = BTreeMap<(String, String, String), Finding>;
+
+fn find_one(
+    store: &Store,
+    p: &Package,
+    eco: &str,
+    name: &str,
+    versions: &[String],
+    out: &mut Found,
+) -> Result<(), StoreError> {
+    let (eco, name) = (eco.to_string(), name.to_string());
+    {
         let found_by = if p
             .evidence
             .as_ref()
@@ -229,12 +273,49 @@ pub fn find(
             }
         }
     }
-    let mut v: Vec<Finding> = out.into_values().collect();
-    v.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then_with(|| a.package.cmp(&b.package))
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    Ok(v)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_catalog::Package;
+
+    fn component(name: &str, version: &str, eco: Ecosystem) -> Package {
+        Package {
+            name: name.into(),
+            version: version.into(),
+            ecosystem: eco,
+            arch: None,
+            source_name: None,
+            source_version: None,
+            purl: format!("pkg:generic/{name}@{version}"),
+            licenses: Vec::new(),
+            found_by: "test",
+            locations: Vec::new(),
+            files: Vec::new(),
+            evidence: None,
+        }
+    }
+
+    /// NVD ranges apply to vendored upstream components, never to a
+    /// Debian package of the same project (its fixes are backported).
+    #[test]
+    fn nvd_matches_components_not_distro_packages() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("kiln.db")).unwrap();
+        let adv = crate::nvd::parse(crate::nvd::tests::CVE_2023_0286.as_bytes()).unwrap();
+        store.import("nvd", &adv, true).unwrap();
+        let pkgs = vec![
+            component("openssl", "1.1.1s", Ecosystem::Generic),
+            component("openssl", "1.1.1w", Ecosystem::Generic),
+            component("openssl", "3.0.7-1", Ecosystem::Deb),
+        ];
+        let f = find(&store, &pkgs, None).unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].installed, "1.1.1s");
+        assert_eq!(f[0].fixed.as_deref(), Some("1.1.1t"));
+        assert_eq!(f[0].severity, Severity::High);
+        assert_eq!(f[0].cvss_score, Some(7.4));
+    }
 }
