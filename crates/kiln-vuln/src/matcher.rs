@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use kiln_catalog::{Distro, Ecosystem, Package};
 use serde::Serialize;
 
-use crate::cvss::{v3_base_score, Severity};
+use crate::cvss::{base_score, Severity};
 use crate::osv::{affects, Advisory};
 use crate::store::{Store, StoreError};
 
@@ -123,9 +123,10 @@ fn match_key(p: &Package, distro: Option<&Distro>) -> Option<(String, String, Ve
 }
 
 fn severity_of(a: &Advisory) -> (Severity, Option<f64>, Option<String>) {
-    for s in &a.severity {
-        if s.kind == "CVSS_V3" {
-            if let Some(score) = v3_base_score(&s.score) {
+    // The newest CVSS version given wins.
+    for kind in ["CVSS_V4", "CVSS_V3", "CVSS_V2"] {
+        for s in a.severity.iter().filter(|s| s.kind == kind) {
+            if let Some(score) = base_score(&s.score) {
                 return (
                     Severity::from_score(score),
                     Some(score),

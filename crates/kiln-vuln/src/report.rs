@@ -136,10 +136,11 @@ pub fn cyclonedx_vex(mut bom: Value, findings: &[Finding]) -> Value {
             if let (Some(score), Some(vector)) = (f.cvss_score, &f.cvss_vector) {
                 rating["score"] = json!(score);
                 rating["vector"] = json!(vector);
-                rating["method"] = json!(if vector.starts_with("CVSS:3.0") {
-                    "CVSSv3"
-                } else {
-                    "CVSSv31"
+                rating["method"] = json!(match vector.get(..8) {
+                    Some("CVSS:4.0") => "CVSSv4",
+                    Some("CVSS:3.1") => "CVSSv31",
+                    Some("CVSS:3.0") => "CVSSv3",
+                    _ => "CVSSv2",
                 });
             }
             let affects: Vec<Value> = fs
