@@ -483,37 +483,28 @@ fn tracker_download_resumes_after_a_dropped_connection() {
     let (url, ranges) = serve_once_then_resume(body.clone(), cut);
     let db = dir.path().join("kiln.db");
     let cache = dir.path().join("cache");
-    let first = kiln()
-        .env("XDG_CACHE_HOME", &cache)
-        .args([
-            "db",
-            "vuln",
-            "import",
-            "--db",
-            db.to_str().unwrap(),
-            "--debian-tracker",
-            &url,
-        ])
-        .output()
-        .unwrap();
+    let import = || {
+        kiln()
+            .env("XDG_CACHE_HOME", &cache)
+            .args([
+                "db",
+                "vuln",
+                "import",
+                "--db",
+                db.to_str().unwrap(),
+                "--debian-tracker",
+                &url,
+            ])
+            .output()
+            .unwrap()
+    };
+    let first = import();
     let err = String::from_utf8_lossy(&first.stderr);
     assert_eq!(first.status.code(), Some(1), "{err}");
     assert!(err.contains("run again to resume"), "{err}");
     let part = cache.join("kiln/downloads/json.part");
     assert_eq!(std::fs::metadata(&part).unwrap().len() as usize, cut);
-    let second = kiln()
-        .env("XDG_CACHE_HOME", &cache)
-        .args([
-            "db",
-            "vuln",
-            "import",
-            "--db",
-            db.to_str().unwrap(),
-            "--debian-tracker",
-            &url,
-        ])
-        .output()
-        .unwrap();
+    let second = import();
     assert!(
         second.status.success(),
         "{}",
