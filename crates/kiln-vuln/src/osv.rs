@@ -121,6 +121,18 @@ impl Event {
 /// if the matching range has one: `Some(Some(fixed))`, `Some(None)` for
 /// affected with no fix, `None` for not affected.
 pub fn affects(affected: &Affected, ecosystem: &str, version: &str) -> Option<Option<String>> {
+    // NVD's exclusive range starts (which OSV cannot express) are kept
+    // beside the range: the start version itself is not affected.
+    let start_excluding = affected
+        .ecosystem_specific
+        .as_ref()
+        .and_then(|v| v.get("start_excluding"))
+        .and_then(|v| v.as_str());
+    if start_excluding
+        .is_some_and(|x| version::compare(ecosystem, version, x) == Some(Ordering::Equal))
+    {
+        return None;
+    }
     if affected.versions.iter().any(|v| v == version) {
         return Some(first_fix_after(affected, ecosystem, version));
     }
