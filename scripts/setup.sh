@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 $sudo apt-get update -qq
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     build-essential pkg-config ca-certificates curl git \
-    dpkg-dev tar gzip zstd time libisal-dev sqlite3 \
+    dpkg-dev tar gzip zstd time libisal-dev sqlite3 golang-go \
     umoci skopeo runc \
     python3 python3-venv python3-pip libicu72 >/dev/null
 

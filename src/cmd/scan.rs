@@ -63,14 +63,14 @@ pub fn collect(source: &SourceArgs, db: Option<&Db>, quiet: bool) -> Result<Sbom
         capture: Box::new(kiln_catalog::wants),
         hash: db.is_some(),
         progress: Some(Box::new(move |n| ticker.inc(n))),
-        inspect: db.is_some().then(|| -> Box<kiln_tree::InspectFn> {
-            Box::new(|_, data| {
-                ElfInfo::parse(data)
-                    .ok()
-                    .flatten()
-                    .map(|i| Arc::new(i) as Facts)
-            })
-        }),
+        inspect: Some(Box::new(elf_facts)),
+        // Matching needs every ELF file's build-id; without a DB only Go
+        // binaries (executables) matter.
+        inspect_if: if db.is_some() {
+            None
+        } else {
+            Some(Box::new(executables))
+        },
     };
     let (tree, source) = source.open_tree(&opts)?;
     bar.finish_and_clear();
@@ -123,6 +123,20 @@ pub fn collect(source: &SourceArgs, db: Option<&Db>, quiet: bool) -> Result<Sbom
     catalog.packages = packages;
     catalog.unexplained_files = found.unexplained;
     Ok(Sbom { source, catalog })
+}
+
+/// Inspect only executable files: where Go binaries are.
+pub fn executables(_path: &str, mode: u32, _size: u64) -> bool {
+    mode & 0o111 != 0
+}
+
+/// The tree inspector: ELF identity facts for ELF files (build-ids for
+/// matching, Go build info for the Go cataloger).
+pub fn elf_facts(_path: &str, data: &[u8]) -> Option<Facts> {
+    ElfInfo::parse(data)
+        .ok()
+        .flatten()
+        .map(|i| Arc::new(i) as Facts)
 }
 
 fn to_package(id: &Identified, distro: Option<&kiln_catalog::Distro>) -> Package {

@@ -15,6 +15,8 @@
 //! - [`dpkg`](crate::dpkg): `var/lib/dpkg/status`, distroless `status.d/`, `info/*.list`, `*.md5sums`;
 //! - [`apk`](crate::apk): `lib/apk/db/installed`;
 //! - [`python`](crate::python): `*.dist-info`, `*.egg-info`;
+//! - [`golang`](crate::golang): the build info inside Go binaries (needs the
+//!   tree built with an ELF inspector, as `kiln scan` builds it);
 //! - [`os_release`](crate::os_release): the distro, which shapes the purls.
 //!
 //! A file that cannot be parsed becomes an [`Unknown`] and the scan goes on.
@@ -32,6 +34,7 @@
 pub mod apk;
 pub mod deb822;
 pub mod dpkg;
+pub mod golang;
 pub mod os_release;
 mod package;
 pub mod purl;
@@ -67,6 +70,10 @@ const CATALOGERS: &[Cataloger] = &[
     Cataloger {
         wants: python::wants,
         run: python::catalog,
+    },
+    Cataloger {
+        wants: golang::wants,
+        run: golang::catalog,
     },
 ];
 

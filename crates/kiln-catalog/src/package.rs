@@ -12,6 +12,8 @@ pub enum Ecosystem {
     Apk,
     /// Python distributions.
     Python,
+    /// Go modules, from the build info embedded in Go binaries.
+    Go,
     /// Upstream projects found inside other files (vendored libraries),
     /// named by kiln's canonical project names.
     Generic,
@@ -24,6 +26,7 @@ impl Ecosystem {
             Ecosystem::Deb => "deb",
             Ecosystem::Apk => "apk",
             Ecosystem::Python => "python",
+            Ecosystem::Go => "go-module",
             Ecosystem::Generic => "generic",
         }
     }

@@ -22,14 +22,23 @@ pub fn purl(
         Ecosystem::Apk => ("apk", Some("alpine")),
         Ecosystem::Python => ("pypi", None),
         Ecosystem::Generic => ("generic", None),
+        Ecosystem::Go => ("golang", None),
     };
     let name = match ecosystem {
         Ecosystem::Python => normalize_python_name(name),
         _ => name.to_string(),
     };
+    // Go module paths: everything up to the last `/` is the namespace.
+    let (go_ns, name) = match (ecosystem, name.rsplit_once('/')) {
+        (Ecosystem::Go, Some((ns, n))) => (Some(ns.to_string()), n.to_string()),
+        _ => (None, name),
+    };
     let Ok(mut p) = PackageUrl::new(ty, name.clone()) else {
         return format!("pkg:{ty}/{name}@{version}");
     };
+    if let Some(ns) = go_ns {
+        p.with_namespace(ns);
+    }
     if let Some(ns) = default_ns {
         let ns = distro
             .map(|d| d.id.as_str())
@@ -127,5 +136,9 @@ mod tests {
             "pkg:pypi/psycopg2-binary@2.9.9"
         );
         assert_eq!(normalize_python_name("zope.interface"), "zope-interface");
+        assert_eq!(
+            purl(Ecosystem::Go, "golang.org/x/sys", "v0.5.0", None, None),
+            "pkg:golang/golang.org/x/sys@v0.5.0"
+        );
     }
 }

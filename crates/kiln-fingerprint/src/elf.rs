@@ -41,6 +41,9 @@ pub struct ElfInfo {
     /// `PT_INTERP`, for dynamically linked executables.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub interpreter: Option<String>,
+    /// Go build information, for Go binaries.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub go: Option<crate::GoBuildInfo>,
 }
 
 impl ElfInfo {
@@ -78,6 +81,7 @@ impl ElfInfo {
                 _ => {}
             }
         }
+        info.go = crate::GoBuildInfo::parse(data, &elf);
         if let Some(verdef) = &elf.verdef {
             for def in verdef.iter() {
                 if def.vd_flags & VER_FLG_BASE != 0 {

@@ -23,8 +23,10 @@
 #![deny(missing_docs)]
 
 mod elf;
+mod gobuild;
 
 pub use elf::{ElfError, ElfInfo};
+pub use gobuild::{GoBuildInfo, GoModule};
 
 use sha2::{Digest as _, Sha256};
 

@@ -68,6 +68,7 @@ fn package(p: &Package, id: &str) -> Value {
         Ecosystem::Apk => "APK DB",
         Ecosystem::Python => "installed Python package metadata",
         Ecosystem::Generic => "file contents (vendored component)",
+        Ecosystem::Go => "Go build info",
     };
     let source_info = match p.locations.first() {
         Some(l) => format!("acquired package info from {origin}: {}", l.path),

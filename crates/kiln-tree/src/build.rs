@@ -17,6 +17,9 @@ use crate::tree::{LayerInfo, Origin, Tree, Warning};
 pub type CaptureFn = dyn Fn(&str, u64) -> bool + Send + Sync;
 /// Receives byte counts as layers stream, for progress bars.
 pub type ProgressFn = dyn Fn(u64) + Send + Sync;
+/// Decides, before a file's bytes are read, whether to inspect it:
+/// `(path, mode, size)`.
+pub type InspectIfFn = dyn Fn(&str, u32, u64) -> bool + Send + Sync;
 /// Whatever an [`InspectFn`] learns about a file, kept on its entry.
 pub type Facts = Arc<dyn std::any::Any + Send + Sync>;
 /// Looks at a regular file's whole content once, while it streams past:
@@ -34,6 +37,16 @@ pub struct BuildOptions {
     pub progress: Option<Box<ProgressFn>>,
     /// Called with every regular file's content (fingerprinting).
     pub inspect: Option<Box<InspectFn>>,
+    /// Limits inspection to the files this accepts (all when `None`), so
+    /// files nobody inspects need not be buffered.
+    pub inspect_if: Option<Box<InspectIfFn>>,
+}
+
+impl BuildOptions {
+    /// Will this file be inspected?
+    pub(crate) fn inspects(&self, path: &str, mode: u32, size: u64) -> bool {
+        self.inspect.is_some() && self.inspect_if.as_ref().is_none_or(|f| f(path, mode, size))
+    }
 }
 
 impl Default for BuildOptions {
@@ -43,6 +56,7 @@ impl Default for BuildOptions {
             hash: false,
             progress: None,
             inspect: None,
+            inspect_if: None,
         }
     }
 }

@@ -105,14 +105,22 @@ pub(crate) fn from_dir(root: &Path, opts: &BuildOptions) -> Result<Tree> {
     let work: Vec<(&String, &Entry)> = entries
         .iter()
         .filter(|(p, e)| {
-            e.is_file() && (opts.hash || opts.inspect.is_some() || (opts.capture)(p, e.size))
+            e.is_file()
+                && (opts.hash || opts.inspects(p, e.mode, e.size) || (opts.capture)(p, e.size))
         })
         .collect();
     let results: Vec<(String, std::io::Result<Read2>)> = work
         .par_iter()
         .map(|(p, e)| {
             let result = match &e.content {
-                Content::Disk(host) => read_file(host, p, e.size, (opts.capture)(p, e.size), opts),
+                Content::Disk(host) => read_file(
+                    host,
+                    p,
+                    e.size,
+                    (opts.capture)(p, e.size),
+                    opts.inspects(p, e.mode, e.size),
+                    opts,
+                ),
                 _ => Ok((None, None, None)),
             };
             ((*p).clone(), result)
@@ -152,17 +160,22 @@ fn read_file(
     rel: &str,
     size: u64,
     capture: bool,
+    inspect: bool,
     opts: &BuildOptions,
 ) -> std::io::Result<Read2> {
     let mut f = std::fs::File::open(path)?;
-    if (capture || opts.inspect.is_some()) && size <= MAX_BUFFERED_FILE {
+    if (capture || inspect) && size <= MAX_BUFFERED_FILE {
         let mut data = Vec::with_capacity(size as usize);
         f.read_to_end(&mut data)?;
         if let Some(cb) = &opts.progress {
             cb(data.len() as u64);
         }
         let hash = opts.hash.then(|| Sha256::digest(&data).into());
-        let facts = opts.inspect.as_ref().and_then(|i| i(rel, &data));
+        let facts = if inspect {
+            opts.inspect.as_ref().and_then(|i| i(rel, &data))
+        } else {
+            None
+        };
         return Ok((hash, capture.then(|| Arc::from(data)), facts));
     }
     let mut hasher = Sha256::new();

@@ -123,7 +123,8 @@ pub(crate) fn read_layer<R: Read>(
                     ordinal: ordinal as u64,
                 };
                 let capture = (opts.capture)(&clean, size);
-                let wanted = capture || opts.hash || opts.inspect.is_some();
+                let inspect = opts.inspects(&clean, e.mode, size);
+                let wanted = capture || opts.hash || inspect;
                 if wanted && size > MAX_BUFFERED_FILE {
                     e.sha256 = stream_hash(&mut entry, size, &clean, digest)?;
                 } else if wanted {
@@ -131,13 +132,17 @@ pub(crate) fn read_layer<R: Read>(
                     if capture {
                         e.data = Some(Arc::from(data.as_slice()));
                     }
-                    if opts.hash || opts.inspect.is_some() {
+                    if opts.hash || inspect {
                         let p = clean.clone();
                         let done = &done;
                         let in_flight = &in_flight;
                         let job = move || {
                             let h = opts.hash.then(|| Sha256::digest(&data).into());
-                            let f = opts.inspect.as_ref().and_then(|i| i(&p, &data));
+                            let f = if inspect {
+                                opts.inspect.as_ref().and_then(|i| i(&p, &data))
+                            } else {
+                                None
+                            };
                             done.lock().expect("no panics while held").push((idx, h, f));
                         };
                         if in_flight.load(Ordering::Relaxed) + size <= IN_FLIGHT_BUDGET {

@@ -36,7 +36,7 @@ mod layer;
 pub mod path;
 mod tree;
 
-pub use build::{BuildOptions, CaptureFn, Facts, InspectFn, ProgressFn};
+pub use build::{BuildOptions, CaptureFn, Facts, InspectFn, InspectIfFn, ProgressFn};
 pub use entry::{Entry, Kind};
 pub use error::{Result, TreeError};
 pub use export::Export;

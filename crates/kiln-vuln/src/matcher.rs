@@ -108,6 +108,7 @@ fn match_key(p: &Package, distro: Option<&Distro>) -> Option<(String, String, Ve
             versions,
         )),
         Ecosystem::Generic => Some(("generic".into(), p.name.clone(), versions)),
+        Ecosystem::Go => Some(("Go".into(), p.name.clone(), versions)),
         Ecosystem::Apk => {
             let v = distro
                 .and_then(|d| d.version_id.clone())
