@@ -176,10 +176,6 @@ impl Distro {
             .map(|v| format!("{}-{}", self.id, v))
     }
 
-    /// Is this distro, or one it is like, `id`?
-    pub fn is_like(&self, id: &str) -> bool {
-        self.id == id || self.id_like.iter().any(|l| l == id)
-    }
 }
 
 /// Everything the metadata catalogers found.

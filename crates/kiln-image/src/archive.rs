@@ -141,21 +141,6 @@ impl ArchiveIndex {
         }))
     }
 
-    /// Read a whole (small) member, such as a manifest.
-    pub fn read_member(&self, name: &str, limit: u64) -> Option<io::Result<Vec<u8>>> {
-        let (_, size) = self.locate(name)?;
-        if size > limit {
-            return Some(Err(io::Error::other(format!(
-                "member {name} is {size} bytes, more than the {limit} allowed for metadata"
-            ))));
-        }
-        let reader = self.open_member(name)?;
-        Some(reader.and_then(|mut r| {
-            let mut buf = Vec::with_capacity(size as usize);
-            r.read_to_end(&mut buf)?;
-            Ok(buf)
-        }))
-    }
 }
 
 /// Clean a member path the way container runtimes read layer members:

@@ -110,10 +110,6 @@ impl<R: Read> VerifyingReader<R> {
         }
     }
 
-    /// Bytes read so far (compressed bytes, for a layer).
-    pub fn bytes_read(&self) -> u64 {
-        self.read
-    }
 
     fn check(&mut self) -> io::Result<()> {
         if let Some(size) = self.expected_size {

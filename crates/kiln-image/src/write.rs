@@ -336,13 +336,6 @@ pub fn archive_layout(layout: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// SHA-256 a file as a digest, streaming.
-pub fn digest_file(path: &Path) -> Result<Digest> {
-    let mut f = fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
-    let mut h = Sha256::new();
-    io::copy(&mut f, &mut h).map_err(|e| ImageError::io(path, e))?;
-    Digest::parse(&format!("sha256:{}", hex::encode(h.finalize())))
-}
 
 /// A destination image being written: an OCI layout directory
 /// (`oci-dir:`) or an OCI archive (`oci-archive:`, assembled in a temporary
