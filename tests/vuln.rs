@@ -288,28 +288,22 @@ fn old_curl_matches_its_changelog_and_stripping_changes_nothing() {
     assert_eq!(doc["ignored"][0]["reason"], "not reachable here");
 
     // --fail-on: the uploads' urgency is medium.
-    let o = run(&[
-        "vuln",
-        &image,
-        "--db",
-        db.to_str().unwrap(),
-        "-o",
-        "json",
-        "--fail-on",
-        "medium",
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    let o = run(&[
-        "vuln",
-        &image,
-        "--db",
-        db.to_str().unwrap(),
-        "-o",
-        "json",
-        "--fail-on",
-        "critical",
-    ]);
-    assert_eq!(o.status.code(), Some(0));
+    let fail_on = |severity: &str| {
+        run(&[
+            "vuln",
+            &image,
+            "--db",
+            db.to_str().unwrap(),
+            "-o",
+            "json",
+            "--fail-on",
+            severity,
+        ])
+        .status
+        .code()
+    };
+    assert_eq!(fail_on("medium"), Some(1));
+    assert_eq!(fail_on("critical"), Some(0));
 }
 
 /// dpkg's own answer to "is `a` older than `b`".

@@ -175,7 +175,6 @@ impl Distro {
             .or(self.codename.as_ref())
             .map(|v| format!("{}-{}", self.id, v))
     }
-
 }
 
 /// Everything the metadata catalogers found.

@@ -140,7 +140,6 @@ impl ArchiveIndex {
             Ok(f.take(size))
         }))
     }
-
 }
 
 /// Clean a member path the way container runtimes read layer members:

@@ -110,7 +110,6 @@ impl<R: Read> VerifyingReader<R> {
         }
     }
 
-
     fn check(&mut self) -> io::Result<()> {
         if let Some(size) = self.expected_size {
             if size != self.read {

@@ -336,7 +336,6 @@ pub fn archive_layout(layout: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-
 /// A destination image being written: an OCI layout directory
 /// (`oci-dir:`) or an OCI archive (`oci-archive:`, assembled in a temporary
 /// layout beside the destination and renamed into place when finished, so
