@@ -44,12 +44,24 @@ pub struct ElfInfo {
     /// Go build information, for Go binaries.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub go: Option<crate::GoBuildInfo>,
+    /// Version clues (strings, function constants), when asked for.
+    #[serde(skip)]
+    pub clues: Option<Box<crate::Clues>>,
 }
 
 impl ElfInfo {
     /// Parse `data`. `Ok(None)` if it is not ELF at all; an error if it
     /// claims to be ELF but is malformed.
     pub fn parse(data: &[u8]) -> Result<Option<ElfInfo>, ElfError> {
+        Self::parse_with(data, None)
+    }
+
+    /// Parse `data` and, with `clues`, also collect its version clues,
+    /// evaluating the defined functions `clues` selects.
+    pub fn parse_with(
+        data: &[u8],
+        clues: Option<&dyn Fn(&str) -> bool>,
+    ) -> Result<Option<ElfInfo>, ElfError> {
         if !crate::is_elf(data) {
             return Ok(None);
         }
@@ -82,6 +94,9 @@ impl ElfInfo {
             }
         }
         info.go = crate::GoBuildInfo::parse(data, &elf);
+        if let Some(want) = clues {
+            info.clues = Some(Box::new(crate::Clues::extract(data, &elf, want)));
+        }
         if let Some(verdef) = &elf.verdef {
             for def in verdef.iter() {
                 if def.vd_flags & VER_FLG_BASE != 0 {

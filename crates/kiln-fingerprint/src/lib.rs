@@ -22,9 +22,11 @@
 //! ```
 #![deny(missing_docs)]
 
+mod clues;
 mod elf;
 mod gobuild;
 
+pub use clues::{version_strings, Clues, FunctionConsts, Store};
 pub use elf::{ElfError, ElfInfo};
 pub use gobuild::{GoBuildInfo, GoModule};
 

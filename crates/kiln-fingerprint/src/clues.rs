@@ -1,0 +1,400 @@
+//! Version clues: the places inside an ELF file where an upstream version
+//! can hide once every package database is gone.
+//!
+//! Two kinds are collected, both raw (what they mean is learned by the
+//! rainbow table from real packages, not written down here):
+//!
+//! - printable strings that contain a dotted number (`OpenSSL 3.0.17 1 Jul
+//!   2025`, `libpng version 1.6.39`, `keyutils-1.6.3`);
+//! - constants that defined functions return or store: `WebPGetDecoderVersion`
+//!   is `mov eax, 0x10204; ret`, `FT_New_Library` stores 2, 12, 1 into the
+//!   new library object, `raqm_version_string` returns a pointer to
+//!   `"0.9.0"`. A small straight-line evaluator over x86-64 code (iced-x86)
+//!   follows immediates and constants loaded RIP-relative from `.rodata`.
+
+use std::collections::HashMap;
+
+use goblin::elf::program_header::PT_LOAD;
+use goblin::elf::sym::STT_FUNC;
+use goblin::elf::Elf;
+use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+use serde::{Deserialize, Serialize};
+
+/// Longest string kept; longer runs are prose or tables, not versions.
+const MAX_STRING: usize = 200;
+/// Most strings kept per file.
+const MAX_STRINGS: usize = 4096;
+/// Largest function body evaluated.
+const MAX_FUNCTION: usize = 64 << 10;
+/// Most stores recorded per function.
+const MAX_STORES: usize = 512;
+/// `e_machine` of x86-64.
+const EM_X86_64: u16 = 62;
+
+/// A constant a function writes to memory: `mov dword [reg+disp], value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Store {
+    /// Displacement from the base register (a struct field offset).
+    pub disp: i64,
+    /// The value written.
+    pub value: u64,
+    /// Bytes written (1, 2, 4 or 8).
+    pub width: u8,
+}
+
+/// Constants of one defined function.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionConsts {
+    /// Symbol name.
+    pub name: String,
+    /// Integer constants the function returns.
+    pub returns: Vec<u64>,
+    /// C strings the function returns a pointer to.
+    pub returns_str: Vec<String>,
+    /// Constants stored through a register plus displacement.
+    pub stores: Vec<Store>,
+}
+
+/// Version clues of one ELF file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clues {
+    /// Printable strings containing a dotted number, deduplicated, in file
+    /// order.
+    pub strings: Vec<String>,
+    /// Constants of the defined functions that were asked for.
+    pub functions: Vec<FunctionConsts>,
+    /// Names of the defined functions (dynamic and static symbol tables).
+    pub defined: Vec<String>,
+}
+
+impl Clues {
+    /// Collect the clues of a parsed ELF file. `want` selects which defined
+    /// functions are evaluated (all of them while learning, only those the
+    /// DB has templates for while scanning).
+    pub fn extract(data: &[u8], elf: &Elf, want: &dyn Fn(&str) -> bool) -> Clues {
+        let mut clues = Clues {
+            strings: version_strings(data),
+            ..Default::default()
+        };
+        let mut seen: HashMap<&str, ()> = HashMap::new();
+        let syms = elf
+            .dynsyms
+            .iter()
+            .map(|s| (s, &elf.dynstrtab))
+            .chain(elf.syms.iter().map(|s| (s, &elf.strtab)));
+        let mut funcs = Vec::new();
+        for (sym, strtab) in syms {
+            if sym.st_type() != STT_FUNC || sym.st_shndx == 0 || sym.st_value == 0 {
+                continue;
+            }
+            let Some(name) = strtab.get_at(sym.st_name) else {
+                continue;
+            };
+            let name = name.split('@').next().unwrap_or(name);
+            if name.is_empty() || seen.insert(name, ()).is_some() {
+                continue;
+            }
+            clues.defined.push(name.to_string());
+            if want(name) {
+                funcs.push((name, sym.st_value, sym.st_size));
+            }
+        }
+        if elf.header.e_machine == EM_X86_64 && !funcs.is_empty() {
+            let image = Image::new(data, elf);
+            for (name, addr, size) in funcs {
+                if let Some(f) = image.evaluate(name, addr, size) {
+                    clues.functions.push(f);
+                }
+            }
+        }
+        clues
+    }
+}
+
+/// Printable ASCII runs (at least 4 bytes) that contain `digit.digit`.
+pub fn version_strings(data: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut start = None;
+    for (i, &b) in data.iter().enumerate().chain(std::iter::once((data.len(), &0u8))) {
+        let printable = b == b'\t' || (0x20..0x7f).contains(&b);
+        match (printable && i < data.len(), start) {
+            (true, None) => start = Some(i),
+            (true, Some(_)) => {}
+            (false, Some(s)) => {
+                start = None;
+                let run = &data[s..i];
+                if run.len() >= 4 && run.len() <= MAX_STRING && has_dotted_number(run) {
+                    let text = String::from_utf8_lossy(run).trim().to_string();
+                    if seen.insert(text.clone()) {
+                        out.push(text);
+                        if out.len() >= MAX_STRINGS {
+                            break;
+                        }
+                    }
+                }
+            }
+            (false, None) => {}
+        }
+    }
+    out
+}
+
+fn has_dotted_number(s: &[u8]) -> bool {
+    s.windows(3)
+        .any(|w| w[0].is_ascii_digit() && w[1] == b'.' && w[2].is_ascii_digit())
+}
+
+/// The loaded image: maps virtual addresses to file bytes.
+struct Image<'a> {
+    data: &'a [u8],
+    loads: Vec<(u64, u64, u64)>, // vaddr, filesz, offset
+}
+
+impl<'a> Image<'a> {
+    fn new(data: &'a [u8], elf: &Elf) -> Image<'a> {
+        let mut loads: Vec<(u64, u64, u64)> = elf
+            .program_headers
+            .iter()
+            .filter(|p| p.p_type == PT_LOAD)
+            .map(|p| (p.p_vaddr, p.p_filesz, p.p_offset))
+            .collect();
+        if loads.is_empty() {
+            // Relocatable objects: sections are laid out at their offsets.
+            loads = elf
+                .section_headers
+                .iter()
+                .filter(|s| s.sh_addr != 0)
+                .map(|s| (s.sh_addr, s.sh_size, s.sh_offset))
+                .collect();
+        }
+        Image { data, loads }
+    }
+
+    fn bytes(&self, addr: u64, len: u64) -> Option<&'a [u8]> {
+        let (vaddr, filesz, offset) = self
+            .loads
+            .iter()
+            .find(|(v, sz, _)| addr >= *v && addr < v.saturating_add(*sz))?;
+        let within = addr - vaddr;
+        let len = len.min(filesz - within);
+        let start = usize::try_from(offset.checked_add(within)?).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        self.data.get(start..end)
+    }
+
+    fn u64_at(&self, addr: u64, width: usize) -> Option<u64> {
+        let b = self.bytes(addr, width as u64)?;
+        if b.len() < width {
+            return None;
+        }
+        let mut buf = [0u8; 8];
+        buf[..width].copy_from_slice(&b[..width]);
+        Some(u64::from_le_bytes(buf))
+    }
+
+    fn c_string(&self, addr: u64) -> Option<String> {
+        let b = self.bytes(addr, MAX_STRING as u64 + 1)?;
+        let end = b.iter().position(|c| *c == 0)?;
+        let s = &b[..end];
+        (!s.is_empty() && s.iter().all(|c| (0x20..0x7f).contains(c)))
+            .then(|| String::from_utf8_lossy(s).into_owned())
+    }
+
+    /// Straight-line evaluation: track registers that hold known constants
+    /// or addresses, record constant stores and returns. Branches are not
+    /// followed; knowledge is dropped at calls.
+    fn evaluate(&self, name: &str, addr: u64, size: u64) -> Option<FunctionConsts> {
+        let size = if size == 0 { 64 } else { size };
+        let code = self.bytes(addr, size.min(MAX_FUNCTION as u64))?;
+        let mut f = FunctionConsts {
+            name: name.to_string(),
+            ..Default::default()
+        };
+        let mut consts: HashMap<Register, u64> = HashMap::new();
+        let mut addrs: HashMap<Register, u64> = HashMap::new();
+        let mut decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
+        let mut ins = Instruction::default();
+        while decoder.can_decode() {
+            decoder.decode_out(&mut ins);
+            if ins.is_invalid() {
+                break;
+            }
+            self.step(&ins, &mut consts, &mut addrs, &mut f);
+            if f.stores.len() >= MAX_STORES {
+                break;
+            }
+        }
+        (!f.returns.is_empty() || !f.returns_str.is_empty() || !f.stores.is_empty()).then_some(f)
+    }
+
+    fn step(
+        &self,
+        ins: &Instruction,
+        consts: &mut HashMap<Register, u64>,
+        addrs: &mut HashMap<Register, u64>,
+        f: &mut FunctionConsts,
+    ) {
+        let reg0 = (ins.op_count() > 0 && ins.op0_kind() == OpKind::Register)
+            .then(|| ins.op0_register().full_register());
+        match ins.mnemonic() {
+            Mnemonic::Ret => {
+                if let Some(v) = consts.get(&Register::RAX) {
+                    f.returns.push(*v);
+                } else if let Some(a) = addrs.get(&Register::RAX) {
+                    if let Some(s) = self.c_string(*a) {
+                        f.returns_str.push(s);
+                    }
+                }
+                return;
+            }
+            Mnemonic::Call => {
+                consts.clear();
+                addrs.clear();
+                return;
+            }
+            Mnemonic::Mov if ins.op_count() == 2 => {
+                let src = match ins.op1_kind() {
+                    OpKind::Immediate8
+                    | OpKind::Immediate16
+                    | OpKind::Immediate32
+                    | OpKind::Immediate64
+                    | OpKind::Immediate8to32
+                    | OpKind::Immediate8to64
+                    | OpKind::Immediate32to64 => Some(ins.immediate(1)),
+                    OpKind::Register => consts.get(&ins.op1_register().full_register()).copied(),
+                    OpKind::Memory if ins.is_ip_rel_memory_operand() => {
+                        let width = ins.memory_size().size();
+                        (width <= 8)
+                            .then(|| self.u64_at(ins.ip_rel_memory_address(), width))
+                            .flatten()
+                    }
+                    _ => None,
+                };
+                match ins.op0_kind() {
+                    OpKind::Register => {
+                        let r = ins.op0_register();
+                        let full = r.full_register();
+                        addrs.remove(&full);
+                        match src {
+                            Some(v) => {
+                                let v = if r.size() == 4 { v & 0xffff_ffff } else { v };
+                                consts.insert(full, v);
+                            }
+                            None => {
+                                consts.remove(&full);
+                            }
+                        }
+                        return;
+                    }
+                    OpKind::Memory if !ins.is_ip_rel_memory_operand() => {
+                        if let Some(v) = src {
+                            let width = ins.memory_size().size() as u8;
+                            f.stores.push(Store {
+                                disp: ins.memory_displacement64() as i64,
+                                value: v,
+                                width,
+                            });
+                        }
+                        return;
+                    }
+                    _ => return,
+                }
+            }
+            Mnemonic::Lea if ins.is_ip_rel_memory_operand() => {
+                if let Some(r) = reg0 {
+                    consts.remove(&r);
+                    addrs.insert(r, ins.ip_rel_memory_address());
+                }
+                return;
+            }
+            Mnemonic::Xor
+                if ins.op_count() == 2
+                    && ins.op0_kind() == OpKind::Register
+                    && ins.op1_kind() == OpKind::Register
+                    && ins.op0_register() == ins.op1_register() =>
+            {
+                if let Some(r) = reg0 {
+                    addrs.remove(&r);
+                    consts.insert(r, 0);
+                }
+                return;
+            }
+            _ => {}
+        }
+        // Anything else that writes a register makes it unknown.
+        if let Some(r) = reg0 {
+            consts.remove(&r);
+            addrs.remove(&r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_dotted_strings_only() {
+        let data = b"\0\0OpenSSL 3.0.17 1 Jul 2025\0abc\0GLIBC\0x1.2\0\x01keyutils-1.6.3\0";
+        assert_eq!(
+            version_strings(data),
+            vec!["OpenSSL 3.0.17 1 Jul 2025", "x1.2", "keyutils-1.6.3"]
+        );
+    }
+
+    /// A real library built by gcc: its version function's constant and
+    /// returned string are recovered from optimised code.
+    #[test]
+    fn evaluates_real_version_functions() {
+        if std::process::Command::new("gcc")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipping: gcc is not installed");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("v.c");
+        std::fs::write(
+            &src,
+            r#"
+struct lib { void *mem; int major, minor, patch; };
+int demo_version(void) { return (1 << 16) | (4 << 8) | 2; }
+const char *demo_version_string(void) { return "1.4.2"; }
+void demo_init(struct lib *l) { l->major = 1; l->minor = 4; l->patch = 2; }
+"#,
+        )
+        .unwrap();
+        let so = dir.path().join("libdemo.so");
+        let ok = std::process::Command::new("gcc")
+            .args(["-O2", "-shared", "-fPIC", "-o"])
+            .arg(&so)
+            .arg(&src)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let data = std::fs::read(&so).unwrap();
+        let elf = Elf::parse(&data).unwrap();
+        let clues = Clues::extract(&data, &elf, &|n| n.starts_with("demo_"));
+        let get = |n: &str| clues.functions.iter().find(|f| f.name == n).unwrap();
+        assert_eq!(get("demo_version").returns, vec![0x10402]);
+        assert_eq!(get("demo_version_string").returns_str, vec!["1.4.2"]);
+        let stores = &get("demo_init").stores;
+        // gcc may merge two 4-byte stores into one 8-byte store.
+        let mut words: Vec<(i64, u64)> = Vec::new();
+        for s in stores {
+            if s.width == 8 {
+                words.push((s.disp, s.value & 0xffff_ffff));
+                words.push((s.disp + 4, s.value >> 32));
+            } else {
+                words.push((s.disp, s.value));
+            }
+        }
+        words.sort();
+        assert_eq!(words, vec![(8, 1), (12, 4), (16, 2)], "{stores:?}");
+        assert!(clues.strings.iter().any(|s| s == "1.4.2"));
+    }
+}
