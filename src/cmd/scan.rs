@@ -2,11 +2,13 @@
 //! files, cross-checked against whatever metadata the image still has.
 
 use std::process::ExitCode;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Result;
 use kiln_catalog::{purl::purl, Ecosystem, Evidence, Location, Occurrence, Package, Technique};
 use kiln_fingerprint::ElfInfo;
+use kiln_rainbow::vendored::{Component, FileClues, Templates};
 use kiln_rainbow::{Db, Identified, Resolution};
 use kiln_report::Sbom;
 use kiln_tree::{BuildOptions, Facts};
@@ -57,13 +59,21 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
 /// Read the source once: catalog its metadata and, with a signature DB,
 /// identify its packages from bytes and cross-check the two.
 pub fn collect(source: &SourceArgs, db: Option<&Db>, quiet: bool) -> Result<Sbom> {
+    let templates = db.map(Templates::load).transpose()?.map(Arc::new);
     let bar = progress::bytes("reading and hashing layers", quiet);
     let ticker = bar.clone();
+    let inspect: Box<dyn Fn(&str, &[u8]) -> Option<Facts> + Send + Sync> = match &templates {
+        Some(t) if !t.is_empty() => {
+            let t = Arc::clone(t);
+            Box::new(move |_, data| elf_facts_with_clues(data, &t))
+        }
+        _ => Box::new(elf_facts),
+    };
     let opts = BuildOptions {
         capture: Box::new(kiln_catalog::wants),
         hash: db.is_some(),
         progress: Some(Box::new(move |n| ticker.inc(n))),
-        inspect: Some(Box::new(elf_facts)),
+        inspect: Some(inspect),
         // Matching needs every ELF file's build-id; without a DB only Go
         // binaries (executables) matter.
         inspect_if: if db.is_some() {
@@ -117,6 +127,10 @@ pub fn collect(source: &SourceArgs, db: Option<&Db>, quiet: bool) -> Result<Sbom
             packages.push(c);
         }
     }
+    if let Some(t) = &templates {
+        let components = vendored_components(&tree, &found, t, &packages, distro.as_ref());
+        packages.extend(components);
+    }
     packages.sort_by(|a, b| {
         (a.ecosystem, &a.name, &a.version).cmp(&(b.ecosystem, &b.name, &b.version))
     });
@@ -137,6 +151,127 @@ pub fn elf_facts(_path: &str, data: &[u8]) -> Option<Facts> {
         .ok()
         .flatten()
         .map(|i| Arc::new(i) as Facts)
+}
+
+/// ELF facts plus version clues, evaluating only the functions the DB has
+/// templates for.
+fn elf_facts_with_clues(data: &[u8], t: &Templates) -> Option<Facts> {
+    ElfInfo::parse_with(data, Some(&|n: &str| t.wants(n)))
+        .ok()
+        .flatten()
+        .map(|i| Arc::new(i) as Facts)
+}
+
+/// Upstream components inside the tree's ELF files, each nested under the
+/// package that owns its file (when one does).
+fn vendored_components(
+    tree: &kiln_tree::Tree,
+    found: &kiln_rainbow::Identification,
+    t: &Templates,
+    packages: &[Package],
+    distro: Option<&kiln_catalog::Distro>,
+) -> Vec<Package> {
+    // path -> (owner purl, owner's upstream project for distro packages)
+    let mut owners: HashMap<&str, (String, Option<String>)> = HashMap::new();
+    for id in &found.packages {
+        let purl = to_package(id, distro).purl;
+        let project = kiln_rainbow::project::project_name(&id.source);
+        for (path, _, _) in &id.occurrences {
+            owners.insert(path.trim_start_matches('/'), (purl.clone(), Some(project.clone())));
+        }
+    }
+    for p in packages.iter().filter(|p| p.ecosystem != Ecosystem::Deb) {
+        for f in &p.files {
+            owners
+                .entry(f.path.trim_start_matches('/'))
+                .or_insert((p.purl.clone(), None));
+        }
+    }
+    let files: Vec<FileClues<'_>> = tree
+        .iter()
+        .filter_map(|(path, e)| {
+            let elf = e.facts::<ElfInfo>()?;
+            elf.clues.as_ref()?;
+            Some(FileClues {
+                path,
+                layer: e.layer,
+                elf,
+                owner_project: owners.get(path).and_then(|o| o.1.clone()),
+            })
+        })
+        .collect();
+    kiln_rainbow::vendored::find_components(t, &files)
+        .into_iter()
+        .map(|c| {
+            let parent = owners.get(c.path.as_str()).map(|o| o.0.clone());
+            let mut c = c;
+            c.path = format!("/{}", c.path);
+            component_package(c, parent)
+        })
+        .collect()
+}
+
+fn component_package(c: Component, parent: Option<String>) -> Package {
+    let version = c.version.clone().unwrap_or_default();
+    let mut techniques: Vec<Technique> = Vec::new();
+    for clue in &c.clues {
+        match techniques.iter_mut().find(|t| t.technique == clue.technique) {
+            Some(t) => t.files += 1,
+            None => techniques.push(Technique {
+                technique: clue.technique.into(),
+                files: 1,
+                confidence: clue.weight,
+            }),
+        }
+    }
+    let notes = c
+        .clues
+        .iter()
+        .map(|clue| match &clue.version {
+            Some(v) => format!("{}: {} -> {v}", clue.technique, clue.detail),
+            None => format!("{}: {}", clue.technique, clue.detail),
+        })
+        .collect();
+    Package {
+        purl: purl(Ecosystem::Generic, &c.project, &version, None, None),
+        name: c.project.clone(),
+        version,
+        ecosystem: Ecosystem::Generic,
+        arch: None,
+        source_name: None,
+        source_version: None,
+        licenses: Vec::new(),
+        found_by: "kiln-vendored",
+        locations: vec![Location {
+            path: c.path.clone(),
+            layer: c.layer,
+        }],
+        files: Vec::new(),
+        evidence: Some(Evidence {
+            confidence: c.confidence,
+            resolution: if c.version.is_some() {
+                "component-version".into()
+            } else {
+                "component-project-only".into()
+            },
+            techniques,
+            files_seen: 1,
+            files_total: 0,
+            candidate_versions: Vec::new(),
+            nearest_version: None,
+            notes,
+            occurrences: vec![Occurrence {
+                path: c.path.clone(),
+                layer: c.layer,
+                technique: c
+                    .clues
+                    .first()
+                    .map_or("version-string", |cl| cl.technique)
+                    .into(),
+            }],
+        }),
+        parent,
+    }
 }
 
 fn to_package(id: &Identified, distro: Option<&kiln_catalog::Distro>) -> Package {
@@ -215,6 +350,7 @@ fn to_package(id: &Identified, distro: Option<&kiln_catalog::Distro>) -> Package
                 })
                 .collect(),
         }),
+        parent: None,
     }
 }
 

@@ -53,6 +53,7 @@ pub fn catalog(
             }],
             files: record.files,
             evidence: None,
+            parent: None,
         });
     }
 }

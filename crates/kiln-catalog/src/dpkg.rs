@@ -124,6 +124,7 @@ fn package(
         locations,
         files,
         evidence: None,
+        parent: None,
     })
 }
 

@@ -31,6 +31,7 @@ fn package(name: &str, version: &str, path: &str, layer: Option<usize>) -> Packa
         }],
         files: Vec::new(),
         evidence: None,
+        parent: None,
     }
 }
 

@@ -85,6 +85,10 @@ pub struct Package {
     /// How the package was identified from bytes, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
+    /// For a component found inside another package's file (a vendored
+    /// library in a wheel): the purl of that package.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// How a package was identified, for packages found (or checked) by bytes.

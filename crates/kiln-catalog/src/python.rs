@@ -84,6 +84,7 @@ pub fn catalog(
             locations,
             files,
             evidence: None,
+            parent: None,
         });
     }
 }

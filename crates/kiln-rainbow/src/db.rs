@@ -10,11 +10,11 @@ use rayon::prelude::*;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
-use crate::deb::{read_deb, DebRecord};
+use crate::deb::{read_deb, DebRecord, FileKind};
 use crate::error::{RainbowError, Result};
 
 /// The schema version this kiln writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = include_str!("schema.sql");
 
 /// An open signature database.
@@ -212,6 +212,7 @@ impl Db {
             Ok(())
         })?;
         drop(writer);
+        crate::templates::derive(&txn).map_err(|e| db_err(&db_path, e))?;
         txn.commit().map_err(|e| db_err(&db_path, e))?;
         Ok(report)
     }
@@ -266,6 +267,9 @@ struct Writer<'c> {
     get_content: rusqlite::Statement<'c>,
     add_file: rusqlite::Statement<'c>,
     add_elf: rusqlite::Statement<'c>,
+    add_string: rusqlite::Statement<'c>,
+    add_template: rusqlite::Statement<'c>,
+    add_libname: rusqlite::Statement<'c>,
     paths: HashMap<String, i64>,
     contents: HashMap<[u8; 32], i64>,
 }
@@ -289,6 +293,17 @@ impl<'c> Writer<'c> {
             add_elf: conn.prepare(
                 "INSERT OR IGNORE INTO elf (content_id, machine, kind, build_id, soname, note_package, needed, verdefs) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?,
+            add_string: conn.prepare(
+                "INSERT OR IGNORE INTO elf_string (content_id, s) VALUES (?1, ?2)",
+            )?,
+            add_template: conn.prepare(
+                "INSERT OR IGNORE INTO template_seen (project, kind, symbol, pattern, version) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?,
+            add_libname: conn.prepare(
+                "INSERT OR IGNORE INTO libname_seen (project, base, file_version, version) \
+                 VALUES (?1, ?2, ?3, ?4)",
             )?,
             paths: HashMap::new(),
             contents: HashMap::new(),
@@ -341,12 +356,27 @@ impl<'c> Writer<'c> {
             return Ok(false);
         }
         let package_id = self.conn.last_insert_rowid();
+        let project = crate::project::project_name(&rec.source);
+        let upstream = crate::project::upstream_version(&rec.source_version).unwrap_or_default();
         for f in &rec.files {
+            for t in &f.templates {
+                self.add_template
+                    .execute(params![project, t.kind, t.symbol, t.pattern, upstream])?;
+            }
+            if let (Some(_), FileKind::File) = (f.elf.as_ref().and_then(|e| e.soname.as_ref()), f.kind) {
+                let file_name = f.path.rsplit('/').next().unwrap_or(&f.path);
+                if let Some((base, fv)) = crate::project::library_name(file_name) {
+                    self.add_libname.execute(params![project, base, fv, upstream])?;
+                }
+            }
             let path_id = self.path_id(&f.path)?;
             let content_id = match f.sha256 {
                 Some(sha) => {
                     let (id, new) = self.content_id(&sha, f.size)?;
                     if new {
+                        for st in &f.strings {
+                            self.add_string.execute(params![id, st])?;
+                        }
                         if let Some(elf) = &f.elf {
                             self.add_elf.execute(params![
                                 id,

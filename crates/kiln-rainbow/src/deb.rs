@@ -57,6 +57,10 @@ pub struct DebFile {
     pub elf: Option<ElfInfo>,
     /// Listed in `conffiles`.
     pub conffile: bool,
+    /// Dotted-number strings of an ELF file (for template specificity).
+    pub strings: Vec<String>,
+    /// Version templates this file teaches (see [`crate::learn`]).
+    pub templates: Vec<crate::learn::Template>,
 }
 
 /// Everything kiln records of one binary package.
@@ -163,6 +167,22 @@ pub fn read_deb(path: &Path) -> Result<DebRecord> {
     let mut files = files.ok_or_else(|| bad(path, "no data.tar member"))?;
     for f in &mut files {
         f.conffile = conffiles.iter().any(|c| c == &f.path);
+    }
+    let upstream = crate::project::upstream_version(
+        &control
+            .get("Source")
+            .and_then(|s| deb822::split_source(s).1)
+            .or_else(|| control.get("Version").map(str::to_string))
+            .unwrap_or_default(),
+    );
+    for f in &mut files {
+        let Some(clues) = f.elf.as_mut().and_then(|e| e.clues.take()) else {
+            continue;
+        };
+        if let Some(up) = &upstream {
+            f.templates = crate::learn::observe(up, &clues);
+        }
+        f.strings = clues.strings;
     }
     let field = |k: &str| control.get(k).map(str::to_string);
     let name = field("Package").ok_or_else(|| bad(path, "control has no Package field"))?;
@@ -280,6 +300,8 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
             },
             elf: None,
             conffile: false,
+            strings: Vec::new(),
+            templates: Vec::new(),
         };
         if kind == FileKind::File {
             if size <= MAX_BUFFERED_FILE {
@@ -289,7 +311,7 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
                     .map_err(|e| bad(path, format!("data.tar: {clean}: {e}")))?;
                 f.sha256 = Some(kiln_fingerprint::sha256(&buf));
                 // A corrupt ELF in a package is recorded without ELF facts.
-                f.elf = ElfInfo::parse(&buf).ok().flatten();
+                f.elf = ElfInfo::parse_with(&buf, Some(&|_: &str| true)).ok().flatten();
             } else {
                 let mut h = Sha256::new();
                 io::copy(&mut entry, &mut h)

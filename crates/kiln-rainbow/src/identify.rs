@@ -36,7 +36,12 @@ struct Obs {
     sha: [u8; 32],
     build_id: Option<Vec<u8>>,
     layer: Option<usize>,
+    size: u64,
 }
+
+/// Files smaller than this prove nothing when found at another path: empty
+/// marker files (`py.typed`, `zip-safe`) are shipped by many packages.
+const MIN_RENAMED_SIZE: u64 = 64;
 
 /// A package build known to the DB.
 #[derive(Debug, Clone)]
@@ -192,6 +197,7 @@ pub fn identify(db: &Db, tree: &Tree) -> Result<Identification> {
                 sha: e.sha256?,
                 build_id: e.facts::<ElfInfo>().and_then(|i| i.build_id.clone()),
                 layer: e.layer,
+                size: e.size,
             })
         })
         .collect();
@@ -404,8 +410,10 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
         let same_place = at_path[*i].contains(pid);
         let how = if same_place {
             Match::FileSha256
-        } else {
+        } else if obs[*i].size >= MIN_RENAMED_SIZE {
             Match::FileSha256Renamed
+        } else {
+            continue;
         };
         upgrade(&mut support[*i], *pid, how);
     }

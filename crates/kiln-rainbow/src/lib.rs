@@ -29,6 +29,10 @@ mod db;
 pub mod deb;
 mod error;
 mod identify;
+pub mod learn;
+pub mod project;
+mod templates;
+pub mod vendored;
 
 pub use db::{Db, IngestReport, Stats, SCHEMA_VERSION};
 pub use error::{RainbowError, Result};

@@ -297,6 +297,7 @@ mod tests {
             locations: Vec::new(),
             files: Vec::new(),
             evidence: None,
+            parent: None,
         }
     }
 

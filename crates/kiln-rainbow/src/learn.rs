@@ -1,0 +1,532 @@
+//! Learning version signatures from real packages.
+//!
+//! When a package is ingested, kiln knows its upstream project and version
+//! (from the Debian source version). Every place in its ELF files where that
+//! version shows up becomes a *template* that can read the version of
+//! another build of the same project — one that no package database lists:
+//!
+//! - a string: `OpenSSL 3.0.17 1 Jul 2025` becomes
+//!   `^OpenSSL\s+(VER)\s+\d+\s+[A-Z][a-z]{2}\s+\d+$`;
+//! - an integer a function returns: `WebPGetDecoderVersion` returning
+//!   `0x10204` for 1.2.4 becomes "hex digits at bit 16, 8, 0";
+//! - integers a function stores: `FT_New_Library` storing 2, 12, 1 at
+//!   offsets 8, 12, 16; `ldap_get_option` storing 20513 at offset 0x20;
+//! - a string a function returns (`raqm_version_string`);
+//! - the version in a library's file name (`libbrotlidec.so.1.0.9`), and how
+//!   it relates to the upstream version.
+//!
+//! Templates are keyed by project and, where there is one, by symbol, so a
+//! function template only ever reads the function it was learned from.
+
+use std::fmt;
+
+use kiln_fingerprint::{Clues, Store};
+
+use crate::project::components;
+
+/// Kinds of template.
+pub mod kind {
+    /// A printable string.
+    pub const STRING: &str = "string";
+    /// An integer a function returns.
+    pub const FN_INT: &str = "fn-int";
+    /// A string a function returns.
+    pub const FN_STR: &str = "fn-str";
+    /// One integer a function stores at a displacement.
+    pub const STORE_INT: &str = "store-int";
+    /// Version components stored at consecutive 4-byte fields.
+    pub const STORE_SEQ: &str = "store-seq";
+    /// A shared library's base name, and how its file-name version maps to
+    /// the upstream version.
+    pub const LIBNAME: &str = "libname";
+}
+
+/// A learned template (one observation of it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Template {
+    /// One of [`kind`].
+    pub kind: &'static str,
+    /// Function symbol (or library base name); empty for strings.
+    pub symbol: String,
+    /// Regex, encoding or relation.
+    pub pattern: String,
+}
+
+/// The regex a version is captured with: dotted numbers, with OpenSSL's
+/// letter suffix.
+pub const VERSION_RE: &str = r"(\d+(?:\.\d+)+[a-z]?)";
+
+/// Month abbreviations generalise, so a release date matches any date.
+const MONTHS: &[&str] = &[
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Turn `s`, which holds `version` at byte `at`, into an anchored regex with
+/// the version as the only capture.
+pub fn generalize(s: &str, at: usize, version: &str) -> String {
+    let (prefix, rest) = s.split_at(at);
+    let suffix = &rest[version.len()..];
+    format!("^{}{VERSION_RE}{}$", shape(prefix), shape(suffix))
+}
+
+fn shape(text: &str) -> String {
+    let mut out = String::new();
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() {
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            out.push_str(r"\d+");
+        } else if c.is_ascii_whitespace() {
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            out.push_str(r"\s+");
+        } else if let Some(m) = MONTHS
+            .iter()
+            .find(|m| text[i..].starts_with(**m) && !b.get(i + 3).is_some_and(u8::is_ascii_alphabetic))
+        {
+            let _ = m;
+            out.push_str("[A-Z][a-z]{2}");
+            i += 3;
+        } else {
+            let ch = text[i..].chars().next().unwrap_or(' ');
+            out.push_str(&regex::escape(&ch.to_string()));
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+/// Literal characters of a string template: how much context pins it.
+pub fn literal_len(pattern: &str) -> usize {
+    let mut n: usize = 0;
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(e) = chars.next() {
+                    if !e.is_ascii_alphabetic() {
+                        n += 1;
+                    }
+                }
+            }
+            '^' | '$' | '(' | ')' | '?' | '+' | '*' | '[' | ']' | '{' | '}' | '|' => {}
+            _ => n += 1,
+        }
+    }
+    // The version group and generalised classes contribute their letters;
+    // subtract the fixed parts of VERSION_RE and of the month class.
+    n.saturating_sub(literal_len_of_fixed(pattern))
+}
+
+fn literal_len_of_fixed(pattern: &str) -> usize {
+    // `(\d+(?:\.\d+)+[a-z]?)` leaves ":", ".", "a-z": 5 counted characters.
+    let version = if pattern.contains(VERSION_RE) { 5 } else { 0 };
+    let months = pattern.matches("[A-Z][a-z]{2}").count() * 7;
+    version + months
+}
+
+/// Where `version` occurs in `s` as a whole token (not inside a longer
+/// number or dotted version).
+pub fn find_version(s: &str, version: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(pos) = s[from..].find(version) {
+        let at = from + pos;
+        let end = at + version.len();
+        let before_ok = at == 0 || !(b[at - 1].is_ascii_digit() || b[at - 1] == b'.');
+        let after_ok = end == b.len() || !(b[end].is_ascii_alphanumeric() || b[end] == b'.' && b.get(end + 1).is_some_and(u8::is_ascii_digit));
+        if before_ok && after_ok {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// How an integer carries version components: component `i` sits at
+/// `base^exps[i]` (hex digits at bit shifts, or decimal places).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntEncoding {
+    /// 16 (shifts in bits, multiples of 4) or 10 (decimal places).
+    pub base: u32,
+    /// One exponent per component, strictly decreasing.
+    pub exps: Vec<u32>,
+}
+
+impl fmt::Display for IntEncoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tag = if self.base == 16 { "x" } else { "d" };
+        let exps: Vec<String> = self.exps.iter().map(u32::to_string).collect();
+        write!(f, "{tag}:{}", exps.join(","))
+    }
+}
+
+impl std::str::FromStr for IntEncoding {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (tag, exps) = s.split_once(':').ok_or(())?;
+        let base = match tag {
+            "x" => 16,
+            "d" => 10,
+            _ => return Err(()),
+        };
+        let exps = exps
+            .split(',')
+            .map(|e| e.parse().map_err(|_| ()))
+            .collect::<Result<Vec<u32>, ()>>()?;
+        if exps.is_empty() || exps.windows(2).any(|w| w[0] <= w[1]) {
+            return Err(());
+        }
+        Ok(IntEncoding { base, exps })
+    }
+}
+
+impl IntEncoding {
+    fn weight(&self, e: u32) -> Option<u64> {
+        match self.base {
+            16 => 1u64.checked_shl(e),
+            _ => 10u64.checked_pow(e),
+        }
+    }
+
+    /// Read the version out of `v`.
+    pub fn decode(&self, v: u64) -> Option<String> {
+        let mut parts = Vec::with_capacity(self.exps.len());
+        let mut prev: Option<u64> = None;
+        for &e in &self.exps {
+            let w = self.weight(e)?;
+            let c = v / w;
+            let c = match prev {
+                Some(pw) => c % (pw / w),
+                None => c,
+            };
+            parts.push(c);
+            prev = Some(w);
+        }
+        if parts[0] == 0 && parts.iter().all(|c| *c == 0) || parts[0] > 999 {
+            return None;
+        }
+        Some(
+            parts
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join("."),
+        )
+    }
+
+    /// Every encoding under which `v` carries `comps` exactly, or (when
+    /// none does) with a remainder below the last place (a release-status
+    /// digit, as xz and zlib add).
+    pub fn learn(v: u64, comps: &[u64]) -> Vec<IntEncoding> {
+        if v < 256 || comps.len() < 2 || comps.len() > 4 {
+            return Vec::new();
+        }
+        let mut exact = Vec::new();
+        let mut loose = Vec::new();
+        for (base, exps) in [(16u32, (0..=28).step_by(4).collect::<Vec<u32>>()), (10, (0..=9).collect())] {
+            let mut pick = vec![0usize; comps.len()];
+            combos(&exps, comps.len(), 0, &mut pick, 0, &mut |chosen: &[u32]| {
+                let enc = IntEncoding {
+                    base,
+                    exps: chosen.to_vec(),
+                };
+                let mut sum: u64 = 0;
+                for (i, (&c, &e)) in comps.iter().zip(chosen).enumerate() {
+                    let Some(w) = enc.weight(e) else { return };
+                    if i > 0 {
+                        let Some(pw) = enc.weight(chosen[i - 1]) else { return };
+                        if c >= pw / w {
+                            return;
+                        }
+                    }
+                    sum = match c.checked_mul(w).and_then(|x| x.checked_add(sum)) {
+                        Some(s) => s,
+                        None => return,
+                    };
+                }
+                let Some(last) = enc.weight(*chosen.last().unwrap_or(&0)) else { return };
+                if v == sum {
+                    exact.push(enc);
+                } else if v > sum && v - sum < last {
+                    loose.push(enc);
+                }
+            });
+        }
+        let mut found = if exact.is_empty() { loose } else { exact };
+        found.sort_by_key(IntEncoding::oddness);
+        found
+    }
+
+    /// How unusual an encoding is; one observation often fits several, and
+    /// the usual one (equal field widths, a byte or two decimal digits per
+    /// field, nothing below the last field) is the one to believe.
+    pub fn oddness(&self) -> u32 {
+        let gaps: Vec<u32> = self.exps.windows(2).map(|w| w[0] - w[1]).collect();
+        let natural = if self.base == 16 { 8 } else { 2 };
+        let uneven = gaps.windows(2).filter(|g| g[0] != g[1]).count() as u32;
+        let off = gaps.iter().filter(|g| **g != natural).count() as u32;
+        let last = self.exps.last().copied().unwrap_or(0);
+        uneven * 4 + off * 2 + u32::from(last != 0)
+    }
+}
+
+/// Call `f` with every strictly decreasing choice of `k` exponents.
+fn combos(
+    exps: &[u32],
+    k: usize,
+    start: usize,
+    pick: &mut Vec<usize>,
+    depth: usize,
+    f: &mut dyn FnMut(&[u32]),
+) {
+    if depth == k {
+        let mut chosen: Vec<u32> = pick.iter().map(|i| exps[*i]).collect();
+        chosen.reverse();
+        f(&chosen);
+        return;
+    }
+    for i in start..exps.len() {
+        pick[depth] = i;
+        combos(exps, k, i + 1, pick, depth + 1, f);
+    }
+}
+
+/// 4-byte words a function stores: 8-byte stores split in two.
+pub fn words(stores: &[Store]) -> Vec<(i64, u64)> {
+    let mut out = Vec::new();
+    for s in stores {
+        match s.width {
+            8 => {
+                out.push((s.disp, s.value & 0xffff_ffff));
+                out.push((s.disp + 4, s.value >> 32));
+            }
+            4 => out.push((s.disp, s.value)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Read version components stored at `disp`, `disp+4`, ... (a
+/// `store-seq` template), if each field gets exactly one constant.
+pub fn read_seq(stores: &[Store], disp: i64, n: usize) -> Option<String> {
+    let w = words(stores);
+    let mut parts = Vec::new();
+    for i in 0..n as i64 {
+        let mut vals: Vec<u64> = w
+            .iter()
+            .filter(|(d, _)| *d == disp + 4 * i)
+            .map(|(_, v)| *v)
+            .collect();
+        vals.dedup();
+        match vals.as_slice() {
+            [v] if *v < 10_000 => parts.push(v.to_string()),
+            _ => return None,
+        }
+    }
+    Some(parts.join("."))
+}
+
+/// Everything one ELF file of project version `version` teaches.
+pub fn observe(version: &str, clues: &Clues) -> Vec<Template> {
+    let mut out = Vec::new();
+    for s in &clues.strings {
+        if let Some(at) = find_version(s, version) {
+            out.push(Template {
+                kind: kind::STRING,
+                symbol: String::new(),
+                pattern: generalize(s, at, version),
+            });
+        }
+    }
+    let comps = components(version);
+    for f in &clues.functions {
+        for s in &f.returns_str {
+            if let Some(at) = find_version(s, version) {
+                out.push(Template {
+                    kind: kind::FN_STR,
+                    symbol: f.name.clone(),
+                    pattern: generalize(s, at, version),
+                });
+            }
+        }
+        let Some(comps) = &comps else { continue };
+        for v in &f.returns {
+            for enc in IntEncoding::learn(*v, comps) {
+                out.push(Template {
+                    kind: kind::FN_INT,
+                    symbol: f.name.clone(),
+                    pattern: enc.to_string(),
+                });
+            }
+        }
+        for (disp, v) in words(&f.stores) {
+            for enc in IntEncoding::learn(v, comps) {
+                out.push(Template {
+                    kind: kind::STORE_INT,
+                    symbol: f.name.clone(),
+                    pattern: format!("{disp}:{enc}"),
+                });
+            }
+        }
+        if comps.len() >= 2 {
+            let w = words(&f.stores);
+            for (disp, v) in &w {
+                if *v == comps[0] && read_seq(&f.stores, *disp, comps.len()).as_deref() == Some(version) {
+                    out.push(Template {
+                        kind: kind::STORE_SEQ,
+                        symbol: f.name.clone(),
+                        pattern: format!("{disp}:{}", comps.len()),
+                    });
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// How a library file name's version relates to the upstream version,
+/// learned from (file version, upstream version) pairs.
+pub fn libname_relation(pairs: &[(String, String)]) -> Option<String> {
+    let holds = |rel: &str| pairs.iter().all(|(f, u)| apply_relation(rel, f).as_deref() == Some(u.as_str()));
+    if pairs.is_empty() {
+        return None;
+    }
+    for rel in ["same", "nozero"] {
+        if holds(rel) {
+            return Some(rel.into());
+        }
+    }
+    // One component of the file version encodes the whole version
+    // (harfbuzz: libharfbuzz.so.0.60000.0 for 6.0.0).
+    let (f0, u0) = &pairs[0];
+    let comps = components(u0)?;
+    for (j, part) in f0.split('.').enumerate() {
+        let Ok(v) = part.parse::<u64>() else { continue };
+        for enc in IntEncoding::learn(v, &comps) {
+            let rel = format!("part:{j}:{enc}");
+            if holds(&rel) {
+                return Some(rel);
+            }
+        }
+    }
+    None
+}
+
+/// Apply a relation from [`libname_relation`] to a file-name version.
+pub fn apply_relation(rel: &str, file_version: &str) -> Option<String> {
+    let parts: Vec<&str> = file_version.split('.').collect();
+    if parts.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit())) || parts.len() < 2 {
+        return None;
+    }
+    match rel {
+        "same" => Some(file_version.to_string()),
+        "nozero" => {
+            let kept: Vec<&str> = parts
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| *i == 0 || p.trim_start_matches('0') != "")
+                .map(|(_, p)| *p)
+                .collect();
+            (kept.len() >= 2 && kept.len() < parts.len()).then(|| kept.join("."))
+        }
+        _ => {
+            let mut it = rel.splitn(3, ':');
+            if it.next() != Some("part") {
+                return None;
+            }
+            let j: usize = it.next()?.parse().ok()?;
+            let enc: IntEncoding = it.next()?.parse().ok()?;
+            enc.decode(parts.get(j)?.parse().ok()?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex::Regex;
+
+    #[test]
+    fn string_templates_generalise_dates_and_spacing() {
+        let s = "OpenSSL 3.0.17 1 Jul 2025";
+        let p = generalize(s, find_version(s, "3.0.17").unwrap(), "3.0.17");
+        let re = Regex::new(&p).unwrap();
+        let cap = |t: &str| re.captures(t).map(|c| c[1].to_string());
+        assert_eq!(cap("OpenSSL 1.1.1w  11 Sep 2023").as_deref(), Some("1.1.1w"));
+        assert_eq!(cap("OpenSSL 3.4.0 22 Oct 2024").as_deref(), Some("3.4.0"));
+        assert_eq!(cap("OpenSSL 3.0.0"), None, "a bare mention is not the template");
+        assert!(literal_len(&p) >= 7, "{p}: {}", literal_len(&p));
+        let bare = generalize("1.2.3", 0, "1.2.3");
+        assert_eq!(literal_len(&bare), 0, "{bare}");
+    }
+
+    #[test]
+    fn version_tokens() {
+        assert_eq!(find_version("keyutils-1.6.3", "1.6.3"), Some(9));
+        assert_eq!(find_version("11.6.3", "1.6.3"), None);
+        assert_eq!(find_version("1.6.35", "1.6.3"), None);
+        assert_eq!(find_version("v3.6.0 (x)", "3.6.0"), Some(1));
+    }
+
+    #[test]
+    fn integer_encodings_round_trip() {
+        let webp = IntEncoding::learn(0x10204, &[1, 2, 4]);
+        assert!(webp.contains(&"x:16,8,0".parse().unwrap()), "{webp:?}");
+        assert_eq!("x:16,8,0".parse::<IntEncoding>().unwrap().decode(0x10400).unwrap(), "1.4.0");
+        // PQlibVersion: 150013 for 15.13, 160000 for 16.0.
+        let pg = IntEncoding::learn(150013, &[15, 13]);
+        assert!(pg.iter().any(|e| e.decode(160000).as_deref() == Some("16.0")), "{pg:?}");
+        // cmsGetEncodedCMMversion: 2140 for 2.14.
+        let lcms = IntEncoding::learn(2140, &[2, 14]);
+        assert!(lcms.iter().any(|e| e.decode(2160).as_deref() == Some("2.16")), "{lcms:?}");
+        // BrotliDecoderVersion: (1 << 24) | (0 << 12) | 9.
+        let br = IntEncoding::learn(0x100_0009, &[1, 0, 9]);
+        assert!(br.iter().any(|e| e.decode(0x100_1000).as_deref() == Some("1.1.0")), "{br:?}");
+        // lzma_version_number: 50040012 for 5.4.1 (stable = 2).
+        let xz = IntEncoding::learn(50040012, &[5, 4, 1]);
+        assert!(xz.iter().any(|e| e.decode(50040052).as_deref() == Some("5.4.5")), "{xz:?}");
+        assert!(IntEncoding::learn(7, &[1, 2]).is_empty());
+    }
+
+    #[test]
+    fn library_name_relations() {
+        let p = |f: &str, u: &str| vec![(f.to_string(), u.to_string())];
+        assert_eq!(libname_relation(&p("1.0.9", "1.0.9")).unwrap(), "same");
+        assert_eq!(libname_relation(&p("2.0.14", "2.14")).unwrap(), "nozero");
+        assert_eq!(apply_relation("nozero", "2.0.16").unwrap(), "2.16");
+        // One component packs the version (a libtool `current` of
+        // major*10000 + minor*100 + micro).
+        let packed = libname_relation(&p("0.20513.0", "2.5.13")).unwrap();
+        assert_eq!(apply_relation(&packed, "0.20603.0").unwrap(), "2.6.3");
+        assert_eq!(libname_relation(&p("7.1.5", "1.2.4")), None);
+    }
+
+    #[test]
+    fn stored_sequences() {
+        let stores = [
+            Store { disp: 8, value: (12 << 32) | 2, width: 8 },
+            Store { disp: 16, value: 1, width: 4 },
+            Store { disp: 0x188, value: 1, width: 4 },
+        ];
+        assert_eq!(read_seq(&stores, 8, 3).as_deref(), Some("2.12.1"));
+        let clues = Clues {
+            functions: vec![kiln_fingerprint::FunctionConsts {
+                name: "FT_New_Library".into(),
+                stores: stores.to_vec(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let t = observe("2.12.1", &clues);
+        assert!(t.iter().any(|t| t.kind == kind::STORE_SEQ && t.pattern == "8:3"), "{t:?}");
+    }
+}

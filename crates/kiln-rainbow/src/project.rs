@@ -1,0 +1,147 @@
+//! Upstream projects: canonical names for Debian source packages, upstream
+//! versions from Debian versions, and library base names from file names.
+
+/// Debian source names whose upstream project goes by another name. Every
+/// other source is its own project name (`openssl`, `zlib`, `libwebp`).
+const ALIASES: &[(&str, &str)] = &[
+    ("aom", "libaom"),
+    ("cyrus-sasl2", "cyrus-sasl"),
+    ("expat", "libexpat"),
+    ("krb5", "mit-krb5"),
+    ("libjpeg-turbo", "libjpeg-turbo"),
+    ("libpng1.6", "libpng"),
+    ("libraqm", "raqm"),
+    ("libxau", "libxau"),
+    ("libxcb", "libxcb"),
+    ("libxml2", "libxml2"),
+    ("libxslt", "libxslt"),
+    ("libzstd", "zstd"),
+    ("openjpeg2", "openjpeg"),
+    ("pcre3", "pcre"),
+    ("pcre2", "pcre2"),
+    ("tiff", "libtiff"),
+    ("xz-utils", "xz"),
+    ("libgcrypt20", "libgcrypt"),
+    ("gnutls28", "gnutls"),
+    ("nettle", "nettle"),
+    ("sqlite3", "sqlite"),
+    ("db5.3", "berkeley-db"),
+    ("libidn2", "libidn2"),
+    ("nghttp2", "nghttp2"),
+    ("libssh2", "libssh2"),
+    ("libffi", "libffi"),
+];
+
+/// The canonical lower-case upstream project name of a Debian source.
+/// Versioned source names (`postgresql-15`, `python3.11`) drop the version.
+pub fn project_name(source: &str) -> String {
+    if let Some((_, p)) = ALIASES.iter().find(|(s, _)| *s == source) {
+        return (*p).to_string();
+    }
+    let base = source
+        .strip_suffix(|c: char| c.is_ascii_digit())
+        .and_then(|_| {
+            let cut = source.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+            cut.strip_suffix('-')
+        });
+    match base {
+        Some(b) if !b.is_empty() => b.to_string(),
+        _ => source.to_string(),
+    }
+}
+
+/// The upstream version inside a Debian version: no epoch, no Debian
+/// revision, no repack suffix (`1:1.2.13.dfsg-1` → `1.2.13`,
+/// `3.0.17-1~deb12u2` → `3.0.17`). `None` when what is left is not a
+/// dotted version of at least two parts (`0.0~git20230123`).
+pub fn upstream_version(debian: &str) -> Option<String> {
+    let v = debian.split_once(':').map_or(debian, |(_, v)| v);
+    let v = v.rsplit_once('-').map_or(v, |(u, _)| u);
+    let v = v.split(['~', '+']).next().unwrap_or(v);
+    let v = v
+        .trim_end_matches(".dfsg")
+        .trim_end_matches(".ds")
+        .trim_end_matches(".orig");
+    let parts: Vec<&str> = v.split('.').collect();
+    let dotted = parts.len() >= 2
+        && parts[0].chars().all(|c| c.is_ascii_digit())
+        && !parts[0].is_empty()
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
+        && parts.iter().any(|p| p.chars().any(|c| c != '0'));
+    dotted.then(|| v.to_string())
+}
+
+/// The numeric components of a version (`2.5.13` → `[2, 5, 13]`); `None`
+/// if any component is not a number (`1.1.1w`).
+pub fn components(version: &str) -> Option<Vec<u64>> {
+    version.split('.').map(|p| p.parse().ok()).collect()
+}
+
+/// A shared library's base name and the version in its file name:
+/// `libbrotlidec.so.1.0.9` → (`libbrotlidec`, `1.0.9`); auditwheel's
+/// `libtiff-0709261b.so.6.1.0` → (`libtiff`, `6.1.0`); versioned bases
+/// such as `libldap-2.5.so.0` lose their version (`libldap`, `0`).
+pub fn library_name(file_name: &str) -> Option<(String, String)> {
+    let (base, ver) = file_name.split_once(".so")?;
+    let ver = ver.strip_prefix('.').unwrap_or(ver);
+    if !base.starts_with("lib") || !(ver.is_empty() || ver.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        return None;
+    }
+    let mut base = base;
+    // auditwheel appends the first 8 hex digits of the library's hash.
+    if let Some((b, h)) = base.rsplit_once('-') {
+        if h.len() == 8 && h.chars().all(|c| c.is_ascii_hexdigit()) {
+            base = b;
+        }
+    }
+    if let Some((b, v)) = base.rsplit_once('-') {
+        if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            base = b;
+        }
+    }
+    Some((base.to_string(), ver.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projects() {
+        assert_eq!(project_name("openssl"), "openssl");
+        assert_eq!(project_name("tiff"), "libtiff");
+        assert_eq!(project_name("postgresql-15"), "postgresql");
+        assert_eq!(project_name("python3.11"), "python3.11");
+        assert_eq!(project_name("libpng1.6"), "libpng");
+        assert_eq!(project_name("krb5"), "mit-krb5");
+    }
+
+    #[test]
+    fn upstream_versions() {
+        assert_eq!(upstream_version("3.0.17-1~deb12u2").unwrap(), "3.0.17");
+        assert_eq!(upstream_version("1:1.2.13.dfsg-1").unwrap(), "1.2.13");
+        assert_eq!(upstream_version("2.5.13+dfsg-5").unwrap(), "2.5.13");
+        assert_eq!(upstream_version("8.39-15").unwrap(), "8.39");
+        assert_eq!(upstream_version("1.1.1w-0+deb11u1").unwrap(), "1.1.1w");
+        assert_eq!(upstream_version("0.0~git20230123.b2528b0-1"), None);
+        assert_eq!(upstream_version("20230311"), None);
+        assert_eq!(components("2.5.13"), Some(vec![2, 5, 13]));
+        assert_eq!(components("1.1.1w"), None);
+    }
+
+    #[test]
+    fn library_names() {
+        let n = |s| library_name(s).unwrap();
+        assert_eq!(n("libbrotlidec.so.1.0.9"), ("libbrotlidec".into(), "1.0.9".into()));
+        assert_eq!(n("libtiff-0709261b.so.6.1.0"), ("libtiff".into(), "6.1.0".into()));
+        assert_eq!(n("libldap-2.5.so.0"), ("libldap".into(), "0".into()));
+        assert_eq!(n("libcom_err-2abe824b.so.2.1"), ("libcom_err".into(), "2.1".into()));
+        assert_eq!(n("libpng16-8b7e0db9.so.16.43.0"), ("libpng16".into(), "16.43.0".into()));
+        assert_eq!(n("libz.so"), ("libz".into(), "".into()));
+        assert!(library_name("_rust.abi3.so").is_none());
+        assert!(library_name("libfoo.sources").is_none());
+    }
+}

@@ -1,0 +1,115 @@
+//! Deriving the `template` table from the raw observations, at the end of
+//! every build and inside its transaction.
+//!
+//! A string template is *specific* when no string of another project's
+//! files matches it: `^OpenSSL\s+(VER)\s+\d+\s+[A-Z][a-z]{2}\s+\d+$` names
+//! OpenSSL, a bare `^(VER)$` names nothing. `others` records how many other
+//! projects it also matches, so scans can demand corroboration for weak
+//! templates instead of dropping them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use regex::RegexSetBuilder;
+use rusqlite::{params, Connection};
+
+use crate::learn::{kind, libname_relation};
+use crate::project::project_name;
+
+/// Rebuild `template` from `template_seen`, `libname_seen` and `elf_string`.
+pub(crate) fn derive(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM template", [])?;
+    conn.execute(
+        "INSERT INTO template (project, kind, symbol, pattern, versions, others) \
+         SELECT project, kind, symbol, pattern, count(DISTINCT version), 0 \
+         FROM template_seen GROUP BY project, kind, symbol, pattern",
+        [],
+    )?;
+    string_specificity(conn)?;
+    libnames(conn)
+}
+
+fn string_specificity(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT id, project, pattern FROM template WHERE kind = ?1")?;
+    let rows: Vec<(i64, String, String)> = stmt
+        .query_map([kind::STRING], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // Patterns that fail to compile (none should) simply match nothing.
+    let set = RegexSetBuilder::new(rows.iter().map(|r| r.2.as_str()))
+        .size_limit(256 << 20)
+        .build()
+        .ok();
+    let Some(set) = set else {
+        return Ok(());
+    };
+    let mut others: Vec<BTreeSet<String>> = vec![BTreeSet::new(); rows.len()];
+    let mut strings = conn.prepare(
+        "SELECT DISTINCT p.source, s.s FROM elf_string s \
+         JOIN file f ON f.content_id = s.content_id \
+         JOIN package p ON p.id = f.package_id",
+    )?;
+    let mut projects: HashMap<String, String> = HashMap::new();
+    let mut q = strings.query([])?;
+    while let Some(r) = q.next()? {
+        let source: String = r.get(0)?;
+        let s: String = r.get(1)?;
+        let hits = set.matches(&s);
+        if !hits.matched_any() {
+            continue;
+        }
+        let project = projects
+            .entry(source.clone())
+            .or_insert_with(|| project_name(&source))
+            .clone();
+        for i in hits.iter() {
+            if rows[i].1 != project {
+                others[i].insert(project.clone());
+            }
+        }
+    }
+    let mut update = conn.prepare("UPDATE template SET others = ?1 WHERE id = ?2")?;
+    for (row, o) in rows.iter().zip(&others) {
+        if !o.is_empty() {
+            update.execute(params![o.len() as i64, row.0])?;
+        }
+    }
+    Ok(())
+}
+
+fn libnames(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt =
+        conn.prepare("SELECT project, base, file_version, version FROM libname_seen")?;
+    let mut by: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
+    let mut q = stmt.query([])?;
+    while let Some(r) = q.next()? {
+        by.entry((r.get(0)?, r.get(1)?))
+            .or_default()
+            .push((r.get(2)?, r.get(3)?));
+    }
+    let mut bases: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for (project, base) in by.keys() {
+        bases.entry(base.clone()).or_default().insert(project.clone());
+    }
+    let mut add = conn.prepare(
+        "INSERT OR IGNORE INTO template (project, kind, symbol, pattern, versions, others) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for ((project, base), pairs) in &by {
+        let versioned: Vec<(String, String)> =
+            pairs.iter().filter(|(_, u)| !u.is_empty()).cloned().collect();
+        let relation = libname_relation(&versioned).unwrap_or_default();
+        let distinct: BTreeSet<&String> = versioned.iter().map(|(_, u)| u).collect();
+        let others = bases.get(base).map_or(0, |p| p.len() - 1);
+        add.execute(params![
+            project,
+            kind::LIBNAME,
+            base,
+            relation,
+            distinct.len() as i64,
+            others as i64
+        ])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,459 @@
+//! Vendored and statically linked components: upstream projects found
+//! inside ELF files by the templates the DB learned (see [`crate::learn`]).
+//!
+//! Evidence per file and project, strongest first:
+//!
+//! | technique          | what                                                   | weight |
+//! |--------------------|--------------------------------------------------------|--------|
+//! | `version-function` | a learned function (`WebPGetDecoderVersion`) decodes   | 0.9    |
+//! | `version-string`   | a specific learned string (`OpenSSL (VER) <date>`)     | 0.8    |
+//! | `library-name`     | the file's library name (`libtiff-0709261b.so.6.1.0`)  | 0.5    |
+//! | `weak-string`      | a template other projects share (`^(VER)$`)            | 0.3    |
+//! | `sibling`          | a library beside it of the same project has a version  | 0.5    |
+//! | `needed-only-by`   | an unknown library only one project's libraries load   | 0.4    |
+//!
+//! A project is reported only with evidence of weight ≥ 0.4: weak strings
+//! never name a project alone, they only supply a version to a project
+//! something stronger named. When functions whose encodings the DB cannot
+//! tell apart decode to different versions, none of them is believed.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kiln_fingerprint::ElfInfo;
+use regex::{Regex, RegexSet, RegexSetBuilder};
+use serde::Serialize;
+
+use crate::db::Db;
+use crate::error::Result;
+use crate::learn::{self, kind, IntEncoding};
+use crate::project::library_name;
+
+/// Least literal context for a string template to name a project alone.
+const MIN_LITERAL: usize = 5;
+
+#[derive(Debug, Clone)]
+struct Tpl {
+    project: String,
+    kind: String,
+    pattern: String,
+    versions: i64,
+    others: i64,
+}
+
+/// The templates of a DB, compiled for scanning.
+#[derive(Debug)]
+pub struct Templates {
+    strings: Vec<(Tpl, Regex)>,
+    set: Option<RegexSet>,
+    functions: HashMap<String, Vec<(Tpl, Option<Regex>)>>,
+    libnames: HashMap<String, Vec<Tpl>>,
+}
+
+impl Templates {
+    /// Load and compile every template in `db`.
+    pub fn load(db: &Db) -> Result<Templates> {
+        let mut t = Templates {
+            strings: Vec::new(),
+            set: None,
+            functions: HashMap::new(),
+            libnames: HashMap::new(),
+        };
+        let has = db
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'template'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| db.err(e))?;
+        if has == 0 {
+            return Ok(t);
+        }
+        let mut stmt = db
+            .conn
+            .prepare("SELECT project, kind, symbol, pattern, versions, others FROM template")
+            .map_err(|e| db.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(2)?,
+                    Tpl {
+                        project: r.get(0)?,
+                        kind: r.get(1)?,
+                        pattern: r.get(3)?,
+                        versions: r.get(4)?,
+                        others: r.get(5)?,
+                    },
+                ))
+            })
+            .map_err(|e| db.err(e))?;
+        for row in rows {
+            let (symbol, tpl) = row.map_err(|e| db.err(e))?;
+            match tpl.kind.as_str() {
+                kind::STRING => {
+                    if let Ok(re) = Regex::new(&tpl.pattern) {
+                        t.strings.push((tpl, re));
+                    }
+                }
+                kind::LIBNAME => t.libnames.entry(symbol).or_default().push(tpl),
+                kind::FN_STR => {
+                    let re = Regex::new(&tpl.pattern).ok();
+                    t.functions.entry(symbol).or_default().push((tpl, re));
+                }
+                _ => t.functions.entry(symbol).or_default().push((tpl, None)),
+            }
+        }
+        t.set = RegexSetBuilder::new(t.strings.iter().map(|(_, re)| re.as_str()))
+            .size_limit(256 << 20)
+            .build()
+            .ok();
+        Ok(t)
+    }
+
+    /// Does any template read function `name`? (Which functions a scan
+    /// must evaluate.)
+    pub fn wants(&self, name: &str) -> bool {
+        self.functions.contains_key(name)
+    }
+
+    /// No templates at all (a DB built before schema 2).
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty() && self.functions.is_empty() && self.libnames.is_empty()
+    }
+}
+
+/// One piece of evidence for a component.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Clue {
+    /// `version-function`, `version-string`, `library-name`, `weak-string`,
+    /// `sibling`, `needed-only-by`.
+    pub technique: &'static str,
+    /// What was seen: the string, `symbol() = value`, the file name.
+    pub detail: String,
+    /// The version it reads, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Weight of this clue.
+    pub weight: f64,
+}
+
+/// An upstream project found inside one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Component {
+    /// Canonical project name (`openssl`, `libjpeg-turbo`).
+    pub project: String,
+    /// Upstream version, when the evidence gives one.
+    pub version: Option<String>,
+    /// The file it was found in.
+    pub path: String,
+    /// Layer of that file.
+    pub layer: Option<usize>,
+    /// 0..1.
+    pub confidence: f64,
+    /// All clues, strongest first.
+    pub clues: Vec<Clue>,
+}
+
+/// A file to look into.
+pub struct FileClues<'a> {
+    /// Absolute path.
+    pub path: &'a str,
+    /// Layer.
+    pub layer: Option<usize>,
+    /// ELF facts with clues.
+    pub elf: &'a ElfInfo,
+    /// The project of the package the file belongs to, if an identified
+    /// package explains it: components of that same project are the
+    /// package itself and are not reported again.
+    pub owner_project: Option<String>,
+}
+
+/// Find the components in `files`.
+pub fn find_components(t: &Templates, files: &[FileClues<'_>]) -> Vec<Component> {
+    let mut out: Vec<Component> = Vec::new();
+    for f in files {
+        let mut by: BTreeMap<String, Vec<Clue>> = BTreeMap::new();
+        libname_clues(t, f, &mut by);
+        if let Some(c) = &f.elf.clues {
+            function_clues(t, c, &mut by);
+            string_clues(t, c, &mut by);
+        }
+        for (project, clues) in by {
+            if f.owner_project.as_deref() == Some(project.as_str()) {
+                continue;
+            }
+            if let Some(c) = settle(project, f.path, f.layer, clues) {
+                out.push(c);
+            }
+        }
+    }
+    needed_only_by(files, &mut out);
+    siblings(&mut out);
+    out.sort_by(|a, b| (&a.path, &a.project).cmp(&(&b.path, &b.project)));
+    out
+}
+
+fn libname_clues(t: &Templates, f: &FileClues<'_>, by: &mut BTreeMap<String, Vec<Clue>>) {
+    let file_name = f.path.rsplit('/').next().unwrap_or(f.path);
+    let names = [Some(file_name), f.elf.soname.as_deref()];
+    for name in names.into_iter().flatten() {
+        let Some((base, fv)) = library_name(name) else {
+            continue;
+        };
+        let Some(tpls) = t.libnames.get(&base) else {
+            continue;
+        };
+        let shared = tpls.len() > 1;
+        for tpl in tpls {
+            let clues = by.entry(tpl.project.clone()).or_default();
+            if clues.iter().any(|c| c.technique == "library-name") {
+                continue;
+            }
+            let version = (!tpl.pattern.is_empty())
+                .then(|| learn::apply_relation(&tpl.pattern, &fv))
+                .flatten();
+            clues.push(Clue {
+                technique: "library-name",
+                detail: name.to_string(),
+                weight: if shared { 0.3 } else { 0.5 },
+                version,
+            });
+        }
+    }
+}
+
+fn function_clues(t: &Templates, c: &kiln_fingerprint::Clues, by: &mut BTreeMap<String, Vec<Clue>>) {
+    for f in &c.functions {
+        let Some(tpls) = t.functions.get(&f.name) else {
+            continue;
+        };
+        // Per project: the decodes of the best-attested encodings.
+        let mut per: BTreeMap<&str, Vec<(i64, u32, String, String)>> = BTreeMap::new();
+        for (tpl, re) in tpls {
+            for (version, detail, odd) in read_function(tpl, re.as_ref(), f) {
+                per.entry(&tpl.project)
+                    .or_default()
+                    .push((tpl.versions, odd, version, detail));
+            }
+        }
+        for (project, mut reads) in per {
+            let best = reads.iter().map(|r| r.0).max().unwrap_or(0);
+            reads.retain(|r| r.0 == best);
+            reads.sort_by(|a, b| a.2.cmp(&b.2));
+            reads.dedup_by(|a, b| a.2 == b.2);
+            if reads.len() != 1 {
+                // Encodings the DB could not tell apart disagree here.
+                continue;
+            }
+            let (_, _, version, detail) = reads.remove(0);
+            by.entry(project.to_string()).or_default().push(Clue {
+                technique: "version-function",
+                detail,
+                version: Some(version),
+                weight: 0.9,
+            });
+        }
+    }
+}
+
+/// Versions a function template reads from one function: (version,
+/// detail, oddness of the encoding).
+fn read_function(
+    tpl: &Tpl,
+    re: Option<&Regex>,
+    f: &kiln_fingerprint::FunctionConsts,
+) -> Vec<(String, String, u32)> {
+    let mut out = Vec::new();
+    match tpl.kind.as_str() {
+        kind::FN_STR => {
+            let Some(re) = re else { return out };
+            for s in &f.returns_str {
+                if let Some(v) = re.captures(s).and_then(|c| c.get(1)) {
+                    out.push((v.as_str().to_string(), format!("{}() = \"{s}\"", f.name), 0));
+                }
+            }
+        }
+        kind::FN_INT => {
+            let Ok(enc) = tpl.pattern.parse::<IntEncoding>() else { return out };
+            for v in &f.returns {
+                if let Some(ver) = enc.decode(*v) {
+                    out.push((ver, format!("{}() = {v:#x}", f.name), enc.oddness()));
+                }
+            }
+        }
+        kind::STORE_INT => {
+            let Some((disp, enc)) = tpl.pattern.split_once(':') else { return out };
+            let (Ok(disp), Ok(enc)) = (disp.parse::<i64>(), enc.parse::<IntEncoding>()) else {
+                return out;
+            };
+            let mut vals: Vec<u64> = learn::words(&f.stores)
+                .into_iter()
+                .filter(|(d, _)| *d == disp)
+                .map(|(_, v)| v)
+                .collect();
+            vals.dedup();
+            let reads: Vec<String> = vals.iter().filter_map(|v| enc.decode(*v)).collect();
+            if let [ver] = reads.as_slice() {
+                out.push((ver.clone(), format!("{} stores {} at +{disp:#x}", f.name, vals[0]), enc.oddness()));
+            }
+        }
+        kind::STORE_SEQ => {
+            let Some((disp, n)) = tpl.pattern.split_once(':') else { return out };
+            let (Ok(disp), Ok(n)) = (disp.parse::<i64>(), n.parse::<usize>()) else {
+                return out;
+            };
+            if let Some(ver) = learn::read_seq(&f.stores, disp, n) {
+                out.push((ver.clone(), format!("{} stores {ver} at +{disp:#x}", f.name), 0));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn string_clues(t: &Templates, c: &kiln_fingerprint::Clues, by: &mut BTreeMap<String, Vec<Clue>>) {
+    let Some(set) = &t.set else { return };
+    for s in &c.strings {
+        for i in set.matches(s).iter() {
+            let (tpl, re) = &t.strings[i];
+            let Some(v) = re.captures(s).and_then(|c| c.get(1)) else {
+                continue;
+            };
+            let specific = tpl.others == 0 && learn::literal_len(&tpl.pattern) >= MIN_LITERAL;
+            let clues = by.entry(tpl.project.clone()).or_default();
+            if clues.iter().any(|c| c.detail == *s) {
+                continue;
+            }
+            clues.push(Clue {
+                technique: if specific { "version-string" } else { "weak-string" },
+                detail: s.clone(),
+                version: Some(v.as_str().to_string()),
+                weight: if specific { 0.8 } else { 0.3 },
+            });
+        }
+    }
+}
+
+/// One component from a file's clues for one project, or none when no
+/// clue is strong enough to name the project.
+fn settle(project: String, path: &str, layer: Option<usize>, mut clues: Vec<Clue>) -> Option<Component> {
+    let strength = clues
+        .iter()
+        .filter(|c| c.technique != "weak-string")
+        .map(|c| c.weight)
+        .fold(0.0, f64::max);
+    if strength < 0.4 {
+        return None;
+    }
+    let mut votes: BTreeMap<&str, f64> = BTreeMap::new();
+    for c in &clues {
+        if let Some(v) = &c.version {
+            *votes.entry(v.as_str()).or_default() += c.weight;
+        }
+    }
+    let version = votes
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1).then_with(|| b.0.cmp(a.0)))
+        .map(|(v, _)| v.to_string());
+    let version_weight = version
+        .as_ref()
+        .map(|v| {
+            clues
+                .iter()
+                .filter(|c| c.version.as_ref() == Some(v))
+                .map(|c| c.weight)
+                .fold(0.0, f64::max)
+        })
+        .unwrap_or(0.0);
+    // Several agreeing clues raise confidence a little.
+    let agreeing = version
+        .as_ref()
+        .map(|v| clues.iter().filter(|c| c.version.as_ref() == Some(v)).count())
+        .unwrap_or(0);
+    let confidence = (strength.max(version_weight) + 0.05 * agreeing.saturating_sub(1) as f64).min(0.99);
+    clues.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+    Some(Component {
+        project,
+        version,
+        path: path.to_string(),
+        layer,
+        confidence: (confidence * 100.0).round() / 100.0,
+        clues,
+    })
+}
+
+fn dir_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(d, _)| d)
+}
+
+/// A library the DB does not know, loaded only by libraries of one
+/// project in the same directory, is part of that project (libwebp's
+/// private `libsharpyuv`).
+fn needed_only_by(files: &[FileClues<'_>], out: &mut Vec<Component>) {
+    let mut added = Vec::new();
+    for f in files {
+        let file_name = f.path.rsplit('/').next().unwrap_or(f.path);
+        if library_name(file_name).is_none() || out.iter().any(|c| c.path == f.path) || f.owner_project.is_some() {
+            continue;
+        }
+        let names: Vec<&str> = [Some(file_name), f.elf.soname.as_deref()].into_iter().flatten().collect();
+        let dir = dir_of(f.path);
+        let mut projects: Vec<&str> = Vec::new();
+        for g in files.iter().filter(|g| dir_of(g.path) == dir && g.path != f.path) {
+            if !g.elf.needed.iter().any(|n| names.contains(&n.as_str())) {
+                continue;
+            }
+            let comps: Vec<&Component> = out.iter().filter(|c| c.path == g.path).collect();
+            projects.extend(comps.iter().map(|c| c.project.as_str()));
+        }
+        projects.sort();
+        projects.dedup();
+        if let [p] = projects.as_slice() {
+            added.push(Component {
+                project: p.to_string(),
+                version: None,
+                path: f.path.to_string(),
+                layer: f.layer,
+                confidence: 0.4,
+                clues: vec![Clue {
+                    technique: "needed-only-by",
+                    detail: format!("loaded only by {p} libraries in {dir}"),
+                    version: None,
+                    weight: 0.4,
+                }],
+            });
+        }
+    }
+    out.extend(added);
+}
+
+/// Components without a version take the version of a library of the
+/// same project beside them (`libssl` from `libcrypto`, `liblber` from
+/// `libldap`), when all such siblings agree.
+fn siblings(out: &mut [Component]) {
+    let known: Vec<(String, String, String, String)> = out
+        .iter()
+        .filter_map(|c| {
+            let v = c.version.clone()?;
+            Some((dir_of(&c.path).to_string(), c.project.clone(), v, c.path.clone()))
+        })
+        .collect();
+    for c in out.iter_mut().filter(|c| c.version.is_none()) {
+        let mut vs: Vec<&(String, String, String, String)> = known
+            .iter()
+            .filter(|k| k.0 == dir_of(&c.path) && k.1 == c.project)
+            .collect();
+        vs.sort_by(|a, b| a.2.cmp(&b.2));
+        vs.dedup_by(|a, b| a.2 == b.2);
+        if let [k] = vs.as_slice() {
+            c.version = Some(k.2.clone());
+            c.clues.push(Clue {
+                technique: "sibling",
+                detail: k.3.clone(),
+                version: Some(k.2.clone()),
+                weight: 0.5,
+            });
+            c.confidence = (c.confidence.min(0.5) * 100.0).round() / 100.0;
+        }
+    }
+}
