@@ -77,6 +77,14 @@ pub struct BuildArgs {
     /// With --apt NAME: take every version apt knows of each package.
     #[arg(long)]
     apt_all_versions: bool,
+    /// A Python wheel (.whl), or a directory of them. Repeatable. Wheels
+    /// identify installed Python packages whose *.dist-info is gone.
+    #[arg(long = "wheel", value_name = "PATH")]
+    wheels: Vec<PathBuf>,
+    /// Fetch NAME==VERSION with `pip download --no-deps` (binary wheels,
+    /// through the machine's pip configuration). Repeatable.
+    #[arg(long = "pip", value_name = "NAME==VERSION")]
+    pip: Vec<String>,
 }
 
 /// `kiln db stats`
@@ -153,10 +161,12 @@ fn import(args: ImportArgs, quiet: bool) -> Result<ExitCode> {
 }
 
 fn build(args: BuildArgs, quiet: bool) -> Result<ExitCode> {
-    if args.debs.is_empty() && args.apt.is_empty() {
-        bail!("nothing to add: give --deb PATH or --apt NAME");
+    if args.debs.is_empty() && args.apt.is_empty() && args.wheels.is_empty() && args.pip.is_empty()
+    {
+        bail!("nothing to add: give --deb PATH, --apt NAME, --wheel PATH or --pip NAME==VERSION");
     }
     let mut debs = deb::expand_paths(&args.debs)?;
+    debs.extend(expand_wheels(&args.wheels)?);
     let download_dir = tempfile::tempdir().context("cannot create a download directory")?;
     if !args.apt.is_empty() {
         let specs: Vec<apt::AptSpec> = args.apt.iter().map(|s| apt::AptSpec::parse(s)).collect();
@@ -165,8 +175,14 @@ fn build(args: BuildArgs, quiet: bool) -> Result<ExitCode> {
         bar.finish_and_clear();
         debs.extend(fetched);
     }
+    if !args.pip.is_empty() {
+        let bar = progress::spinner("pip download", quiet);
+        let fetched = kiln_rainbow::wheel::pip_download(&args.pip, download_dir.path())?;
+        bar.finish_and_clear();
+        debs.extend(fetched);
+    }
     if debs.is_empty() {
-        bail!("no .deb files found in {:?}", args.debs);
+        bail!("no .deb or .whl files found in {:?}", [&args.debs[..], &args.wheels[..]].concat());
     }
     let path = args.db.path();
     let mut db = Db::open(&path)?;
@@ -194,6 +210,27 @@ fn build(args: BuildArgs, quiet: bool) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Wheel files, and the `.whl` files directly inside directories.
+fn expand_wheels(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot read {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "whl"))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            bail!("{}: no such wheel", p.display());
+        }
+    }
+    Ok(out)
 }
 
 fn stats(args: StatsArgs) -> Result<ExitCode> {

@@ -99,11 +99,7 @@ pub fn collect(source: &SourceArgs, db: Option<&Db>, quiet: bool) -> Result<Sbom
     }
     // Metadata the bytes did not confirm stays in the report, marked so.
     for c in claimed {
-        let confirmed = c.ecosystem == Ecosystem::Deb
-            && found
-                .packages
-                .iter()
-                .any(|i| i.name == c.name && Some(i.arch.as_str()) == c.arch.as_deref());
+        let confirmed = found.packages.iter().any(|i| same_package(&c, i));
         if !confirmed {
             let mut c = c;
             c.evidence = Some(Evidence {
@@ -175,9 +171,11 @@ fn vendored_components(
     let mut owners: HashMap<&str, (String, Option<String>)> = HashMap::new();
     for id in &found.packages {
         let purl = to_package(id, distro).purl;
-        let project = kiln_rainbow::project::project_name(&id.source);
+        // Distro packages are upstream projects themselves; a wheel is not.
+        let project =
+            (id.ecosystem == "deb").then(|| kiln_rainbow::project::project_name(&id.source));
         for (path, _, _) in &id.occurrences {
-            owners.insert(path.trim_start_matches('/'), (purl.clone(), Some(project.clone())));
+            owners.insert(path.trim_start_matches('/'), (purl.clone(), project.clone()));
         }
     }
     for p in packages.iter().filter(|p| p.ecosystem != Ecosystem::Deb) {
@@ -301,22 +299,36 @@ fn to_package(id: &Identified, distro: Option<&kiln_catalog::Distro>) -> Package
     let mut layers: Vec<Option<usize>> = id.occurrences.iter().map(|o| o.1).collect();
     layers.sort();
     layers.dedup();
+    let python = id.ecosystem == "python";
+    let ecosystem = if python {
+        Ecosystem::Python
+    } else {
+        Ecosystem::Deb
+    };
     Package {
-        purl: purl(
-            Ecosystem::Deb,
-            &id.name,
-            id.version.as_deref().unwrap_or(""),
-            Some(&id.arch),
-            distro,
-        ),
+        purl: if python {
+            purl(ecosystem, &id.name, id.version.as_deref().unwrap_or(""), None, None)
+        } else {
+            purl(
+                ecosystem,
+                &id.name,
+                id.version.as_deref().unwrap_or(""),
+                Some(&id.arch),
+                distro,
+            )
+        },
         name: id.name.clone(),
         version,
-        ecosystem: Ecosystem::Deb,
-        arch: Some(id.arch.clone()),
-        source_name: Some(id.source.clone()),
-        source_version: id.source_version.clone(),
+        ecosystem,
+        arch: (!python).then(|| id.arch.clone()),
+        source_name: (!python).then(|| id.source.clone()),
+        source_version: if python { None } else { id.source_version.clone() },
         licenses: Vec::new(),
-        found_by: "kiln-rainbow-deb",
+        found_by: if python {
+            "kiln-rainbow-wheel"
+        } else {
+            "kiln-rainbow-deb"
+        },
         locations: layers
             .into_iter()
             .filter_map(|l| {
@@ -354,16 +366,25 @@ fn to_package(id: &Identified, distro: Option<&kiln_catalog::Distro>) -> Package
     }
 }
 
+/// Does a package the metadata declares name the package the bytes found?
+fn same_package(c: &Package, id: &Identified) -> bool {
+    match c.ecosystem {
+        Ecosystem::Deb => {
+            id.ecosystem == "deb" && c.name == id.name && c.arch.as_deref() == Some(id.arch.as_str())
+        }
+        Ecosystem::Python => {
+            id.ecosystem == "python" && kiln_rainbow::wheel::normalize_name(&c.name) == id.name
+        }
+        _ => false,
+    }
+}
+
 /// Compare what the bytes say with what the metadata claims.
 fn cross_check(p: &mut Package, id: &Identified, claimed: &[Package]) {
     let Some(ev) = p.evidence.as_mut() else {
         return;
     };
-    let Some(c) = claimed.iter().find(|c| {
-        c.ecosystem == Ecosystem::Deb
-            && c.name == id.name
-            && c.arch.as_deref() == Some(id.arch.as_str())
-    }) else {
+    let Some(c) = claimed.iter().find(|c| same_package(c, id)) else {
         if !claimed.is_empty() {
             ev.notes
                 .push("not declared by the image's package metadata".into());

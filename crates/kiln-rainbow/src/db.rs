@@ -166,7 +166,7 @@ impl Db {
         Db::open_readonly(&self.path)
     }
 
-    /// Read `.deb` files in parallel and add the packages not yet present,
+    /// Read `.deb` files (and `.whl` wheels) in parallel and add the packages not yet present,
     /// all in one transaction. `progress` is called once per archive read.
     pub fn ingest_debs(
         &mut self,
@@ -182,7 +182,11 @@ impl Db {
         std::thread::scope(|s| -> Result<()> {
             s.spawn(move || {
                 debs.par_iter().for_each_with(tx, |tx, p| {
-                    let rec = read_deb(p);
+                    let rec = if p.extension().is_some_and(|x| x == "whl") {
+                        crate::wheel::read_wheel(p)
+                    } else {
+                        read_deb(p)
+                    };
                     progress(p);
                     let _ = tx.send((p.clone(), rec));
                 });
@@ -280,7 +284,7 @@ impl<'c> Writer<'c> {
             conn,
             add_package: conn.prepare(
                 "INSERT OR IGNORE INTO package (ecosystem, name, version, arch, source, source_version, depends, archive_sha256) \
-                 VALUES ('deb', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?,
             add_path: conn.prepare("INSERT INTO path (path) VALUES (?1)")?,
             get_path: conn.prepare("SELECT id FROM path WHERE path = ?1")?,
@@ -351,6 +355,7 @@ impl<'c> Writer<'c> {
             rec.source_version,
             rec.depends.join(" "),
             rec.archive_sha256,
+            rec.ecosystem,
         ])?;
         if n == 0 {
             return Ok(false);
@@ -363,7 +368,14 @@ impl<'c> Writer<'c> {
                 self.add_template
                     .execute(params![project, t.kind, t.symbol, t.pattern, upstream])?;
             }
-            if let (Some(_), FileKind::File) = (f.elf.as_ref().and_then(|e| e.soname.as_ref()), f.kind) {
+            // Only distro packages teach library names: a wheel's vendored
+            // copies are what the names are meant to identify.
+            let learns = rec.ecosystem == "deb";
+            if let (true, Some(_), FileKind::File) = (
+                learns,
+                f.elf.as_ref().and_then(|e| e.soname.as_ref()),
+                f.kind,
+            ) {
                 let file_name = f.path.rsplit('/').next().unwrap_or(&f.path);
                 if let Some((base, fv)) = crate::project::library_name(file_name) {
                     self.add_libname.execute(params![project, base, fv, upstream])?;

@@ -70,6 +70,8 @@ pub struct DebRecord {
     pub origin: PathBuf,
     /// SHA-256 of the `.deb` itself.
     pub archive_sha256: String,
+    /// `deb`, or `python` for wheels.
+    pub ecosystem: &'static str,
     /// `Package`.
     pub name: String,
     /// `Version`.
@@ -205,6 +207,7 @@ pub fn read_deb(path: &Path) -> Result<DebRecord> {
     Ok(DebRecord {
         origin: path.to_path_buf(),
         archive_sha256: hex::encode(hashing.hasher.finalize()),
+        ecosystem: "deb",
         name,
         version,
         arch,

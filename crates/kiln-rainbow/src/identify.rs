@@ -46,6 +46,7 @@ const MIN_RENAMED_SIZE: u64 = 64;
 /// A package build known to the DB.
 #[derive(Debug, Clone)]
 struct Pkg {
+    ecosystem: String,
     name: String,
     version: String,
     arch: String,
@@ -115,6 +116,8 @@ impl Resolution {
 /// One package identified from bytes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Identified {
+    /// `deb`, or `python` for wheels.
+    pub ecosystem: String,
     /// Package name.
     pub name: String,
     /// Architecture.
@@ -363,7 +366,8 @@ fn load_packages(db: &Db, ids: &BTreeSet<i64>) -> Result<HashMap<i64, Pkg>> {
         .conn
         .prepare(
             "SELECT name, version, arch, source, source_version,
-                    (SELECT count(*) FROM file f WHERE f.package_id = package.id AND f.kind IN ('f', 'h'))
+                    (SELECT count(*) FROM file f WHERE f.package_id = package.id AND f.kind IN ('f', 'h')),
+                    ecosystem
              FROM package WHERE id = ?1",
         )
         .map_err(e)?;
@@ -378,6 +382,7 @@ fn load_packages(db: &Db, ids: &BTreeSet<i64>) -> Result<HashMap<i64, Pkg>> {
                     source: r.get(3)?,
                     source_version: r.get(4)?,
                     regular_files: r.get::<_, i64>(5)? as usize,
+                    ecosystem: r.get(6)?,
                 })
             })
             .map_err(e)?;
@@ -637,6 +642,7 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
             ));
         }
         packages.push(Identified {
+            ecosystem: first.ecosystem.clone(),
             name: k.0.clone(),
             arch: k.1.clone(),
             source: first.source.clone(),

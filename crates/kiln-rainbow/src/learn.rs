@@ -375,7 +375,9 @@ pub fn observe(version: &str, clues: &Clues) -> Vec<Template> {
                 });
             }
         }
-        if comps.len() >= 2 {
+        // Small stored numbers are everywhere; a sequence like 1, 0, 0 is
+        // no evidence of version 1.0.0.
+        if comps.len() >= 2 && comps.iter().filter(|c| **c != 0).count() >= 2 {
             let w = words(&f.stores);
             for (disp, v) in &w {
                 if *v == comps[0] && read_seq(&f.stores, *disp, comps.len()).as_deref() == Some(version) {

@@ -33,6 +33,7 @@ pub mod learn;
 pub mod project;
 mod templates;
 pub mod vendored;
+pub mod wheel;
 
 pub use db::{Db, IngestReport, Stats, SCHEMA_VERSION};
 pub use error::{RainbowError, Result};
