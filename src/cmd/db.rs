@@ -182,7 +182,10 @@ fn build(args: BuildArgs, quiet: bool) -> Result<ExitCode> {
         debs.extend(fetched);
     }
     if debs.is_empty() {
-        bail!("no .deb or .whl files found in {:?}", [&args.debs[..], &args.wheels[..]].concat());
+        bail!(
+            "no .deb or .whl files found in {:?}",
+            [&args.debs[..], &args.wheels[..]].concat()
+        );
     }
     let path = args.db.path();
     let mut db = Db::open(&path)?;

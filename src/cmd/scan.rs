@@ -1,8 +1,8 @@
 //! `kiln scan`: identify packages and exact versions from the bytes of the
 //! files, cross-checked against whatever metadata the image still has.
 
-use std::process::ExitCode;
 use std::collections::HashMap;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -175,7 +175,10 @@ fn vendored_components(
         let project =
             (id.ecosystem == "deb").then(|| kiln_rainbow::project::project_name(&id.source));
         for (path, _, _) in &id.occurrences {
-            owners.insert(path.trim_start_matches('/'), (purl.clone(), project.clone()));
+            owners.insert(
+                path.trim_start_matches('/'),
+                (purl.clone(), project.clone()),
+            );
         }
     }
     for p in packages.iter().filter(|p| p.ecosystem != Ecosystem::Deb) {
@@ -213,7 +216,10 @@ fn component_package(c: Component, parent: Option<String>) -> Package {
     let version = c.version.clone().unwrap_or_default();
     let mut techniques: Vec<Technique> = Vec::new();
     for clue in &c.clues {
-        match techniques.iter_mut().find(|t| t.technique == clue.technique) {
+        match techniques
+            .iter_mut()
+            .find(|t| t.technique == clue.technique)
+        {
             Some(t) => t.files += 1,
             None => techniques.push(Technique {
                 technique: clue.technique.into(),
@@ -307,7 +313,13 @@ fn to_package(id: &Identified, distro: Option<&kiln_catalog::Distro>) -> Package
     };
     Package {
         purl: if python {
-            purl(ecosystem, &id.name, id.version.as_deref().unwrap_or(""), None, None)
+            purl(
+                ecosystem,
+                &id.name,
+                id.version.as_deref().unwrap_or(""),
+                None,
+                None,
+            )
         } else {
             purl(
                 ecosystem,
@@ -322,7 +334,11 @@ fn to_package(id: &Identified, distro: Option<&kiln_catalog::Distro>) -> Package
         ecosystem,
         arch: (!python).then(|| id.arch.clone()),
         source_name: (!python).then(|| id.source.clone()),
-        source_version: if python { None } else { id.source_version.clone() },
+        source_version: if python {
+            None
+        } else {
+            id.source_version.clone()
+        },
         licenses: Vec::new(),
         found_by: if python {
             "kiln-rainbow-wheel"
@@ -370,7 +386,9 @@ fn to_package(id: &Identified, distro: Option<&kiln_catalog::Distro>) -> Package
 fn same_package(c: &Package, id: &Identified) -> bool {
     match c.ecosystem {
         Ecosystem::Deb => {
-            id.ecosystem == "deb" && c.name == id.name && c.arch.as_deref() == Some(id.arch.as_str())
+            id.ecosystem == "deb"
+                && c.name == id.name
+                && c.arch.as_deref() == Some(id.arch.as_str())
         }
         Ecosystem::Python => {
             id.ecosystem == "python" && kiln_rainbow::wheel::normalize_name(&c.name) == id.name

@@ -116,7 +116,11 @@ pub fn version_strings(data: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut start = None;
-    for (i, &b) in data.iter().enumerate().chain(std::iter::once((data.len(), &0u8))) {
+    for (i, &b) in data
+        .iter()
+        .enumerate()
+        .chain(std::iter::once((data.len(), &0u8)))
+    {
         let printable = b == b'\t' || (0x20..0x7f).contains(&b);
         match (printable && i < data.len(), start) {
             (true, None) => start = Some(i),

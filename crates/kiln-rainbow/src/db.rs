@@ -378,7 +378,8 @@ impl<'c> Writer<'c> {
             ) {
                 let file_name = f.path.rsplit('/').next().unwrap_or(&f.path);
                 if let Some((base, fv)) = crate::project::library_name(file_name) {
-                    self.add_libname.execute(params![project, base, fv, upstream])?;
+                    self.add_libname
+                        .execute(params![project, base, fv, upstream])?;
                 }
             }
             let path_id = self.path_id(&f.path)?;

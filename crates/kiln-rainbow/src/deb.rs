@@ -314,7 +314,9 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
                     .map_err(|e| bad(path, format!("data.tar: {clean}: {e}")))?;
                 f.sha256 = Some(kiln_fingerprint::sha256(&buf));
                 // A corrupt ELF in a package is recorded without ELF facts.
-                f.elf = ElfInfo::parse_with(&buf, Some(&|_: &str| true)).ok().flatten();
+                f.elf = ElfInfo::parse_with(&buf, Some(&|_: &str| true))
+                    .ok()
+                    .flatten();
             } else {
                 let mut h = Sha256::new();
                 io::copy(&mut entry, &mut h)

@@ -85,10 +85,9 @@ fn shape(text: &str) -> String {
                 i += 1;
             }
             out.push_str(r"\s+");
-        } else if let Some(m) = MONTHS
-            .iter()
-            .find(|m| text[i..].starts_with(**m) && !b.get(i + 3).is_some_and(u8::is_ascii_alphabetic))
-        {
+        } else if let Some(m) = MONTHS.iter().find(|m| {
+            text[i..].starts_with(**m) && !b.get(i + 3).is_some_and(u8::is_ascii_alphabetic)
+        }) {
             let _ = m;
             out.push_str("[A-Z][a-z]{2}");
             i += 3;
@@ -139,7 +138,9 @@ pub fn find_version(s: &str, version: &str) -> Option<usize> {
         let at = from + pos;
         let end = at + version.len();
         let before_ok = at == 0 || !(b[at - 1].is_ascii_digit() || b[at - 1] == b'.');
-        let after_ok = end == b.len() || !(b[end].is_ascii_alphanumeric() || b[end] == b'.' && b.get(end + 1).is_some_and(u8::is_ascii_digit));
+        let after_ok = end == b.len()
+            || !(b[end].is_ascii_alphanumeric()
+                || b[end] == b'.' && b.get(end + 1).is_some_and(u8::is_ascii_digit));
         if before_ok && after_ok {
             return Some(at);
         }
@@ -229,34 +230,48 @@ impl IntEncoding {
         }
         let mut exact = Vec::new();
         let mut loose = Vec::new();
-        for (base, exps) in [(16u32, (0..=28).step_by(4).collect::<Vec<u32>>()), (10, (0..=9).collect())] {
+        for (base, exps) in [
+            (16u32, (0..=28).step_by(4).collect::<Vec<u32>>()),
+            (10, (0..=9).collect()),
+        ] {
             let mut pick = vec![0usize; comps.len()];
-            combos(&exps, comps.len(), 0, &mut pick, 0, &mut |chosen: &[u32]| {
-                let enc = IntEncoding {
-                    base,
-                    exps: chosen.to_vec(),
-                };
-                let mut sum: u64 = 0;
-                for (i, (&c, &e)) in comps.iter().zip(chosen).enumerate() {
-                    let Some(w) = enc.weight(e) else { return };
-                    if i > 0 {
-                        let Some(pw) = enc.weight(chosen[i - 1]) else { return };
-                        if c >= pw / w {
-                            return;
-                        }
-                    }
-                    sum = match c.checked_mul(w).and_then(|x| x.checked_add(sum)) {
-                        Some(s) => s,
-                        None => return,
+            combos(
+                &exps,
+                comps.len(),
+                0,
+                &mut pick,
+                0,
+                &mut |chosen: &[u32]| {
+                    let enc = IntEncoding {
+                        base,
+                        exps: chosen.to_vec(),
                     };
-                }
-                let Some(last) = enc.weight(*chosen.last().unwrap_or(&0)) else { return };
-                if v == sum {
-                    exact.push(enc);
-                } else if v > sum && v - sum < last {
-                    loose.push(enc);
-                }
-            });
+                    let mut sum: u64 = 0;
+                    for (i, (&c, &e)) in comps.iter().zip(chosen).enumerate() {
+                        let Some(w) = enc.weight(e) else { return };
+                        if i > 0 {
+                            let Some(pw) = enc.weight(chosen[i - 1]) else {
+                                return;
+                            };
+                            if c >= pw / w {
+                                return;
+                            }
+                        }
+                        sum = match c.checked_mul(w).and_then(|x| x.checked_add(sum)) {
+                            Some(s) => s,
+                            None => return,
+                        };
+                    }
+                    let Some(last) = enc.weight(*chosen.last().unwrap_or(&0)) else {
+                        return;
+                    };
+                    if v == sum {
+                        exact.push(enc);
+                    } else if v > sum && v - sum < last {
+                        loose.push(enc);
+                    }
+                },
+            );
         }
         let mut found = if exact.is_empty() { loose } else { exact };
         found.sort_by_key(IntEncoding::oddness);
@@ -380,7 +395,9 @@ pub fn observe(version: &str, clues: &Clues) -> Vec<Template> {
         if comps.len() >= 2 && comps.iter().filter(|c| **c != 0).count() >= 2 {
             let w = words(&f.stores);
             for (disp, v) in &w {
-                if *v == comps[0] && read_seq(&f.stores, *disp, comps.len()).as_deref() == Some(version) {
+                if *v == comps[0]
+                    && read_seq(&f.stores, *disp, comps.len()).as_deref() == Some(version)
+                {
                     out.push(Template {
                         kind: kind::STORE_SEQ,
                         symbol: f.name.clone(),
@@ -398,7 +415,11 @@ pub fn observe(version: &str, clues: &Clues) -> Vec<Template> {
 /// How a library file name's version relates to the upstream version,
 /// learned from (file version, upstream version) pairs.
 pub fn libname_relation(pairs: &[(String, String)]) -> Option<String> {
-    let holds = |rel: &str| pairs.iter().all(|(f, u)| apply_relation(rel, f).as_deref() == Some(u.as_str()));
+    let holds = |rel: &str| {
+        pairs
+            .iter()
+            .all(|(f, u)| apply_relation(rel, f).as_deref() == Some(u.as_str()))
+    };
     if pairs.is_empty() {
         return None;
     }
@@ -426,7 +447,11 @@ pub fn libname_relation(pairs: &[(String, String)]) -> Option<String> {
 /// Apply a relation from [`libname_relation`] to a file-name version.
 pub fn apply_relation(rel: &str, file_version: &str) -> Option<String> {
     let parts: Vec<&str> = file_version.split('.').collect();
-    if parts.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit())) || parts.len() < 2 {
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
+        || parts.len() < 2
+    {
         return None;
     }
     match rel {
@@ -463,9 +488,16 @@ mod tests {
         let p = generalize(s, find_version(s, "3.0.17").unwrap(), "3.0.17");
         let re = Regex::new(&p).unwrap();
         let cap = |t: &str| re.captures(t).map(|c| c[1].to_string());
-        assert_eq!(cap("OpenSSL 1.1.1w  11 Sep 2023").as_deref(), Some("1.1.1w"));
+        assert_eq!(
+            cap("OpenSSL 1.1.1w  11 Sep 2023").as_deref(),
+            Some("1.1.1w")
+        );
         assert_eq!(cap("OpenSSL 3.4.0 22 Oct 2024").as_deref(), Some("3.4.0"));
-        assert_eq!(cap("OpenSSL 3.0.0"), None, "a bare mention is not the template");
+        assert_eq!(
+            cap("OpenSSL 3.0.0"),
+            None,
+            "a bare mention is not the template"
+        );
         assert!(literal_len(&p) >= 7, "{p}: {}", literal_len(&p));
         let bare = generalize("1.2.3", 0, "1.2.3");
         assert_eq!(literal_len(&bare), 0, "{bare}");
@@ -483,19 +515,42 @@ mod tests {
     fn integer_encodings_round_trip() {
         let webp = IntEncoding::learn(0x10204, &[1, 2, 4]);
         assert!(webp.contains(&"x:16,8,0".parse().unwrap()), "{webp:?}");
-        assert_eq!("x:16,8,0".parse::<IntEncoding>().unwrap().decode(0x10400).unwrap(), "1.4.0");
+        assert_eq!(
+            "x:16,8,0"
+                .parse::<IntEncoding>()
+                .unwrap()
+                .decode(0x10400)
+                .unwrap(),
+            "1.4.0"
+        );
         // PQlibVersion: 150013 for 15.13, 160000 for 16.0.
         let pg = IntEncoding::learn(150013, &[15, 13]);
-        assert!(pg.iter().any(|e| e.decode(160000).as_deref() == Some("16.0")), "{pg:?}");
+        assert!(
+            pg.iter()
+                .any(|e| e.decode(160000).as_deref() == Some("16.0")),
+            "{pg:?}"
+        );
         // cmsGetEncodedCMMversion: 2140 for 2.14.
         let lcms = IntEncoding::learn(2140, &[2, 14]);
-        assert!(lcms.iter().any(|e| e.decode(2160).as_deref() == Some("2.16")), "{lcms:?}");
+        assert!(
+            lcms.iter()
+                .any(|e| e.decode(2160).as_deref() == Some("2.16")),
+            "{lcms:?}"
+        );
         // BrotliDecoderVersion: (1 << 24) | (0 << 12) | 9.
         let br = IntEncoding::learn(0x100_0009, &[1, 0, 9]);
-        assert!(br.iter().any(|e| e.decode(0x100_1000).as_deref() == Some("1.1.0")), "{br:?}");
+        assert!(
+            br.iter()
+                .any(|e| e.decode(0x100_1000).as_deref() == Some("1.1.0")),
+            "{br:?}"
+        );
         // lzma_version_number: 50040012 for 5.4.1 (stable = 2).
         let xz = IntEncoding::learn(50040012, &[5, 4, 1]);
-        assert!(xz.iter().any(|e| e.decode(50040052).as_deref() == Some("5.4.5")), "{xz:?}");
+        assert!(
+            xz.iter()
+                .any(|e| e.decode(50040052).as_deref() == Some("5.4.5")),
+            "{xz:?}"
+        );
         assert!(IntEncoding::learn(7, &[1, 2]).is_empty());
     }
 
@@ -515,9 +570,21 @@ mod tests {
     #[test]
     fn stored_sequences() {
         let stores = [
-            Store { disp: 8, value: (12 << 32) | 2, width: 8 },
-            Store { disp: 16, value: 1, width: 4 },
-            Store { disp: 0x188, value: 1, width: 4 },
+            Store {
+                disp: 8,
+                value: (12 << 32) | 2,
+                width: 8,
+            },
+            Store {
+                disp: 16,
+                value: 1,
+                width: 4,
+            },
+            Store {
+                disp: 0x188,
+                value: 1,
+                width: 4,
+            },
         ];
         assert_eq!(read_seq(&stores, 8, 3).as_deref(), Some("2.12.1"));
         let clues = Clues {
@@ -529,6 +596,10 @@ mod tests {
             ..Default::default()
         };
         let t = observe("2.12.1", &clues);
-        assert!(t.iter().any(|t| t.kind == kind::STORE_SEQ && t.pattern == "8:3"), "{t:?}");
+        assert!(
+            t.iter()
+                .any(|t| t.kind == kind::STORE_SEQ && t.pattern == "8:3"),
+            "{t:?}"
+        );
     }
 }

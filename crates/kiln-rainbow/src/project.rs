@@ -86,7 +86,8 @@ pub fn components(version: &str) -> Option<Vec<u64>> {
 pub fn library_name(file_name: &str) -> Option<(String, String)> {
     let (base, ver) = file_name.split_once(".so")?;
     let ver = ver.strip_prefix('.').unwrap_or(ver);
-    if !base.starts_with("lib") || !(ver.is_empty() || ver.starts_with(|c: char| c.is_ascii_digit()))
+    if !base.starts_with("lib")
+        || !(ver.is_empty() || ver.starts_with(|c: char| c.is_ascii_digit()))
     {
         return None;
     }
@@ -135,11 +136,23 @@ mod tests {
     #[test]
     fn library_names() {
         let n = |s| library_name(s).unwrap();
-        assert_eq!(n("libbrotlidec.so.1.0.9"), ("libbrotlidec".into(), "1.0.9".into()));
-        assert_eq!(n("libtiff-0709261b.so.6.1.0"), ("libtiff".into(), "6.1.0".into()));
+        assert_eq!(
+            n("libbrotlidec.so.1.0.9"),
+            ("libbrotlidec".into(), "1.0.9".into())
+        );
+        assert_eq!(
+            n("libtiff-0709261b.so.6.1.0"),
+            ("libtiff".into(), "6.1.0".into())
+        );
         assert_eq!(n("libldap-2.5.so.0"), ("libldap".into(), "0".into()));
-        assert_eq!(n("libcom_err-2abe824b.so.2.1"), ("libcom_err".into(), "2.1".into()));
-        assert_eq!(n("libpng16-8b7e0db9.so.16.43.0"), ("libpng16".into(), "16.43.0".into()));
+        assert_eq!(
+            n("libcom_err-2abe824b.so.2.1"),
+            ("libcom_err".into(), "2.1".into())
+        );
+        assert_eq!(
+            n("libpng16-8b7e0db9.so.16.43.0"),
+            ("libpng16".into(), "16.43.0".into())
+        );
         assert_eq!(n("libz.so"), ("libz".into(), "".into()));
         assert!(library_name("_rust.abi3.so").is_none());
         assert!(library_name("libfoo.sources").is_none());

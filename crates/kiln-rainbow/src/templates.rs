@@ -79,8 +79,7 @@ fn string_specificity(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn libnames(conn: &Connection) -> rusqlite::Result<()> {
-    let mut stmt =
-        conn.prepare("SELECT project, base, file_version, version FROM libname_seen")?;
+    let mut stmt = conn.prepare("SELECT project, base, file_version, version FROM libname_seen")?;
     let mut by: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
     let mut q = stmt.query([])?;
     while let Some(r) = q.next()? {
@@ -90,15 +89,21 @@ fn libnames(conn: &Connection) -> rusqlite::Result<()> {
     }
     let mut bases: HashMap<String, BTreeSet<String>> = HashMap::new();
     for (project, base) in by.keys() {
-        bases.entry(base.clone()).or_default().insert(project.clone());
+        bases
+            .entry(base.clone())
+            .or_default()
+            .insert(project.clone());
     }
     let mut add = conn.prepare(
         "INSERT OR IGNORE INTO template (project, kind, symbol, pattern, versions, others) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for ((project, base), pairs) in &by {
-        let versioned: Vec<(String, String)> =
-            pairs.iter().filter(|(_, u)| !u.is_empty()).cloned().collect();
+        let versioned: Vec<(String, String)> = pairs
+            .iter()
+            .filter(|(_, u)| !u.is_empty())
+            .cloned()
+            .collect();
         let relation = libname_relation(&versioned).unwrap_or_default();
         let distinct: BTreeSet<&String> = versioned.iter().map(|(_, u)| u).collect();
         let others = bases.get(base).map_or(0, |p| p.len() - 1);

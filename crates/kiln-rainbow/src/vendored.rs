@@ -222,7 +222,11 @@ fn libname_clues(t: &Templates, f: &FileClues<'_>, by: &mut BTreeMap<String, Vec
     }
 }
 
-fn function_clues(t: &Templates, c: &kiln_fingerprint::Clues, by: &mut BTreeMap<String, Vec<Clue>>) {
+fn function_clues(
+    t: &Templates,
+    c: &kiln_fingerprint::Clues,
+    by: &mut BTreeMap<String, Vec<Clue>>,
+) {
     for f in &c.functions {
         let Some(tpls) = t.functions.get(&f.name) else {
             continue;
@@ -274,7 +278,9 @@ fn read_function(
             }
         }
         kind::FN_INT => {
-            let Ok(enc) = tpl.pattern.parse::<IntEncoding>() else { return out };
+            let Ok(enc) = tpl.pattern.parse::<IntEncoding>() else {
+                return out;
+            };
             for v in &f.returns {
                 if let Some(ver) = enc.decode(*v) {
                     out.push((ver, format!("{}() = {v:#x}", f.name), enc.oddness()));
@@ -282,7 +288,9 @@ fn read_function(
             }
         }
         kind::STORE_INT => {
-            let Some((disp, enc)) = tpl.pattern.split_once(':') else { return out };
+            let Some((disp, enc)) = tpl.pattern.split_once(':') else {
+                return out;
+            };
             let (Ok(disp), Ok(enc)) = (disp.parse::<i64>(), enc.parse::<IntEncoding>()) else {
                 return out;
             };
@@ -294,16 +302,26 @@ fn read_function(
             vals.dedup();
             let reads: Vec<String> = vals.iter().filter_map(|v| enc.decode(*v)).collect();
             if let [ver] = reads.as_slice() {
-                out.push((ver.clone(), format!("{} stores {} at +{disp:#x}", f.name, vals[0]), enc.oddness()));
+                out.push((
+                    ver.clone(),
+                    format!("{} stores {} at +{disp:#x}", f.name, vals[0]),
+                    enc.oddness(),
+                ));
             }
         }
         kind::STORE_SEQ => {
-            let Some((disp, n)) = tpl.pattern.split_once(':') else { return out };
+            let Some((disp, n)) = tpl.pattern.split_once(':') else {
+                return out;
+            };
             let (Ok(disp), Ok(n)) = (disp.parse::<i64>(), n.parse::<usize>()) else {
                 return out;
             };
             if let Some(ver) = learn::read_seq(&f.stores, disp, n) {
-                out.push((ver.clone(), format!("{} stores {ver} at +{disp:#x}", f.name), 0));
+                out.push((
+                    ver.clone(),
+                    format!("{} stores {ver} at +{disp:#x}", f.name),
+                    0,
+                ));
             }
         }
         _ => {}
@@ -325,7 +343,11 @@ fn string_clues(t: &Templates, c: &kiln_fingerprint::Clues, by: &mut BTreeMap<St
                 continue;
             }
             clues.push(Clue {
-                technique: if specific { "version-string" } else { "weak-string" },
+                technique: if specific {
+                    "version-string"
+                } else {
+                    "weak-string"
+                },
                 detail: s.clone(),
                 version: Some(v.as_str().to_string()),
                 weight: if specific { 0.8 } else { 0.3 },
@@ -336,7 +358,12 @@ fn string_clues(t: &Templates, c: &kiln_fingerprint::Clues, by: &mut BTreeMap<St
 
 /// One component from a file's clues for one project, or none when no
 /// clue is strong enough to name the project.
-fn settle(project: String, path: &str, layer: Option<usize>, mut clues: Vec<Clue>) -> Option<Component> {
+fn settle(
+    project: String,
+    path: &str,
+    layer: Option<usize>,
+    mut clues: Vec<Clue>,
+) -> Option<Component> {
     let strength = clues
         .iter()
         .filter(|c| c.technique != "weak-string")
@@ -368,9 +395,15 @@ fn settle(project: String, path: &str, layer: Option<usize>, mut clues: Vec<Clue
     // Several agreeing clues raise confidence a little.
     let agreeing = version
         .as_ref()
-        .map(|v| clues.iter().filter(|c| c.version.as_ref() == Some(v)).count())
+        .map(|v| {
+            clues
+                .iter()
+                .filter(|c| c.version.as_ref() == Some(v))
+                .count()
+        })
         .unwrap_or(0);
-    let confidence = (strength.max(version_weight) + 0.05 * agreeing.saturating_sub(1) as f64).min(0.99);
+    let confidence =
+        (strength.max(version_weight) + 0.05 * agreeing.saturating_sub(1) as f64).min(0.99);
     clues.sort_by(|a, b| b.weight.total_cmp(&a.weight));
     Some(Component {
         project,
@@ -393,13 +426,22 @@ fn needed_only_by(files: &[FileClues<'_>], out: &mut Vec<Component>) {
     let mut added = Vec::new();
     for f in files {
         let file_name = f.path.rsplit('/').next().unwrap_or(f.path);
-        if library_name(file_name).is_none() || out.iter().any(|c| c.path == f.path) || f.owner_project.is_some() {
+        if library_name(file_name).is_none()
+            || out.iter().any(|c| c.path == f.path)
+            || f.owner_project.is_some()
+        {
             continue;
         }
-        let names: Vec<&str> = [Some(file_name), f.elf.soname.as_deref()].into_iter().flatten().collect();
+        let names: Vec<&str> = [Some(file_name), f.elf.soname.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
         let dir = dir_of(f.path);
         let mut projects: Vec<&str> = Vec::new();
-        for g in files.iter().filter(|g| dir_of(g.path) == dir && g.path != f.path) {
+        for g in files
+            .iter()
+            .filter(|g| dir_of(g.path) == dir && g.path != f.path)
+        {
             if !g.elf.needed.iter().any(|n| names.contains(&n.as_str())) {
                 continue;
             }
@@ -435,7 +477,12 @@ fn siblings(out: &mut [Component]) {
         .iter()
         .filter_map(|c| {
             let v = c.version.clone()?;
-            Some((dir_of(&c.path).to_string(), c.project.clone(), v, c.path.clone()))
+            Some((
+                dir_of(&c.path).to_string(),
+                c.project.clone(),
+                v,
+                c.path.clone(),
+            ))
         })
         .collect();
     for c in out.iter_mut().filter(|c| c.version.is_none()) {

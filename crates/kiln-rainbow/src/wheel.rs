@@ -50,9 +50,14 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
         err: e,
     };
     let mut hasher = Sha256::new();
-    std::io::copy(&mut BufReader::new(File::open(path).map_err(io)?), &mut hasher).map_err(io)?;
+    std::io::copy(
+        &mut BufReader::new(File::open(path).map_err(io)?),
+        &mut hasher,
+    )
+    .map_err(io)?;
     let file = File::open(path).map_err(io)?;
-    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| bad(path, e.to_string()))?;
+    let mut zip =
+        zip::ZipArchive::new(BufReader::new(file)).map_err(|e| bad(path, e.to_string()))?;
     let mut files = Vec::new();
     let mut metadata: Option<String> = None;
     let mut buf = Vec::new();
@@ -62,10 +67,16 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
             continue;
         }
         let Some(name) = m.enclosed_name().map(|p| p.to_string_lossy().into_owned()) else {
-            return Err(bad(path, format!("member {:?} climbs out of the wheel", m.name())));
+            return Err(bad(
+                path,
+                format!("member {:?} climbs out of the wheel", m.name()),
+            ));
         };
         if m.size() > MAX_MEMBER {
-            return Err(bad(path, format!("{name}: {} bytes is too large", m.size())));
+            return Err(bad(
+                path,
+                format!("{name}: {} bytes is too large", m.size()),
+            ));
         }
         buf.clear();
         (&mut m)
@@ -73,7 +84,10 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
             .read_to_end(&mut buf)
             .map_err(|e| bad(path, format!("{name}: {e}")))?;
         if buf.len() as u64 > MAX_MEMBER {
-            return Err(bad(path, format!("{name}: inflates beyond {MAX_MEMBER} bytes")));
+            return Err(bad(
+                path,
+                format!("{name}: inflates beyond {MAX_MEMBER} bytes"),
+            ));
         }
         if name.ends_with(".dist-info/METADATA") && name.matches('/').count() == 1 {
             metadata = Some(String::from_utf8_lossy(&buf).into_owned());
@@ -103,7 +117,10 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
     let version = field("Version").ok_or_else(|| bad(path, "METADATA has no Version"))?;
     let name = normalize_name(&name);
     // The wheel's tag (`cp311-cp311-manylinux_2_17_x86_64`) tells builds apart.
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tag = stem.splitn(3, '-').nth(2).unwrap_or("any").to_string();
     Ok(DebRecord {
         origin: path.to_path_buf(),
@@ -125,9 +142,19 @@ pub fn pip_download(specs: &[String], dest: &Path) -> Result<Vec<PathBuf>> {
     let python = ["python3", "python"]
         .into_iter()
         .find(|p| Command::new(p).arg("--version").output().is_ok())
-        .ok_or_else(|| RainbowError::Apt("no python3 to run pip with; install python3-pip".into()))?;
+        .ok_or_else(|| {
+            RainbowError::Apt("no python3 to run pip with; install python3-pip".into())
+        })?;
     let out = Command::new(python)
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-q",
+            "-d",
+        ])
         .arg(dest)
         .args(specs)
         .output()

@@ -18,12 +18,31 @@ pub(crate) fn document(sbom: &Sbom) -> Value {
         root["version"] = json!(id);
     }
     let mut seen = HashSet::new();
-    let mut components: Vec<Value> = sbom
-        .catalog
-        .packages
+    let packages = &sbom.catalog.packages;
+    let mut built: Vec<Option<Value>> = packages
         .iter()
-        .map(|p| component(sbom, p, &mut seen))
+        .map(|p| Some(component(sbom, p, &mut seen)))
         .collect();
+    // Vendored components nest inside the component of the package whose
+    // file holds them (CycloneDX `components` of a component).
+    for (i, p) in packages.iter().enumerate() {
+        let Some(parent) = &p.parent else { continue };
+        let Some(j) = packages
+            .iter()
+            .position(|q| q.parent.is_none() && &q.purl == parent)
+        else {
+            continue;
+        };
+        if let Some(child) = built[i].take() {
+            if let Some(Value::Object(host)) = built[j].as_mut() {
+                host.entry("components")
+                    .or_insert_with(|| Value::Array(Vec::new()))
+                    .as_array_mut()
+                    .map(|a| a.push(child));
+            }
+        }
+    }
+    let mut components: Vec<Value> = built.into_iter().flatten().collect();
     if let Some(d) = &sbom.catalog.distro {
         let mut os = json!({
             "bom-ref": "kiln-os",
@@ -134,7 +153,8 @@ fn prop(name: &str, value: &str) -> Value {
 fn technique(name: &str) -> &'static str {
     match name {
         "file-sha256" | "file-sha256-renamed" => "hash-comparison",
-        "elf-build-id" => "binary-analysis",
+        "elf-build-id" | "version-function" | "version-string" | "weak-string" => "binary-analysis",
+        "library-name" => "filename",
         "package-metadata" => "manifest-analysis",
         _ => "other",
     }

@@ -1,0 +1,263 @@
+//! Vendored components: versions learned from real packages read from
+//! copies no package database lists.
+//!
+//! The self-contained test compiles a small library with gcc in three
+//! versions: two go into the DB as real `.deb` packages (dpkg-deb), the
+//! third — a version the DB has never seen — is vendored auditwheel-style
+//! into a wheel next to a client library that only mentions the library's
+//! version. The corpus test does the same with Debian's own OpenSSL and
+//! the `cryptography` wheel that links OpenSSL statically.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{corpus, have, json, kiln, sh, Deb};
+use serde_json::Value;
+
+/// A library with the usual version carriers: a banner string, a version
+/// function returning packed hex, one returning a string.
+fn libdemo(dir: &Path, version: &str) -> Vec<u8> {
+    let parts: Vec<u32> = version.split('.').map(|p| p.parse().unwrap()).collect();
+    let src = dir.join(format!("demo-{version}.c"));
+    std::fs::write(
+        &src,
+        format!(
+            r#"
+#include <stdio.h>
+static const char banner[] = "libdemo version {version} (c) Demo Authors";
+int demo_version(void) {{ return ({a} << 16) | ({b} << 8) | {c}; }}
+const char *demo_version_string(void) {{ return "{version}"; }}
+void demo_hello(void) {{ puts(banner); }}
+"#,
+            a = parts[0],
+            b = parts[1],
+            c = parts[2]
+        ),
+    )
+    .unwrap();
+    let out = dir.join(format!("libdemo.so.{version}"));
+    sh(Command::new("gcc")
+        .args(["-O2", "-shared", "-fPIC", "-Wl,-soname,libdemo.so.1", "-o"])
+        .arg(&out)
+        .arg(&src));
+    sh(Command::new("strip").arg("--strip-unneeded").arg(&out));
+    std::fs::read(&out).unwrap()
+}
+
+fn components(doc: &Value) -> Vec<(String, String, String, Option<String>)> {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "generic")
+        .map(|p| {
+            (
+                p["locations"][0]["path"].as_str().unwrap().to_string(),
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+                p["parent"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn unknown_version_of_a_vendored_library_is_read_with_learned_templates() {
+    if !(have("gcc") && have("dpkg-deb") && have("strip") && have("python3")) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = dir.join("kiln.db");
+    let db_s = db.to_str().unwrap();
+    for v in ["1.2.3", "1.3.0"] {
+        let lib = libdemo(dir, v);
+        let so = format!("usr/lib/x86_64-linux-gnu/libdemo.so.{v}");
+        let deb = Deb {
+            name: "libdemo1",
+            version: &format!("{v}-1"),
+            source: Some("demo"),
+            files: &[(so.as_str(), &lib)],
+        }
+        .build(dir);
+        sh(kiln()
+            .args(["db", "build", "-q", "--db", db_s, "--deb"])
+            .arg(&deb));
+    }
+
+    // A wheel vendoring libdemo 1.4.7 (unknown to the DB), renamed as
+    // auditwheel does, plus a client library that merely mentions versions.
+    let wheel_root = dir.join("wheel");
+    let libs = wheel_root.join("demo_py.libs");
+    std::fs::create_dir_all(&libs).unwrap();
+    std::fs::create_dir_all(wheel_root.join("demo_py")).unwrap();
+    std::fs::write(
+        libs.join("libdemo-1a2b3c4d.so.1.4.7"),
+        libdemo(dir, "1.4.7"),
+    )
+    .unwrap();
+    let client = dir.join("client.c");
+    std::fs::write(
+        &client,
+        r#"
+#include <stdio.h>
+void client_hello(void) { puts("needs Demo 1.2.3 or newer"); puts("1.2.3"); puts("libdemo 1.3.0"); }
+"#,
+    )
+    .unwrap();
+    sh(Command::new("gcc")
+        .args(["-O2", "-shared", "-fPIC", "-o"])
+        .arg(wheel_root.join("demo_py/_client.so"))
+        .arg(&client));
+    std::fs::write(
+        wheel_root.join("demo_py/__init__.py"),
+        "\"\"\"A wheel that vendors libdemo; kiln's test fixture.\"\"\"\n\nVERSION = '0.1.0'\n",
+    )
+    .unwrap();
+    let info = wheel_root.join("demo_py-0.1.0.dist-info");
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::write(
+        info.join("METADATA"),
+        "Metadata-Version: 2.1\nName: demo_py\nVersion: 0.1.0\n\n",
+    )
+    .unwrap();
+    std::fs::write(
+        info.join("WHEEL"),
+        "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_x86_64\n",
+    )
+    .unwrap();
+    std::fs::write(info.join("RECORD"), "").unwrap();
+    let wheel = dir.join("demo_py-0.1.0-cp311-cp311-linux_x86_64.whl");
+    sh(Command::new("sh")
+        .arg("-c")
+        .arg("cd \"$0\" && python3 -m zipfile -c \"$1\" demo_py demo_py.libs demo_py-0.1.0.dist-info")
+        .arg(&wheel_root)
+        .arg(&wheel));
+    sh(kiln()
+        .args(["db", "build", "-q", "--db", db_s, "--wheel"])
+        .arg(&wheel));
+
+    // Install it, then delete the metadata: only the bytes are left.
+    let root = dir.join("root");
+    let site = root.join("usr/lib/python3/dist-packages");
+    std::fs::create_dir_all(&site).unwrap();
+    sh(Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(&wheel)
+        .arg(&site));
+    std::fs::remove_dir_all(site.join("demo_py-0.1.0.dist-info")).unwrap();
+
+    let target = format!("dir:{}", root.display());
+    let doc = json(&["scan", "--db", db_s, &target, "-o", "json"]);
+    let comps = components(&doc);
+    let demo: Vec<_> = comps.iter().filter(|c| c.1 == "demo").collect();
+    assert_eq!(demo.len(), 1, "{comps:?}");
+    let (path, _, version, parent) = demo[0];
+    assert!(
+        path.ends_with("demo_py.libs/libdemo-1a2b3c4d.so.1.4.7"),
+        "{path}"
+    );
+    assert_eq!(version, "1.4.7");
+    assert_eq!(parent.as_deref(), Some("pkg:pypi/demo-py@0.1.0"));
+    let pkg = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "generic" && p["name"] == "demo")
+        .unwrap();
+    assert_eq!(pkg["purl"], "pkg:generic/demo@1.4.7");
+    let techniques: Vec<&str> = pkg["evidence"]["techniques"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["technique"].as_str().unwrap())
+        .collect();
+    for t in ["version-function", "version-string", "library-name"] {
+        assert!(techniques.contains(&t), "{t} missing from {techniques:?}");
+    }
+    // The Python package is recognised from its files alone.
+    assert!(
+        doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["purl"] == "pkg:pypi/demo-py@0.1.0"),
+        "{doc:#}"
+    );
+    // A client that only mentions versions is no libdemo.
+    assert!(
+        !comps.iter().any(|c| c.0.ends_with("_client.so")),
+        "phantom component in the client: {comps:?}"
+    );
+
+    // CycloneDX nests the component inside the Python package.
+    let cdx = dir.join("bom.json");
+    sh(kiln()
+        .args([
+            "scan",
+            "--db",
+            db_s,
+            &target,
+            "-o",
+            "cyclonedx-json",
+            "--file",
+        ])
+        .arg(&cdx));
+    let bom: Value = serde_json::from_slice(&std::fs::read(&cdx).unwrap()).unwrap();
+    let host = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["purl"] == "pkg:pypi/demo-py@0.1.0")
+        .expect("python package component");
+    assert_eq!(host["components"][0]["purl"], "pkg:generic/demo@1.4.7");
+    common::validate("validate_cyclonedx.py", &cdx);
+}
+
+/// Debian's OpenSSL teaches the version string; `cryptography` links a
+/// newer OpenSSL statically into `_rust.abi3.so`.
+#[test]
+fn corpus_cryptography_wheel_openssl_without_dist_info() {
+    let Some(corpus) = corpus() else { return };
+    if !have("python3") {
+        return;
+    }
+    let wheels = corpus.join("wheels");
+    let wheel =
+        wheels.join("cryptography-44.0.0-cp39-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("kiln.db");
+    let db_s = db.to_str().unwrap();
+    let debs = corpus.join("debian-bookworm");
+    sh(kiln()
+        .args(["db", "build", "-q", "--db", db_s, "--deb"])
+        .arg(&debs)
+        .arg("--wheel")
+        .arg(&wheel));
+    let site = tmp.path().join("root/venv/lib/python3.11/site-packages");
+    std::fs::create_dir_all(&site).unwrap();
+    sh(Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(&wheel)
+        .arg(&site));
+    for e in std::fs::read_dir(&site).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "dist-info") {
+            std::fs::remove_dir_all(p).unwrap();
+        }
+    }
+    let target = format!("dir:{}", tmp.path().join("root").display());
+    let doc = json(&["scan", "--db", db_s, &target, "-o", "json"]);
+    let comps = components(&doc);
+    assert_eq!(
+        comps,
+        vec![(
+            "/venv/lib/python3.11/site-packages/cryptography/hazmat/bindings/_rust.abi3.so".into(),
+            "openssl".into(),
+            "3.4.0".into(),
+            Some("pkg:pypi/cryptography@44.0.0".into())
+        )]
+    );
+}
