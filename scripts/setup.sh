@@ -34,6 +34,11 @@ if ! command -v cargo >/dev/null 2>&1; then
     . "$HOME/.cargo/env"
 fi
 
+# cargo-auditable builds the Rust test binaries whose audit data kiln reads.
+if ! command -v cargo-auditable >/dev/null 2>&1; then
+    cargo install --locked -q cargo-auditable
+fi
+
 if [ ! -x .venv/bin/python3 ]; then
     python3 -m venv .venv
 fi

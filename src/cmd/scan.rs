@@ -62,7 +62,7 @@ pub fn collect(source: &SourceArgs, db: Option<&Db>, quiet: bool) -> Result<Sbom
     let templates = db.map(Templates::load).transpose()?.map(Arc::new);
     let bar = progress::bytes("reading and hashing layers", quiet);
     let ticker = bar.clone();
-    let inspect: Box<dyn Fn(&str, &[u8]) -> Option<Facts> + Send + Sync> = match &templates {
+    let inspect: Box<kiln_tree::InspectFn> = match &templates {
         Some(t) if !t.is_empty() => {
             let t = Arc::clone(t);
             Box::new(move |_, data| elf_facts_with_clues(data, &t))

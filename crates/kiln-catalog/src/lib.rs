@@ -39,6 +39,7 @@ pub mod os_release;
 mod package;
 pub mod purl;
 pub mod python;
+pub mod rust;
 pub mod version;
 
 use kiln_tree::Tree;
@@ -74,6 +75,10 @@ const CATALOGERS: &[Cataloger] = &[
     Cataloger {
         wants: golang::wants,
         run: golang::catalog,
+    },
+    Cataloger {
+        wants: rust::wants,
+        run: rust::catalog,
     },
 ];
 

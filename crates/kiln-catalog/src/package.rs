@@ -14,6 +14,8 @@ pub enum Ecosystem {
     Python,
     /// Go modules, from the build info embedded in Go binaries.
     Go,
+    /// Rust crates, from `cargo auditable` data in Rust binaries.
+    Cargo,
     /// Upstream projects found inside other files (vendored libraries),
     /// named by kiln's canonical project names.
     Generic,
@@ -27,6 +29,7 @@ impl Ecosystem {
             Ecosystem::Apk => "apk",
             Ecosystem::Python => "python",
             Ecosystem::Go => "go-module",
+            Ecosystem::Cargo => "rust-crate",
             Ecosystem::Generic => "generic",
         }
     }

@@ -23,6 +23,7 @@ pub fn purl(
         Ecosystem::Python => ("pypi", None),
         Ecosystem::Generic => ("generic", None),
         Ecosystem::Go => ("golang", None),
+        Ecosystem::Cargo => ("cargo", None),
     };
     let name = match ecosystem {
         Ecosystem::Python => normalize_python_name(name),

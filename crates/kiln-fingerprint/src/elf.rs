@@ -44,6 +44,9 @@ pub struct ElfInfo {
     /// Go build information, for Go binaries.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub go: Option<crate::GoBuildInfo>,
+    /// Crates of a Rust binary built with `cargo auditable`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rust: Option<Vec<crate::RustCrate>>,
     /// Version clues (strings, function constants), when asked for.
     #[serde(skip)]
     pub clues: Option<Box<crate::Clues>>,
@@ -94,6 +97,7 @@ impl ElfInfo {
             }
         }
         info.go = crate::GoBuildInfo::parse(data, &elf);
+        info.rust = crate::auditable::rust_crates(data, &elf);
         if let Some(want) = clues {
             info.clues = Some(Box::new(crate::Clues::extract(data, &elf, want)));
         }

@@ -22,10 +22,12 @@
 //! ```
 #![deny(missing_docs)]
 
+mod auditable;
 mod clues;
 mod elf;
 mod gobuild;
 
+pub use auditable::RustCrate;
 pub use clues::{version_strings, Clues, FunctionConsts, Store};
 pub use elf::{ElfError, ElfInfo};
 pub use gobuild::{GoBuildInfo, GoModule};

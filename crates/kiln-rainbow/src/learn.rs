@@ -460,7 +460,7 @@ pub fn apply_relation(rel: &str, file_version: &str) -> Option<String> {
             let kept: Vec<&str> = parts
                 .iter()
                 .enumerate()
-                .filter(|(i, p)| *i == 0 || p.trim_start_matches('0') != "")
+                .filter(|(i, p)| *i == 0 || !p.trim_start_matches('0').is_empty())
                 .map(|(_, p)| *p)
                 .collect();
             (kept.len() >= 2 && kept.len() < parts.len()).then(|| kept.join("."))

@@ -35,10 +35,13 @@ pub(crate) fn document(sbom: &Sbom) -> Value {
         };
         if let Some(child) = built[i].take() {
             if let Some(Value::Object(host)) = built[j].as_mut() {
-                host.entry("components")
+                if let Some(a) = host
+                    .entry("components")
                     .or_insert_with(|| Value::Array(Vec::new()))
                     .as_array_mut()
-                    .map(|a| a.push(child));
+                {
+                    a.push(child);
+                }
             }
         }
     }

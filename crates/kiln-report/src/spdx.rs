@@ -69,6 +69,7 @@ fn package(p: &Package, id: &str) -> Value {
         Ecosystem::Python => "installed Python package metadata",
         Ecosystem::Generic => "file contents (vendored component)",
         Ecosystem::Go => "Go build info",
+        Ecosystem::Cargo => "cargo auditable data",
     };
     let source_info = match p.locations.first() {
         Some(l) => format!("acquired package info from {origin}: {}", l.path),

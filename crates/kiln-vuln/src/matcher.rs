@@ -109,6 +109,7 @@ fn match_key(p: &Package, distro: Option<&Distro>) -> Option<(String, String, Ve
         )),
         Ecosystem::Generic => Some(("generic".into(), p.name.clone(), versions)),
         Ecosystem::Go => Some(("Go".into(), p.name.clone(), versions)),
+        Ecosystem::Cargo => Some(("crates.io".into(), p.name.clone(), versions)),
         Ecosystem::Apk => {
             let v = distro
                 .and_then(|d| d.version_id.clone())
