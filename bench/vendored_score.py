@@ -99,8 +99,13 @@ def cbt_scan(root):
     from cve_bin_tool.checkers import BUILTIN_CHECKERS
     from cve_bin_tool.strings import parse_strings
 
-    checkers = {name: ep.load() for name, ep in BUILTIN_CHECKERS.items()} \
-        if hasattr(next(iter(BUILTIN_CHECKERS.values())), "load") else dict(BUILTIN_CHECKERS)
+    checkers = {}
+    for name, ep in BUILTIN_CHECKERS.items():
+        try:
+            checkers[name] = ep.load() if hasattr(ep, "load") else ep
+        except Exception as e:  # e.g. sqlite's checker wants its own DB
+            print(f"cve-bin-tool checker {name} not loadable: {e}", file=sys.stderr)
+    print(f"cve-bin-tool: {len(checkers)} checkers loaded", file=sys.stderr)
     comps = []
     for dirpath, _, names in os.walk(root):
         for n in names:
@@ -120,8 +125,11 @@ def cbt_scan(root):
                     if "is_or_contains" not in r:
                         continue
                     v = r.get("version", "UNKNOWN")
+                    # cve-bin-tool itself drops version-less detections.
+                    if v == "UNKNOWN":
+                        continue
                     proj = CBT_NAMES.get(name, name.replace("_", "-"))
-                    comps.append((rel, proj, "" if v == "UNKNOWN" else v))
+                    comps.append((rel, proj, v))
     return comps
 
 

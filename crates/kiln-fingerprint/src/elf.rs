@@ -79,18 +79,13 @@ impl ElfInfo {
         };
         // Program-header notes survive `strip --strip-all` and section-
         // header removal; fall back to sections for relocatable objects.
-        let notes = elf
-            .iter_note_headers(data)
-            .into_iter()
-            .flatten()
-            .chain(elf.iter_note_sections(data, None).into_iter().flatten());
-        for note in notes.flatten() {
-            match (note.n_type, note.name) {
-                (NT_GNU_BUILD_ID, "GNU") if info.build_id.is_none() => {
-                    info.build_id = Some(note.desc.to_vec());
+        for (n_type, name, desc) in notes(data, &elf) {
+            match (n_type, name) {
+                (NT_GNU_BUILD_ID, b"GNU") if info.build_id.is_none() => {
+                    info.build_id = Some(desc.to_vec());
                 }
-                (NT_FDO_PACKAGING_METADATA, "FDO") if info.note_package.is_none() => {
-                    let text = note.desc.split(|b| *b == 0).next().unwrap_or_default();
+                (NT_FDO_PACKAGING_METADATA, b"FDO") if info.note_package.is_none() => {
+                    let text = desc.split(|b| *b == 0).next().unwrap_or_default();
                     info.note_package = Some(String::from_utf8_lossy(text).into_owned());
                 }
                 _ => {}
@@ -120,6 +115,75 @@ impl ElfInfo {
     pub fn build_id_hex(&self) -> Option<String> {
         self.build_id.as_ref().map(hex::encode)
     }
+}
+
+/// Every note of `PT_NOTE` segments, then of `SHT_NOTE` sections, as
+/// (type, name without its NUL, descriptor). Walked here rather than with
+/// goblin's note iterator, which repeats the same error forever on a note
+/// whose name is not UTF-8 (GCC's `.gnu.build.attributes`).
+fn notes<'a>(data: &'a [u8], elf: &Elf) -> Vec<(u32, &'a [u8], &'a [u8])> {
+    use goblin::elf::program_header::PT_NOTE;
+    use goblin::elf::section_header::SHT_NOTE;
+    let little = elf.little_endian;
+    let word = |b: &[u8]| -> u32 {
+        let a = [b[0], b[1], b[2], b[3]];
+        if little {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }
+    };
+    let areas = elf
+        .program_headers
+        .iter()
+        .filter(|p| p.p_type == PT_NOTE)
+        .map(|p| (p.p_offset, p.p_filesz, p.p_align))
+        .chain(
+            elf.section_headers
+                .iter()
+                .filter(|s| s.sh_type == SHT_NOTE)
+                .map(|s| (s.sh_offset, s.sh_size, s.sh_addralign)),
+        );
+    let mut out = Vec::new();
+    for (offset, size, align) in areas {
+        let align = if align == 8 { 8 } else { 4 };
+        let Some(area) = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(size).ok())
+            .and_then(|(o, n)| data.get(o..o.checked_add(n)?))
+        else {
+            continue;
+        };
+        let up = |n: usize| n.checked_add(align - 1).map(|v| v & !(align - 1));
+        let mut at = 0usize;
+        while let Some(head) = area.get(at..at + 12) {
+            let (namesz, descsz, n_type) = (
+                word(&head[0..4]) as usize,
+                word(&head[4..8]) as usize,
+                word(&head[8..12]),
+            );
+            let name_at = at + 12;
+            let Some(desc_at) = up(name_at.saturating_add(namesz)) else {
+                break;
+            };
+            let Some(next) = up(desc_at.saturating_add(descsz)) else {
+                break;
+            };
+            let (Some(name), Some(desc)) = (
+                area.get(name_at..name_at + namesz),
+                area.get(desc_at..desc_at.saturating_add(descsz)),
+            ) else {
+                break;
+            };
+            let name = name.strip_suffix(&[0]).unwrap_or(name);
+            out.push((n_type, name, desc));
+            if next <= at {
+                break;
+            }
+            at = next;
+        }
+    }
+    out
 }
 
 mod hex_opt {
@@ -179,6 +243,46 @@ mod tests {
             info.verdefs
         );
         assert!(info.build_id.is_some());
+    }
+
+    /// GCC's annobin notes have non-UTF-8 names; goblin's note iterator
+    /// loops forever on them. objcopy adds such a note (a `.note.*` section
+    /// is `SHT_NOTE`) to a real binary.
+    #[test]
+    fn note_with_binary_name_does_not_hang() {
+        if std::process::Command::new("objcopy")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipping: objcopy (binutils) is not installed");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let note = dir.path().join("note.bin");
+        let mut bytes = Vec::new();
+        for w in [4u32, 4, 0x100] {
+            bytes.extend_from_slice(&w.to_le_bytes());
+        }
+        bytes.extend_from_slice(b"G\xff\x01\0");
+        bytes.extend_from_slice(&[1, 2, 3, 4]);
+        std::fs::write(&note, &bytes).unwrap();
+        let me = std::env::current_exe().unwrap();
+        let out = dir.path().join("annotated");
+        let ok = std::process::Command::new("objcopy")
+            .arg(format!("--add-section=.note.kiln={}", note.display()))
+            .arg(&me)
+            .arg(&out)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let data = std::fs::read(&out).unwrap();
+        let info = ElfInfo::parse(&data).unwrap().unwrap();
+        let original = ElfInfo::parse(&std::fs::read(&me).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.build_id, original.build_id);
     }
 
     #[test]

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Vendored components in real wheels: kiln's per-wheel recall and precision
+# beside syft's and cve-bin-tool's checkers, on the corpus wheels (truth from
+# runtime version APIs), then on other PyPI wheels (truth made here the same
+# way, by bench/wheel_truth.py).
+#
+# usage: bash bench/vendored.sh [CORPUS_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+CORPUS=${1:-../shared/corpus}
+OUT=bench/out/vendored
+mkdir -p "$OUT"
+cargo build --release -q
+KILN=target/release/kiln
+SYFT=$(find_syft)
+.venv/bin/python3 -c "import cve_bin_tool" 2>/dev/null || .venv/bin/python3 -m pip install -q cve-bin-tool
+
+# The DB: Debian packages of the libraries wheels vendor (learning), the
+# corpus packages, and the corpus wheels (their Python packages only: wheels
+# never teach templates).
+APT="libssl3 zlib1g libpng16-16 libjpeg62-turbo libtiff6 libwebp7 libwebpmux3
+libwebpdemux2 libfreetype6 libharfbuzz0b liblcms2-2 libopenjp2-7 liblzma5
+libbrotli1 libxcb1 libxau6 libavif15 libdav1d6 libaom3 libyuv0 libxml2
+libxslt1.1 libraqm0 libfribidi0 libbz2-1.0 libpq5 libldap-2.5-0 libsasl2-2
+libkeyutils1 libpcre3 libcom-err2 libgssapi-krb5-2 libk5crypto3 libkrb5-3
+libkrb5support0 libselinux1"
+DB=$OUT/kiln.db
+rm -f "$DB" "$DB"-*
+args=()
+for p in $APT; do args+=(--apt "$p"); done
+read -r wall rss < <(measure "$OUT/build" "$KILN" db build -q --db "$DB" "${args[@]}" --deb "$CORPUS/debian-bookworm")
+echo "kiln db build (--apt ${APT//$'\n'/ } + corpus debs): ${wall} s, ${rss} MiB"
+"$KILN" db build -q --db "$DB" --wheel "$CORPUS/wheels"
+sqlite3 "$DB" "SELECT 'templates: ' || group_concat(kind || ' ' || n, ', ') FROM (SELECT kind, count(*) n FROM template GROUP BY kind)"
+echo
+echo "## Corpus wheels (truth: $CORPUS/wheels/truth)"
+.venv/bin/python3 bench/vendored_score.py --kiln "$KILN" --db "$DB" \
+    --truth "$CORPUS/wheels/truth" --wheels "$CORPUS/wheels" --work "$OUT/work" \
+    --syft "$SYFT" --cve-bin-tool --json "$OUT/corpus-scores.json"
+
+echo
+echo "## Other PyPI wheels (truth: ctypes version functions, bench/wheel_truth.py)"
+OTHER=$OUT/other
+mkdir -p "$OTHER/truth"
+for spec in pillow==9.5.0 pillow==10.1.0 pillow==11.0.0 psycopg2-binary==2.9.10; do
+    python3 -m pip download -q --no-deps --only-binary=:all: \
+        --python-version 3.11 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d "$OTHER" "$spec" >/dev/null
+done
+for w in "$OTHER"/*.whl; do
+    stem=$(basename "$w" .whl)
+    .venv/bin/python3 bench/wheel_truth.py "$w" >"$OTHER/truth/$stem.json" 2>/dev/null
+done
+.venv/bin/python3 bench/vendored_score.py --kiln "$KILN" --db "$DB" \
+    --truth "$OTHER/truth" --wheels "$OTHER" --work "$OUT/work-other" \
+    --json "$OUT/other-scores.json"
