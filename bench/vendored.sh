@@ -41,7 +41,8 @@ echo "## Corpus wheels (truth: $CORPUS/wheels/truth)"
     --syft "$SYFT" --cve-bin-tool --json "$OUT/corpus-scores.json"
 
 echo
-echo "## Other PyPI wheels (truth: ctypes version functions, bench/wheel_truth.py)"
+echo "## Other PyPI wheels (truth: ctypes version functions, bench/wheel_truth.py; only the"
+echo "## libraries that export one are scored, so precision counts only those files)"
 OTHER=$OUT/other
 mkdir -p "$OTHER/truth"
 for spec in pillow==9.5.0 pillow==10.1.0 pillow==11.0.0 psycopg2-binary==2.9.10; do
@@ -53,5 +54,5 @@ for w in "$OTHER"/*.whl; do
     .venv/bin/python3 bench/wheel_truth.py "$w" >"$OTHER/truth/$stem.json" 2>/dev/null
 done
 .venv/bin/python3 bench/vendored_score.py --kiln "$KILN" --db "$DB" \
-    --truth "$OTHER/truth" --wheels "$OTHER" --work "$OUT/work-other" \
+    --truth "$OTHER/truth" --wheels "$OTHER" --work "$OUT/work-other" --partial \
     --json "$OUT/other-scores.json"

@@ -166,6 +166,8 @@ def main():
     ap.add_argument("--syft")
     ap.add_argument("--cve-bin-tool", action="store_true")
     ap.add_argument("--json", help="write all scores here")
+    ap.add_argument("--partial", action="store_true",
+                    help="truth covers only some files: score only components in those files")
     a = ap.parse_args()
 
     rows, totals = [], {}
@@ -179,6 +181,9 @@ def main():
             root = os.path.join(a.work, stem[:40], mode)
             install(wheel, root, mode == "dist-info")
             kc, kpy, secs = kiln_scan(a.kiln, a.db, root)
+            if a.partial:
+                listed = {c["path"] for c in comps_truth}
+                kc = [r for r in kc if r[0] in listed]
             py_ok = any(n.replace("_", "-") == truth["python_package"] and v == truth["python_version"]
                         for n, v in kpy)
             row = {"wheel": stem.split("-cp")[0], "mode": mode, "kiln": score(comps_truth, kc),
