@@ -30,6 +30,9 @@ enum Command {
     /// Write an obfuscated copy of an image: package DBs and docs deleted,
     /// ELF executables padded, app metadata hidden (the adversary images).
     Strip(cmd::strip::Args),
+    /// Write a smaller image that still works: static ELF closure plus
+    /// traced runs under runc, verified under runc.
+    Slim(cmd::slim::Args),
     /// Build and inspect the signature database (the rainbow table).
     #[command(subcommand)]
     Db(cmd::db::Command),
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Sbom(args) => cmd::sbom::run(args, cli.quiet),
         Command::Scan(args) => cmd::scan::run(args, cli.quiet),
         Command::Strip(args) => cmd::strip::run(args, cli.quiet),
+        Command::Slim(args) => cmd::slim::run(args, cli.quiet),
         Command::Vuln(args) => cmd::vuln::run(args, cli.quiet),
         Command::Db(c) => cmd::db::run(c, cli.quiet),
     };

@@ -3,6 +3,7 @@
 pub mod db;
 pub mod sbom;
 pub mod scan;
+pub mod slim;
 pub mod source;
 pub mod strip;
 pub mod vuln;

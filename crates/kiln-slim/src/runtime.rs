@@ -1,0 +1,270 @@
+//! Running an unpacked image with `runc`: an OCI runtime config written
+//! here (private PID, IPC, UTS, mount and network namespaces: no network),
+//! one container per run, always deleted afterwards.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::{Result, SlimError};
+
+/// Set by the SIGINT/SIGTERM handler; runs stop and clean up.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Catch Ctrl-C and SIGTERM so mounts and containers are cleaned up
+/// (runc passes the signal on to the container, whose run then ends).
+pub fn catch_signals() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+/// Is this process root?
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The `runc` binary, checked to run.
+#[derive(Debug, Clone)]
+pub struct Runc(PathBuf);
+
+impl Runc {
+    /// Find `runc` on `PATH` (Debian installs it in /usr/sbin).
+    pub fn find() -> Result<Runc> {
+        for p in ["runc", "/usr/sbin/runc", "/usr/bin/runc"] {
+            if Command::new(p)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+            {
+                return Ok(Runc(p.into()));
+            }
+        }
+        Err(SlimError::NoRuntime)
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Process {
+    /// argv.
+    pub args: Vec<String>,
+    /// Environment, `K=V`.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// The outcome of one run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunResult {
+    /// The command.
+    pub args: Vec<String>,
+    /// Exit code (128 + signal for a signal).
+    pub exit: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Killed at the time limit.
+    pub timed_out: bool,
+}
+
+const CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// The OCI runtime config for one process over `rootfs`.
+fn config(rootfs: &Path, p: &Process) -> serde_json::Value {
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": { "uid": p.uid, "gid": p.gid },
+            "args": p.args,
+            "env": p.env,
+            "cwd": if p.cwd.is_empty() { "/" } else { &p.cwd },
+            "capabilities": { "bounding": CAPS, "effective": CAPS, "permitted": CAPS },
+            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
+            "noNewPrivileges": true
+        },
+        "root": { "path": rootfs, "readonly": false },
+        "hostname": "kiln-slim",
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"] },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+              "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+            { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+              "options": ["nosuid", "noexec", "nodev"] },
+            { "destination": "/sys", "type": "sysfs", "source": "sysfs",
+              "options": ["nosuid", "noexec", "nodev", "ro"] }
+        ],
+        "linux": {
+            "namespaces": [
+                { "type": "pid" }, { "type": "network" }, { "type": "ipc" },
+                { "type": "uts" }, { "type": "mount" }
+            ],
+            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+        }
+    })
+}
+
+/// Run `p` in a fresh container over `rootfs`, with a time limit. The
+/// container is deleted whatever happens.
+pub fn run(
+    runc: &Runc,
+    work: &Path,
+    rootfs: &Path,
+    p: &Process,
+    limit: Duration,
+) -> Result<RunResult> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(SlimError::Interrupted);
+    }
+    let n = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+    let id = format!("kiln-slim-{}-{n}", std::process::id());
+    let bundle = work.join(format!("bundle-{n}"));
+    std::fs::create_dir_all(&bundle).map_err(|err| SlimError::Io {
+        path: bundle.clone(),
+        err,
+    })?;
+    let cfg_path = bundle.join("config.json");
+    std::fs::write(&cfg_path, config(rootfs, p).to_string()).map_err(|err| SlimError::Io {
+        path: cfg_path.clone(),
+        err,
+    })?;
+    let guard = Container {
+        runc: runc.clone(),
+        id: id.clone(),
+    };
+    let mut child = Command::new(&runc.0)
+        .arg("run")
+        .arg("--bundle")
+        .arg(&bundle)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|err| SlimError::Sys {
+            what: format!("cannot start {}", runc.0.display()),
+            err,
+        })?;
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut o = Vec::new();
+        if let Some(s) = out.as_mut() {
+            let _ = s.read_to_end(&mut o);
+        }
+        o
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut e = Vec::new();
+        if let Some(s) = err.as_mut() {
+            let _ = s.read_to_end(&mut e);
+        }
+        e
+    });
+    let start = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) => {}
+            Err(err) => {
+                return Err(SlimError::Sys {
+                    what: format!("waiting for container {id}"),
+                    err,
+                })
+            }
+        }
+        if !timed_out && (start.elapsed() > limit || INTERRUPTED.load(Ordering::SeqCst)) {
+            timed_out = start.elapsed() > limit;
+            guard.kill();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&bundle);
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(SlimError::Interrupted);
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let exit = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1);
+    Ok(RunResult {
+        args: p.args.clone(),
+        exit,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        timed_out,
+    })
+}
+
+/// Deletes its container on drop.
+struct Container {
+    runc: Runc,
+    id: String,
+}
+
+impl Container {
+    fn kill(&self) {
+        let _ = Command::new(&self.runc.0)
+            .args(["kill", &self.id, "KILL"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.runc.0)
+            .args(["delete", "--force", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
