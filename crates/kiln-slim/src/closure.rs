@@ -204,7 +204,19 @@ impl<'a> Closure<'a> {
         dirs.extend(self.ld_library_path.iter().cloned());
         dirs.extend(runpath);
         dirs.extend(self.ld_conf.iter().cloned());
-        dirs.extend(["/lib", "/usr/lib", "/lib64", "/usr/lib64"].map(String::from));
+        // glibc's built-in directories; Debian's also has the multiarch ones.
+        let triplet = match elf.header.e_machine {
+            goblin::elf::header::EM_AARCH64 => "aarch64-linux-gnu",
+            _ => "x86_64-linux-gnu",
+        };
+        dirs.extend([
+            format!("/lib/{triplet}"),
+            format!("/usr/lib/{triplet}"),
+            "/lib".into(),
+            "/usr/lib".into(),
+            "/lib64".into(),
+            "/usr/lib64".into(),
+        ]);
         for lib in &elf.libraries {
             if lib.contains('/') {
                 self.add_path(lib);

@@ -1,0 +1,263 @@
+//! `kiln slim` on an image the test builds: a C program compiled with gcc
+//! and a Python script that reads a data file and imports a plugin by a
+//! name it computes, on a root filesystem made of this machine's own
+//! Debian files (python3.11 and its libraries), packed with umoci.
+//!
+//! Static analysis cannot see the computed import, and `--verify` (runc)
+//! catches it; tracing the run keeps it; the result passes verification,
+//! `skopeo inspect` and `umoci unpack`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Copy a host file into `root` at the same (canonical) path, with the
+/// symlink chain that names it.
+fn copy_in(root: &Path, host: &Path) {
+    let mut p = host.to_path_buf();
+    for _ in 0..10 {
+        let dest = root.join(p.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&p).unwrap();
+            let _ = std::fs::remove_file(&dest);
+            std::os::unix::fs::symlink(&target, &dest).unwrap();
+            p = p.parent().unwrap().join(target);
+        } else {
+            sh(Command::new("cp").arg("-a").arg(&p).arg(&dest));
+            return;
+        }
+    }
+}
+
+/// The libraries `ldd` reports for a host binary.
+fn ldd(bin: &Path) -> Vec<PathBuf> {
+    let out = sh(Command::new("ldd").arg(bin));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with('/'))
+                .map(PathBuf::from)
+        })
+        .collect()
+}
+
+fn build_image(dir: &Path) -> Option<String> {
+    let python = Path::new("/usr/bin/python3.11");
+    if !python.exists() {
+        eprintln!("skipping: Debian's /usr/bin/python3.11 is not installed (python3-minimal)");
+        return None;
+    }
+    let umoci = Umoci::new(dir, "app");
+    let root = umoci.rootfs();
+    // Debian's merged-/usr layout.
+    for (link, target) in [
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+        ("bin", "usr/bin"),
+    ] {
+        std::fs::create_dir_all(root.join(target)).unwrap();
+        std::os::unix::fs::symlink(target, root.join(link)).unwrap();
+    }
+    for d in ["tmp", "etc", "app/plugins", "usr/local/bin"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    // A C program.
+    let src = dir.join("hello.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n#include <zlib.h>\nint main(void) { printf(\"hello from C, zlib %s\\n\", zlibVersion()); return 0; }\n",
+    )
+    .unwrap();
+    let hello = root.join("usr/local/bin/hello");
+    sh(Command::new("gcc")
+        .arg("-O2")
+        .arg("-o")
+        .arg(&hello)
+        .arg(&src)
+        .arg("-lz"));
+    let mut libs = ldd(&hello);
+    libs.extend(ldd(python));
+    libs.sort();
+    libs.dedup();
+    for l in &libs {
+        copy_in(&root, l);
+    }
+    copy_in(&root, python);
+    // The standard library, without what no test needs.
+    let stdlib = root.join("usr/lib/python3.11");
+    std::fs::create_dir_all(&stdlib).unwrap();
+    sh(Command::new("sh")
+        .arg("-c")
+        .arg(
+            "tar -C /usr/lib/python3.11 --exclude=./test --exclude=./idlelib --exclude=./tkinter \
+         --exclude=./ensurepip --exclude=./lib2to3 --exclude=__pycache__ --exclude=./site-packages \
+         --exclude=./dist-packages -cf - . | tar -C \"$0\" -xf -",
+        )
+        .arg(&stdlib));
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+    std::fs::write(
+        root.join("app/main.py"),
+        r#"import importlib
+import os
+
+# The plugin's name is computed at run time: no static analysis can see it.
+name = os.environ.get("PLUGIN", "gr" + "eet")
+plugin = importlib.import_module("plugins." + name)
+with open(os.path.join(os.path.dirname(__file__), "data.txt")) as f:
+    print(plugin.greet(f.read().strip()))
+"#,
+    )
+    .unwrap();
+    std::fs::write(root.join("app/plugins/__init__.py"), "").unwrap();
+    std::fs::write(
+        root.join("app/plugins/greet.py"),
+        "def greet(who):\n    return f'hello, {who}'\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("app/data.txt"), "kiln\n").unwrap();
+    // Bulk a slim image must drop.
+    std::fs::create_dir_all(root.join("usr/share/bulk")).unwrap();
+    std::fs::write(root.join("usr/share/bulk/blob"), vec![7u8; 4 << 20]).unwrap();
+    umoci.repack();
+    umoci.config(&[
+        "--config.entrypoint",
+        "python3.11",
+        "--config.cmd",
+        "/app/main.py",
+        "--config.workingdir",
+        "/app",
+        "--config.env",
+        "PATH=/usr/local/bin:/usr/bin:/bin",
+        "--config.label",
+        "org.example.app=demo",
+    ]);
+    Some(format!("oci-dir:{}", umoci.image()))
+}
+
+fn slim(src: &str, dest: &Path, mode: &str) -> std::process::Output {
+    kiln()
+        .args(["slim", src])
+        .arg(format!("oci-archive:{}", dest.display()))
+        .args([
+            "--mode",
+            mode,
+            "--probe-cmd",
+            "hello",
+            "--verify",
+            "--report",
+            "json",
+        ])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn slim_static_misses_the_computed_import_and_tracing_keeps_it() {
+    if !(have("gcc") && have("umoci") && have("skopeo") && have("runc")) {
+        return;
+    }
+    if !is_root() {
+        eprintln!("skipping: kiln slim runs containers with runc, which needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(src) = build_image(tmp.path()) else {
+        return;
+    };
+
+    // Static analysis alone: the verification run fails and says why.
+    let out = slim(&src, &tmp.path().join("static.tar"), "static");
+    assert!(
+        !out.status.success(),
+        "static slimming should fail verification"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("verification failed"), "{err}");
+    assert!(err.contains("No module named 'plugins'"), "{err}");
+    assert!(err.contains("missing: Python module 'plugins'"), "{err}");
+
+    for mode in ["dynamic", "both"] {
+        let dest = tmp.path().join(format!("{mode}.tar"));
+        let out = slim(&src, &dest, mode);
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let probes = report["probes"].as_array().unwrap();
+        assert_eq!(probes.len(), 2);
+        assert_eq!(probes[0]["original"]["stdout"], "hello, kiln\n");
+        assert!(probes[1]["original"]["stdout"]
+            .as_str()
+            .unwrap()
+            .starts_with("hello from C, zlib "));
+        assert!(probes.iter().all(|p| p["same"] == true), "{report:#}");
+        let (after, before) = (
+            report["bytes_after"].as_u64().unwrap(),
+            report["bytes_before"].as_u64().unwrap(),
+        );
+        // Tracing keeps what the runs opened; static analysis also keeps
+        // the interpreter's whole standard library.
+        if mode == "dynamic" {
+            assert!(
+                after < before / 2,
+                "{mode}: {after} of {before} bytes kept: {:#}",
+                report["largest_removed"]
+            );
+        }
+        assert!(after < before, "{mode}: nothing removed");
+
+        // A valid image: skopeo reads it, umoci unpacks it, the config is kept.
+        let image = format!("oci-archive:{}", dest.display());
+        let inspect = sh(Command::new("skopeo").args(["inspect", "--config", &image]));
+        let cfg: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+        assert_eq!(cfg["config"]["Entrypoint"][0], "python3.11");
+        assert_eq!(cfg["config"]["Cmd"][0], "/app/main.py");
+        assert_eq!(cfg["config"]["WorkingDir"], "/app");
+        assert_eq!(cfg["config"]["Labels"]["org.example.app"], "demo");
+        let layout = tmp.path().join(format!("{mode}-layout"));
+        sh(Command::new("skopeo")
+            .args(["copy", "-q", &image])
+            .arg(format!("oci:{}:slim", layout.display())));
+        let bundle = tmp.path().join(format!("{mode}-bundle"));
+        sh(Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:slim", layout.display()))
+            .arg(&bundle));
+        let rootfs = bundle.join("rootfs");
+        assert!(rootfs.join("app/plugins/greet.py").exists());
+        assert!(rootfs.join("app/data.txt").exists());
+        assert!(!rootfs.join("usr/share/bulk/blob").exists());
+    }
+}
+
+#[test]
+fn slim_without_an_entrypoint_is_a_clear_error() {
+    if !have("umoci") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let umoci = Umoci::new(tmp.path(), "empty");
+    std::fs::write(umoci.rootfs().join("file"), "x").unwrap();
+    umoci.repack();
+    let src = format!("oci-dir:{}", umoci.image());
+    let dest = format!("oci-archive:{}", tmp.path().join("out.tar").display());
+    let err = failure(&["slim", &src, &dest, "--mode", "static"]);
+    assert!(err.contains("no entrypoint or cmd"), "{err}");
+}
