@@ -130,6 +130,12 @@ with open(os.path.join(os.path.dirname(__file__), "data.txt")) as f:
     )
     .unwrap();
     std::fs::write(root.join("app/data.txt"), "kiln\n").unwrap();
+    std::fs::create_dir_all(root.join("app/www")).unwrap();
+    std::fs::write(
+        root.join("app/www/index.html"),
+        "<p>served by a slim image</p>\n",
+    )
+    .unwrap();
     // Bulk a slim image must drop.
     std::fs::create_dir_all(root.join("usr/share/bulk")).unwrap();
     std::fs::write(root.join("usr/share/bulk/blob"), vec![7u8; 4 << 20]).unwrap();
@@ -260,4 +266,72 @@ fn slim_without_an_entrypoint_is_a_clear_error() {
     let dest = format!("oci-archive:{}", tmp.path().join("out.tar").display());
     let err = failure(&["slim", &src, &dest, "--mode", "static"]);
     assert!(err.contains("no entrypoint or cmd"), "{err}");
+}
+
+/// A server: the entrypoint runs detached, HTTP probes reach it through its
+/// network namespace, probe commands run beside it with `runc exec`.
+#[test]
+fn slim_a_server_with_http_probes() {
+    if !(have("gcc") && have("umoci") && have("runc")) {
+        return;
+    }
+    if !is_root() {
+        eprintln!("skipping: kiln slim runs containers with runc, which needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(src) = build_image(tmp.path()) else {
+        return;
+    };
+    let dest = tmp.path().join("server.tar");
+    let out = kiln()
+        .args(["slim", &src])
+        .arg(format!("oci-archive:{}", dest.display()))
+        .args([
+            "--mode",
+            "dynamic",
+            "--entrypoint",
+            "python3.11 -m http.server 8000 --bind 127.0.0.1 --directory /app/www",
+            "--cmd",
+            "",
+            "--http-probe",
+            "8000/index.html",
+            "--probe-cmd",
+            "hello",
+            "--verify",
+            "--report",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let probes = report["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 3, "{report:#}");
+    assert_eq!(probes[1]["original"]["exit"], 200);
+    assert_eq!(
+        probes[1]["original"]["stdout"],
+        "<p>served by a slim image</p>\n"
+    );
+    assert_eq!(probes[1]["same"], true);
+    assert_eq!(probes[2]["same"], true);
+    // The HTTP server module was traced in; the CGI one it never loaded was not.
+    let layout = tmp.path().join("layout-server");
+    sh(Command::new("skopeo")
+        .args(["copy", "-q"])
+        .arg(format!("oci-archive:{}", dest.display()))
+        .arg(format!("oci:{}:s", layout.display())));
+    let bundle = tmp.path().join("bundle-server");
+    sh(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:s", layout.display()))
+        .arg(&bundle));
+    let rootfs = bundle.join("rootfs");
+    assert!(rootfs.join("usr/lib/python3.11/http/server.py").exists());
+    assert!(rootfs.join("app/www/index.html").exists());
+    assert!(!rootfs.join("usr/lib/python3.11/smtplib.py").exists());
 }

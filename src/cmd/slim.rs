@@ -32,6 +32,10 @@ pub struct Args {
     /// needed in the image). Repeatable.
     #[arg(long = "probe-cmd", value_name = "CMD")]
     probe_cmd: Vec<String>,
+    /// PORT[/PATH]: run the entrypoint as a server and GET this URL from
+    /// inside its network namespace (loopback only). Repeatable.
+    #[arg(long = "http-probe", value_name = "PORT[/PATH]")]
+    http_probe: Vec<String>,
     /// A path or glob always kept. Repeatable.
     #[arg(long, value_name = "PATH|GLOB")]
     include: Vec<String>,
@@ -76,6 +80,7 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
         entrypoint: words(&args.entrypoint, "--entrypoint")?,
         cmd: words(&args.cmd, "--cmd")?,
         probes: args.probe_cmd.clone(),
+        http_probes: args.http_probe.clone(),
         include: args.include.clone(),
         exclude: args.exclude.clone(),
         keep_packages_metadata: args.keep_packages_metadata,

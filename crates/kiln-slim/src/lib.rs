@@ -22,6 +22,7 @@ pub mod runtime;
 pub mod trace;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kiln_image::spec::{History, ImageConfig};
@@ -69,6 +70,9 @@ pub struct SlimOptions {
     pub cmd: Option<Vec<String>>,
     /// Commands run in the container (shell words, no shell needed).
     pub probes: Vec<String>,
+    /// `PORT[/PATH]`: HTTP GETs into the container (which then runs as a
+    /// server, with probe commands run beside it by `runc exec`).
+    pub http_probes: Vec<String>,
     /// Paths or globs always kept.
     pub include: Vec<String>,
     /// Globs never kept.
@@ -189,6 +193,52 @@ fn user_ids(root: &Root<'_>, user: Option<&str>) -> (u32, u32) {
     (uid, gid)
 }
 
+/// `PORT[/PATH]` → (port, `/PATH`).
+fn parse_http(p: &str) -> Result<(u16, String)> {
+    let (port, path) = p.split_once('/').map_or((p, ""), |(a, b)| (a, b));
+    let port = port
+        .parse()
+        .map_err(|_| SlimError::BadProbe(format!("--http-probe {p}: want PORT[/PATH]")))?;
+    Ok((port, format!("/{path}")))
+}
+
+/// Exercise the image over `rootfs`: the entrypoint, then every probe.
+/// Without HTTP probes each command gets its own container; with them
+/// the entrypoint runs as a server and the probes go to it. Returns the
+/// results in order (entrypoint first) and whether it ran as a server.
+fn exercise(
+    runc: &Runc,
+    work: &Path,
+    rootfs: &Path,
+    main: &Process,
+    probes: &[Vec<String>],
+    http: &[(u16, String)],
+    limit: Duration,
+) -> Result<(Vec<RunResult>, bool)> {
+    if http.is_empty() {
+        let mut out = vec![runtime::run(runc, work, rootfs, main, limit)?];
+        for p in probes {
+            let proc_ = Process {
+                args: p.clone(),
+                ..main.clone()
+            };
+            out.push(runtime::run(runc, work, rootfs, &proc_, limit)?);
+        }
+        return Ok((out, false));
+    }
+    let server = runtime::start(runc, work, rootfs, main)?;
+    let mut out = Vec::new();
+    for (port, path) in http {
+        out.push(server.http_get(*port, path, limit)?);
+    }
+    for p in probes {
+        out.push(server.exec(p, limit)?);
+    }
+    let mut all = vec![server.stop()];
+    all.extend(out);
+    Ok((all, true))
+}
+
 fn split_probe(p: &str) -> Result<Vec<String>> {
     shlex::split(p)
         .filter(|w| !w.is_empty())
@@ -217,6 +267,11 @@ pub fn slim(
     for p in &opts.probes {
         runs.push(split_probe(p)?);
     }
+    let http: Vec<(u16, String)> = opts
+        .http_probes
+        .iter()
+        .map(|p| parse_http(p))
+        .collect::<Result<_>>()?;
     let needs_runtime = opts.mode != Mode::Static || opts.verify;
     let runc = if needs_runtime {
         if !runtime::is_root() {
@@ -301,22 +356,29 @@ pub fn slim(
     let t1 = Instant::now();
     let mut probes: Vec<ProbeReport> = Vec::new();
     let mut traced_paths = 0;
+    let mut server = false;
     if let Some(runc) = &runc {
         let tracer = if opts.mode != Mode::Static {
             Some(trace::Tracer::start(&rootfs_dir)?)
         } else {
             None
         };
-        let mut results = Vec::new();
-        for r in &runs {
-            match runtime::run(runc, work, &rootfs_dir, &process(r), opts.timeout) {
-                Ok(res) => results.push(res),
-                Err(e) => {
-                    drop(tracer);
-                    return Err(e);
-                }
+        let (results, as_server) = match exercise(
+            runc,
+            work,
+            &rootfs_dir,
+            &process(&main),
+            &runs[1..],
+            &http,
+            opts.timeout,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                drop(tracer);
+                return Err(e);
             }
-        }
+        };
+        server = as_server;
         if let Some(tracer) = tracer {
             let seen = tracer.finish();
             traced_paths = seen.len();
@@ -438,14 +500,25 @@ pub fn slim(
             let slim_dir = work.join("slim-rootfs");
             let _slim_tmpfs = trace::Tmpfs::mount(&slim_dir, total * 2 + (256 << 20))?;
             rootfs::unpack(tree, &slim_dir, &|p| keep.contains(p))?;
-            for (i, r) in runs.iter().enumerate() {
-                let res = runtime::run(runc, work, &slim_dir, &process(r), opts.timeout)?;
+            let (results, _) = exercise(
+                runc,
+                work,
+                &slim_dir,
+                &process(&main),
+                &runs[1..],
+                &http,
+                opts.timeout,
+            )?;
+            for (i, res) in results.into_iter().enumerate() {
                 if let Some(pr) = probes.get_mut(i) {
-                    let same = pr
-                        .original
-                        .as_ref()
-                        .is_some_and(|o| o.exit == res.exit && o.stdout == res.stdout);
-                    pr.same = Some(same);
+                    // A server's own output (logs, timestamps) is not compared.
+                    if !(server && i == 0) {
+                        let same = pr
+                            .original
+                            .as_ref()
+                            .is_some_and(|o| o.exit == res.exit && o.stdout == res.stdout);
+                        pr.same = Some(same);
+                    }
                     pr.slimmed = Some(res);
                 }
             }

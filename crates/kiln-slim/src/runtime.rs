@@ -174,17 +174,203 @@ pub fn run(
         runc: runc.clone(),
         id: id.clone(),
     };
-    let mut child = Command::new(&runc.0)
-        .arg("run")
-        .arg("--bundle")
+    let mut cmd = Command::new(&runc.0);
+    cmd.arg("run").arg("--bundle").arg(&bundle).arg(&id);
+    let result = wait_output(cmd, limit, &|| guard.kill());
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&bundle);
+    let mut r = result?;
+    r.args = p.args.clone();
+    Ok(r)
+}
+
+/// A long-running container (a server), started detached so probes can
+/// run beside it with `runc exec` and HTTP requests can reach it through
+/// its network namespace. Killed and deleted on drop.
+pub struct Detached {
+    guard: Container,
+    pid: i32,
+    process: Process,
+    log: PathBuf,
+}
+
+/// Start `p` detached over `rootfs`; its output goes to a log file.
+pub fn start(runc: &Runc, work: &Path, rootfs: &Path, p: &Process) -> Result<Detached> {
+    let n = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+    let id = format!("kiln-slim-{}-{n}", std::process::id());
+    let bundle = work.join(format!("bundle-{n}"));
+    std::fs::create_dir_all(&bundle).map_err(|err| SlimError::Io {
+        path: bundle.clone(),
+        err,
+    })?;
+    let cfg_path = bundle.join("config.json");
+    std::fs::write(&cfg_path, config(rootfs, p).to_string()).map_err(|err| SlimError::Io {
+        path: cfg_path.clone(),
+        err,
+    })?;
+    let log = bundle.join("output.log");
+    let out = std::fs::File::create(&log).map_err(|err| SlimError::Io {
+        path: log.clone(),
+        err,
+    })?;
+    let err_out = out.try_clone().map_err(|err| SlimError::Io {
+        path: log.clone(),
+        err,
+    })?;
+    let guard = Container {
+        runc: runc.clone(),
+        id: id.clone(),
+    };
+    let status = Command::new(&runc.0)
+        .args(["run", "--detach", "--bundle"])
         .arg(&bundle)
         .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err_out)
+        .status()
+        .map_err(|err| SlimError::Sys {
+            what: format!("cannot start {}", runc.0.display()),
+            err,
+        })?;
+    if !status.success() {
+        return Err(SlimError::Sys {
+            what: format!(
+                "runc run --detach {id}: {}",
+                std::fs::read_to_string(&log).unwrap_or_default().trim()
+            ),
+            err: std::io::Error::other("container did not start"),
+        });
+    }
+    let state = Command::new(&runc.0)
+        .args(["state", &id])
+        .output()
+        .map_err(|err| SlimError::Sys {
+            what: format!("runc state {id}"),
+            err,
+        })?;
+    let pid = serde_json::from_slice::<serde_json::Value>(&state.stdout)
+        .ok()
+        .and_then(|v| v["pid"].as_i64())
+        .unwrap_or(0) as i32;
+    Ok(Detached {
+        guard,
+        pid,
+        process: p.clone(),
+        log,
+    })
+}
+
+impl Detached {
+    /// Run `args` inside the container with `runc exec`.
+    pub fn exec(&self, args: &[String], limit: Duration) -> Result<RunResult> {
+        let mut cmd = Command::new(&self.guard.runc.0);
+        cmd.arg("exec")
+            .arg("--cwd")
+            .arg(if self.process.cwd.is_empty() {
+                "/"
+            } else {
+                &self.process.cwd
+            })
+            .arg("--user")
+            .arg(format!("{}:{}", self.process.uid, self.process.gid));
+        for e in &self.process.env {
+            cmd.arg("--env").arg(e);
+        }
+        cmd.arg(&self.guard.id).args(args);
+        let mut r = wait_output(cmd, limit, &|| {})?;
+        r.args = args.to_vec();
+        Ok(r)
+    }
+
+    /// `GET http://127.0.0.1:PORT/PATH` from inside the container's network
+    /// namespace, retried until the server answers or `limit` passes. The
+    /// status code is the result's `exit`, the body its `stdout`.
+    pub fn http_get(&self, port: u16, path: &str, limit: Duration) -> Result<RunResult> {
+        let ns = format!("/proc/{}/ns/net", self.pid);
+        let path = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        };
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let request =
+            format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        let handle = std::thread::spawn(move || -> std::io::Result<(Vec<u8>, bool)> {
+            use std::io::Write;
+            let f = std::fs::File::open(&ns)?;
+            // SAFETY: setns on this thread only, with an fd we own.
+            if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) } != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            let start = Instant::now();
+            loop {
+                match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                    Ok(mut s) => {
+                        s.set_read_timeout(Some(limit))?;
+                        s.write_all(request.as_bytes())?;
+                        let mut buf = Vec::new();
+                        s.read_to_end(&mut buf)?;
+                        return Ok((buf, false));
+                    }
+                    Err(_) if start.elapsed() < limit && !INTERRUPTED.load(Ordering::SeqCst) => {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    Err(_) => return Ok((Vec::new(), true)),
+                }
+            }
+        });
+        let (raw, timed_out) = handle
+            .join()
+            .map_err(|_| SlimError::Sys {
+                what: format!("GET {url}"),
+                err: std::io::Error::other("request thread panicked"),
+            })?
+            .map_err(|err| SlimError::Sys {
+                what: format!("GET {url} in the container's network namespace"),
+                err,
+            })?;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        Ok(RunResult {
+            args: vec!["GET".into(), url],
+            exit: status,
+            stdout: body.to_string(),
+            stderr: head.to_string(),
+            timed_out,
+        })
+    }
+
+    /// Stop the server; returns what it wrote.
+    pub fn stop(self) -> RunResult {
+        self.guard.kill();
+        std::thread::sleep(Duration::from_millis(100));
+        let output = std::fs::read_to_string(&self.log).unwrap_or_default();
+        RunResult {
+            args: self.process.args.clone(),
+            exit: 128 + libc::SIGKILL,
+            stdout: String::new(),
+            stderr: output,
+            timed_out: false,
+        }
+    }
+}
+
+/// Run a command to completion (or `limit`), capturing its output.
+fn wait_output(mut cmd: Command, limit: Duration, on_timeout: &dyn Fn()) -> Result<RunResult> {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|err| SlimError::Sys {
-            what: format!("cannot start {}", runc.0.display()),
+            what: format!("cannot start {cmd:?}"),
             err,
         })?;
     let mut out = child.stdout.take();
@@ -211,21 +397,20 @@ pub fn run(
             Ok(None) => {}
             Err(err) => {
                 return Err(SlimError::Sys {
-                    what: format!("waiting for container {id}"),
+                    what: format!("waiting for {cmd:?}"),
                     err,
                 })
             }
         }
         if !timed_out && (start.elapsed() > limit || INTERRUPTED.load(Ordering::SeqCst)) {
             timed_out = start.elapsed() > limit;
-            guard.kill();
+            on_timeout();
+            let _ = child.kill();
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let stdout = reader.join().unwrap_or_default();
     let stderr = err_reader.join().unwrap_or_default();
-    drop(guard);
-    let _ = std::fs::remove_dir_all(&bundle);
     if INTERRUPTED.load(Ordering::SeqCst) {
         return Err(SlimError::Interrupted);
     }
@@ -235,7 +420,7 @@ pub fn run(
         .or_else(|| status.signal().map(|s| 128 + s))
         .unwrap_or(-1);
     Ok(RunResult {
-        args: p.args.clone(),
+        args: Vec::new(),
         exit,
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
