@@ -21,6 +21,23 @@ measure() {
         END { printf "%.3f %.1f\n", wall, rss }' "$prefix.time"
 }
 
+# measure_any OUT_PREFIX CMD...: as measure, but a failing CMD (a failed
+# verification, say) is still measured; its exit status is appended.
+measure_any() {
+    local prefix=$1
+    shift
+    /usr/bin/time -v "$@" >"$prefix.out" 2>"$prefix.time" || true
+    awk -F': ' '
+        /Elapsed \(wall clock\)/ {
+            n = split($2, t, ":"); s = 0
+            for (i = 1; i <= n; i++) s = s * 60 + t[i]
+            wall = s
+        }
+        /Maximum resident set size/ { rss = $2 / 1024 }
+        /Exit status/ { code = $2 }
+        END { printf "%.3f %.1f %s\n", wall, rss, code }' "$prefix.time"
+}
+
 # best_of N OUT_PREFIX CMD...: the run with the lowest wall time of N.
 best_of() {
     local n=$1 prefix=$2
