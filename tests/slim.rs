@@ -4,8 +4,9 @@
 //! Debian files (python3.11 and its libraries), packed with umoci.
 //!
 //! Static analysis cannot see the computed import, and `--verify` (runc)
-//! catches it; tracing the run keeps it; the result passes verification,
-//! `skopeo inspect` and `umoci unpack`.
+//! catches it; tracing the run keeps it (and a file the script only
+//! tests for, seen through seccomp notifications); the result passes
+//! verification, `skopeo inspect` and `umoci unpack`.
 
 mod common;
 
@@ -118,8 +119,10 @@ import os
 # The plugin's name is computed at run time: no static analysis can see it.
 name = os.environ.get("PLUGIN", "gr" + "eet")
 plugin = importlib.import_module("plugins." + name)
+# A file that is only tested for, never opened: fanotify cannot see it.
+feature = "on" if os.path.exists("/app/feature.flag") else "off"
 with open(os.path.join(os.path.dirname(__file__), "data.txt")) as f:
-    print(plugin.greet(f.read().strip()))
+    print(plugin.greet(f.read().strip()), "feature", feature)
 "#,
     )
     .unwrap();
@@ -130,6 +133,7 @@ with open(os.path.join(os.path.dirname(__file__), "data.txt")) as f:
     )
     .unwrap();
     std::fs::write(root.join("app/data.txt"), "kiln\n").unwrap();
+    std::fs::write(root.join("app/feature.flag"), "").unwrap();
     std::fs::create_dir_all(root.join("app/www")).unwrap();
     std::fs::write(
         root.join("app/www/index.html"),
@@ -208,7 +212,7 @@ fn slim_static_misses_the_computed_import_and_tracing_keeps_it() {
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         let probes = report["probes"].as_array().unwrap();
         assert_eq!(probes.len(), 2);
-        assert_eq!(probes[0]["original"]["stdout"], "hello, kiln\n");
+        assert_eq!(probes[0]["original"]["stdout"], "hello, kiln feature on\n");
         assert!(probes[1]["original"]["stdout"]
             .as_str()
             .unwrap()
@@ -249,6 +253,8 @@ fn slim_static_misses_the_computed_import_and_tracing_keeps_it() {
         let rootfs = bundle.join("rootfs");
         assert!(rootfs.join("app/plugins/greet.py").exists());
         assert!(rootfs.join("app/data.txt").exists());
+        // Seen only through seccomp notifications (a stat, no open).
+        assert!(rootfs.join("app/feature.flag").exists());
         assert!(!rootfs.join("usr/share/bulk/blob").exists());
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod closure;
 mod error;
+pub mod notify;
 pub mod rootfs;
 pub mod runtime;
 pub mod trace;
@@ -325,6 +326,7 @@ pub fn slim(
         cwd: cwd.clone(),
         uid,
         gid,
+        seccomp_listener: None,
     };
 
     // Static analysis.
@@ -363,11 +365,19 @@ pub fn slim(
         } else {
             None
         };
+        // stat/access/readlink and failed opens, which fanotify misses.
+        let listener = if opts.mode != Mode::Static && cfg!(target_arch = "x86_64") {
+            Some(notify::Listener::start(work)?)
+        } else {
+            None
+        };
+        let mut main_process = process(&main);
+        main_process.seccomp_listener = listener.as_ref().map(|l| l.path.clone());
         let (results, as_server) = match exercise(
             runc,
             work,
             &rootfs_dir,
-            &process(&main),
+            &main_process,
             &runs[1..],
             &http,
             opts.timeout,
@@ -380,7 +390,18 @@ pub fn slim(
         };
         server = as_server;
         if let Some(tracer) = tracer {
-            let seen = tracer.finish();
+            let mut seen = tracer.finish();
+            let prefix = rootfs_dir
+                .to_string_lossy()
+                .trim_start_matches('/')
+                .to_string();
+            if let Some(l) = listener {
+                seen.extend(l.finish().into_iter().map(|p| {
+                    p.strip_prefix(&prefix)
+                        .map(|q| q.trim_start_matches('/').to_string())
+                        .unwrap_or(p)
+                }));
+            }
             traced_paths = seen.len();
             let mut c = closure::Closure::new(Root { dir: &rootfs_dir }, &env);
             for p in &seen {

@@ -72,6 +72,9 @@ pub struct Process {
     pub uid: u32,
     /// Group id.
     pub gid: u32,
+    /// Where a seccomp notification listener waits (see [`crate::notify`]).
+    #[serde(skip)]
+    pub seccomp_listener: Option<PathBuf>,
 }
 
 /// The outcome of one run.
@@ -108,6 +111,20 @@ const CAPS: &[&str] = &[
 
 /// The OCI runtime config for one process over `rootfs`.
 fn config(rootfs: &Path, p: &Process) -> serde_json::Value {
+    let mut c = base_config(rootfs, p);
+    if let Some(listener) = &p.seccomp_listener {
+        let names: Vec<&str> = crate::notify::SYSCALLS.iter().map(|s| s.0).collect();
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "listenerPath": listener,
+            "syscalls": [{ "names": names, "action": "SCMP_ACT_NOTIFY" }]
+        });
+    }
+    c
+}
+
+fn base_config(rootfs: &Path, p: &Process) -> serde_json::Value {
     json!({
         "ociVersion": "1.0.2",
         "process": {
