@@ -6,7 +6,6 @@
 //! (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`).
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -211,10 +210,9 @@ fn serve(fd: OwnedFd, seen: &Mutex<BTreeSet<String>>) {
 fn path_of(n: &Notif) -> Option<String> {
     let &(_, _, arg, dirfd) = SYSCALLS.iter().find(|s| s.1 == n.data.nr)?;
     let addr = n.data.args[arg];
-    let mut mem = std::fs::File::open(format!("/proc/{}/mem", n.pid)).ok()?;
+    let mem = std::fs::File::open(format!("/proc/{}/mem", n.pid)).ok()?;
     let mut buf = vec![0u8; 4096];
-    let got = std::os::unix::fs::FileExt::read_at(&mut mem, &mut buf, addr).ok()?;
-    let _ = mem.read(&mut []);
+    let got = std::os::unix::fs::FileExt::read_at(&mem, &mut buf, addr).ok()?;
     let end = buf[..got].iter().position(|b| *b == 0)?;
     let path = String::from_utf8_lossy(&buf[..end]).into_owned();
     if path.is_empty() {
