@@ -341,3 +341,102 @@ fn slim_a_server_with_http_probes() {
     assert!(rootfs.join("app/www/index.html").exists());
     assert!(!rootfs.join("usr/lib/python3.11/smtplib.py").exists());
 }
+
+/// Ctrl-C in the middle of a traced run: kiln stops, and no container,
+/// tmpfs or fanotify mark is left behind.
+#[test]
+fn slim_interrupted_cleans_up() {
+    if !(have("gcc") && have("umoci") && have("runc")) {
+        return;
+    }
+    if !is_root() {
+        eprintln!("skipping: kiln slim runs containers with runc, which needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(src) = build_image(tmp.path()) else {
+        return;
+    };
+    // Scratch space (and the tmpfs mounted in it) where this test can see it.
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let child = kiln()
+        .args(["slim", &src])
+        .arg(format!(
+            "oci-archive:{}",
+            tmp.path().join("out.tar").display()
+        ))
+        .args([
+            "--mode",
+            "dynamic",
+            "--probe-cmd",
+            "python3.11 -c 'import time; time.sleep(120)'",
+        ])
+        .env("TMPDIR", &scratch)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the sleeping probe's container exists.
+    let prefix = format!("kiln-slim-{}-", child.id());
+    let running = || {
+        let out = Command::new("runc").arg("list").output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .count()
+    };
+    let start = std::time::Instant::now();
+    while running() == 0 && start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(running() > 0, "the probe never started");
+    sh(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(running(), 0, "containers left behind");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        !mounts.contains(scratch.to_str().unwrap()),
+        "mounts left behind: {mounts}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&scratch).unwrap().count(),
+        0,
+        "scratch left behind"
+    );
+    assert!(!tmp.path().join("out.tar").exists());
+}
+
+/// Dynamic mode without root says so (and how to avoid it).
+#[test]
+fn slim_dynamic_needs_root() {
+    if !(have("umoci") && have("setpriv")) {
+        return;
+    }
+    if !is_root() {
+        eprintln!("skipping: dropping privileges needs root to start with");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let umoci = Umoci::new(tmp.path(), "t");
+    umoci.config(&["--config.entrypoint", "/bin/true"]);
+    sh(Command::new("chmod").args(["-R", "a+rX"]).arg(tmp.path()));
+    let out = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "slim",
+            &format!("oci-dir:{}", umoci.image()),
+            "oci-archive:/tmp/kiln-never-written.tar",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dynamic mode needs root"), "{err}");
+    assert!(err.contains("--mode static"), "{err}");
+}
