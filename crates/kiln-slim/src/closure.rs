@@ -410,3 +410,116 @@ fn parent(path: &str) -> String {
     path.rsplit_once('/')
         .map_or(String::new(), |(d, _)| d.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn gcc(args: &[&str]) -> bool {
+        Command::new("gcc")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// A real executable with `RUNPATH=$ORIGIN/../lib`, a library found
+    /// through the image's `ld.so.conf.d`, a symlink chain, and a `#!`
+    /// script run through `/usr/bin/env`.
+    #[test]
+    fn follows_runpath_ld_so_conf_links_and_scripts() {
+        if Command::new("gcc").arg("--version").output().is_err() {
+            eprintln!("skipping: gcc is not installed");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        let src = r.join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        for dir in [
+            "opt/app/bin",
+            "opt/app/lib",
+            "opt/extra",
+            "etc/ld.so.conf.d",
+            "usr/bin",
+        ] {
+            std::fs::create_dir_all(r.join(dir)).unwrap();
+        }
+        std::fs::write(src.join("a.c"), "int a(void) { return 1; }\n").unwrap();
+        std::fs::write(src.join("b.c"), "int b(void) { return 2; }\n").unwrap();
+        std::fs::write(
+            src.join("m.c"),
+            "int a(void); int b(void); int main(void) { return a() + b(); }\n",
+        )
+        .unwrap();
+        let s = |p: &str| r.join(p).to_string_lossy().into_owned();
+        assert!(gcc(&[
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,liba.so.1",
+            "-o",
+            &s("opt/app/lib/liba.so.1.0"),
+            &s("src/a.c")
+        ]));
+        assert!(gcc(&[
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,libb.so.2",
+            "-o",
+            &s("opt/extra/libb.so.2"),
+            &s("src/b.c")
+        ]));
+        std::os::unix::fs::symlink("liba.so.1.0", r.join("opt/app/lib/liba.so.1")).unwrap();
+        std::os::unix::fs::symlink("liba.so.1", r.join("opt/app/lib/liba.so")).unwrap();
+        assert!(gcc(&[
+            "-o",
+            &s("opt/app/bin/app"),
+            &s("src/m.c"),
+            &format!("-L{}", s("opt/app/lib")),
+            &format!("-L{}", s("opt/extra")),
+            "-la",
+            "-l:libb.so.2",
+            "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib",
+        ]));
+        std::fs::write(
+            r.join("etc/ld.so.conf"),
+            "include /etc/ld.so.conf.d/*.conf\n",
+        )
+        .unwrap();
+        std::fs::write(
+            r.join("etc/ld.so.conf.d/extra.conf"),
+            "# extra\n/opt/extra\n",
+        )
+        .unwrap();
+        std::fs::write(
+            r.join("usr/bin/run-app"),
+            "#!/usr/bin/env tool\nexec /opt/app/bin/app\n",
+        )
+        .unwrap();
+        std::fs::write(r.join("usr/bin/env"), "").unwrap();
+        std::fs::write(r.join("usr/bin/tool"), "").unwrap();
+        std::os::unix::fs::symlink("../../opt/app/bin/app", r.join("usr/bin/app-link")).unwrap();
+
+        let mut c = Closure::new(Root { dir: r }, &["PATH=/usr/bin".into()]);
+        c.add_command("app-link", "/");
+        c.add_command("run-app", "/");
+        c.run();
+        for want in [
+            "usr/bin/app-link",
+            "opt/app/bin/app",
+            "opt/app/lib/liba.so.1",
+            "opt/app/lib/liba.so.1.0",
+            "opt/extra/libb.so.2",
+            "usr/bin/run-app",
+            "usr/bin/env",
+            "usr/bin/tool",
+        ] {
+            assert!(c.keep.contains(want), "{want} missing from {:?}", c.keep);
+        }
+        assert!(
+            !c.keep.contains("opt/app/lib/liba.so"),
+            "the dev symlink is not needed"
+        );
+        assert!(c.missing.is_empty(), "{:?}", c.missing);
+    }
+}
