@@ -9,11 +9,6 @@ use std::process::Command;
 
 use common::*;
 
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
 /// (name, version) rows as kiln reports them, from `go version -m`.
 fn go_version_m(bin: &Path) -> Vec<(String, String)> {
     let out = sh(Command::new("go").arg("version").arg("-m").arg(bin));
@@ -55,19 +50,19 @@ fn go_modules_match_go_version_m() {
     }
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    write(
+    write_file(
         &src.join("go.mod"),
         "module example.com/kilntest\n\ngo 1.19\n\nrequire example.com/kilndep v1.2.3\n\nreplace example.com/kilndep v1.2.3 => ./kilndep\n",
     );
-    write(
+    write_file(
         &src.join("kilndep/go.mod"),
         "module example.com/kilndep\n\ngo 1.19\n",
     );
-    write(
+    write_file(
         &src.join("kilndep/dep.go"),
         "package kilndep\n\nfunc Hello() string { return \"hello from kilndep\" }\n",
     );
-    write(
+    write_file(
         &src.join("main.go"),
         "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/kilndep\"\n)\n\nfunc main() { fmt.Println(kilndep.Hello()) }\n",
     );

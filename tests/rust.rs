@@ -4,15 +4,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::*;
-
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
 
 /// (name, version) of every package in a `Cargo.lock`.
 fn lock_packages(lock: &str) -> Vec<(String, String)> {
@@ -38,19 +32,19 @@ fn rust_crates_match_cargo_lock() {
     }
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    write(
+    write_file(
         &src.join("Cargo.toml"),
         "[package]\nname = \"kilnapp\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nkilndep = { path = \"kilndep\" }\n",
     );
-    write(
+    write_file(
         &src.join("src/main.rs"),
         "fn main() { println!(\"{}\", kilndep::hello()); }\n",
     );
-    write(
+    write_file(
         &src.join("kilndep/Cargo.toml"),
         "[package]\nname = \"kilndep\"\nversion = \"0.3.1\"\nedition = \"2021\"\n",
     );
-    write(
+    write_file(
         &src.join("kilndep/src/lib.rs"),
         "pub fn hello() -> &'static str { \"hello from kilndep\" }\n",
     );

@@ -159,6 +159,35 @@ with open(os.path.join(os.path.dirname(__file__), "data.txt")) as f:
     Some(format!("oci-dir:{}", umoci.image()))
 }
 
+/// The test image, when this machine can run it (gcc, umoci, runc, root).
+fn runnable_image(dir: &Path) -> Option<String> {
+    if !(have("gcc") && have("umoci") && have("runc") && have("skopeo")) {
+        return None;
+    }
+    if !is_root() {
+        eprintln!("skipping: kiln slim runs containers with runc, which needs root");
+        return None;
+    }
+    build_image(dir)
+}
+
+/// Unpack an `oci-archive:` with skopeo and umoci (proving both accept
+/// it); returns the root filesystem.
+fn unpack_with_umoci(archive: &Path, dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let layout = dir.join("layout");
+    sh(Command::new("skopeo")
+        .args(["copy", "-q"])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .arg(format!("oci:{}:slim", layout.display())));
+    let bundle = dir.join("bundle");
+    sh(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:slim", layout.display()))
+        .arg(&bundle));
+    bundle.join("rootfs")
+}
+
 fn slim(src: &str, dest: &Path, mode: &str) -> std::process::Output {
     kiln()
         .args(["slim", src])
@@ -178,15 +207,8 @@ fn slim(src: &str, dest: &Path, mode: &str) -> std::process::Output {
 
 #[test]
 fn slim_static_misses_the_computed_import_and_tracing_keeps_it() {
-    if !(have("gcc") && have("umoci") && have("skopeo") && have("runc")) {
-        return;
-    }
-    if !is_root() {
-        eprintln!("skipping: kiln slim runs containers with runc, which needs root");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let Some(src) = build_image(tmp.path()) else {
+    let Some(src) = runnable_image(tmp.path()) else {
         return;
     };
 
@@ -241,16 +263,7 @@ fn slim_static_misses_the_computed_import_and_tracing_keeps_it() {
         assert_eq!(cfg["config"]["Cmd"][0], "/app/main.py");
         assert_eq!(cfg["config"]["WorkingDir"], "/app");
         assert_eq!(cfg["config"]["Labels"]["org.example.app"], "demo");
-        let layout = tmp.path().join(format!("{mode}-layout"));
-        sh(Command::new("skopeo")
-            .args(["copy", "-q", &image])
-            .arg(format!("oci:{}:slim", layout.display())));
-        let bundle = tmp.path().join(format!("{mode}-bundle"));
-        sh(Command::new("umoci")
-            .args(["unpack", "--image"])
-            .arg(format!("{}:slim", layout.display()))
-            .arg(&bundle));
-        let rootfs = bundle.join("rootfs");
+        let rootfs = unpack_with_umoci(&dest, &tmp.path().join(mode));
         assert!(rootfs.join("app/plugins/greet.py").exists());
         assert!(rootfs.join("app/data.txt").exists());
         // Seen only through seccomp notifications (a stat, no open).
@@ -278,15 +291,8 @@ fn slim_without_an_entrypoint_is_a_clear_error() {
 /// network namespace, probe commands run beside it with `runc exec`.
 #[test]
 fn slim_a_server_with_http_probes() {
-    if !(have("gcc") && have("umoci") && have("runc")) {
-        return;
-    }
-    if !is_root() {
-        eprintln!("skipping: kiln slim runs containers with runc, which needs root");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let Some(src) = build_image(tmp.path()) else {
+    let Some(src) = runnable_image(tmp.path()) else {
         return;
     };
     let dest = tmp.path().join("server.tar");
@@ -326,17 +332,7 @@ fn slim_a_server_with_http_probes() {
     assert_eq!(probes[1]["same"], true);
     assert_eq!(probes[2]["same"], true);
     // The HTTP server module was traced in; the CGI one it never loaded was not.
-    let layout = tmp.path().join("layout-server");
-    sh(Command::new("skopeo")
-        .args(["copy", "-q"])
-        .arg(format!("oci-archive:{}", dest.display()))
-        .arg(format!("oci:{}:s", layout.display())));
-    let bundle = tmp.path().join("bundle-server");
-    sh(Command::new("umoci")
-        .args(["unpack", "--image"])
-        .arg(format!("{}:s", layout.display()))
-        .arg(&bundle));
-    let rootfs = bundle.join("rootfs");
+    let rootfs = unpack_with_umoci(&dest, &tmp.path().join("server"));
     assert!(rootfs.join("usr/lib/python3.11/http/server.py").exists());
     assert!(rootfs.join("app/www/index.html").exists());
     assert!(!rootfs.join("usr/lib/python3.11/smtplib.py").exists());
@@ -346,15 +342,8 @@ fn slim_a_server_with_http_probes() {
 /// tmpfs or fanotify mark is left behind.
 #[test]
 fn slim_interrupted_cleans_up() {
-    if !(have("gcc") && have("umoci") && have("runc")) {
-        return;
-    }
-    if !is_root() {
-        eprintln!("skipping: kiln slim runs containers with runc, which needs root");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let Some(src) = build_image(tmp.path()) else {
+    let Some(src) = runnable_image(tmp.path()) else {
         return;
     };
     // Scratch space (and the tmpfs mounted in it) where this test can see it.
@@ -389,7 +378,13 @@ fn slim_interrupted_cleans_up() {
     while running() == 0 && start.elapsed() < std::time::Duration::from_secs(60) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(running() > 0, "the probe never started");
+    if running() == 0 {
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "the probe never started: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     sh(Command::new("kill").args(["-INT", &child.id().to_string()]));
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());

@@ -285,3 +285,9 @@ pub fn validate_sarif(doc: &Path) {
     );
     assert!(text.contains("Analysis completed successfully"), "{text}");
 }
+
+/// Write `text` at `path`, creating parent directories.
+pub fn write_file(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}

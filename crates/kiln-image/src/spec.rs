@@ -187,3 +187,13 @@ pub struct DockerManifestEntry {
     /// Archive paths of the layer tars, bottom first.
     pub layers: Vec<String>,
 }
+
+/// The current UTC time in RFC 3339 at whole seconds, as image configs and
+/// history entries record it.
+pub fn now_rfc3339() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}

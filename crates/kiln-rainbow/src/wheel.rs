@@ -24,23 +24,7 @@ fn bad(path: &Path, reason: impl Into<String>) -> RainbowError {
     }
 }
 
-/// PEP 503 normalised name: lower case, runs of `-_.` become `-`.
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::new();
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.extend(c.to_lowercase());
-        }
-    }
-    out
-}
+pub use kiln_catalog::purl::normalize_python_name as normalize_name;
 
 /// Read a `.whl` into the same record a `.deb` gives (ecosystem `python`;
 /// paths relative to `site-packages`, as the wheel stores them).

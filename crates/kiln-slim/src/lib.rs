@@ -496,7 +496,7 @@ pub fn slim(
         os: "linux".into(),
         ..Default::default()
     });
-    let now = now();
+    let now = kiln_image::spec::now_rfc3339();
     if opts.entrypoint.is_some() {
         cfg.config.entrypoint = opts.entrypoint.clone();
     }
@@ -651,14 +651,6 @@ fn sizes(tree: &Tree, keep: &BTreeSet<String>) -> SlimReport {
         seconds_static: 0.0,
         seconds_dynamic: 0.0,
     }
-}
-
-fn now() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    t.replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
 #[cfg(test)]

@@ -163,18 +163,8 @@ fn base_config(rootfs: &Path, p: &Process) -> serde_json::Value {
     })
 }
 
-/// Run `p` in a fresh container over `rootfs`, with a time limit. The
-/// container is deleted whatever happens.
-pub fn run(
-    runc: &Runc,
-    work: &Path,
-    rootfs: &Path,
-    p: &Process,
-    limit: Duration,
-) -> Result<RunResult> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        return Err(SlimError::Interrupted);
-    }
+/// A fresh container id and its bundle directory with the config for `p`.
+fn bundle(work: &Path, rootfs: &Path, p: &Process) -> Result<(String, PathBuf)> {
     let n = NEXT_ID.fetch_add(1, Ordering::SeqCst);
     let id = format!("kiln-slim-{}-{n}", std::process::id());
     let bundle = work.join(format!("bundle-{n}"));
@@ -187,6 +177,22 @@ pub fn run(
         path: cfg_path.clone(),
         err,
     })?;
+    Ok((id, bundle))
+}
+
+/// Run `p` in a fresh container over `rootfs`, with a time limit. The
+/// container is deleted whatever happens.
+pub fn run(
+    runc: &Runc,
+    work: &Path,
+    rootfs: &Path,
+    p: &Process,
+    limit: Duration,
+) -> Result<RunResult> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(SlimError::Interrupted);
+    }
+    let (id, bundle) = bundle(work, rootfs, p)?;
     let guard = Container {
         runc: runc.clone(),
         id: id.clone(),
@@ -213,18 +219,7 @@ pub struct Detached {
 
 /// Start `p` detached over `rootfs`; its output goes to a log file.
 pub fn start(runc: &Runc, work: &Path, rootfs: &Path, p: &Process) -> Result<Detached> {
-    let n = NEXT_ID.fetch_add(1, Ordering::SeqCst);
-    let id = format!("kiln-slim-{}-{n}", std::process::id());
-    let bundle = work.join(format!("bundle-{n}"));
-    std::fs::create_dir_all(&bundle).map_err(|err| SlimError::Io {
-        path: bundle.clone(),
-        err,
-    })?;
-    let cfg_path = bundle.join("config.json");
-    std::fs::write(&cfg_path, config(rootfs, p).to_string()).map_err(|err| SlimError::Io {
-        path: cfg_path.clone(),
-        err,
-    })?;
+    let (id, bundle) = bundle(work, rootfs, p)?;
     let log = bundle.join("output.log");
     let out = std::fs::File::create(&log).map_err(|err| SlimError::Io {
         path: log.clone(),

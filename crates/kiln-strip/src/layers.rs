@@ -12,7 +12,7 @@ use kiln_image::{Compression, Digest, Image, LayerReader, SourceRef};
 use kiln_tree::path;
 use rayon::prelude::*;
 
-use crate::{now, plan_for, StripError, StripReport, Transform};
+use crate::{plan_for, StripError, StripReport, Transform};
 
 fn layer_err(digest: &str, e: impl std::fmt::Display) -> StripError {
     StripError::Layer {
@@ -67,7 +67,7 @@ pub fn strip_layers(
     let mut cfg = image.config.clone();
     let names: Vec<&str> = transforms.iter().map(|t| t.name()).collect();
     cfg.history.push(History {
-        created: Some(now()),
+        created: Some(kiln_image::spec::now_rfc3339()),
         created_by: Some(format!("kiln strip --transforms {}", names.join(","))),
         empty_layer: true,
     });

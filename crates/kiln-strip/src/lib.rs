@@ -263,11 +263,11 @@ pub fn strip(
     });
     let names: Vec<&str> = transforms.iter().map(|t| t.name()).collect();
     cfg.history = vec![History {
-        created: Some(now()),
+        created: Some(kiln_image::spec::now_rfc3339()),
         created_by: Some(format!("kiln strip --transforms {}", names.join(","))),
         empty_layer: false,
     }];
-    cfg.created = Some(now());
+    cfg.created = Some(kiln_image::spec::now_rfc3339());
     let labels = cfg.config.labels.get_or_insert_with(BTreeMap::new);
     labels.insert("dev.kiln.strip.transforms".into(), names.join(","));
     out.finish(cfg, &[layer])?;
@@ -282,14 +282,6 @@ pub struct ElfMarker;
 pub fn elf_marker(_: &str, data: &[u8]) -> Option<kiln_tree::Facts> {
     data.starts_with(b"\x7fELF")
         .then(|| std::sync::Arc::new(ElfMarker) as kiln_tree::Facts)
-}
-
-pub(crate) fn now() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    t.replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
 #[cfg(test)]
