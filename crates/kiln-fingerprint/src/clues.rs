@@ -73,7 +73,7 @@ impl Clues {
     /// DB has templates for while scanning).
     pub fn extract(data: &[u8], elf: &Elf, want: &dyn Fn(&str) -> bool) -> Clues {
         let mut clues = Clues {
-            strings: version_strings(data),
+            strings: data_strings(data, elf),
             ..Default::default()
         };
         let mut seen: HashMap<&str, ()> = HashMap::new();
@@ -109,6 +109,39 @@ impl Clues {
         }
         clues
     }
+}
+
+/// Version strings of the data sections only (code holds none and is most
+/// of the bytes); the whole file when section headers are gone.
+fn data_strings(data: &[u8], elf: &Elf) -> Vec<String> {
+    use goblin::elf::section_header::{SHF_EXECINSTR, SHT_PROGBITS};
+    let ranges: Vec<&[u8]> = elf
+        .section_headers
+        .iter()
+        .filter(|s| s.sh_type == SHT_PROGBITS && s.sh_flags & u64::from(SHF_EXECINSTR) == 0)
+        .filter(|s| {
+            !elf.shdr_strtab
+                .get_at(s.sh_name)
+                .is_some_and(|n| n.starts_with(".debug") || n.starts_with(".gnu_debug"))
+        })
+        .filter_map(|s| {
+            let start = usize::try_from(s.sh_offset).ok()?;
+            data.get(start..start.checked_add(usize::try_from(s.sh_size).ok()?)?)
+        })
+        .collect();
+    if ranges.is_empty() {
+        return version_strings(data);
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in ranges {
+        for s in version_strings(r) {
+            if seen.insert(s.clone()) {
+                out.push(s);
+            }
+        }
+    }
+    out
 }
 
 /// Printable ASCII runs (at least 4 bytes) that contain `digit.digit`.
