@@ -63,8 +63,6 @@ pub struct Clues {
     pub strings: Vec<String>,
     /// Constants of the defined functions that were asked for.
     pub functions: Vec<FunctionConsts>,
-    /// Names of the defined functions (dynamic and static symbol tables).
-    pub defined: Vec<String>,
 }
 
 impl Clues {
@@ -94,7 +92,6 @@ impl Clues {
             if name.is_empty() || seen.insert(name, ()).is_some() {
                 continue;
             }
-            clues.defined.push(name.to_string());
             if want(name) {
                 funcs.push((name, sym.st_value, sym.st_size));
             }
@@ -145,41 +142,42 @@ fn data_strings(data: &[u8], elf: &Elf) -> Vec<String> {
 }
 
 /// Printable ASCII runs (at least 4 bytes) that contain `digit.digit`.
+/// Only the bytes around each `.` are looked at (memchr finds them), so
+/// the cost follows the dots, not the size of the file.
 pub fn version_strings(data: &[u8]) -> Vec<String> {
+    let printable = |b: u8| b == b'\t' || (0x20..0x7f).contains(&b);
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut start = None;
-    for (i, &b) in data
-        .iter()
-        .enumerate()
-        .chain(std::iter::once((data.len(), &0u8)))
-    {
-        let printable = b == b'\t' || (0x20..0x7f).contains(&b);
-        match (printable && i < data.len(), start) {
-            (true, None) => start = Some(i),
-            (true, Some(_)) => {}
-            (false, Some(s)) => {
-                start = None;
-                let run = &data[s..i];
-                if run.len() >= 4 && run.len() <= MAX_STRING && has_dotted_number(run) {
-                    let text = String::from_utf8_lossy(run).trim().to_string();
-                    if seen.insert(text.clone()) {
-                        out.push(text);
-                        if out.len() >= MAX_STRINGS {
-                            break;
-                        }
-                    }
-                }
+    let mut run_end = 0;
+    for dot in memchr::memchr_iter(b'.', data) {
+        if dot < run_end || dot == 0 || dot + 1 >= data.len() {
+            continue;
+        }
+        if !(data[dot - 1].is_ascii_digit() && data[dot + 1].is_ascii_digit()) {
+            continue;
+        }
+        let mut start = dot;
+        while start > 0 && printable(data[start - 1]) {
+            start -= 1;
+        }
+        let mut end = dot + 1;
+        while end < data.len() && printable(data[end]) {
+            end += 1;
+        }
+        run_end = end;
+        let run = &data[start..end];
+        if run.len() < 4 || run.len() > MAX_STRING {
+            continue;
+        }
+        let text = String::from_utf8_lossy(run).trim().to_string();
+        if seen.insert(text.clone()) {
+            out.push(text);
+            if out.len() >= MAX_STRINGS {
+                break;
             }
-            (false, None) => {}
         }
     }
     out
-}
-
-fn has_dotted_number(s: &[u8]) -> bool {
-    s.windows(3)
-        .any(|w| w[0].is_ascii_digit() && w[1] == b'.' && w[2].is_ascii_digit())
 }
 
 /// The loaded image: maps virtual addresses to file bytes.
