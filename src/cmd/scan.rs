@@ -60,6 +60,13 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
 /// identify its packages from bytes and cross-check the two.
 pub fn collect(source: &SourceArgs, db: Option<&Db>, quiet: bool) -> Result<Sbom> {
     let templates = db.map(Templates::load).transpose()?.map(Arc::new);
+    // Compile the string templates while the layers stream.
+    if let Some(t) = &templates {
+        let t = Arc::clone(t);
+        std::thread::spawn(move || {
+            t.compile();
+        });
+    }
     let bar = progress::bytes("reading and hashing layers", quiet);
     let ticker = bar.clone();
     let inspect: Box<kiln_tree::InspectFn> = match &templates {

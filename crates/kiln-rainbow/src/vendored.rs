@@ -43,8 +43,11 @@ struct Tpl {
 /// The templates of a DB, compiled for scanning.
 #[derive(Debug)]
 pub struct Templates {
-    strings: Vec<(Tpl, Regex)>,
-    set: Option<RegexSet>,
+    strings: Vec<Tpl>,
+    /// Compiled on first use (or ahead of time by [`Templates::compile`]
+    /// on another thread while layers stream): the string regexes and
+    /// their set.
+    compiled: std::sync::OnceLock<(Vec<Option<Regex>>, Option<RegexSet>)>,
     functions: HashMap<String, Vec<(Tpl, Option<Regex>)>>,
     libnames: HashMap<String, Vec<Tpl>>,
 }
@@ -54,7 +57,7 @@ impl Templates {
     pub fn load(db: &Db) -> Result<Templates> {
         let mut t = Templates {
             strings: Vec::new(),
-            set: None,
+            compiled: std::sync::OnceLock::new(),
             functions: HashMap::new(),
             libnames: HashMap::new(),
         };
@@ -90,11 +93,7 @@ impl Templates {
         for row in rows {
             let (symbol, tpl) = row.map_err(|e| db.err(e))?;
             match tpl.kind.as_str() {
-                kind::STRING => {
-                    if let Ok(re) = Regex::new(&tpl.pattern) {
-                        t.strings.push((tpl, re));
-                    }
-                }
+                kind::STRING => t.strings.push(tpl),
                 kind::LIBNAME => t.libnames.entry(symbol).or_default().push(tpl),
                 kind::FN_STR => {
                     let re = Regex::new(&tpl.pattern).ok();
@@ -103,11 +102,31 @@ impl Templates {
                 _ => t.functions.entry(symbol).or_default().push((tpl, None)),
             }
         }
-        t.set = RegexSetBuilder::new(t.strings.iter().map(|(_, re)| re.as_str()))
+        Ok(t)
+    }
+
+    /// Compile the string templates (about 30 ms for a Debian-sized DB);
+    /// call it early on a spare thread so matching does not wait.
+    pub fn compile(&self) -> &(Vec<Option<Regex>>, Option<RegexSet>) {
+        self.compiled.get_or_init(|| {
+            let res: Vec<Option<Regex>> = self
+                .strings
+                .iter()
+                .map(|t| Regex::new(&t.pattern).ok())
+                .collect();
+            // A pattern that failed alone matches nothing in the set either.
+            let set = RegexSetBuilder::new(self.strings.iter().zip(&res).map(|(t, re)| {
+                if re.is_some() {
+                    t.pattern.as_str()
+                } else {
+                    "[^\\s\\S]"
+                }
+            }))
             .size_limit(256 << 20)
             .build()
             .ok();
-        Ok(t)
+            (res, set)
+        })
     }
 
     /// Does any template read function `name`? (Which functions a scan
@@ -170,23 +189,23 @@ pub struct FileClues<'a> {
 
 /// Find the components in `files`.
 pub fn find_components(t: &Templates, files: &[FileClues<'_>]) -> Vec<Component> {
-    let mut out: Vec<Component> = Vec::new();
-    for f in files {
-        let mut by: BTreeMap<String, Vec<Clue>> = BTreeMap::new();
-        libname_clues(t, f, &mut by);
-        if let Some(c) = &f.elf.clues {
-            function_clues(t, c, &mut by);
-            string_clues(t, c, &mut by);
-        }
-        for (project, clues) in by {
-            if f.owner_project.as_deref() == Some(project.as_str()) {
-                continue;
+    use rayon::prelude::*;
+    t.compile();
+    let mut out: Vec<Component> = files
+        .par_iter()
+        .flat_map_iter(|f| {
+            let mut by: BTreeMap<String, Vec<Clue>> = BTreeMap::new();
+            libname_clues(t, f, &mut by);
+            if let Some(c) = &f.elf.clues {
+                function_clues(t, c, &mut by);
+                string_clues(t, c, &mut by);
             }
-            if let Some(c) = settle(project, f.path, f.layer, clues) {
-                out.push(c);
-            }
-        }
-    }
+            by.into_iter()
+                .filter(|(project, _)| f.owner_project.as_deref() != Some(project.as_str()))
+                .filter_map(|(project, clues)| settle(project, f.path, f.layer, clues))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     needed_only_by(files, &mut out);
     siblings(&mut out);
     out.sort_by(|a, b| (&a.path, &a.project).cmp(&(&b.path, &b.project)));
@@ -330,10 +349,13 @@ fn read_function(
 }
 
 fn string_clues(t: &Templates, c: &kiln_fingerprint::Clues, by: &mut BTreeMap<String, Vec<Clue>>) {
-    let Some(set) = &t.set else { return };
+    let (res, set) = t.compile();
+    let Some(set) = set else { return };
     for s in &c.strings {
         for i in set.matches(s).iter() {
-            let (tpl, re) = &t.strings[i];
+            let (tpl, Some(re)) = (&t.strings[i], &res[i]) else {
+                continue;
+            };
             let Some(v) = re.captures(s).and_then(|c| c.get(1)) else {
                 continue;
             };
