@@ -261,3 +261,60 @@ fn corpus_cryptography_wheel_openssl_without_dist_info() {
         )]
     );
 }
+
+/// `--pip NAME==VERSION` fetches the wheel through the machine's pip, and
+/// the installed package is recognised from its files alone.
+#[test]
+fn pip_wheel_is_fetched_and_recognised_without_metadata() {
+    let pip = Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !pip {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 -m pip is missing in CI: .ci/run must install python3-pip"
+        );
+        eprintln!("skipping: python3 -m pip is not available");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("kiln.db");
+    let db_s = db.to_str().unwrap();
+    sh(kiln().args(["db", "build", "-q", "--db", db_s, "--pip", "six==1.16.0"]));
+    let wheels = tmp.path().join("wheels");
+    sh(Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+        ])
+        .arg(&wheels)
+        .arg("six==1.16.0"));
+    let wheel = std::fs::read_dir(&wheels)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let site = tmp.path().join("root/usr/lib/python3/dist-packages");
+    std::fs::create_dir_all(&site).unwrap();
+    sh(Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(&wheel)
+        .arg(&site));
+    std::fs::remove_dir_all(site.join("six-1.16.0.dist-info")).unwrap();
+    let target = format!("dir:{}", tmp.path().join("root").display());
+    let doc = json(&["scan", "--db", db_s, &target, "-o", "json"]);
+    let six = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["purl"] == "pkg:pypi/six@1.16.0")
+        .unwrap_or_else(|| panic!("six not recognised: {doc:#}"));
+    assert_eq!(six["found_by"], "kiln-rainbow-wheel");
+}

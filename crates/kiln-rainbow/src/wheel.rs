@@ -144,10 +144,16 @@ pub fn pip_download(specs: &[String], dest: &Path) -> Result<Vec<PathBuf>> {
         .output()
         .map_err(|e| RainbowError::Apt(format!("cannot run pip: {e}")))?;
     if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let hint = if stderr.contains("No module named pip") {
+            " (install pip: apt-get install python3-pip)"
+        } else {
+            ""
+        };
         return Err(RainbowError::Apt(format!(
-            "pip download {}: {}",
+            "pip download {}: {}{hint}",
             specs.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
+            stderr.trim()
         )));
     }
     let mut wheels: Vec<PathBuf> = std::fs::read_dir(dest)
