@@ -25,6 +25,7 @@
 mod auditable;
 mod clues;
 mod elf;
+pub mod functions;
 mod gobuild;
 
 pub use auditable::RustCrate;
