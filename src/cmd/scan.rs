@@ -134,6 +134,9 @@ pub fn collect(source: &SourceArgs, db: Option<&Db>, quiet: bool) -> Result<Sbom
         let components = vendored_components(&tree, &found, t, &packages, distro.as_ref());
         packages.extend(components);
     }
+    for f in function_components(db, &tree, &found.unexplained)? {
+        merge_component(&mut packages, f);
+    }
     packages.sort_by(|a, b| {
         (a.ecosystem, &a.name, &a.version).cmp(&(b.ecosystem, &b.name, &b.version))
     });
@@ -154,6 +157,137 @@ pub fn elf_facts(_path: &str, data: &[u8]) -> Option<Facts> {
         .ok()
         .flatten()
         .map(|i| Arc::new(i) as Facts)
+}
+
+/// One component per (file, project): evidence from function hashes joins
+/// what version strings or functions already said about the same file.
+fn merge_component(packages: &mut Vec<Package>, f: Package) {
+    let same = packages.iter_mut().find(|p| {
+        p.ecosystem == Ecosystem::Generic
+            && p.name == f.name
+            && p.locations.first().map(|l| &l.path) == f.locations.first().map(|l| &l.path)
+    });
+    let Some(p) = same else {
+        packages.push(f);
+        return;
+    };
+    let (Some(ev), Some(fev)) = (p.evidence.as_mut(), f.evidence) else {
+        return;
+    };
+    ev.techniques.extend(fev.techniques);
+    ev.notes.extend(fev.notes);
+    if p.version.is_empty() && !f.version.is_empty() {
+        p.version = f.version;
+        p.purl = f.purl;
+        ev.confidence = ev.confidence.max(fev.confidence);
+    } else if !f.version.is_empty() && f.version != p.version {
+        ev.notes.push(format!(
+            "DISAGREEMENT: function hashes point to {} {}",
+            f.name, f.version
+        ));
+    } else if f.version == p.version {
+        ev.confidence = (ev.confidence.max(fev.confidence) + 0.05).min(0.99);
+    }
+}
+
+/// Projects found by their functions in ELF files no package explains
+/// (statically linked, stripped, rebuilt or patched copies). Their bytes
+/// are read again from the layers, only when there are such files.
+fn function_components(
+    db: &Db,
+    tree: &kiln_tree::Tree,
+    unexplained: &[String],
+) -> Result<Vec<Package>> {
+    let wanted: std::collections::HashSet<&str> = unexplained
+        .iter()
+        .map(|p| p.trim_start_matches('/'))
+        .collect();
+    let is_candidate =
+        |p: &str, e: &kiln_tree::Entry| wanted.contains(p) && e.facts::<ElfInfo>().is_some();
+    if !tree.iter().any(|(p, e)| is_candidate(p, e)) {
+        return Ok(Vec::new());
+    }
+    let mut files: Vec<(String, Option<usize>, Vec<u64>)> = Vec::new();
+    tree.stream_files(is_candidate, |path, e, reader| {
+        let mut data = Vec::with_capacity(e.size as usize);
+        std::io::Read::read_to_end(&mut std::io::Read::take(reader, e.size), &mut data).map_err(
+            |err| kiln_tree::TreeError::Io {
+                path: path.into(),
+                err,
+            },
+        )?;
+        files.push((
+            path.to_string(),
+            e.layer,
+            kiln_fingerprint::functions::file_function_hashes(&data),
+        ));
+        Ok(())
+    })?;
+    let mut out = Vec::new();
+    for (path, layer, hashes) in files {
+        for m in kiln_rainbow::funcmatch::match_functions(db, &hashes)? {
+            let exact = m.versions.len() == 1;
+            let version = if exact {
+                m.versions[0].clone()
+            } else {
+                String::new()
+            };
+            let note = format!(
+                "function-hashes: containment {:.3} ({} of {} distinctive functions of {} {})",
+                m.containment,
+                m.matched,
+                m.distinctive,
+                m.project,
+                m.versions.join(" | ")
+            );
+            let confidence = ((0.5 + m.containment).min(0.95) * 100.0).round() / 100.0;
+            out.push(Package {
+                purl: purl(Ecosystem::Generic, &m.project, &version, None, None),
+                name: m.project.clone(),
+                version,
+                ecosystem: Ecosystem::Generic,
+                arch: None,
+                source_name: None,
+                source_version: None,
+                licenses: Vec::new(),
+                found_by: "kiln-functions",
+                locations: vec![Location {
+                    path: format!("/{path}"),
+                    layer,
+                }],
+                files: Vec::new(),
+                evidence: Some(Evidence {
+                    confidence,
+                    resolution: if exact {
+                        "component-version".into()
+                    } else {
+                        "version-set".into()
+                    },
+                    techniques: vec![Technique {
+                        technique: "function-hashes".into(),
+                        files: 1,
+                        confidence,
+                    }],
+                    files_seen: 1,
+                    files_total: 0,
+                    candidate_versions: if exact {
+                        Vec::new()
+                    } else {
+                        m.versions.clone()
+                    },
+                    nearest_version: None,
+                    notes: vec![note],
+                    occurrences: vec![Occurrence {
+                        path: format!("/{path}"),
+                        layer,
+                        technique: "function-hashes".into(),
+                    }],
+                }),
+                parent: None,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// ELF facts plus version clues, evaluating only the functions the DB has

@@ -103,11 +103,85 @@ fn code<'a>(data: &'a [u8], elf: &Elf, addr: u64, len: u64) -> Option<&'a [u8]> 
     data.get(start..start.checked_add(usize::try_from(len).ok()?)?)
 }
 
+/// Functions shorter than this say too little (stubs, thunks) to count.
+pub const MIN_FUNCTION: u64 = 32;
+
+/// The distinct function hashes of a file: an ELF file, or every ELF
+/// object in a static archive (`.a`). Sorted.
+pub fn file_function_hashes(data: &[u8]) -> Vec<u64> {
+    let mut out = Vec::new();
+    if data.starts_with(b"!<arch>\n") {
+        if let Ok(ar) = goblin::archive::Archive::parse(data) {
+            for name in ar.members() {
+                if let Ok(member) = ar.extract(name, data) {
+                    if let Ok(elf) = Elf::parse(member) {
+                        out.extend(
+                            hash_functions(member, &elf, MIN_FUNCTION)
+                                .iter()
+                                .map(|f| f.hash),
+                        );
+                    }
+                }
+            }
+        }
+    } else if crate::is_elf(data) {
+        if let Ok(elf) = Elf::parse(data) {
+            out.extend(
+                hash_functions(data, &elf, MIN_FUNCTION)
+                    .iter()
+                    .map(|f| f.hash),
+            );
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Function bytes of a relocatable object: `FUNC` symbols are offsets
+/// into their sections.
+fn object_functions<'a>(data: &'a [u8], elf: &Elf) -> Vec<(u64, &'a [u8])> {
+    let mut out = Vec::new();
+    for sym in elf.syms.iter() {
+        if sym.st_type() != STT_FUNC || sym.st_shndx == 0 || sym.st_size == 0 {
+            continue;
+        }
+        let Some(sh) = elf.section_headers.get(sym.st_shndx) else {
+            continue;
+        };
+        let bytes = usize::try_from(sh.sh_offset.saturating_add(sym.st_value))
+            .ok()
+            .zip(usize::try_from(sym.st_size).ok())
+            .and_then(|(s, n)| data.get(s..s.checked_add(n)?));
+        if let Some(b) = bytes {
+            out.push((sym.st_value, b));
+        }
+    }
+    out
+}
+
 /// Hash every function of at least `min_len` bytes (x86-64 only; other
 /// machines give none yet).
 pub fn hash_functions(data: &[u8], elf: &Elf, min_len: u64) -> Vec<FunctionHash> {
     if elf.header.e_machine != EM_X86_64 {
         return Vec::new();
+    }
+    if elf.header.e_type == goblin::elf::header::ET_REL {
+        let mut buf = Vec::with_capacity(4096);
+        return object_functions(data, elf)
+            .into_iter()
+            .filter(|(_, b)| b.len() as u64 >= min_len)
+            .map(|(start, b)| {
+                buf.clear();
+                let n = normalise(b, start, &mut buf);
+                FunctionHash {
+                    start,
+                    len: b.len() as u32,
+                    instructions: n,
+                    hash: xxhash_rust::xxh3::xxh3_64(&buf),
+                }
+            })
+            .collect();
     }
     let mut out = Vec::new();
     let mut buf = Vec::with_capacity(4096);

@@ -274,6 +274,7 @@ struct Writer<'c> {
     add_string: rusqlite::Statement<'c>,
     add_template: rusqlite::Statement<'c>,
     add_libname: rusqlite::Statement<'c>,
+    add_func: rusqlite::Statement<'c>,
     paths: HashMap<String, i64>,
     contents: HashMap<[u8; 32], i64>,
 }
@@ -308,6 +309,9 @@ impl<'c> Writer<'c> {
             add_libname: conn.prepare(
                 "INSERT OR IGNORE INTO libname_seen (project, base, file_version, version) \
                  VALUES (?1, ?2, ?3, ?4)",
+            )?,
+            add_func: conn.prepare(
+                "INSERT OR IGNORE INTO func_seen (hash, project, version) VALUES (?1, ?2, ?3)",
             )?,
             paths: HashMap::new(),
             contents: HashMap::new(),
@@ -368,9 +372,15 @@ impl<'c> Writer<'c> {
                 self.add_template
                     .execute(params![project, t.kind, t.symbol, t.pattern, upstream])?;
             }
-            // Only distro packages teach library names: a wheel's vendored
-            // copies are what the names are meant to identify.
+            // Only distro packages teach library names and function
+            // signatures: a wheel's vendored copies are what they identify.
             let learns = rec.ecosystem == "deb";
+            if learns && !upstream.is_empty() {
+                for h in &f.functions {
+                    self.add_func
+                        .execute(params![*h as i64, project, upstream])?;
+                }
+            }
             if let (true, Some(_), FileKind::File) = (
                 learns,
                 f.elf.as_ref().and_then(|e| e.soname.as_ref()),

@@ -61,6 +61,8 @@ pub struct DebFile {
     pub strings: Vec<String>,
     /// Version templates this file teaches (see [`crate::learn`]).
     pub templates: Vec<crate::learn::Template>,
+    /// Distinct normalised function hashes (ELF files and static archives).
+    pub functions: Vec<u64>,
 }
 
 /// Everything kiln records of one binary package.
@@ -305,6 +307,7 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
             conffile: false,
             strings: Vec::new(),
             templates: Vec::new(),
+            functions: Vec::new(),
         };
         if kind == FileKind::File {
             if size <= MAX_BUFFERED_FILE {
@@ -317,6 +320,9 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
                 f.elf = ElfInfo::parse_with(&buf, Some(&|_: &str| true))
                     .ok()
                     .flatten();
+                if f.elf.is_some() || clean.ends_with(".a") {
+                    f.functions = kiln_fingerprint::functions::file_function_hashes(&buf);
+                }
             } else {
                 let mut h = Sha256::new();
                 io::copy(&mut entry, &mut h)

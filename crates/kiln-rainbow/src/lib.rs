@@ -28,6 +28,7 @@ pub mod apt;
 mod db;
 pub mod deb;
 mod error;
+pub mod funcmatch;
 mod identify;
 pub mod learn;
 pub mod project;

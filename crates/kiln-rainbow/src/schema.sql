@@ -106,3 +106,28 @@ CREATE TABLE IF NOT EXISTS template (
     others   INTEGER NOT NULL,
     UNIQUE (project, kind, symbol, pattern)
 );
+
+-- Function signatures (normalised machine-code hashes, see
+-- kiln-fingerprint's functions module): each hash once per (project,
+-- upstream version) that ships it, in its shared libraries, executables
+-- and static archives.
+CREATE TABLE IF NOT EXISTS func_seen (
+    hash    INTEGER NOT NULL,
+    project TEXT NOT NULL,
+    version TEXT NOT NULL,
+    PRIMARY KEY (hash, project, version)
+) WITHOUT ROWID;
+
+-- Derived per build: hashes more than one project ships (compiler
+-- runtime, PLT-like stubs, memcpy-like code) tell nothing apart...
+CREATE TABLE IF NOT EXISTS func_common (
+    hash INTEGER PRIMARY KEY
+) WITHOUT ROWID;
+
+-- ...and how many distinctive hashes each (project, version) has.
+CREATE TABLE IF NOT EXISTS func_sig (
+    project     TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    distinctive INTEGER NOT NULL,
+    PRIMARY KEY (project, version)
+) WITHOUT ROWID;

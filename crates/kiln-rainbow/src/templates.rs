@@ -25,7 +25,23 @@ pub(crate) fn derive(conn: &Connection) -> rusqlite::Result<()> {
         [],
     )?;
     string_specificity(conn)?;
-    libnames(conn)
+    libnames(conn)?;
+    functions(conn)
+}
+
+/// Common hashes (shipped by more than one project) and each (project,
+/// version)'s count of distinctive ones.
+fn functions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "DELETE FROM func_common;
+         INSERT INTO func_common (hash)
+             SELECT hash FROM func_seen GROUP BY hash HAVING count(DISTINCT project) > 1;
+         DELETE FROM func_sig;
+         INSERT INTO func_sig (project, version, distinctive)
+             SELECT project, version, count(*) FROM func_seen
+             WHERE hash NOT IN (SELECT hash FROM func_common)
+             GROUP BY project, version;",
+    )
 }
 
 fn string_specificity(conn: &Connection) -> rusqlite::Result<()> {

@@ -87,6 +87,7 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
             conffile: false,
             strings: Vec::new(),
             templates: Vec::new(),
+            functions: Vec::new(),
         });
     }
     let metadata = metadata.ok_or_else(|| bad(path, "no *.dist-info/METADATA member"))?;

@@ -1,0 +1,126 @@
+//! Function signatures: a program statically linked with Debian's own
+//! `libz.a` (from the real zlib1g-dev package, fetched with apt) and then
+//! stripped has no file hash, build-id or symbol in common with any
+//! package, and still names zlib at its exact upstream version.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn stripped_static_zlib_is_found_by_its_functions() {
+    if !(have("gcc") && have("strip") && have("apt-get") && have("dpkg-deb")) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let debs = tmp.path().join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let fetched = Command::new("apt-get")
+        .args(["download", "zlib1g-dev", "zlib1g"])
+        .current_dir(&debs)
+        .output()
+        .unwrap();
+    if !fetched.status.success() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "apt-get download failed in CI: {}",
+            String::from_utf8_lossy(&fetched.stderr)
+        );
+        eprintln!("skipping: apt-get download zlib1g-dev failed (no package registry?)");
+        return;
+    }
+    let db = tmp.path().join("kiln.db");
+    sh(kiln()
+        .args(["db", "build", "-q", "--db"])
+        .arg(&db)
+        .arg("--deb")
+        .arg(&debs));
+
+    // A program linking libz.a statically, stripped of every symbol.
+    let dev = std::fs::read_dir(&debs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("zlib1g-dev"))
+        .unwrap();
+    let x = tmp.path().join("x");
+    sh(Command::new("dpkg-deb").arg("-x").arg(&dev).arg(&x));
+    let libz = x.join("usr/lib/x86_64-linux-gnu/libz.a");
+    let src = tmp.path().join("app.c");
+    write_file(
+        &src,
+        r#"#include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+int main(int argc, char **argv) {
+    unsigned char in[4096], out[8192], back[4096];
+    memset(in, argc, sizeof in);
+    uLongf n = sizeof out, m = sizeof back;
+    if (compress2(out, &n, in, sizeof in, 9) != Z_OK) return 1;
+    if (uncompress(back, &m, out, n) != Z_OK) return 2;
+    gzFile f = gzopen("/dev/null", "wb"); gzwrite(f, in, 16); gzclose(f);
+    printf("%lu %lu %lx %lx\n", n, m, crc32(0, in, sizeof in), adler32(1, in, sizeof in));
+    return 0;
+}
+"#,
+    );
+    let root = tmp.path().join("root");
+    let app = root.join("usr/local/bin/app");
+    std::fs::create_dir_all(app.parent().unwrap()).unwrap();
+    sh(Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(&app)
+        .arg(&src)
+        .arg(format!("-I{}", x.join("usr/include").display()))
+        .arg(&libz));
+    sh(Command::new("strip").arg("--strip-all").arg(&app));
+    sh(&mut Command::new(&app));
+
+    let target = format!("dir:{}", root.display());
+    let doc = json(&["scan", "--db", db.to_str().unwrap(), &target, "-o", "json"]);
+    let zlib = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "generic" && p["name"] == "zlib")
+        .unwrap_or_else(|| panic!("zlib not found: {doc:#}"));
+    assert_eq!(zlib["version"], "1.2.13", "{zlib:#}");
+    assert_eq!(zlib["purl"], "pkg:generic/zlib@1.2.13");
+    let techniques: Vec<&str> = zlib["evidence"]["techniques"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["technique"].as_str().unwrap())
+        .collect();
+    assert!(techniques.contains(&"function-hashes"), "{techniques:?}");
+    let notes: Vec<&str> = zlib["evidence"]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("containment") && n.contains("zlib 1.2.13")),
+        "{notes:?}"
+    );
+    // One component for the file, whatever agreed on it.
+    let zlibs = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "zlib")
+        .count();
+    assert_eq!(zlibs, 1);
+    // Nothing else is claimed for this program.
+    let others: Vec<&str> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "generic" && p["name"] != "zlib")
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+}
