@@ -365,17 +365,29 @@ fn slim_interrupted_cleans_up() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the sleeping probe's container exists.
+    // Wait until the sleeping probe's container exists: its state
+    // directory under runc's root, named after kiln's pid.
     let prefix = format!("kiln-slim-{}-", child.id());
     let running = || {
-        let out = Command::new("runc").arg("list").output().unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.starts_with(&prefix))
-            .count()
+        std::fs::read_dir("/run/runc")
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    // The entrypoint runs first (container 0); the probe is container 1.
+    let probe_bundle = || {
+        std::fs::read_dir(&scratch)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|d| d.path().join("bundle-1").exists())
     };
     let start = std::time::Instant::now();
-    while running() == 0 && start.elapsed() < std::time::Duration::from_secs(60) {
+    while !(probe_bundle() && running() > 0) && start.elapsed() < std::time::Duration::from_secs(50)
+    {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     if running() == 0 {
@@ -385,6 +397,7 @@ fn slim_interrupted_cleans_up() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    std::thread::sleep(std::time::Duration::from_millis(500));
     sh(Command::new("kill").args(["-INT", &child.id().to_string()]));
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
