@@ -124,3 +124,99 @@ int main(int argc, char **argv) {
         .collect();
     assert!(others.is_empty(), "{others:?}");
 }
+
+/// Three Debian builds of OpenSSL (3.0.17, 3.0.20, 3.0.22, all in
+/// bookworm): a stripped program statically linked with each one's
+/// `libcrypto.a` is told apart by containment, at the exact version.
+#[test]
+fn stripped_static_openssl_versions_are_told_apart() {
+    if !(have("gcc") && have("strip") && have("apt-get") && have("dpkg-deb")) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let debs = tmp.path().join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let versions = ["3.0.17", "3.0.20", "3.0.22"];
+    for v in versions {
+        let spec = format!("libssl-dev={v}-1~deb12u2");
+        let fetched = Command::new("apt-get")
+            .args(["download", &spec])
+            .current_dir(&debs)
+            .output()
+            .unwrap();
+        if !fetched.status.success() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "apt-get download {spec} failed in CI: {}",
+                String::from_utf8_lossy(&fetched.stderr)
+            );
+            eprintln!("skipping: apt-get download {spec} failed (not offered by this machine's apt sources)");
+            return;
+        }
+    }
+    let db = tmp.path().join("kiln.db");
+    sh(kiln()
+        .args(["db", "build", "-q", "--db"])
+        .arg(&db)
+        .arg("--deb")
+        .arg(&debs));
+    let src = tmp.path().join("digest.c");
+    write_file(
+        &src,
+        r#"#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+int main(void) {
+    unsigned char md[32], out[64];
+    unsigned int n;
+    SHA256((const unsigned char *)"kiln", 4, md);
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(c, EVP_sha512(), NULL);
+    EVP_DigestUpdate(c, "x", 1);
+    EVP_DigestFinal_ex(c, out, &n);
+    EVP_MD_CTX_free(c);
+    printf("%02x %u\n", md[0], n);
+    return 0;
+}
+"#,
+    );
+    for v in versions {
+        let deb = std::fs::read_dir(&debs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().contains(&format!("_{v}-")))
+            .unwrap();
+        let x = tmp.path().join(format!("x-{v}"));
+        sh(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x));
+        let root = tmp.path().join(format!("root-{v}"));
+        let app = root.join("usr/local/bin/digest");
+        std::fs::create_dir_all(app.parent().unwrap()).unwrap();
+        sh(Command::new("gcc")
+            .args(["-O2", "-o"])
+            .arg(&app)
+            .arg(&src)
+            .arg(format!("-I{}", x.join("usr/include").display()))
+            .arg(x.join("usr/lib/x86_64-linux-gnu/libcrypto.a"))
+            .args(["-lpthread", "-ldl"]));
+        sh(Command::new("strip").arg("--strip-all").arg(&app));
+        let target = format!("dir:{}", root.display());
+        let doc = json(&["scan", "--db", db.to_str().unwrap(), &target, "-o", "json"]);
+        let found: Vec<(String, String)> = doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["type"] == "generic")
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_string(),
+                    p["version"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            vec![("openssl".to_string(), v.to_string())],
+            "{doc:#}"
+        );
+    }
+}

@@ -232,7 +232,7 @@ fn function_components(
             } else {
                 String::new()
             };
-            let note = format!(
+            let mut note = format!(
                 "function-hashes: containment {:.3} ({} of {} distinctive functions of {} {})",
                 m.containment,
                 m.matched,
@@ -240,6 +240,9 @@ fn function_components(
                 m.project,
                 m.versions.join(" | ")
             );
+            if let Some((v, c)) = &m.runner_up {
+                note.push_str(&format!("; next best {v} at {c:.3}"));
+            }
             let confidence = ((0.5 + m.containment).min(0.95) * 100.0).round() / 100.0;
             out.push(Package {
                 purl: purl(Ecosystem::Generic, &m.project, &version, None, None),

@@ -34,6 +34,9 @@ pub struct FunctionMatch {
     pub distinctive: usize,
     /// matched / distinctive.
     pub containment: f64,
+    /// The best other version and its containment: the margin behind the
+    /// choice.
+    pub runner_up: Option<(String, f64)>,
 }
 
 /// Projects whose distinctive functions `hashes` contains.
@@ -104,12 +107,18 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
         }
         let mut versions: Vec<String> = top.iter().map(|t| t.0.clone()).collect();
         versions.sort();
+        let runner_up = vs
+            .iter()
+            .filter(|(v, _, _)| !versions.contains(v))
+            .map(|(v, m, d)| (v.clone(), (score(*m, *d) * 1000.0).round() / 1000.0))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
         out.push(FunctionMatch {
             project,
             versions,
             matched: *matched,
             distinctive: *distinctive,
             containment: (best * 1000.0).round() / 1000.0,
+            runner_up,
         });
     }
     Ok(out)
