@@ -219,4 +219,33 @@ int main(void) {
             "{doc:#}"
         );
     }
+
+    // Hold 3.0.20 out of the DB: its program gets no exact version, only
+    // the nearest known one.
+    let held = tmp.path().join("held-out");
+    std::fs::create_dir_all(&held).unwrap();
+    for e in std::fs::read_dir(&debs).unwrap() {
+        let p = e.unwrap().path();
+        if !p.to_string_lossy().contains("_3.0.20-") {
+            std::fs::copy(&p, held.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let db2 = tmp.path().join("held-out.db");
+    sh(kiln()
+        .args(["db", "build", "-q", "--db"])
+        .arg(&db2)
+        .arg("--deb")
+        .arg(&held));
+    let target = format!("dir:{}", tmp.path().join("root-3.0.20").display());
+    let doc = json(&["scan", "--db", db2.to_str().unwrap(), &target, "-o", "json"]);
+    let ssl = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "openssl")
+        .unwrap_or_else(|| panic!("openssl not found: {doc:#}"));
+    assert_eq!(ssl["version"], "", "{ssl:#}");
+    assert_eq!(ssl["evidence"]["resolution"], "version-not-in-db");
+    let nearest = ssl["evidence"]["nearest_version"].as_str().unwrap();
+    assert!(nearest == "3.0.17" || nearest == "3.0.22", "{nearest}");
 }

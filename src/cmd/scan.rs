@@ -226,7 +226,7 @@ fn function_components(
     let mut out = Vec::new();
     for (path, layer, hashes) in files {
         for m in kiln_rainbow::funcmatch::match_functions(db, &hashes)? {
-            let exact = m.versions.len() == 1;
+            let exact = m.versions.len() == 1 && !m.not_in_db;
             let version = if exact {
                 m.versions[0].clone()
             } else {
@@ -242,6 +242,11 @@ fn function_components(
             );
             if let Some((v, c)) = &m.runner_up {
                 note.push_str(&format!("; next best {v} at {c:.3}"));
+            }
+            if m.not_in_db {
+                note.push_str(
+                    "; the file has functions of no known version: a build the DB does not have",
+                );
             }
             let confidence = ((0.5 + m.containment).min(0.95) * 100.0).round() / 100.0;
             out.push(Package {
@@ -263,6 +268,8 @@ fn function_components(
                     confidence,
                     resolution: if exact {
                         "component-version".into()
+                    } else if m.not_in_db {
+                        "version-not-in-db".into()
                     } else {
                         "version-set".into()
                     },
@@ -273,12 +280,12 @@ fn function_components(
                     }],
                     files_seen: 1,
                     files_total: 0,
-                    candidate_versions: if exact {
+                    candidate_versions: if exact || m.not_in_db {
                         Vec::new()
                     } else {
                         m.versions.clone()
                     },
-                    nearest_version: None,
+                    nearest_version: m.not_in_db.then(|| m.versions.join(" | ")),
                     notes: vec![note],
                     occurrences: vec![Occurrence {
                         path: format!("/{path}"),

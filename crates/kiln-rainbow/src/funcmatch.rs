@@ -28,6 +28,10 @@ pub struct FunctionMatch {
     pub project: String,
     /// Versions with the best containment (one for an exact answer).
     pub versions: Vec<String>,
+    /// The file has functions of this project that the best version does
+    /// not have: it is a build the DB does not know, and `versions` only
+    /// names the nearest.
+    pub not_in_db: bool,
     /// Distinctive functions of the best version found in the file.
     pub matched: usize,
     /// Distinctive functions that version has.
@@ -91,6 +95,35 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
             .or_default()
             .push((version, matched, distinctive));
     }
+    // Per project: the file's distinctive hashes of any of its versions.
+    let mut any_version: BTreeMap<String, usize> = BTreeMap::new();
+    {
+        let values = std::rc::Rc::new(
+            hashes
+                .iter()
+                .map(|h| Value::Integer(*h as i64))
+                .collect::<Vec<_>>(),
+        );
+        let mut stmt = db
+            .conn
+            .prepare_cached(
+                "SELECT s.project, count(DISTINCT s.hash)
+                 FROM rarray(?1) AS a
+                 CROSS JOIN func_seen s ON s.hash = a.value
+                 WHERE s.hash NOT IN (SELECT hash FROM func_common)
+                 GROUP BY s.project",
+            )
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([values], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
+            })
+            .map_err(e)?;
+        for row in rows {
+            let (p, n) = row.map_err(e)?;
+            any_version.insert(p, n);
+        }
+    }
     let mut out = Vec::new();
     for (project, vs) in by {
         let score = |m: usize, d: usize| m as f64 / d.max(1) as f64;
@@ -112,9 +145,13 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
             .filter(|(v, _, _)| !versions.contains(v))
             .map(|(v, m, d)| (v.clone(), (score(*m, *d) * 1000.0).round() / 1000.0))
             .max_by(|a, b| a.1.total_cmp(&b.1));
+        // A build of a known version has every one of the file's functions
+        // of this project; one it lacks means a version the DB has not seen.
+        let not_in_db = any_version.get(&project).is_some_and(|n| n > matched);
         out.push(FunctionMatch {
             project,
             versions,
+            not_in_db,
             matched: *matched,
             distinctive: *distinctive,
             containment: (best * 1000.0).round() / 1000.0,
