@@ -204,7 +204,9 @@ fn function_components(
         .collect();
     let is_candidate =
         |p: &str, e: &kiln_tree::Entry| wanted.contains(p) && e.facts::<ElfInfo>().is_some();
-    if !tree.iter().any(|(p, e)| is_candidate(p, e)) {
+    if !tree.iter().any(|(p, e)| is_candidate(p, e))
+        || !kiln_rainbow::funcmatch::has_signatures(db)?
+    {
         return Ok(Vec::new());
     }
     let mut files: Vec<(String, Option<usize>, Vec<u64>)> = Vec::new();

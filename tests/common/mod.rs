@@ -291,3 +291,24 @@ pub fn write_file(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
 }
+
+/// `apt-get download SPECS` into `dir` through the machine's apt sources.
+/// False (skip) when that fails outside CI; in CI it fails the test.
+pub fn apt_download(dir: &Path, specs: &[&str]) -> bool {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = Command::new("apt-get")
+        .arg("download")
+        .args(specs)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        assert!(
+            !in_ci(),
+            "apt-get download {specs:?} failed in CI: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("skipping: apt-get download {specs:?} failed (no package registry?)");
+    }
+    out.status.success()
+}

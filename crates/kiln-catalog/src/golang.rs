@@ -6,8 +6,7 @@
 use kiln_fingerprint::{ElfInfo, GoModule};
 use kiln_tree::Tree;
 
-use crate::package::{Distro, Ecosystem, Location, Package, Unknown};
-use crate::purl::purl;
+use crate::package::{Distro, Ecosystem, Package, Unknown};
 
 /// Go build info is found through inspected ELF facts, not by path.
 pub fn wants(_path: &str) -> bool {
@@ -15,24 +14,14 @@ pub fn wants(_path: &str) -> bool {
 }
 
 fn package(name: &str, version: &str, path: &str, layer: Option<usize>) -> Package {
-    Package {
-        purl: purl(Ecosystem::Go, name, version, None, None),
-        name: name.to_string(),
-        version: version.to_string(),
-        ecosystem: Ecosystem::Go,
-        arch: None,
-        source_name: None,
-        source_version: None,
-        licenses: Vec::new(),
-        found_by: "go-module-binary-cataloger",
-        locations: vec![Location {
-            path: format!("/{path}"),
-            layer,
-        }],
-        files: Vec::new(),
-        evidence: None,
-        parent: None,
-    }
+    Package::embedded(
+        Ecosystem::Go,
+        name,
+        version,
+        path,
+        layer,
+        "go-module-binary-cataloger",
+    )
 }
 
 /// The module a line resolves to after its `=>` replacement (a local

@@ -94,6 +94,38 @@ pub struct Package {
     pub parent: Option<String>,
 }
 
+impl Package {
+    /// A package named by build data embedded in a binary (Go build info,
+    /// cargo-auditable), located at the binary's tree path.
+    pub fn embedded(
+        ecosystem: Ecosystem,
+        name: &str,
+        version: &str,
+        path: &str,
+        layer: Option<usize>,
+        found_by: &'static str,
+    ) -> Package {
+        Package {
+            purl: crate::purl::purl(ecosystem, name, version, None, None),
+            name: name.to_string(),
+            version: version.to_string(),
+            ecosystem,
+            arch: None,
+            source_name: None,
+            source_version: None,
+            licenses: Vec::new(),
+            found_by,
+            locations: vec![Location {
+                path: format!("/{path}"),
+                layer,
+            }],
+            files: Vec::new(),
+            evidence: None,
+            parent: None,
+        }
+    }
+}
+
 /// How a package was identified, for packages found (or checked) by bytes.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Evidence {

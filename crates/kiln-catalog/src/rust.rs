@@ -5,8 +5,7 @@
 use kiln_fingerprint::ElfInfo;
 use kiln_tree::Tree;
 
-use crate::package::{Distro, Ecosystem, Location, Package, Unknown};
-use crate::purl::purl;
+use crate::package::{Distro, Ecosystem, Package, Unknown};
 
 /// Audit data is found through inspected ELF facts, not by path.
 pub fn wants(_path: &str) -> bool {
@@ -25,24 +24,14 @@ pub fn catalog(
             continue;
         };
         for c in crates.iter().filter(|c| c.kind.as_deref() != Some("build")) {
-            out.push(Package {
-                purl: purl(Ecosystem::Cargo, &c.name, &c.version, None, None),
-                name: c.name.clone(),
-                version: c.version.clone(),
-                ecosystem: Ecosystem::Cargo,
-                arch: None,
-                source_name: None,
-                source_version: None,
-                licenses: Vec::new(),
-                found_by: "cargo-auditable-binary-cataloger",
-                locations: vec![Location {
-                    path: format!("/{path}"),
-                    layer: e.layer,
-                }],
-                files: Vec::new(),
-                evidence: None,
-                parent: None,
-            });
+            out.push(Package::embedded(
+                Ecosystem::Cargo,
+                &c.name,
+                &c.version,
+                path,
+                e.layer,
+                "cargo-auditable-binary-cataloger",
+            ));
         }
     }
 }

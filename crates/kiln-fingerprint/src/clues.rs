@@ -89,10 +89,8 @@ impl Clues {
                 continue;
             };
             let name = name.split('@').next().unwrap_or(name);
-            if name.is_empty() || seen.insert(name, ()).is_some() {
-                continue;
-            }
-            if want(name) {
+            // Only wanted names are deduplicated: most symbols are not.
+            if !name.is_empty() && want(name) && seen.insert(name, ()).is_none() {
                 funcs.push((name, sym.st_value, sym.st_size));
             }
         }
@@ -129,51 +127,49 @@ fn data_strings(data: &[u8], elf: &Elf) -> Vec<String> {
     if ranges.is_empty() {
         return version_strings(data);
     }
-    let mut out: Vec<String> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for r in ranges {
-        for s in version_strings(r) {
-            if seen.insert(s.clone()) {
-                out.push(s);
-            }
-        }
-    }
-    out
+    strings_in(&ranges)
 }
 
 /// Printable ASCII runs (at least 4 bytes) that contain `digit.digit`.
+pub fn version_strings(data: &[u8]) -> Vec<String> {
+    strings_in(&[data])
+}
+
+/// The version strings of several byte ranges, deduplicated across them.
 /// Only the bytes around each `.` are looked at (memchr finds them), so
 /// the cost follows the dots, not the size of the file.
-pub fn version_strings(data: &[u8]) -> Vec<String> {
+fn strings_in(ranges: &[&[u8]]) -> Vec<String> {
     let printable = |b: u8| b == b'\t' || (0x20..0x7f).contains(&b);
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut run_end = 0;
-    for dot in memchr::memchr_iter(b'.', data) {
-        if dot < run_end || dot == 0 || dot + 1 >= data.len() {
-            continue;
-        }
-        if !(data[dot - 1].is_ascii_digit() && data[dot + 1].is_ascii_digit()) {
-            continue;
-        }
-        let mut start = dot;
-        while start > 0 && printable(data[start - 1]) {
-            start -= 1;
-        }
-        let mut end = dot + 1;
-        while end < data.len() && printable(data[end]) {
-            end += 1;
-        }
-        run_end = end;
-        let run = &data[start..end];
-        if run.len() < 4 || run.len() > MAX_STRING {
-            continue;
-        }
-        let text = String::from_utf8_lossy(run).trim().to_string();
-        if seen.insert(text.clone()) {
-            out.push(text);
-            if out.len() >= MAX_STRINGS {
-                break;
+    for data in ranges {
+        let mut run_end = 0;
+        for dot in memchr::memchr_iter(b'.', data) {
+            if dot < run_end || dot == 0 || dot + 1 >= data.len() {
+                continue;
+            }
+            if !(data[dot - 1].is_ascii_digit() && data[dot + 1].is_ascii_digit()) {
+                continue;
+            }
+            let mut start = dot;
+            while start > 0 && printable(data[start - 1]) {
+                start -= 1;
+            }
+            let mut end = dot + 1;
+            while end < data.len() && printable(data[end]) {
+                end += 1;
+            }
+            run_end = end;
+            let run = &data[start..end];
+            if run.len() < 4 || run.len() > MAX_STRING {
+                continue;
+            }
+            let text = String::from_utf8_lossy(run).trim().to_string();
+            if seen.insert(text.clone()) {
+                out.push(text);
+                if out.len() >= MAX_STRINGS {
+                    return out;
+                }
             }
         }
     }

@@ -172,22 +172,6 @@ pub fn read_deb(path: &Path) -> Result<DebRecord> {
     for f in &mut files {
         f.conffile = conffiles.iter().any(|c| c == &f.path);
     }
-    let upstream = crate::project::upstream_version(
-        &control
-            .get("Source")
-            .and_then(|s| deb822::split_source(s).1)
-            .or_else(|| control.get("Version").map(str::to_string))
-            .unwrap_or_default(),
-    );
-    for f in &mut files {
-        let Some(clues) = f.elf.as_mut().and_then(|e| e.clues.take()) else {
-            continue;
-        };
-        if let Some(up) = &upstream {
-            f.templates = crate::learn::observe(up, &clues);
-        }
-        f.strings = clues.strings;
-    }
     let field = |k: &str| control.get(k).map(str::to_string);
     let name = field("Package").ok_or_else(|| bad(path, "control has no Package field"))?;
     let version = field("Version").ok_or_else(|| bad(path, "control has no Version field"))?;
@@ -199,6 +183,17 @@ pub fn read_deb(path: &Path) -> Result<DebRecord> {
         }
         None => (name.clone(), version.clone()),
     };
+    // What the ELF files teach about the upstream version.
+    let upstream = crate::project::upstream_version(&source_version);
+    for f in &mut files {
+        let Some(clues) = f.elf.as_mut().and_then(|e| e.clues.take()) else {
+            continue;
+        };
+        if let Some(up) = &upstream {
+            f.templates = crate::learn::observe(up, &clues);
+        }
+        f.strings = clues.strings;
+    }
     let depends = ["Pre-Depends", "Depends"]
         .iter()
         .filter_map(|k| control.get(k))

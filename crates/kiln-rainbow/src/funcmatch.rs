@@ -43,14 +43,12 @@ pub struct FunctionMatch {
     pub runner_up: Option<(String, f64)>,
 }
 
-/// Projects whose distinctive functions `hashes` contains.
-pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
-    if hashes.is_empty() {
-        return Ok(Vec::new());
-    }
+/// Whether `db` has function signatures; loads the `rarray` module once
+/// for the [`match_functions`] calls that follow.
+pub fn has_signatures(db: &Db) -> Result<bool> {
     let e = |err| db.err(err);
     rusqlite::vtab::array::load_module(&db.conn).map_err(e)?;
-    let has = db
+    let n = db
         .conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'func_sig'",
@@ -58,9 +56,16 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
             |r| r.get::<_, i64>(0),
         )
         .map_err(e)?;
-    if has == 0 {
+    Ok(n > 0)
+}
+
+/// Projects whose distinctive functions `hashes` contains (after
+/// [`has_signatures`] said yes).
+pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
+    if hashes.is_empty() {
         return Ok(Vec::new());
     }
+    let e = |err| db.err(err);
     let values = std::rc::Rc::new(
         hashes
             .iter()
@@ -79,7 +84,7 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
         )
         .map_err(e)?;
     let rows = stmt
-        .query_map([values], |r| {
+        .query_map([std::rc::Rc::clone(&values)], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -97,32 +102,24 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
     }
     // Per project: the file's distinctive hashes of any of its versions.
     let mut any_version: BTreeMap<String, usize> = BTreeMap::new();
-    {
-        let values = std::rc::Rc::new(
-            hashes
-                .iter()
-                .map(|h| Value::Integer(*h as i64))
-                .collect::<Vec<_>>(),
-        );
-        let mut stmt = db
-            .conn
-            .prepare_cached(
-                "SELECT s.project, count(DISTINCT s.hash)
-                 FROM rarray(?1) AS a
-                 CROSS JOIN func_seen s ON s.hash = a.value
-                 WHERE s.hash NOT IN (SELECT hash FROM func_common)
-                 GROUP BY s.project",
-            )
-            .map_err(e)?;
-        let rows = stmt
-            .query_map([values], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
-            })
-            .map_err(e)?;
-        for row in rows {
-            let (p, n) = row.map_err(e)?;
-            any_version.insert(p, n);
-        }
+    let mut stmt = db
+        .conn
+        .prepare_cached(
+            "SELECT s.project, count(DISTINCT s.hash)
+             FROM rarray(?1) AS a
+             CROSS JOIN func_seen s ON s.hash = a.value
+             WHERE s.hash NOT IN (SELECT hash FROM func_common)
+             GROUP BY s.project",
+        )
+        .map_err(e)?;
+    let rows = stmt
+        .query_map([values], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
+        })
+        .map_err(e)?;
+    for row in rows {
+        let (p, n) = row.map_err(e)?;
+        any_version.insert(p, n);
     }
     let mut out = Vec::new();
     for (project, vs) in by {
