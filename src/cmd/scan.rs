@@ -134,7 +134,7 @@ pub fn collect(source: &SourceArgs, db: Option<&Db>, quiet: bool) -> Result<Sbom
         let components = vendored_components(&tree, &found, t, &packages, distro.as_ref());
         packages.extend(components);
     }
-    for f in function_components(db, &tree, &found.unexplained)? {
+    for f in function_components(db, &tree, &found)? {
         merge_component(&mut packages, f);
     }
     packages.sort_by(|a, b| {
@@ -174,60 +174,48 @@ fn merge_component(packages: &mut Vec<Package>, f: Package) {
     let (Some(ev), Some(fev)) = (p.evidence.as_mut(), f.evidence) else {
         return;
     };
-    ev.techniques.extend(fev.techniques);
     ev.notes.extend(fev.notes);
+    // Techniques are listed only when they agree with the reported version.
     if p.version.is_empty() && !f.version.is_empty() {
         p.version = f.version;
         p.purl = f.purl;
         ev.confidence = ev.confidence.max(fev.confidence);
+        ev.resolution = fev.resolution;
+        ev.techniques.extend(fev.techniques);
     } else if !f.version.is_empty() && f.version != p.version {
         ev.notes.push(format!(
             "DISAGREEMENT: function hashes point to {} {}",
             f.name, f.version
         ));
+        ev.confidence = ev.confidence.min(0.5);
     } else if f.version == p.version {
         ev.confidence = (ev.confidence.max(fev.confidence) + 0.05).min(0.99);
+        ev.techniques.extend(fev.techniques);
+    } else if ev.version_range.is_none() {
+        ev.version_range = fev.version_range;
     }
 }
 
 /// Projects found by their functions in ELF files no package explains
-/// (statically linked, stripped, rebuilt or patched copies). Their bytes
-/// are read again from the layers, only when there are such files.
+/// (statically linked, stripped, rebuilt or patched copies), from the
+/// function sets identification already computed for them.
 fn function_components(
     db: &Db,
     tree: &kiln_tree::Tree,
-    unexplained: &[String],
+    found: &kiln_rainbow::Identification,
 ) -> Result<Vec<Package>> {
-    let wanted: std::collections::HashSet<&str> = unexplained
-        .iter()
-        .map(|p| p.trim_start_matches('/'))
-        .collect();
-    let is_candidate =
-        |p: &str, e: &kiln_tree::Entry| wanted.contains(p) && e.facts::<ElfInfo>().is_some();
-    if !tree.iter().any(|(p, e)| is_candidate(p, e))
-        || !kiln_rainbow::funcmatch::has_signatures(db)?
-    {
+    if found.function_hashes.is_empty() || !kiln_rainbow::funcmatch::has_signatures(db)? {
         return Ok(Vec::new());
     }
-    let mut files: Vec<(String, Option<usize>, Vec<u64>)> = Vec::new();
-    tree.stream_files(is_candidate, |path, e, reader| {
-        let mut data = Vec::with_capacity(e.size as usize);
-        std::io::Read::read_to_end(&mut std::io::Read::take(reader, e.size), &mut data).map_err(
-            |err| kiln_tree::TreeError::Io {
-                path: path.into(),
-                err,
-            },
-        )?;
-        files.push((
-            path.to_string(),
-            e.layer,
-            kiln_fingerprint::functions::file_function_hashes(&data),
-        ));
-        Ok(())
-    })?;
+    let files = found.function_hashes.iter().map(|(path, hashes)| {
+        let layer = tree
+            .get(path.trim_start_matches('/'))
+            .and_then(|e| e.layer);
+        (path.trim_start_matches('/').to_string(), layer, hashes)
+    });
     let mut out = Vec::new();
     for (path, layer, hashes) in files {
-        for m in kiln_rainbow::funcmatch::match_functions(db, &hashes)? {
+        for m in kiln_rainbow::funcmatch::match_functions(db, hashes)? {
             let exact = m.versions.len() == 1 && !m.not_in_db;
             let version = if exact {
                 m.versions[0].clone()
@@ -288,6 +276,7 @@ fn function_components(
                         m.versions.clone()
                     },
                     nearest_version: m.not_in_db.then(|| m.versions.join(" | ")),
+                    version_range: m.range.clone(),
                     notes: vec![note],
                     occurrences: vec![Occurrence {
                         path: format!("/{path}"),
@@ -416,6 +405,7 @@ fn component_package(c: Component, parent: Option<String>) -> Package {
             files_total: 0,
             candidate_versions: Vec::new(),
             nearest_version: None,
+            version_range: None,
             notes,
             occurrences: vec![Occurrence {
                 path: c.path.clone(),
@@ -520,6 +510,7 @@ fn to_package(id: &Identified, distro: Option<&kiln_catalog::Distro>) -> Package
                 Vec::new()
             },
             nearest_version: id.nearest_version.clone(),
+            version_range: id.version_range.clone(),
             notes: id.notes.clone(),
             occurrences: id
                 .occurrences

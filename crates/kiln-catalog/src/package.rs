@@ -146,6 +146,10 @@ pub struct Evidence {
     /// For `version-not-in-db`: the known version that explains most files.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nearest_version: Option<String>,
+    /// The versions the evidence allows, as a `vers:` range (tied versions,
+    /// or the known versions an unknown one lies between).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_range: Option<String>,
     /// Human-readable notes (coherence decisions, metadata disagreements).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,

@@ -106,16 +106,34 @@ fn code<'a>(data: &'a [u8], elf: &Elf, addr: u64, len: u64) -> Option<&'a [u8]> 
 /// Functions shorter than this say too little (stubs, thunks) to count.
 pub const MIN_FUNCTION: u64 = 32;
 
+/// What a file's code is, whatever was stripped from it: its functions,
+/// and for linked ELF files the digest of its loaded sections.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeIdentity {
+    /// Distinct normalised function hashes, sorted.
+    pub functions: Vec<u64>,
+    /// SHA-256 over the allocated sections other than notes (code, data,
+    /// dynamic symbols), each with its address: `strip --strip-all`,
+    /// removing the build-id note or appending bytes leave it unchanged;
+    /// any other change to what is loaded changes it.
+    pub loaded: Option<[u8; 32]>,
+}
+
 /// The distinct function hashes of a file: an ELF file, or every ELF
 /// object in a static archive (`.a`). Sorted.
 pub fn file_function_hashes(data: &[u8]) -> Vec<u64> {
-    let mut out = Vec::new();
+    code_identity(data).functions
+}
+
+/// [`CodeIdentity`] of an ELF file or static archive (empty for others).
+pub fn code_identity(data: &[u8]) -> CodeIdentity {
+    let mut out = CodeIdentity::default();
     if data.starts_with(b"!<arch>\n") {
         if let Ok(ar) = goblin::archive::Archive::parse(data) {
             for name in ar.members() {
                 if let Ok(member) = ar.extract(name, data) {
                     if let Ok(elf) = Elf::parse(member) {
-                        out.extend(
+                        out.functions.extend(
                             hash_functions(member, &elf, MIN_FUNCTION)
                                 .iter()
                                 .map(|f| f.hash),
@@ -126,16 +144,59 @@ pub fn file_function_hashes(data: &[u8]) -> Vec<u64> {
         }
     } else if crate::is_elf(data) {
         if let Ok(elf) = Elf::parse(data) {
-            out.extend(
+            out.functions.extend(
                 hash_functions(data, &elf, MIN_FUNCTION)
                     .iter()
                     .map(|f| f.hash),
             );
+            out.loaded = loaded_digest(data, &elf);
         }
     }
-    out.sort_unstable();
-    out.dedup();
+    out.functions.sort_unstable();
+    out.functions.dedup();
     out
+}
+
+/// Digest of the allocated, non-note sections (by section headers; by
+/// `PT_LOAD` segments when they are gone). Relocatable objects have none.
+fn loaded_digest(data: &[u8], elf: &Elf) -> Option<[u8; 32]> {
+    use goblin::elf::section_header::{SHF_ALLOC, SHT_NOBITS, SHT_NOTE};
+    use sha2::{Digest, Sha256};
+    if elf.header.e_type == goblin::elf::header::ET_REL {
+        return None;
+    }
+    let mut h = Sha256::new();
+    let mut any = false;
+    let mut feed = |addr: u64, offset: u64, size: u64| -> Option<()> {
+        let start = usize::try_from(offset).ok()?;
+        let bytes = data.get(start..start.checked_add(usize::try_from(size).ok()?)?)?;
+        h.update(addr.to_le_bytes());
+        h.update(size.to_le_bytes());
+        h.update(bytes);
+        any = true;
+        Some(())
+    };
+    let mut sections: Vec<_> = elf
+        .section_headers
+        .iter()
+        .filter(|s| {
+            s.sh_flags & u64::from(SHF_ALLOC) != 0
+                && s.sh_type != SHT_NOTE
+                && s.sh_type != SHT_NOBITS
+                && s.sh_size > 0
+        })
+        .collect();
+    if sections.is_empty() {
+        for p in elf.program_headers.iter().filter(|p| p.p_type == PT_LOAD) {
+            feed(p.p_vaddr, p.p_offset, p.p_filesz)?;
+        }
+    } else {
+        sections.sort_by_key(|s| s.sh_addr);
+        for s in sections {
+            feed(s.sh_addr, s.sh_offset, s.sh_size)?;
+        }
+    }
+    any.then(|| h.finalize().into())
 }
 
 /// Function bytes of a relocatable object: `FUNC` symbols are offsets

@@ -14,7 +14,7 @@ use crate::deb::{read_deb, DebRecord, FileKind};
 use crate::error::{RainbowError, Result};
 
 /// The schema version this kiln writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 const SCHEMA: &str = include_str!("schema.sql");
 
 /// An open signature database.
@@ -275,6 +275,7 @@ struct Writer<'c> {
     add_template: rusqlite::Statement<'c>,
     add_libname: rusqlite::Statement<'c>,
     add_func: rusqlite::Statement<'c>,
+    add_functions: rusqlite::Statement<'c>,
     paths: HashMap<String, i64>,
     contents: HashMap<[u8; 32], i64>,
 }
@@ -312,6 +313,9 @@ impl<'c> Writer<'c> {
             )?,
             add_func: conn.prepare(
                 "INSERT OR IGNORE INTO func_seen (hash, project, version) VALUES (?1, ?2, ?3)",
+            )?,
+            add_functions: conn.prepare(
+                "INSERT OR IGNORE INTO elf_functions (content_id, hashes, loaded) VALUES (?1, ?2, ?3)",
             )?,
             paths: HashMap::new(),
             contents: HashMap::new(),
@@ -411,6 +415,13 @@ impl<'c> Writer<'c> {
                                 elf.needed.join("\n"),
                                 elf.verdefs.join("\n"),
                             ])?;
+                            if !f.functions.is_empty() || f.loaded.is_some() {
+                                self.add_functions.execute(params![
+                                    id,
+                                    crate::funcmatch::pack(&f.functions),
+                                    f.loaded.map(|d| d.to_vec()),
+                                ])?;
+                            }
                         }
                     }
                     Some(id)

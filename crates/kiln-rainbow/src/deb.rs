@@ -63,6 +63,9 @@ pub struct DebFile {
     pub templates: Vec<crate::learn::Template>,
     /// Distinct normalised function hashes (ELF files and static archives).
     pub functions: Vec<u64>,
+    /// Digest of the loaded sections (ELF files), see
+    /// [`kiln_fingerprint::functions::CodeIdentity`].
+    pub loaded: Option<[u8; 32]>,
 }
 
 /// Everything kiln records of one binary package.
@@ -303,6 +306,7 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
             strings: Vec::new(),
             templates: Vec::new(),
             functions: Vec::new(),
+            loaded: None,
         };
         if kind == FileKind::File {
             if size <= MAX_BUFFERED_FILE {
@@ -316,7 +320,9 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
                     .ok()
                     .flatten();
                 if f.elf.is_some() || clean.ends_with(".a") {
-                    f.functions = kiln_fingerprint::functions::file_function_hashes(&buf);
+                    let code = kiln_fingerprint::functions::code_identity(&buf);
+                    f.functions = code.functions;
+                    f.loaded = code.loaded;
                 }
             } else {
                 let mut h = Sha256::new();

@@ -39,6 +39,9 @@ pub enum RainbowError {
         /// Version supported.
         supported: i64,
     },
+    /// The image's files could not be read again.
+    #[error(transparent)]
+    Tree(#[from] kiln_tree::TreeError),
     /// `apt-get` failed or is missing.
     #[error("apt: {0}")]
     Apt(String),

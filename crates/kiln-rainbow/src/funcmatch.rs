@@ -8,7 +8,11 @@
 //! The version with the highest containment wins; equal scores give a
 //! version set, never a guess.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use kiln_fingerprint::functions::CodeIdentity;
 
 use rusqlite::types::Value;
 use serde::Serialize;
@@ -41,6 +45,10 @@ pub struct FunctionMatch {
     /// The best other version and its containment: the margin behind the
     /// choice.
     pub runner_up: Option<(String, f64)>,
+    /// The versions the evidence allows, as a `vers:` range: tied versions,
+    /// or for a build the DB does not have the known versions it lies
+    /// between (see [`version_bounds`]).
+    pub range: Option<String>,
 }
 
 /// Whether `db` has function signatures; loads the `rarray` module once
@@ -113,7 +121,7 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
         )
         .map_err(e)?;
     let rows = stmt
-        .query_map([values], |r| {
+        .query_map([std::rc::Rc::clone(&values)], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
         })
         .map_err(e)?;
@@ -145,6 +153,13 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
         // A build of a known version has every one of the file's functions
         // of this project; one it lacks means a version the DB has not seen.
         let not_in_db = any_version.get(&project).is_some_and(|n| n > matched);
+        let range = if not_in_db {
+            version_bounds(db, &project, &values)?
+        } else if versions.len() > 1 {
+            Some(format!("vers:generic/{}", versions.join("|")))
+        } else {
+            None
+        };
         out.push(FunctionMatch {
             project,
             versions,
@@ -153,7 +168,263 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
             distinctive: *distinctive,
             containment: (best * 1000.0).round() / 1000.0,
             runner_up,
+            range,
         });
     }
     Ok(out)
+}
+
+/// The known versions of `project` a build the DB does not have lies
+/// between: a distinctive function of the file that only versions
+/// `lo..=hi` (in version order) have means it is newer than the version
+/// before `lo` and older than the one after `hi`. Nothing when the
+/// functions bound nothing or contradict each other.
+fn version_bounds(
+    db: &Db,
+    project: &str,
+    hashes: &std::rc::Rc<Vec<Value>>,
+) -> Result<Option<String>> {
+    use kiln_catalog::version::dpkg_cmp;
+    let e = |err| db.err(err);
+    let mut known: Vec<String> = db
+        .conn
+        .prepare_cached("SELECT version FROM func_sig WHERE project = ?1")
+        .map_err(e)?
+        .query_map([project], |r| r.get(0))
+        .map_err(e)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(e)?;
+    known.sort_by(|a, b| dpkg_cmp(a, b));
+    let index: HashMap<&str, usize> = known
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.as_str(), i))
+        .collect();
+    let mut stmt = db
+        .conn
+        .prepare_cached(
+            "SELECT s.hash, s.version FROM rarray(?1) AS a
+             CROSS JOIN func_seen s ON s.hash = a.value
+             WHERE s.project = ?2 AND s.hash NOT IN (SELECT hash FROM func_common)",
+        )
+        .map_err(e)?;
+    let rows = stmt
+        .query_map(rusqlite::params![std::rc::Rc::clone(hashes), project], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(e)?;
+    // hash -> (first, last) index of the versions that have it
+    let mut span: HashMap<i64, (usize, usize)> = HashMap::new();
+    for row in rows {
+        let (h, v) = row.map_err(e)?;
+        let Some(&j) = index.get(v.as_str()) else {
+            continue;
+        };
+        let s = span.entry(h).or_insert((j, j));
+        s.0 = s.0.min(j);
+        s.1 = s.1.max(j);
+    }
+    let lower = span.values().filter(|s| s.0 > 0).map(|s| s.0 - 1).max();
+    let upper = span
+        .values()
+        .filter(|s| s.1 + 1 < known.len())
+        .map(|s| s.1 + 1)
+        .min();
+    Ok(match (lower, upper) {
+        (Some(a), Some(b)) if a < b => Some(format!("vers:generic/>{}|<{}", known[a], known[b])),
+        (Some(a), None) => Some(format!("vers:generic/>{}", known[a])),
+        (None, Some(b)) => Some(format!("vers:generic/<{}", known[b])),
+        _ => None,
+    })
+}
+
+/// Whether `db` has per-file function sets (schema 3); loads `rarray`.
+pub(crate) fn has_file_functions(db: &Db) -> Result<bool> {
+    let e = |err| db.err(err);
+    rusqlite::vtab::array::load_module(&db.conn).map_err(e)?;
+    let n = db
+        .conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'elf_functions'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(e)?;
+    Ok(n > 0)
+}
+
+/// A packaged ELF content's stored code identity.
+pub(crate) struct StoredCode {
+    pub functions: Arc<Vec<u64>>,
+    pub loaded: Option<Vec<u8>>,
+}
+
+/// The stored code identities of these contents, in one query.
+pub(crate) fn load_file_functions(
+    db: &Db,
+    contents: &BTreeSet<i64>,
+) -> Result<HashMap<i64, StoredCode>> {
+    let e = |err| db.err(err);
+    let ids = std::rc::Rc::new(
+        contents
+            .iter()
+            .map(|c| Value::Integer(*c))
+            .collect::<Vec<_>>(),
+    );
+    let mut stmt = db
+        .conn
+        .prepare_cached(
+            "SELECT f.content_id, f.hashes, f.loaded FROM rarray(?1) AS a
+             CROSS JOIN elf_functions f ON f.content_id = a.value",
+        )
+        .map_err(e)?;
+    let rows = stmt
+        .query_map([ids], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+            ))
+        })
+        .map_err(e)?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let (c, blob, loaded) = row.map_err(e)?;
+        out.insert(
+            c,
+            StoredCode {
+                functions: Arc::new(unpack(&blob)),
+                loaded,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Code identities of the tree's files named in `wanted` (path -> caller's
+/// index), read again from the layers; hashing runs on the thread pool
+/// while the next member is read.
+pub(crate) fn hash_tree_files(
+    tree: &kiln_tree::Tree,
+    wanted: &HashMap<&str, usize>,
+) -> Result<HashMap<usize, CodeIdentity>> {
+    let out = Mutex::new(HashMap::new());
+    let mut failed = None;
+    rayon::scope(|s| {
+        let r = tree.stream_files(
+            |p, _| wanted.contains_key(p),
+            |path, e, reader| {
+                let mut data = Vec::with_capacity(e.size.min(1 << 30) as usize);
+                reader.take(e.size).read_to_end(&mut data).map_err(|err| {
+                    kiln_tree::TreeError::Io {
+                        path: path.into(),
+                        err,
+                    }
+                })?;
+                if let Some(i) = wanted.get(path).copied() {
+                    let out = &out;
+                    s.spawn(move |_| {
+                        let h = kiln_fingerprint::functions::code_identity(&data);
+                        if let Ok(mut m) = out.lock() {
+                            m.insert(i, h);
+                        }
+                    });
+                }
+                Ok(())
+            },
+        );
+        if let Err(err) = r {
+            failed = Some(err);
+        }
+    });
+    if let Some(err) = failed {
+        return Err(err.into());
+    }
+    Ok(out.into_inner().unwrap_or_default())
+}
+
+/// A content's function set as stored in `elf_functions`: sorted distinct
+/// hashes as little-endian u64s.
+pub(crate) fn pack(hashes: &[u64]) -> Vec<u8> {
+    hashes.iter().flat_map(|h| h.to_le_bytes()).collect()
+}
+
+/// The inverse of [`pack`]; a trailing partial word is ignored.
+pub(crate) fn unpack(blob: &[u8]) -> Vec<u64> {
+    blob.chunks_exact(8)
+        .map(|c| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            u64::from_le_bytes(w)
+        })
+        .collect()
+}
+
+/// |a ∩ b| of two sorted, deduplicated hash sets.
+pub(crate) fn intersection(a: &[u64], b: &[u64]) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
+/// How a file's function set compares with one packaged build of the same
+/// path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FileSimilarity {
+    /// The packaged build holds every one of the file's functions, and the
+    /// file at least half of the build's: the same code, whatever was
+    /// stripped.
+    pub same_code: bool,
+    /// Jaccard similarity of the two sets.
+    pub jaccard: f64,
+}
+
+/// Compare a file's function set with a packaged build's.
+pub(crate) fn file_similarity(file: &[u64], build: &[u64]) -> FileSimilarity {
+    let common = intersection(file, build);
+    let union = file.len() + build.len() - common;
+    FileSimilarity {
+        same_code: !file.is_empty() && common == file.len() && 2 * file.len() >= build.len(),
+        jaccard: if union == 0 {
+            0.0
+        } else {
+            common as f64 / union as f64
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_and_unpacks() {
+        let h = vec![1u64, 7, u64::MAX];
+        assert_eq!(unpack(&pack(&h)), h);
+        assert_eq!(unpack(&[1, 2, 3]), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn same_code_needs_every_file_function_in_the_build() {
+        let build = [1u64, 2, 3, 4];
+        assert!(file_similarity(&[1, 2, 3, 4], &build).same_code);
+        // Stripping may lose symbol-only boundaries, never add code.
+        assert!(file_similarity(&[1, 2, 3], &build).same_code);
+        // A function no build has: patched or another version.
+        let s = file_similarity(&[1, 2, 3, 9], &build);
+        assert!(!s.same_code);
+        assert!((s.jaccard - 0.6).abs() < 1e-9);
+        assert!(!file_similarity(&[1], &build).same_code);
+        assert!(!file_similarity(&[], &build).same_code);
+    }
 }

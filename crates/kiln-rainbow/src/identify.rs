@@ -37,6 +37,7 @@ struct Obs {
     build_id: Option<Vec<u8>>,
     layer: Option<usize>,
     size: u64,
+    elf: bool,
 }
 
 /// Files smaller than this prove nothing when found at another path: empty
@@ -63,6 +64,13 @@ pub enum Match {
     FileSha256,
     /// Same ELF build-id at the same path; the bytes differ (appended data).
     ElfBuildId,
+    /// Same loaded sections (code and data) at the same path: only
+    /// non-loaded parts (symbols, notes, the build-id) were stripped.
+    ElfLoadedBytes,
+    /// Same code at the same path: every function of the file is one of
+    /// the build's (normalised machine-code hashes); symbols, notes or
+    /// build-id were stripped.
+    ElfFunctions,
     /// Same bytes (or build-id) at another path: a renamed or moved file.
     FileSha256Renamed,
 }
@@ -73,6 +81,8 @@ impl Match {
         match self {
             Match::FileSha256 => "file-sha256",
             Match::ElfBuildId => "elf-build-id",
+            Match::ElfLoadedBytes => "elf-loaded-bytes",
+            Match::ElfFunctions => "elf-functions",
             Match::FileSha256Renamed => "file-sha256-renamed",
         }
     }
@@ -82,6 +92,8 @@ impl Match {
         match self {
             Match::FileSha256 => 0.99,
             Match::ElfBuildId => 0.97,
+            Match::ElfLoadedBytes => 0.95,
+            Match::ElfFunctions => 0.85,
             Match::FileSha256Renamed => 0.9,
         }
     }
@@ -134,6 +146,12 @@ pub struct Identified {
     pub candidate_versions: Vec<String>,
     /// For `VersionNotInDb`, the known version explaining the most files.
     pub nearest_version: Option<String>,
+    /// The versions the evidence allows, as a `vers:` range: the tied
+    /// versions of a version set, or for `VersionNotInDb` the known
+    /// versions the installed one must lie between, from which functions
+    /// of the files first and last appear.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_range: Option<String>,
     /// Files supporting the chosen version(s): (path, layer, match).
     pub occurrences: Vec<(String, Option<usize>, Match)>,
     /// Files that contradict every known version: (path, layer).
@@ -155,6 +173,68 @@ pub struct Identification {
     pub unexplained: Vec<String>,
     /// Regular files looked at.
     pub files_seen: usize,
+    /// Function sets of unexplained ELF files, when they were computed (to
+    /// look for statically linked projects without reading them again).
+    #[serde(skip)]
+    pub function_hashes: HashMap<String, Vec<u64>>,
+}
+
+/// For a package no known version explains: the bounds the code of its
+/// differing `files` puts on the installed version. A function of the file
+/// that only known versions `lo..=hi` have means the file is newer than
+/// the known version before `lo` and older than the one after `hi`
+/// (functions come and go with versions, they do not return). A `vers:`
+/// range, or nothing when the code bounds nothing or contradicts itself.
+fn code_range(
+    ids: &BTreeSet<i64>,
+    files: &BTreeSet<usize>,
+    l: &Lookups,
+    pkgs: &HashMap<i64, Pkg>,
+) -> Option<String> {
+    let cmp = |a: &i64, b: &i64| dpkg_cmp(&pkgs[a].version, &pkgs[b].version);
+    let mut lower: Option<i64> = None;
+    let mut upper: Option<i64> = None;
+    for i in files {
+        let Some(f) = l.functions.get(i) else {
+            continue;
+        };
+        let mut builds: Vec<&(i64, f64, std::sync::Arc<Vec<u64>>)> =
+            f.builds.iter().filter(|b| ids.contains(&b.0)).collect();
+        builds.sort_by(|a, b| cmp(&a.0, &b.0));
+        builds.dedup_by(|a, b| a.0 == b.0);
+        if builds.len() < 2 {
+            continue;
+        }
+        for h in &f.hashes {
+            let mut present = builds
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.2.binary_search(h).is_ok())
+                .map(|(j, _)| j);
+            let Some(lo) = present.next() else {
+                continue;
+            };
+            let hi = present.next_back().unwrap_or(lo);
+            if lo > 0 {
+                let c = builds[lo - 1].0;
+                if lower.is_none_or(|x| cmp(&c, &x).is_gt()) {
+                    lower = Some(c);
+                }
+            }
+            if let Some(b) = builds.get(hi + 1) {
+                if upper.is_none_or(|x| cmp(&b.0, &x).is_lt()) {
+                    upper = Some(b.0);
+                }
+            }
+        }
+    }
+    let v = |id: i64| pkgs[&id].version.as_str();
+    match (lower, upper) {
+        (Some(a), Some(b)) if cmp(&a, &b).is_lt() => Some(format!("vers:deb/>{}|<{}", v(a), v(b))),
+        (Some(a), None) => Some(format!("vers:deb/>{}", v(a))),
+        (None, Some(b)) => Some(format!("vers:deb/<{}", v(b))),
+        _ => None,
+    }
 }
 
 /// Directory symlinks of the tree as (link, target) pairs, so a file at
@@ -201,12 +281,29 @@ pub fn identify(db: &Db, tree: &Tree) -> Result<Identification> {
                 build_id: e.facts::<ElfInfo>().and_then(|i| i.build_id.clone()),
                 layer: e.layer,
                 size: e.size,
+                elf: e.facts::<ElfInfo>().is_some(),
             })
         })
         .collect();
-    let lookups = lookup(db, &obs, &links)?;
+    let mut lookups = lookup(db, &obs, &links)?;
+    lookup_functions(db, tree, &obs, &mut lookups)?;
     let pkgs = load_packages(db, &lookups.package_ids())?;
-    Ok(resolve(&obs, &lookups, &pkgs))
+    let mut found = resolve(&obs, &lookups, &pkgs);
+    // Function sets already computed for files nothing explains: the
+    // caller's search for statically linked projects need not re-read them.
+    let unexplained: HashSet<&str> = found
+        .unexplained
+        .iter()
+        .map(|p| p.trim_start_matches('/'))
+        .collect();
+    for (i, f) in lookups.functions {
+        if unexplained.contains(obs[i].path.as_str()) {
+            found
+                .function_hashes
+                .insert(format!("/{}", obs[i].path), f.hashes);
+        }
+    }
+    Ok(found)
 }
 
 /// What the DB says about each observed file, by index into `obs`.
@@ -216,8 +313,26 @@ struct Lookups {
     by_content: Vec<(usize, i64, String)>,
     /// (obs, package, DB path) with the same build-id.
     by_build_id: Vec<(usize, i64, String)>,
-    /// (obs, package, conffile) that ship one of the file's paths.
-    by_path: Vec<(usize, i64, bool)>,
+    /// Builds that ship one of the file's paths.
+    by_path: Vec<AtPath>,
+    /// (obs, package, how) whose build at the file's path has the same
+    /// loaded sections or the same code (function set) though other bytes:
+    /// symbols or notes stripped.
+    by_code: Vec<(usize, i64, Match)>,
+    /// ELF files without a byte or build-id match, by obs: their function
+    /// sets and how they compare with each build shipping their path.
+    functions: HashMap<usize, FileFunctions>,
+}
+
+/// (obs, package, conffile, content): a build that ships an observed
+/// file's path, and what it ships there.
+type AtPath = (usize, i64, bool, Option<i64>);
+
+/// One ELF file compared by code with the packaged builds of its path.
+struct FileFunctions {
+    hashes: Vec<u64>,
+    /// (package, Jaccard similarity, the build's function set).
+    builds: Vec<(i64, f64, std::sync::Arc<Vec<u64>>)>,
 }
 
 impl Lookups {
@@ -317,7 +432,7 @@ fn lookup_paths(
     db: &Db,
     obs: &[Obs],
     links: &[(String, String)],
-) -> Result<Vec<(usize, i64, bool)>> {
+) -> Result<Vec<AtPath>> {
     let c = &db.conn;
     let e = |err| db.err(err);
     rusqlite::vtab::array::load_module(c).map_err(e)?;
@@ -335,7 +450,7 @@ fn lookup_paths(
     );
     let mut q = c
         .prepare(
-            "SELECT p.path, f.package_id, f.conffile FROM rarray(?1) AS a
+            "SELECT p.path, f.package_id, f.conffile, f.content_id FROM rarray(?1) AS a
              CROSS JOIN path p ON p.path = a.value
              JOIN file f ON f.path_id = p.id
              WHERE f.kind IN ('f', 'h')",
@@ -347,17 +462,89 @@ fn lookup_paths(
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)? != 0,
+                r.get::<_, Option<i64>>(3)?,
             ))
         })
         .map_err(e)?;
     let mut out = Vec::new();
     for row in rows {
-        let (path, pid, conf) = row.map_err(e)?;
+        let (path, pid, conf, content) = row.map_err(e)?;
         for i in by_path.get(&path).into_iter().flatten() {
-            out.push((*i, pid, conf));
+            out.push((*i, pid, conf, content));
         }
     }
     Ok(out)
+}
+
+/// ELF files that match no build by bytes or build-id but sit at a path
+/// packages ship: compare their code (function sets) with those builds.
+/// Stripping symbols, removing notes or appending data changes the bytes
+/// but not the functions. The files are read again from the layers, and
+/// only when there are such files.
+fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookups) -> Result<()> {
+    let matched: HashSet<usize> = l
+        .by_content
+        .iter()
+        .map(|r| r.0)
+        .chain(l.by_build_id.iter().map(|r| r.0))
+        .collect();
+    let wanted: HashMap<&str, usize> = obs
+        .iter()
+        .enumerate()
+        .filter(|(i, o)| o.elf && !matched.contains(i))
+        .map(|(i, o)| (o.path.as_str(), i))
+        .collect();
+    if wanted.is_empty() || !crate::funcmatch::has_file_functions(db)? {
+        return Ok(());
+    }
+    let hashes = crate::funcmatch::hash_tree_files(tree, &wanted)?;
+    // The packaged builds of those paths, by content.
+    let mut at: HashMap<usize, Vec<(i64, i64)>> = HashMap::new();
+    for (i, pid, _, content) in &l.by_path {
+        if let (Some(c), true) = (content, hashes.contains_key(i)) {
+            at.entry(*i).or_default().push((*pid, *c));
+        }
+    }
+    let contents: BTreeSet<i64> = at.values().flatten().map(|(_, c)| *c).collect();
+    let sets = crate::funcmatch::load_file_functions(db, &contents)?;
+    for (i, own) in hashes {
+        let mut builds = Vec::new();
+        let mut same_loaded = Vec::new();
+        let mut same_code = Vec::new();
+        for (pid, c) in at.get(&i).into_iter().flatten() {
+            let Some(stored) = sets.get(c) else { continue };
+            if own.loaded.is_some()
+                && stored.loaded.as_deref() == own.loaded.as_ref().map(|d| &d[..])
+            {
+                same_loaded.push(*pid);
+            }
+            let sim = crate::funcmatch::file_similarity(&own.functions, &stored.functions);
+            if sim.same_code {
+                same_code.push(*pid);
+            }
+            builds.push((*pid, sim.jaccard, std::sync::Arc::clone(&stored.functions)));
+        }
+        // The same loaded bytes single out their builds; only without such
+        // a build does the same code (a near-identical build) count.
+        if same_loaded.is_empty() {
+            l.by_code
+                .extend(same_code.into_iter().map(|p| (i, p, Match::ElfFunctions)));
+        } else {
+            l.by_code.extend(
+                same_loaded
+                    .into_iter()
+                    .map(|p| (i, p, Match::ElfLoadedBytes)),
+            );
+        }
+        l.functions.insert(
+            i,
+            FileFunctions {
+                hashes: own.functions,
+                builds,
+            },
+        );
+    }
+    Ok(())
 }
 
 fn load_packages(db: &Db, ids: &BTreeSet<i64>) -> Result<HashMap<i64, Pkg>> {
@@ -399,7 +586,7 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
     let mut support: Vec<BTreeMap<i64, Match>> = vec![BTreeMap::new(); obs.len()];
     let mut at_path: Vec<HashSet<i64>> = vec![HashSet::new(); obs.len()];
     let mut conffile: Vec<HashSet<i64>> = vec![HashSet::new(); obs.len()];
-    for (i, pid, conf) in &l.by_path {
+    for (i, pid, conf, _) in &l.by_path {
         at_path[*i].insert(*pid);
         if *conf {
             conffile[*i].insert(*pid);
@@ -429,6 +616,9 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
             Match::FileSha256Renamed
         };
         upgrade(&mut support[*i], *pid, how);
+    }
+    for (i, pid, how) in &l.by_code {
+        upgrade(&mut support[*i], *pid, *how);
     }
     // A file found in place for some package is not also evidence of a
     // renamed copy in another package.
@@ -503,8 +693,23 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
                 sup_count.get(id).copied().unwrap_or(0) as i64
                     - contra.get(id).map_or(0, |c| c.len() as i64)
             };
+            // Among equals, the build whose code is closest (summed Jaccard
+            // similarity of the function sets of the files that differ).
+            let closeness = |id: &i64| -> f64 {
+                l.functions
+                    .values()
+                    .flat_map(|f| f.builds.iter())
+                    .filter(|b| b.0 == *id)
+                    .map(|b| b.1)
+                    .sum()
+            };
             let mut all: Vec<i64> = ids.iter().copied().collect();
-            all.sort_by(|a, b| score(b).cmp(&score(a)).then_with(|| by_version_desc(a, b)));
+            all.sort_by(|a, b| {
+                score(b)
+                    .cmp(&score(a))
+                    .then_with(|| closeness(b).total_cmp(&closeness(a)))
+                    .then_with(|| by_version_desc(a, b))
+            });
             drafts.insert(
                 k.clone(),
                 Draft {
@@ -594,11 +799,13 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
                 }
             }
         }
+        let mut contradictions_idx = BTreeSet::new();
         if d.not_in_db {
-            let mut seen = BTreeSet::new();
             for id in all_ids {
                 for i in contra.get(id).into_iter().flatten() {
-                    if support[*i].keys().all(|p| !all_ids.contains(p)) && seen.insert(*i) {
+                    if support[*i].keys().all(|p| !all_ids.contains(p))
+                        && contradictions_idx.insert(*i)
+                    {
                         contradictions.push((format!("/{}", obs[*i].path), obs[*i].layer));
                         explained[*i] = true;
                     }
@@ -656,6 +863,20 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
                 chosen.iter().map(|id| pkgs[id].version.clone()).collect()
             },
             nearest_version: d.not_in_db.then(|| first.version.clone()),
+            version_range: if d.not_in_db {
+                code_range(all_ids, &contradictions_idx, l, pkgs)
+            } else if chosen.len() > 1 {
+                Some(format!(
+                    "vers:deb/{}",
+                    chosen
+                        .iter()
+                        .map(|id| pkgs[id].version.as_str())
+                        .collect::<Vec<_>>()
+                        .join("|")
+                ))
+            } else {
+                None
+            },
             occurrences,
             contradictions,
             files_total: first.regular_files,
@@ -693,5 +914,6 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
         packages,
         unexplained,
         files_seen: obs.len(),
+        function_hashes: HashMap::new(),
     }
 }

@@ -1,4 +1,4 @@
--- kiln rainbow table, schema version 2.
+-- kiln rainbow table, schema version 3.
 -- Portable SQL: the same tables can live in PostgreSQL (BLOB -> bytea,
 -- INTEGER PRIMARY KEY -> bigint generated identity) for a shared server DB.
 
@@ -131,3 +131,13 @@ CREATE TABLE IF NOT EXISTS func_sig (
     distinctive INTEGER NOT NULL,
     PRIMARY KEY (project, version)
 ) WITHOUT ROWID;
+
+-- Schema 3: each ELF content's code identity, so a stripped or note-less
+-- copy of a packaged file still matches the builds that ship it at the
+-- same path: its function set (sorted distinct hashes, little-endian
+-- u64s) and the SHA-256 of its loaded sections other than notes.
+CREATE TABLE IF NOT EXISTS elf_functions (
+    content_id INTEGER PRIMARY KEY REFERENCES content (id),
+    hashes     BLOB NOT NULL,
+    loaded     BLOB
+);

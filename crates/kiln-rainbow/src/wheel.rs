@@ -76,6 +76,12 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
         if name.ends_with(".dist-info/METADATA") && name.matches('/').count() == 1 {
             metadata = Some(String::from_utf8_lossy(&buf).into_owned());
         }
+        let elf = ElfInfo::parse(&buf).ok().flatten();
+        let code = if elf.is_some() {
+            kiln_fingerprint::functions::code_identity(&buf)
+        } else {
+            Default::default()
+        };
         files.push(DebFile {
             path: name,
             kind: FileKind::File,
@@ -83,11 +89,12 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
             size: buf.len() as u64,
             sha256: Some(kiln_fingerprint::sha256(&buf)),
             link_target: None,
-            elf: ElfInfo::parse(&buf).ok().flatten(),
+            elf,
             conffile: false,
             strings: Vec::new(),
             templates: Vec::new(),
-            functions: Vec::new(),
+            functions: code.functions,
+            loaded: code.loaded,
         });
     }
     let metadata = metadata.ok_or_else(|| bad(path, "no *.dist-info/METADATA member"))?;

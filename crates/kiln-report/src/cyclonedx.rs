@@ -120,6 +120,15 @@ fn component(sbom: &Sbom, p: &Package, seen: &mut HashSet<String>) -> Value {
         if let Some(n) = &ev.nearest_version {
             props.push(prop("kiln:evidence:nearestVersion", n));
         }
+        if let Some(r) = &ev.version_range {
+            props.push(prop("kiln:evidence:versionRange", r));
+        }
+        // Which techniques stand behind the reported answer.
+        if !ev.techniques.is_empty() {
+            let mut agreed: Vec<&str> = ev.techniques.iter().map(|t| t.technique.as_str()).collect();
+            agreed.dedup();
+            props.push(prop("kiln:evidence:techniquesAgreeing", &agreed.join(",")));
+        }
         for n in &ev.notes {
             props.push(prop("kiln:evidence:note", n));
         }
@@ -155,8 +164,9 @@ fn prop(name: &str, value: &str) -> Value {
 /// CycloneDX technique names for kiln's techniques.
 fn technique(name: &str) -> &'static str {
     match name {
-        "file-sha256" | "file-sha256-renamed" => "hash-comparison",
-        "elf-build-id" | "version-function" | "version-string" | "weak-string" => "binary-analysis",
+        "file-sha256" | "file-sha256-renamed" | "elf-loaded-bytes" => "hash-comparison",
+        "elf-build-id" | "elf-functions" | "function-hashes" | "version-function"
+        | "version-string" | "weak-string" => "binary-analysis",
         "library-name" => "filename",
         "package-metadata" => "manifest-analysis",
         _ => "other",

@@ -108,6 +108,9 @@ fn package(p: &Package, id: &str) -> Value {
         if let Some(n) = &ev.nearest_version {
             comment.push_str(&format!("; nearest known version {n}"));
         }
+        if let Some(r) = &ev.version_range {
+            comment.push_str(&format!("; evidence allows {r}"));
+        }
         v["comment"] = json!(comment);
     }
     v

@@ -10,10 +10,16 @@ pub(crate) fn write(sbom: &Sbom, out: &mut dyn Write) -> std::io::Result<()> {
         .packages
         .iter()
         .map(|p| match &p.evidence {
-            Some(e) if e.resolution == "version-not-in-db" => format!(
-                "(not in DB; nearest {})",
-                e.nearest_version.as_deref().unwrap_or("?")
-            ),
+            Some(e) if e.resolution == "version-not-in-db" => match &e.version_range {
+                Some(r) => format!(
+                    "(not in DB; nearest {}; {r})",
+                    e.nearest_version.as_deref().unwrap_or("?")
+                ),
+                None => format!(
+                    "(not in DB; nearest {})",
+                    e.nearest_version.as_deref().unwrap_or("?")
+                ),
+            },
             _ => p.version.clone(),
         })
         .collect();
