@@ -316,7 +316,13 @@ fn vendored_components(
         // Distro packages are upstream projects themselves; a wheel is not.
         let project =
             (id.ecosystem == "deb").then(|| kiln_rainbow::project::project_name(&id.source));
-        for (path, _, _) in &id.occurrences {
+        // Files that contradict every known version still belong to it.
+        let paths = id
+            .occurrences
+            .iter()
+            .map(|o| &o.0)
+            .chain(id.contradictions.iter().map(|c| &c.0));
+        for path in paths {
             owners.insert(
                 path.trim_start_matches('/'),
                 (purl.clone(), project.clone()),

@@ -257,6 +257,7 @@ pub(crate) fn has_file_functions(db: &Db) -> Result<bool> {
 pub(crate) struct StoredCode {
     pub functions: Arc<Vec<u64>>,
     pub loaded: Option<Vec<u8>>,
+    pub build_id: Option<Vec<u8>>,
 }
 
 /// The stored code identities of these contents, in one query.
@@ -274,8 +275,9 @@ pub(crate) fn load_file_functions(
     let mut stmt = db
         .conn
         .prepare_cached(
-            "SELECT f.content_id, f.hashes, f.loaded FROM rarray(?1) AS a
-             CROSS JOIN elf_functions f ON f.content_id = a.value",
+            "SELECT f.content_id, f.hashes, f.loaded, e.build_id FROM rarray(?1) AS a
+             CROSS JOIN elf_functions f ON f.content_id = a.value
+             LEFT JOIN elf e ON e.content_id = f.content_id",
         )
         .map_err(e)?;
     let rows = stmt
@@ -284,17 +286,19 @@ pub(crate) fn load_file_functions(
                 r.get::<_, i64>(0)?,
                 r.get::<_, Vec<u8>>(1)?,
                 r.get::<_, Option<Vec<u8>>>(2)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
             ))
         })
         .map_err(e)?;
     let mut out = HashMap::new();
     for row in rows {
-        let (c, blob, loaded) = row.map_err(e)?;
+        let (c, blob, loaded, build_id) = row.map_err(e)?;
         out.insert(
             c,
             StoredCode {
                 functions: Arc::new(unpack(&blob)),
                 loaded,
+                build_id,
             },
         );
     }

@@ -513,16 +513,23 @@ fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookups) -> Resul
         let mut same_code = Vec::new();
         for (pid, c) in at.get(&i).into_iter().flatten() {
             let Some(stored) = sets.get(c) else { continue };
+            let sim = crate::funcmatch::file_similarity(&own.functions, &stored.functions);
+            builds.push((*pid, sim.jaccard, std::sync::Arc::clone(&stored.functions)));
+            // Both carry a build-id and they differ: another build of this
+            // code (a rebuild for a new revision), not this one.
+            if let (Some(a), Some(b)) = (&obs[i].build_id, &stored.build_id) {
+                if a != b {
+                    continue;
+                }
+            }
             if own.loaded.is_some()
                 && stored.loaded.as_deref() == own.loaded.as_ref().map(|d| &d[..])
             {
                 same_loaded.push(*pid);
             }
-            let sim = crate::funcmatch::file_similarity(&own.functions, &stored.functions);
             if sim.same_code {
                 same_code.push(*pid);
             }
-            builds.push((*pid, sim.jaccard, std::sync::Arc::clone(&stored.functions)));
         }
         // The same loaded bytes single out their builds; only without such
         // a build does the same code (a near-identical build) count.
@@ -789,6 +796,8 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
         let mut occurrences = Vec::new();
         let mut contradictions = Vec::new();
         let all_ids = &versions[k];
+        // ELF files matched by code only, and by bytes or build-id.
+        let (mut elf_by_code, mut elf_by_identity) = (0usize, 0usize);
         for (i, s) in support.iter().enumerate() {
             // Evidence for the name: any build of it.
             let best = all_ids.iter().filter_map(|id| s.get(id)).min();
@@ -796,6 +805,12 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
                 if chosen.iter().any(|id| s.contains_key(id)) || d.not_in_db {
                     occurrences.push((format!("/{}", obs[i].path), obs[i].layer, *m));
                     explained[i] = true;
+                    if obs[i].elf {
+                        match m {
+                            Match::ElfLoadedBytes | Match::ElfFunctions => elf_by_code += 1,
+                            _ => elf_by_identity += 1,
+                        }
+                    }
                 }
             }
         }
@@ -840,6 +855,18 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
             Resolution::ExactBySourceCoherence => 0.8,
             Resolution::VersionSet => 0.6,
             Resolution::VersionNotInDb => 0.5,
+        };
+        // Code proves the code, not the build: a later revision rebuilt
+        // from unchanged code (and stripped of its build-id) looks the same.
+        let code_only = elf_by_code > 0 && elf_by_identity == 0;
+        let confidence = if code_only && !d.not_in_db {
+            notes.push(
+                "its ELF files match by code only (no file hash or build-id): a rebuild of the same code at a revision the DB lacks would look the same"
+                    .into(),
+            );
+            f64::min(confidence, 0.7)
+        } else {
+            confidence
         };
         if d.not_in_db {
             notes.push(format!(
@@ -886,21 +913,33 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
         });
     }
     // Debian builds are reproducible: a binary whose bytes did not change
-    // between two revisions fits both. When its siblings from the same
-    // source match no known version, the exact answer may be an older
-    // identical build; say so and lower the confidence.
+    // between two revisions fits both. Binary packages of one source share
+    // its version, so when siblings match no known version this one is
+    // most likely at that unknown version too, with bytes identical to an
+    // older build: report that build as the nearest, never as exact.
     let unknown_sources: HashSet<String> = packages
         .iter()
         .filter(|p| p.resolution == Resolution::VersionNotInDb)
         .map(|p| p.source.clone())
         .collect();
     for p in packages.iter_mut() {
-        if p.resolution == Resolution::Exact && unknown_sources.contains(&p.source) {
-            p.confidence = p.confidence.min(0.6);
+        let exact = matches!(
+            p.resolution,
+            Resolution::Exact | Resolution::ExactBySourceCoherence
+        );
+        if exact && unknown_sources.contains(&p.source) {
+            let Some(v) = p.version.take() else {
+                continue;
+            };
             p.notes.push(format!(
-                "other binary packages of source {} match no known version; these bytes may also be identical in a newer build not in the DB",
+                "bytes identical to the {v} build, but other binary packages of source {} match no known version: most likely the same unknown source version",
                 p.source
             ));
+            p.resolution = Resolution::VersionNotInDb;
+            p.nearest_version = Some(v);
+            p.candidate_versions.clear();
+            p.source_version = None;
+            p.confidence = p.confidence.min(0.5);
         }
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.arch.cmp(&b.arch)));
