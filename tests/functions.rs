@@ -226,4 +226,163 @@ int main(void) {
     assert_eq!(ssl["evidence"]["resolution"], "version-not-in-db");
     let nearest = ssl["evidence"]["nearest_version"].as_str().unwrap();
     assert!(nearest == "3.0.17" || nearest == "3.0.22", "{nearest}");
+    // Functions only 3.0.22 has, and functions only 3.0.17 has, put the
+    // build between the two.
+    assert_eq!(
+        ssl["evidence"]["version_range"], "vers:generic/>3.0.17|<3.0.22",
+        "{ssl:#}"
+    );
+}
+
+/// C source of a small library whose versions differ the way Debian
+/// revisions do: 1.0-2 fixes one function of 1.0-1; 1.1-1 keeps the fix
+/// and rewrites two others.
+fn demo_source(version: &str, fixed: bool, rewritten: bool) -> String {
+    let mut c = format!(
+        "#include <string.h>\nconst char *demo_version(void) {{ return \"demo {version}\"; }}\n"
+    );
+    for k in 0..16 {
+        c.push_str(&format!(
+            "int demo_f{k}(const int *a, int n) {{ int s = {k}; for (int i = 0; i < n; i++) {{ s = s * {m} + (a[i] ^ (s >> {r})); if (s & {k}) s -= a[i] * {k}; }} return s; }}\n",
+            m = k + 3,
+            r = k % 7 + 1
+        ));
+    }
+    c.push_str(if fixed {
+        "int demo_parse(const char *s, int n) { int v = 0; if (n > 64) return -1; for (int i = 0; i < n && s[i]; i++) { if (s[i] < '0' || s[i] > '9') return -2; v = v * 10 + s[i] - '0'; } return v; }\n"
+    } else {
+        "int demo_parse(const char *s, int n) { int v = 0; for (int i = 0; i < n && s[i]; i++) { if (s[i] < '0' || s[i] > '9') return -2; v = v * 10 + s[i] - '0'; } return v; }\n"
+    });
+    c.push_str(if rewritten {
+        "long demo_g(const long *a, int n) { long m = 0; for (int i = 0; i < n; i++) m = a[i] > m ? a[i] : m; return m * 2 + n; }\n\
+         long demo_h(const char *s) { long h = 5381; while (*s) h = h * 33 + (unsigned char)*s++; return h ^ (h >> 11); }\n"
+    } else {
+        "long demo_g(const long *a, int n) { long m = 0; for (int i = 0; i < n; i++) m += a[i] * (i + 1); return m - n; }\n\
+         long demo_h(const char *s) { long h = 0; while (*s) h = (h << 4) + (unsigned char)*s++; return h; }\n"
+    });
+    c
+}
+
+/// Strip every symbol and remove the build-id note, as a slimming tool
+/// might: no file hash or build-id of the package survives.
+fn strip_all_and_build_id(path: &std::path::Path) {
+    sh(Command::new("strip").arg("--strip-all").arg(path));
+    sh(Command::new("objcopy")
+        .arg("--remove-section=.note.gnu.build-id")
+        .arg(path));
+}
+
+fn deb_of<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "deb" && p["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not found: {doc:#}"))
+}
+
+/// A packaged library stripped of its symbols and build-id is still its
+/// package at its exact Debian revision (same loaded sections), a copy
+/// with a patched string is still that revision by its functions, and
+/// with that revision held out of the DB it is "version not in DB" with
+/// the nearest revision by code and the range its functions allow.
+#[test]
+fn stripped_distro_library_keeps_its_package_and_revision() {
+    if !(have("gcc") && have("strip") && have("objcopy") && have("dpkg-deb")) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let so = "usr/lib/x86_64-linux-gnu/libdemo.so.1";
+    let builds = [
+        ("1.0-1", "1.0", false, false),
+        ("1.0-2", "1.0", true, false),
+        ("1.1-1", "1.1", true, true),
+    ];
+    let mut debs = Vec::new();
+    for (rev, upstream, fixed, rewritten) in builds {
+        let src = dir.join(format!("demo-{rev}.c"));
+        write_file(&src, &demo_source(upstream, fixed, rewritten));
+        let lib = dir.join(format!("libdemo-{rev}.so"));
+        sh(Command::new("gcc")
+            .args(["-O2", "-shared", "-fPIC", "-Wl,-soname,libdemo.so.1", "-o"])
+            .arg(&lib)
+            .arg(&src));
+        let bytes = std::fs::read(&lib).unwrap();
+        debs.push(
+            Deb {
+                name: "libdemo1",
+                version: rev,
+                source: Some("demo"),
+                files: &[(so, &bytes)],
+            }
+            .build(dir),
+        );
+    }
+    let build_db = |name: &str, skip: Option<&str>| {
+        let d = dir.join(format!("{name}-debs"));
+        std::fs::create_dir_all(&d).unwrap();
+        for deb in &debs {
+            if skip.is_some_and(|s| deb.to_string_lossy().contains(&format!("_{s}_"))) {
+                continue;
+            }
+            std::fs::copy(deb, d.join(deb.file_name().unwrap())).unwrap();
+        }
+        let db = dir.join(format!("{name}.db"));
+        sh(kiln()
+            .args(["db", "build", "-q", "--db"])
+            .arg(&db)
+            .arg("--deb")
+            .arg(&d));
+        db
+    };
+    let all = build_db("all", None);
+
+    // Revision 1.0-2 installed without package metadata, then stripped.
+    let root = dir.join("root");
+    sh(Command::new("dpkg-deb").arg("-x").arg(&debs[1]).arg(&root));
+    let lib = root.join(so);
+    strip_all_and_build_id(&lib);
+    let target = format!("dir:{}", root.display());
+    let scan = |db: &std::path::Path| {
+        json(&["scan", "--db", db.to_str().unwrap(), &target, "-o", "json"])
+    };
+    let doc = scan(&all);
+    let p = deb_of(&doc, "libdemo1");
+    assert_eq!(p["version"], "1.0-2", "{p:#}");
+    assert_eq!(p["evidence"]["resolution"], "exact", "{p:#}");
+    assert_eq!(p["evidence"]["occurrences"][0]["technique"], "elf-loaded-bytes");
+    // Code proves the code, not the build: said, and the confidence shows it.
+    assert!(p["evidence"]["confidence"].as_f64().unwrap() <= 0.7);
+    // No upstream component is invented for the package's own file.
+    let generic = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "generic")
+        .count();
+    assert_eq!(generic, 0, "{doc:#}");
+
+    // A byte-patched string: the loaded sections differ, the code does not.
+    let mut bytes = std::fs::read(&lib).unwrap();
+    let at = bytes
+        .windows(8)
+        .position(|w| w == b"demo 1.0")
+        .expect("version string in .rodata");
+    bytes[at..at + 8].copy_from_slice(b"DEMO 1.0");
+    std::fs::write(&lib, &bytes).unwrap();
+    let doc = scan(&all);
+    let p = deb_of(&doc, "libdemo1");
+    assert_eq!(p["version"], "1.0-2", "{p:#}");
+    assert_eq!(p["evidence"]["occurrences"][0]["technique"], "elf-functions");
+
+    // 1.0-2 held out: never a wrong exact revision; the nearest by code
+    // (one function apart, against two) and the range the functions allow.
+    let held = build_db("held", Some("1.0-2"));
+    let doc = scan(&held);
+    let p = deb_of(&doc, "libdemo1");
+    assert_eq!(p["version"], "", "{p:#}");
+    assert_eq!(p["evidence"]["resolution"], "version-not-in-db");
+    assert_eq!(p["evidence"]["nearest_version"], "1.0-1", "{p:#}");
+    assert_eq!(p["evidence"]["version_range"], "vers:deb/>1.0-1|<1.1-1", "{p:#}");
 }

@@ -419,14 +419,17 @@ fn version_missing_from_the_db_is_never_guessed() {
         bin["purl"],
         "pkg:deb/debian/kfoo-bin?arch=amd64&distro=debian-12"
     );
-    // The library's bytes really are identical to 1.0-1's: that answer is
-    // allowed, but flagged because its sibling matched no known version.
+    // The library's bytes really are identical to 1.0-1's, but its sibling
+    // from the same source matches no known version: binary packages of a
+    // source share its version, so 1.0-1 is only the nearest, never exact.
     let lib = pkg(&doc, "libkfoo1");
-    assert_eq!(lib["version"], "1.0-1");
-    assert!(lib["evidence"]["confidence"].as_f64().unwrap() <= 0.6);
+    assert_eq!(lib["version"], "");
+    assert_eq!(lib["evidence"]["resolution"], "version-not-in-db");
+    assert_eq!(lib["evidence"]["nearest_version"], "1.0-1");
+    assert!(lib["evidence"]["confidence"].as_f64().unwrap() <= 0.5);
     assert!(lib["evidence"]["notes"]
         .to_string()
-        .contains("match no known version"));
+        .contains("bytes identical to the 1.0-1 build"));
     // The metadata (1.0-2) disagrees with what the bytes fit.
     assert!(bin["evidence"]["notes"]
         .to_string()
