@@ -344,14 +344,16 @@ fn stripped_distro_library_keeps_its_package_and_revision() {
     let lib = root.join(so);
     strip_all_and_build_id(&lib);
     let target = format!("dir:{}", root.display());
-    let scan = |db: &std::path::Path| {
-        json(&["scan", "--db", db.to_str().unwrap(), &target, "-o", "json"])
-    };
+    let scan =
+        |db: &std::path::Path| json(&["scan", "--db", db.to_str().unwrap(), &target, "-o", "json"]);
     let doc = scan(&all);
     let p = deb_of(&doc, "libdemo1");
     assert_eq!(p["version"], "1.0-2", "{p:#}");
     assert_eq!(p["evidence"]["resolution"], "exact", "{p:#}");
-    assert_eq!(p["evidence"]["occurrences"][0]["technique"], "elf-loaded-bytes");
+    assert_eq!(
+        p["evidence"]["occurrences"][0]["technique"],
+        "elf-loaded-bytes"
+    );
     // Code proves the code, not the build: said, and the confidence shows it.
     assert!(p["evidence"]["confidence"].as_f64().unwrap() <= 0.7);
     // No upstream component is invented for the package's own file.
@@ -374,7 +376,10 @@ fn stripped_distro_library_keeps_its_package_and_revision() {
     let doc = scan(&all);
     let p = deb_of(&doc, "libdemo1");
     assert_eq!(p["version"], "1.0-2", "{p:#}");
-    assert_eq!(p["evidence"]["occurrences"][0]["technique"], "elf-functions");
+    assert_eq!(
+        p["evidence"]["occurrences"][0]["technique"],
+        "elf-functions"
+    );
 
     // 1.0-2 held out: never a wrong exact revision; the nearest by code
     // (one function apart, against two) and the range the functions allow.
@@ -384,5 +389,86 @@ fn stripped_distro_library_keeps_its_package_and_revision() {
     assert_eq!(p["version"], "", "{p:#}");
     assert_eq!(p["evidence"]["resolution"], "version-not-in-db");
     assert_eq!(p["evidence"]["nearest_version"], "1.0-1", "{p:#}");
-    assert_eq!(p["evidence"]["version_range"], "vers:deb/>1.0-1|<1.1-1", "{p:#}");
+    assert_eq!(
+        p["evidence"]["version_range"], "vers:deb/>1.0-1|<1.1-1",
+        "{p:#}"
+    );
+}
+
+/// AArch64: a library's static archive, shipped in real arm64 debs at two
+/// upstream versions and built with Debian's cross compiler, is found in
+/// a stripped static aarch64 program at its exact version.
+#[test]
+fn aarch64_static_library_is_found_by_its_functions() {
+    let (cc, strip) = ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-strip");
+    if !(have(cc) && have(strip) && have("dpkg-deb")) {
+        eprintln!("skipping: needs {cc} (apt-get install gcc-aarch64-linux-gnu)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let debs = dir.join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let mut archives = Vec::new();
+    for (rev, upstream, changed) in [("1.0-1", "1.0", false), ("1.1-1", "1.1", true)] {
+        let src = dir.join(format!("demo-{rev}.c"));
+        write_file(&src, &demo_source(upstream, changed, changed));
+        let obj = dir.join(format!("demo-{rev}.o"));
+        sh(Command::new(cc)
+            .args(["-O2", "-fPIC", "-c", "-o"])
+            .arg(&obj)
+            .arg(&src));
+        let ar = dir.join(format!("libdemo-{rev}.a"));
+        sh(Command::new("ar").arg("rcs").arg(&ar).arg(&obj));
+        let bytes = std::fs::read(&ar).unwrap();
+        Deb {
+            name: "libdemo-dev",
+            version: rev,
+            source: Some("demo"),
+            files: &[("usr/lib/aarch64-linux-gnu/libdemo.a", &bytes)],
+        }
+        .build_for(&debs, "arm64");
+        archives.push(ar);
+    }
+    let db = dir.join("kiln.db");
+    sh(kiln()
+        .args(["db", "build", "-q", "--db"])
+        .arg(&db)
+        .arg("--deb")
+        .arg(&debs));
+
+    let app_src = dir.join("app.c");
+    write_file(
+        &app_src,
+        "int demo_f3(const int *, int); int demo_parse(const char *, int);\n\
+         int main(int argc, char **argv) { int a[2] = {argc, 3}; return demo_f3(a, 2) + demo_parse(argv[0], 4); }\n",
+    );
+    let root = dir.join("root");
+    let app = root.join("usr/local/bin/app");
+    std::fs::create_dir_all(app.parent().unwrap()).unwrap();
+    sh(Command::new(cc)
+        .args(["-O2", "-static", "-o"])
+        .arg(&app)
+        .arg(&app_src)
+        .arg(&archives[0]));
+    sh(Command::new(strip).arg("--strip-all").arg(&app));
+    let target = format!("dir:{}", root.display());
+    let doc = json(&["scan", "--db", db.to_str().unwrap(), &target, "-o", "json"]);
+    let found: Vec<(String, String)> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "generic")
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![("demo".to_string(), "1.0".to_string())],
+        "{doc:#}"
+    );
 }

@@ -208,9 +208,7 @@ fn function_components(
         return Ok(Vec::new());
     }
     let files = found.function_hashes.iter().map(|(path, hashes)| {
-        let layer = tree
-            .get(path.trim_start_matches('/'))
-            .and_then(|e| e.layer);
+        let layer = tree.get(path.trim_start_matches('/')).and_then(|e| e.layer);
         (path.trim_start_matches('/').to_string(), layer, hashes)
     });
     let mut out = Vec::new();

@@ -141,10 +141,15 @@ pub struct Deb<'a> {
 
 impl Deb<'_> {
     pub fn build(&self, dir: &Path) -> PathBuf {
-        let stage = dir.join(format!("stage-{}-{}", self.name, self.version));
+        self.build_for(dir, "amd64")
+    }
+
+    /// Build for another Debian architecture (`arm64`).
+    pub fn build_for(&self, dir: &Path, arch: &str) -> PathBuf {
+        let stage = dir.join(format!("stage-{}-{}-{arch}", self.name, self.version));
         std::fs::create_dir_all(stage.join("DEBIAN")).unwrap();
         let mut control = format!(
-            "Package: {}\nVersion: {}\nArchitecture: amd64\nMaintainer: kiln tests <tests@kiln.invalid>\n",
+            "Package: {}\nVersion: {}\nArchitecture: {arch}\nMaintainer: kiln tests <tests@kiln.invalid>\n",
             self.name, self.version
         );
         if let Some(s) = self.source {
@@ -165,7 +170,7 @@ impl Deb<'_> {
         sh(Command::new("sh").arg("-c").arg(
             "cd \"$0\" && find . -type f ! -path './DEBIAN/*' -printf '%P\\0' | sort -z | xargs -0 -r md5sum > DEBIAN/md5sums",
         ).arg(&stage));
-        let out = dir.join(format!("{}_{}_amd64.deb", self.name, self.version));
+        let out = dir.join(format!("{}_{}_{arch}.deb", self.name, self.version));
         sh(Command::new("dpkg-deb")
             .args(["--root-owner-group", "-Zgzip", "--build"])
             .arg(&stage)

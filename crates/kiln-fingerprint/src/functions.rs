@@ -4,8 +4,9 @@
 //! Function boundaries come from `.eh_frame` FDEs, which `strip --strip-all`
 //! keeps (found through `PT_GNU_EH_FRAME` when section headers are gone),
 //! and from `FUNC` symbols where they exist. Each x86-64 function is
-//! decoded with iced-x86 and reduced to what does not move between builds
-//! or link layouts: mnemonics, register operands and small immediates.
+//! decoded with iced-x86, each AArch64 one with yaxpeax-arm (see `a64`),
+//! and reduced to what does not move between builds or link layouts:
+//! mnemonics, register operands and small immediates.
 //! Absolute and RIP-relative addresses, branch and call targets and large
 //! (relocated) immediates and displacements are masked. The sequence is
 //! hashed with XXH3-64.
@@ -19,8 +20,12 @@ use goblin::elf::Elf;
 use iced_x86::{Decoder, DecoderOptions, Instruction, OpKind};
 use serde::{Deserialize, Serialize};
 
+mod a64;
+
 /// `e_machine` of x86-64.
 const EM_X86_64: u16 = 62;
+/// `e_machine` of AArch64.
+const EM_AARCH64: u16 = 183;
 /// Immediates and displacements up to this magnitude are kept: struct
 /// offsets, loop bounds, flags. Larger ones are usually addresses.
 const SMALL: u64 = 0x1000;
@@ -221,12 +226,20 @@ fn object_functions<'a>(data: &'a [u8], elf: &Elf) -> Vec<(u64, &'a [u8])> {
     out
 }
 
-/// Hash every function of at least `min_len` bytes (x86-64 only; other
-/// machines give none yet).
+/// Hash every function of at least `min_len` bytes (x86-64 and AArch64;
+/// other machines give none).
 pub fn hash_functions(data: &[u8], elf: &Elf, min_len: u64) -> Vec<FunctionHash> {
-    if elf.header.e_machine != EM_X86_64 {
+    let machine = elf.header.e_machine;
+    if machine != EM_X86_64 && machine != EM_AARCH64 {
         return Vec::new();
     }
+    let normalise = |bytes: &[u8], ip: u64, out: &mut Vec<u8>| {
+        if machine == EM_AARCH64 {
+            a64::normalise(bytes, out)
+        } else {
+            normalise_x86(bytes, ip, out)
+        }
+    };
     if elf.header.e_type == goblin::elf::header::ET_REL {
         let mut buf = Vec::with_capacity(4096);
         return object_functions(data, elf)
@@ -265,9 +278,9 @@ pub fn hash_functions(data: &[u8], elf: &Elf, min_len: u64) -> Vec<FunctionHash>
     out
 }
 
-/// Append the normalised form of `bytes` (code at `ip`) to `out`; returns
-/// the instruction count.
-fn normalise(bytes: &[u8], ip: u64, out: &mut Vec<u8>) -> u32 {
+/// Append the normalised form of x86-64 `bytes` (code at `ip`) to `out`;
+/// returns the instruction count.
+fn normalise_x86(bytes: &[u8], ip: u64, out: &mut Vec<u8>) -> u32 {
     let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
     let mut ins = Instruction::default();
     let mut n = 0;
@@ -329,11 +342,11 @@ mod tests {
     use super::*;
     use std::process::Command;
 
-    fn build(dir: &std::path::Path, name: &str, src: &str, extra: &[&str]) -> Vec<u8> {
+    fn build(cc: &str, dir: &std::path::Path, name: &str, src: &str, extra: &[&str]) -> Vec<u8> {
         let c = dir.join(format!("{name}.c"));
         std::fs::write(&c, src).unwrap();
         let out = dir.join(name);
-        let ok = Command::new("gcc")
+        let ok = Command::new(cc)
             .args(["-O2", "-shared", "-fPIC", "-o"])
             .arg(&out)
             .arg(&c)
@@ -365,23 +378,40 @@ int parse_header(const char *h, int *len) {
     /// from `.eh_frame`).
     #[test]
     fn hashes_survive_relinking_and_stripping() {
-        if Command::new("gcc").arg("--version").output().is_err() {
-            eprintln!("skipping: gcc is not installed");
+        survives_relinking_and_stripping("gcc", "strip", EM_X86_64);
+    }
+
+    /// The same for AArch64, built with Debian's cross compiler
+    /// (`gcc-aarch64-linux-gnu`).
+    #[test]
+    fn aarch64_hashes_survive_relinking_and_stripping() {
+        survives_relinking_and_stripping(
+            "aarch64-linux-gnu-gcc",
+            "aarch64-linux-gnu-strip",
+            EM_AARCH64,
+        );
+    }
+
+    fn survives_relinking_and_stripping(cc: &str, strip: &str, machine: u16) {
+        if Command::new(cc).arg("--version").output().is_err() {
+            eprintln!("skipping: {cc} is not installed");
             return;
         }
         let d = tempfile::tempdir().unwrap();
-        let a = build(d.path(), "liba.so", LIB, &[]);
+        let a = build(cc, d.path(), "liba.so", LIB, &[]);
+        assert_eq!(Elf::parse(&a).unwrap().header.e_machine, machine);
         let padded = format!(
             "static volatile int pad[4096];\nint extra(int x) {{ pad[x & 4095] = x; return x * 7 + pad[(x + 1) & 4095]; }}\n{LIB}"
         );
         let b = build(
+            cc,
             d.path(),
             "libb.so",
             &padded,
             &["-Wl,--section-start=.data=0x600000"],
         );
         let stripped = d.path().join("libb.stripped");
-        assert!(Command::new("strip")
+        assert!(Command::new(strip)
             .arg("--strip-all")
             .arg("-o")
             .arg(&stripped)

@@ -209,9 +209,10 @@ fn version_bounds(
         )
         .map_err(e)?;
     let rows = stmt
-        .query_map(rusqlite::params![std::rc::Rc::clone(hashes), project], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })
+        .query_map(
+            rusqlite::params![std::rc::Rc::clone(hashes), project],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+        )
         .map_err(e)?;
     // hash -> (first, last) index of the versions that have it
     let mut span: HashMap<i64, (usize, usize)> = HashMap::new();

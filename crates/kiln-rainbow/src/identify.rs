@@ -428,11 +428,7 @@ fn lookup_content(db: &Db, obs: &[Obs]) -> Result<Lookups> {
 }
 
 /// Package builds that ship each observed path (or its usrmerge alias).
-fn lookup_paths(
-    db: &Db,
-    obs: &[Obs],
-    links: &[(String, String)],
-) -> Result<Vec<AtPath>> {
+fn lookup_paths(db: &Db, obs: &[Obs], links: &[(String, String)]) -> Result<Vec<AtPath>> {
     let c = &db.conn;
     let e = |err| db.err(err);
     rusqlite::vtab::array::load_module(c).map_err(e)?;

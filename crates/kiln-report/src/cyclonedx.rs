@@ -125,7 +125,8 @@ fn component(sbom: &Sbom, p: &Package, seen: &mut HashSet<String>) -> Value {
         }
         // Which techniques stand behind the reported answer.
         if !ev.techniques.is_empty() {
-            let mut agreed: Vec<&str> = ev.techniques.iter().map(|t| t.technique.as_str()).collect();
+            let mut agreed: Vec<&str> =
+                ev.techniques.iter().map(|t| t.technique.as_str()).collect();
             agreed.dedup();
             props.push(prop("kiln:evidence:techniquesAgreeing", &agreed.join(",")));
         }
