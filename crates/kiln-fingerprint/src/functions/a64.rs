@@ -64,6 +64,11 @@ fn writes_first_operand(op: Opcode) -> bool {
     )
 }
 
+/// Does the register set `pages` hold register `r`?
+fn holds(pages: u32, r: u16) -> bool {
+    r < 32 && pages & (1u32 << r) != 0
+}
+
 fn register(op: &Operand) -> Option<u16> {
     match op {
         Operand::Register(_, r) | Operand::RegisterOrSP(_, r) => Some(*r),
@@ -90,9 +95,9 @@ pub(super) fn normalise(bytes: &[u8], out: &mut Vec<u8>) -> u32 {
         }
         tag(&ins.opcode, out);
         let page_source = ins.operands[1..].iter().any(|op| match op {
-            Operand::RegPreIndex(r, _, _) | Operand::RegPostIndex(r, _) => pages & (1 << r) != 0,
-            op => register(op).is_some_and(|r| r < 32 && pages & (1 << r) != 0),
-        }) || matches!(ins.operands[0], Operand::RegPreIndex(r, _, _) if pages & (1 << r) != 0);
+            Operand::RegPreIndex(r, _, _) | Operand::RegPostIndex(r, _) => holds(pages, *r),
+            op => register(op).is_some_and(|r| holds(pages, r)),
+        }) || matches!(ins.operands[0], Operand::RegPreIndex(r, _, _) if holds(pages, r));
         for op in &ins.operands {
             if matches!(op, Operand::Nothing) {
                 break;
@@ -147,7 +152,7 @@ pub(super) fn normalise(bytes: &[u8], out: &mut Vec<u8>) -> u32 {
                 Operand::RegPreIndex(r, off, wb) => {
                     out.extend_from_slice(&r.to_le_bytes());
                     out.push(u8::from(wb));
-                    if !(pages & (1 << r.min(31)) != 0 && !wb) && small(off.unsigned_abs().into()) {
+                    if (wb || !holds(pages, r)) && small(off.unsigned_abs().into()) {
                         out.extend_from_slice(&off.to_le_bytes());
                     }
                 }
