@@ -472,3 +472,101 @@ fn aarch64_static_library_is_found_by_its_functions() {
         "{doc:#}"
     );
 }
+
+/// Two static libraries in one stripped program: Debian's `libpng16.a`
+/// and the `libz.a` it needs are both named at their exact upstream
+/// versions, and nothing else is claimed.
+#[test]
+fn stripped_static_libpng_and_zlib_are_both_found() {
+    if !(have("gcc") && have("strip") && have("apt-get") && have("dpkg-deb")) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let debs = tmp.path().join("debs");
+    if !apt_download(&debs, &["libpng-dev", "zlib1g-dev"]) {
+        return;
+    }
+    let db = tmp.path().join("kiln.db");
+    sh(kiln()
+        .args(["db", "build", "-q", "--db"])
+        .arg(&db)
+        .arg("--deb")
+        .arg(&debs));
+    let x = tmp.path().join("x");
+    for e in std::fs::read_dir(&debs).unwrap() {
+        sh(Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(e.unwrap().path())
+            .arg(&x));
+    }
+    let lib = x.join("usr/lib/x86_64-linux-gnu");
+    let src = tmp.path().join("png.c");
+    write_file(
+        &src,
+        r#"#include <png.h>
+#include <stdio.h>
+int main(void) {
+    FILE *f = fopen("/dev/null", "wb");
+    png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop i = png_create_info_struct(p);
+    if (setjmp(png_jmpbuf(p))) return 1;
+    png_init_io(p, f);
+    png_set_IHDR(p, i, 4, 4, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(p, i);
+    png_byte row[12] = {0};
+    for (int y = 0; y < 4; y++) png_write_row(p, row);
+    png_write_end(p, NULL);
+    png_destroy_write_struct(&p, &i);
+    printf("%s\n", png_get_libpng_ver(NULL));
+    return 0;
+}
+"#,
+    );
+    let root = tmp.path().join("root");
+    let app = root.join("usr/local/bin/pngapp");
+    std::fs::create_dir_all(app.parent().unwrap()).unwrap();
+    sh(Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(&app)
+        .arg(&src)
+        .arg(format!("-I{}", x.join("usr/include").display()))
+        .arg(format!("-I{}", x.join("usr/include/libpng16").display()))
+        .arg(lib.join("libpng16.a"))
+        .arg(lib.join("libz.a"))
+        .arg("-lm"));
+    sh(Command::new("strip").arg("--strip-all").arg(&app));
+    sh(&mut Command::new(&app));
+    let target = format!("dir:{}", root.display());
+    let doc = json(&["scan", "--db", db.to_str().unwrap(), &target, "-o", "json"]);
+    let mut found: Vec<(String, String)> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "generic")
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            ("libpng".to_string(), "1.6.39".to_string()),
+            ("zlib".to_string(), "1.2.13".to_string())
+        ],
+        "{doc:#}"
+    );
+    // The json shows the containment figures behind each claim.
+    for p in doc["packages"].as_array().unwrap() {
+        if p["type"] == "generic" {
+            assert!(
+                p["evidence"]["notes"].to_string().contains("containment"),
+                "{p:#}"
+            );
+        }
+    }
+}
