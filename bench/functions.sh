@@ -108,7 +108,7 @@ for r in rows:
 PY
 score() { # score JSON kiln|syft [HELD] -> found exact wrong components (of ELF packages)
     python3 - "$1" "$2" "$truth" "$OUT/elf-packages.txt" "${3:-}" <<'PY'
-import json, sys
+import json, re, sys
 doc = json.load(open(sys.argv[1]))
 truth = dict(l.rstrip("\n").split("\t")[:2] for l in open(sys.argv[3]))
 elf = set(open(sys.argv[4]).read().split())
@@ -120,9 +120,14 @@ if sys.argv[2] == "kiln":
 else:
     comps = []
     rows = [(a["name"], a["version"], "") for a in doc["artifacts"]]
+def upstream(v):
+    return re.sub(r"^[0-9]+:", "", v).rsplit("-", 1)[0]
 found = {n for n, _, _ in rows if n in elf}
 exact = {n for n, v, _ in rows if n in elf and truth.get(n) == v and n not in held}
-wrong = sorted({n for n, v, r in rows if v and truth.get(n) != v and (n not in held or r != "version-not-in-db")})
+# Wrong: a package of the image with a version that is neither its Debian
+# version nor (for peers' binary classifiers) its upstream version.
+wrong = sorted({n for n, v, r in rows if v and n in truth and truth[n] != v
+                and upstream(truth[n]) != v and (n not in held or r != "version-not-in-db")})
 nearest = {n for n, v, r in rows if n in held and n in elf and r == "version-not-in-db"}
 print(len(found), len(exact), len(wrong), len(comps), len(nearest), ",".join(wrong) or "-")
 PY

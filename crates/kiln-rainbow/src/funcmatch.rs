@@ -54,17 +54,32 @@ pub struct FunctionMatch {
 /// Whether `db` has function signatures; loads the `rarray` module once
 /// for the [`match_functions`] calls that follow.
 pub fn has_signatures(db: &Db) -> Result<bool> {
+    has_rows(db, "func_sig")
+}
+
+/// Whether `table` exists and has rows (a DB of an older schema, or built
+/// without code, has none: then nothing is read again to be matched).
+/// Loads the `rarray` module on the way.
+fn has_rows(db: &Db, table: &str) -> Result<bool> {
     let e = |err| db.err(err);
     rusqlite::vtab::array::load_module(&db.conn).map_err(e)?;
-    let n = db
+    let exists = db
         .conn
         .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'func_sig'",
-            [],
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
             |r| r.get::<_, i64>(0),
         )
-        .map_err(e)?;
-    Ok(n > 0)
+        .map_err(e)?
+        > 0;
+    if !exists {
+        return Ok(false);
+    }
+    db.conn
+        .query_row(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), [], |r| {
+            r.get::<_, bool>(0)
+        })
+        .map_err(e)
 }
 
 /// Projects whose distinctive functions `hashes` contains (after
@@ -239,19 +254,9 @@ fn version_bounds(
     })
 }
 
-/// Whether `db` has per-file function sets (schema 3); loads `rarray`.
+/// Whether `db` has per-file code identities (schema 3); loads `rarray`.
 pub(crate) fn has_file_functions(db: &Db) -> Result<bool> {
-    let e = |err| db.err(err);
-    rusqlite::vtab::array::load_module(&db.conn).map_err(e)?;
-    let n = db
-        .conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'elf_functions'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .map_err(e)?;
-    Ok(n > 0)
+    has_rows(db, "elf_functions")
 }
 
 /// A packaged ELF content's stored code identity.
