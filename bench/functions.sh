@@ -56,7 +56,7 @@ DB=$OUT/kiln.db
 "$kiln" db build -q --db "$DB" --deb "$CORPUS/debian-bookworm" 2>/dev/null
 sqlite3 "$DB" "
 SELECT 'packages indexed: ' || (SELECT count(*) FROM package);
-SELECT 'project postings (func_seen): ' || (SELECT count(*) FROM func_seen) || ', distinct hashes: ' || (SELECT count(DISTINCT hash) FROM func_seen) || ', common (set aside): ' || (SELECT count(*) FROM func_common);
+SELECT 'function hashes (each once): ' || (SELECT count(*) FROM func_hash) || ', common to several projects (set aside): ' || (SELECT sum(common) FROM func_hash) || '; (project, version)s: ' || (SELECT count(*) FROM func_version) || '; posting lists: ' || (SELECT sum(length(versions)) FROM func_hash) || ' bytes';
 SELECT 'per-file code identities (elf_functions): ' || (SELECT count(*) FROM elf_functions) || ' ELF contents, ' || (SELECT sum(length(hashes)) / 8 FROM elf_functions) || ' function hashes';
 SELECT 'code tables: ' || printf('%.2f', sum(pgsize) / 1048576.0) || ' MiB, ' || printf('%.1f', sum(pgsize) / 1024.0 / (SELECT count(*) FROM package)) || ' KiB per package; whole DB ' || printf('%.2f', (SELECT page_count * page_size FROM pragma_page_count, pragma_page_size) / 1048576.0) || ' MiB'
 FROM dbstat WHERE name LIKE 'func%' OR name LIKE 'sqlite_autoindex_func%' OR name = 'elf_functions';
@@ -64,7 +64,7 @@ FROM dbstat WHERE name LIKE 'func%' OR name LIKE 'sqlite_autoindex_func%' OR nam
 # File-hash-only baseline: the same DB without its code tables.
 BASE=$OUT/filehash-only.db
 cp "$DB" "$BASE"
-sqlite3 "$BASE" "DELETE FROM elf_functions; DELETE FROM func_seen; DELETE FROM func_common; DELETE FROM func_sig; VACUUM;"
+sqlite3 "$BASE" "DELETE FROM elf_functions; DELETE FROM func_hash; DELETE FROM func_version; VACUUM;"
 
 echo
 echo "== 3. stripped distro files"

@@ -215,6 +215,7 @@ impl Db {
             }
             Ok(())
         })?;
+        writer.flush_functions().map_err(|e| db_err(&db_path, e))?;
         drop(writer);
         crate::templates::derive(&txn).map_err(|e| db_err(&db_path, e))?;
         txn.commit().map_err(|e| db_err(&db_path, e))?;
@@ -274,10 +275,16 @@ struct Writer<'c> {
     add_string: rusqlite::Statement<'c>,
     add_template: rusqlite::Statement<'c>,
     add_libname: rusqlite::Statement<'c>,
-    add_func: rusqlite::Statement<'c>,
+    add_func_version: rusqlite::Statement<'c>,
+    get_func_version: rusqlite::Statement<'c>,
     add_functions: rusqlite::Statement<'c>,
     paths: HashMap<String, i64>,
     contents: HashMap<[u8; 32], i64>,
+    /// (project, upstream version) -> func_version id.
+    func_versions: HashMap<(String, String), u32>,
+    /// Function hash -> versions this build saw it in, merged into
+    /// `func_hash` by [`Writer::flush_functions`].
+    new_postings: HashMap<u64, Vec<u32>>,
 }
 
 impl<'c> Writer<'c> {
@@ -311,15 +318,61 @@ impl<'c> Writer<'c> {
                 "INSERT OR IGNORE INTO libname_seen (project, base, file_version, version) \
                  VALUES (?1, ?2, ?3, ?4)",
             )?,
-            add_func: conn.prepare(
-                "INSERT OR IGNORE INTO func_seen (hash, project, version) VALUES (?1, ?2, ?3)",
+            add_func_version: conn.prepare(
+                "INSERT OR IGNORE INTO func_version (project, version) VALUES (?1, ?2)",
             )?,
+            get_func_version: conn
+                .prepare("SELECT id FROM func_version WHERE project = ?1 AND version = ?2")?,
+            func_versions: HashMap::new(),
+            new_postings: HashMap::new(),
             add_functions: conn.prepare(
                 "INSERT OR IGNORE INTO elf_functions (content_id, hashes, loaded) VALUES (?1, ?2, ?3)",
             )?,
             paths: HashMap::new(),
             contents: HashMap::new(),
         })
+    }
+
+    fn func_version(&mut self, project: &str, version: &str) -> rusqlite::Result<u32> {
+        let key = (project.to_string(), version.to_string());
+        if let Some(id) = self.func_versions.get(&key) {
+            return Ok(*id);
+        }
+        self.add_func_version.execute(params![project, version])?;
+        let id: u32 = self
+            .get_func_version
+            .query_row(params![project, version], |r| r.get(0))?;
+        self.func_versions.insert(key, id);
+        Ok(id)
+    }
+
+    /// Merge this build's function postings into `func_hash`: each hash
+    /// once, its posting list the union of old and new versions.
+    fn flush_functions(&mut self) -> rusqlite::Result<()> {
+        let mut get = self
+            .conn
+            .prepare("SELECT versions FROM func_hash WHERE hash = ?1")?;
+        let mut put = self.conn.prepare(
+            "INSERT OR REPLACE INTO func_hash (hash, common, versions) VALUES (?1, 0, ?2)",
+        )?;
+        let mut hashes: Vec<(u64, Vec<u32>)> = self.new_postings.drain().collect();
+        hashes.sort_unstable_by_key(|h| h.0 as i64);
+        for (hash, mut ids) in hashes {
+            ids.sort_unstable();
+            ids.dedup();
+            let old: Option<Vec<u8>> = get.query_row([hash as i64], |r| r.get(0)).optional()?;
+            let merged = match old {
+                Some(o) => {
+                    crate::funcmatch::postings::merge(&crate::funcmatch::postings::decode(&o), &ids)
+                }
+                None => ids,
+            };
+            put.execute(params![
+                hash as i64,
+                crate::funcmatch::postings::encode(&merged)
+            ])?;
+        }
+        Ok(())
     }
 
     fn path_id(&mut self, path: &str) -> rusqlite::Result<i64> {
@@ -379,10 +432,13 @@ impl<'c> Writer<'c> {
             // Only distro packages teach library names and function
             // signatures: a wheel's vendored copies are what they identify.
             let learns = rec.ecosystem == "deb";
-            if learns && !upstream.is_empty() {
+            if learns && !upstream.is_empty() && !f.functions.is_empty() {
+                let v = self.func_version(&project, &upstream)?;
                 for h in &f.functions {
-                    self.add_func
-                        .execute(params![*h as i64, project, upstream])?;
+                    let p = self.new_postings.entry(*h).or_default();
+                    if p.last() != Some(&v) {
+                        p.push(v);
+                    }
                 }
             }
             if let (true, Some(_), FileKind::File) = (

@@ -2,9 +2,11 @@
 //! file contains (a statically linked library, a stripped or rebuilt
 //! copy), and at which version.
 //!
-//! For each file, its function hashes are looked up in one batch
-//! (`rarray`), hashes common to several projects are ignored, and each
-//! (project, version) gets a containment score: matched / distinctive.
+//! Each hash is stored once (`func_hash`) with its posting list: the
+//! (project, upstream version)s (`func_version`) that ship it. For each
+//! file, its function hashes are looked up in one batch (`rarray`), hashes
+//! common to several projects are ignored, and each (project, version)
+//! gets a containment score: matched / distinctive.
 //! The version with the highest containment wins; equal scores give a
 //! version set, never a guess.
 
@@ -54,7 +56,7 @@ pub struct FunctionMatch {
 /// Whether `db` has function signatures; loads the `rarray` module once
 /// for the [`match_functions`] calls that follow.
 pub fn has_signatures(db: &Db) -> Result<bool> {
-    has_rows(db, "func_sig")
+    has_rows(db, "func_hash")
 }
 
 /// Whether `table` exists and has rows (a DB of an older schema, or built
@@ -82,8 +84,16 @@ fn has_rows(db: &Db, table: &str) -> Result<bool> {
         .map_err(e)
 }
 
+/// One (project, upstream version) with signatures.
+struct SigVersion {
+    project: String,
+    version: String,
+    distinctive: usize,
+}
+
 /// Projects whose distinctive functions `hashes` contains (after
-/// [`has_signatures`] said yes).
+/// [`has_signatures`] said yes). One index probe per hash: each hash is
+/// stored once with its posting list of versions.
 pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
     if hashes.is_empty() {
         return Ok(Vec::new());
@@ -98,95 +108,123 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
     let mut stmt = db
         .conn
         .prepare_cached(
-            "SELECT s.project, s.version, count(*), g.distinctive
-             FROM rarray(?1) AS a
-             CROSS JOIN func_seen s ON s.hash = a.value
-             JOIN func_sig g ON g.project = s.project AND g.version = s.version
-             WHERE s.hash NOT IN (SELECT hash FROM func_common)
-             GROUP BY s.project, s.version",
+            "SELECT h.versions FROM rarray(?1) AS a
+             CROSS JOIN func_hash h ON h.hash = a.value
+             WHERE h.common = 0",
         )
         .map_err(e)?;
-    let rows = stmt
-        .query_map([std::rc::Rc::clone(&values)], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)? as usize,
-                r.get::<_, i64>(3)? as usize,
-            ))
-        })
+    let postings: Vec<Vec<u32>> = stmt
+        .query_map([values], |r| r.get::<_, Vec<u8>>(0))
+        .map_err(e)?
+        .map(|b| b.map(|b| postings::decode(&b)))
+        .collect::<rusqlite::Result<_>>()
         .map_err(e)?;
-    let mut by: BTreeMap<String, Vec<(String, usize, usize)>> = BTreeMap::new();
-    for row in rows {
-        let (project, version, matched, distinctive) = row.map_err(e)?;
-        by.entry(project)
-            .or_default()
-            .push((version, matched, distinctive));
+    if postings.is_empty() {
+        return Ok(Vec::new());
     }
-    // Per project: the file's distinctive hashes of any of its versions.
-    let mut any_version: BTreeMap<String, usize> = BTreeMap::new();
-    let mut stmt = db
-        .conn
-        .prepare_cached(
-            "SELECT s.project, count(DISTINCT s.hash)
-             FROM rarray(?1) AS a
-             CROSS JOIN func_seen s ON s.hash = a.value
-             WHERE s.hash NOT IN (SELECT hash FROM func_common)
-             GROUP BY s.project",
-        )
-        .map_err(e)?;
-    let rows = stmt
-        .query_map([std::rc::Rc::clone(&values)], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
-        })
-        .map_err(e)?;
-    for row in rows {
-        let (p, n) = row.map_err(e)?;
-        any_version.insert(p, n);
+    let ids: BTreeSet<u32> = postings.iter().flatten().copied().collect();
+    let known = load_versions(db, &ids)?;
+    // Per version: the file's distinctive hashes it ships.
+    let mut matched: HashMap<u32, usize> = HashMap::new();
+    // Per project: the file's distinctive hashes any of its versions ships.
+    let mut any_version: HashMap<&str, usize> = HashMap::new();
+    for p in &postings {
+        for id in p {
+            *matched.entry(*id).or_default() += 1;
+        }
+        // Not common: every version in the posting is of one project.
+        if let Some(v) = p.first().and_then(|id| known.get(id)) {
+            *any_version.entry(v.project.as_str()).or_default() += 1;
+        }
     }
+    let mut by: BTreeMap<&str, Vec<(u32, usize, usize)>> = BTreeMap::new();
+    for (id, m) in &matched {
+        if let Some(v) = known.get(id) {
+            by.entry(v.project.as_str())
+                .or_default()
+                .push((*id, *m, v.distinctive));
+        }
+    }
+    let score = |m: usize, d: usize| m as f64 / d.max(1) as f64;
+    let name = |id: &u32| known.get(id).map_or("", |v| v.version.as_str());
     let mut out = Vec::new();
     for (project, vs) in by {
-        let score = |m: usize, d: usize| m as f64 / d.max(1) as f64;
         let best = vs.iter().map(|(_, m, d)| score(*m, *d)).fold(0.0, f64::max);
-        let top: Vec<&(String, usize, usize)> = vs
+        let top: Vec<&(u32, usize, usize)> = vs
             .iter()
             .filter(|(_, m, d)| (score(*m, *d) - best).abs() < 1e-9)
             .collect();
-        let Some((_, matched, distinctive)) = top.first() else {
+        let Some((_, best_matched, distinctive)) = top.first() else {
             continue;
         };
-        if *matched < MIN_MATCHED || best < MIN_CONTAINMENT {
+        if *best_matched < MIN_MATCHED || best < MIN_CONTAINMENT {
             continue;
         }
-        let mut versions: Vec<String> = top.iter().map(|t| t.0.clone()).collect();
+        let mut versions: Vec<String> = top.iter().map(|t| name(&t.0).to_string()).collect();
         versions.sort();
         let runner_up = vs
             .iter()
-            .filter(|(v, _, _)| !versions.contains(v))
-            .map(|(v, m, d)| (v.clone(), (score(*m, *d) * 1000.0).round() / 1000.0))
+            .filter(|(id, _, _)| !versions.iter().any(|v| v == name(id)))
+            .map(|(id, m, d)| {
+                (
+                    name(id).to_string(),
+                    (score(*m, *d) * 1000.0).round() / 1000.0,
+                )
+            })
             .max_by(|a, b| a.1.total_cmp(&b.1));
         // A build of a known version has every one of the file's functions
         // of this project; one it lacks means a version the DB has not seen.
-        let not_in_db = any_version.get(&project).is_some_and(|n| n > matched);
+        let not_in_db = any_version.get(project).is_some_and(|n| n > best_matched);
         let range = if not_in_db {
-            version_bounds(db, &project, &values)?
+            version_bounds(db, project, &postings, &known)?
         } else if versions.len() > 1 {
             Some(format!("vers:generic/{}", versions.join("|")))
         } else {
             None
         };
         out.push(FunctionMatch {
-            project,
+            project: project.to_string(),
             versions,
             not_in_db,
-            matched: *matched,
+            matched: *best_matched,
             distinctive: *distinctive,
             containment: (best * 1000.0).round() / 1000.0,
             runner_up,
             range,
         });
     }
+    out.sort_by(|a, b| a.project.cmp(&b.project));
     Ok(out)
+}
+
+/// The signature versions `ids` name.
+fn load_versions(db: &Db, ids: &BTreeSet<u32>) -> Result<HashMap<u32, SigVersion>> {
+    let e = |err| db.err(err);
+    let values = std::rc::Rc::new(
+        ids.iter()
+            .map(|i| Value::Integer(i64::from(*i)))
+            .collect::<Vec<_>>(),
+    );
+    let mut stmt = db
+        .conn
+        .prepare_cached(
+            "SELECT v.id, v.project, v.version, v.distinctive FROM rarray(?1) AS a
+             CROSS JOIN func_version v ON v.id = a.value",
+        )
+        .map_err(e)?;
+    let rows = stmt
+        .query_map([values], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                SigVersion {
+                    project: r.get(1)?,
+                    version: r.get(2)?,
+                    distinctive: r.get::<_, i64>(3)? as usize,
+                },
+            ))
+        })
+        .map_err(e)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(e)
 }
 
 /// The known versions of `project` a build the DB does not have lies
@@ -197,61 +235,99 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
 fn version_bounds(
     db: &Db,
     project: &str,
-    hashes: &std::rc::Rc<Vec<Value>>,
+    postings: &[Vec<u32>],
+    known: &HashMap<u32, SigVersion>,
 ) -> Result<Option<String>> {
     use kiln_catalog::version::dpkg_cmp;
     let e = |err| db.err(err);
-    let mut known: Vec<String> = db
+    let mut all: Vec<(u32, String)> = db
         .conn
-        .prepare_cached("SELECT version FROM func_sig WHERE project = ?1")
+        .prepare_cached("SELECT id, version FROM func_version WHERE project = ?1")
         .map_err(e)?
-        .query_map([project], |r| r.get(0))
+        .query_map([project], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(e)?
         .collect::<rusqlite::Result<_>>()
         .map_err(e)?;
-    known.sort_by(|a, b| dpkg_cmp(a, b));
-    let index: HashMap<&str, usize> = known
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v.as_str(), i))
-        .collect();
-    let mut stmt = db
-        .conn
-        .prepare_cached(
-            "SELECT s.hash, s.version FROM rarray(?1) AS a
-             CROSS JOIN func_seen s ON s.hash = a.value
-             WHERE s.project = ?2 AND s.hash NOT IN (SELECT hash FROM func_common)",
-        )
-        .map_err(e)?;
-    let rows = stmt
-        .query_map(
-            rusqlite::params![std::rc::Rc::clone(hashes), project],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
-        )
-        .map_err(e)?;
-    // hash -> (first, last) index of the versions that have it
-    let mut span: HashMap<i64, (usize, usize)> = HashMap::new();
-    for row in rows {
-        let (h, v) = row.map_err(e)?;
-        let Some(&j) = index.get(v.as_str()) else {
+    all.sort_by(|a, b| dpkg_cmp(&a.1, &b.1));
+    let index: HashMap<u32, usize> = all.iter().enumerate().map(|(i, v)| (v.0, i)).collect();
+    let (mut lower, mut upper): (Option<usize>, Option<usize>) = (None, None);
+    for p in postings {
+        if p.first()
+            .and_then(|id| known.get(id))
+            .is_none_or(|v| v.project != project)
+        {
+            continue;
+        }
+        let mut at = p.iter().filter_map(|id| index.get(id).copied());
+        let Some(first) = at.next() else {
             continue;
         };
-        let s = span.entry(h).or_insert((j, j));
-        s.0 = s.0.min(j);
-        s.1 = s.1.max(j);
+        let (lo, hi) = at.fold((first, first), |(lo, hi), j| (lo.min(j), hi.max(j)));
+        if lo > 0 {
+            lower = Some(lower.map_or(lo - 1, |l| l.max(lo - 1)));
+        }
+        if hi + 1 < all.len() {
+            upper = Some(upper.map_or(hi + 1, |u| u.min(hi + 1)));
+        }
     }
-    let lower = span.values().filter(|s| s.0 > 0).map(|s| s.0 - 1).max();
-    let upper = span
-        .values()
-        .filter(|s| s.1 + 1 < known.len())
-        .map(|s| s.1 + 1)
-        .min();
     Ok(match (lower, upper) {
-        (Some(a), Some(b)) if a < b => Some(format!("vers:generic/>{}|<{}", known[a], known[b])),
-        (Some(a), None) => Some(format!("vers:generic/>{}", known[a])),
-        (None, Some(b)) => Some(format!("vers:generic/<{}", known[b])),
+        (Some(a), Some(b)) if a < b => Some(format!("vers:generic/>{}|<{}", all[a].1, all[b].1)),
+        (Some(a), None) => Some(format!("vers:generic/>{}", all[a].1)),
+        (None, Some(b)) => Some(format!("vers:generic/<{}", all[b].1)),
         _ => None,
     })
+}
+
+/// Posting lists: sorted ids as LEB128 varint deltas.
+pub(crate) mod postings {
+    /// Encode sorted, distinct `ids`.
+    pub fn encode(ids: &[u32]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ids.len() * 2);
+        let mut prev = 0u32;
+        for id in ids {
+            let mut d = id.wrapping_sub(prev);
+            prev = *id;
+            loop {
+                let b = (d & 0x7f) as u8;
+                d >>= 7;
+                if d == 0 {
+                    out.push(b);
+                    break;
+                }
+                out.push(b | 0x80);
+            }
+        }
+        out
+    }
+
+    /// Decode; a truncated or overlong trailing value is dropped.
+    pub fn decode(bytes: &[u8]) -> Vec<u32> {
+        let mut out = Vec::new();
+        let (mut cur, mut shift, mut prev) = (0u32, 0u32, 0u32);
+        for b in bytes {
+            if shift > 28 {
+                break;
+            }
+            cur |= u32::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                prev = prev.wrapping_add(cur);
+                out.push(prev);
+                cur = 0;
+                shift = 0;
+            } else {
+                shift += 7;
+            }
+        }
+        out
+    }
+
+    /// The sorted union of two posting lists.
+    pub fn merge(a: &[u32], b: &[u32]) -> Vec<u32> {
+        let mut out: Vec<u32> = a.iter().chain(b).copied().collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
 }
 
 /// Whether `db` has per-file code identities (schema 3); loads `rarray`.
@@ -416,6 +492,16 @@ pub(crate) fn file_similarity(file: &[u64], build: &[u64]) -> FileSimilarity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn posting_lists_round_trip() {
+        let ids = vec![1u32, 2, 130, 20_000, u32::MAX];
+        assert_eq!(postings::decode(&postings::encode(&ids)), ids);
+        assert_eq!(postings::encode(&[1, 2, 3]), vec![1, 1, 1]);
+        assert_eq!(postings::merge(&[1, 5], &[2, 5, 9]), vec![1, 2, 5, 9]);
+        // Hostile bytes: no panic, no endless value.
+        assert_eq!(postings::decode(&[0xff; 12]), Vec::<u32>::new());
+    }
 
     #[test]
     fn packs_and_unpacks() {

@@ -490,7 +490,10 @@ fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookups) -> Resul
         .filter(|(i, o)| o.elf && !matched.contains(i))
         .map(|(i, o)| (o.path.as_str(), i))
         .collect();
-    if wanted.is_empty() || !crate::funcmatch::has_file_functions(db)? {
+    // Function sets serve two matches: by code with the builds of the same
+    // path, and (for files nothing explains) by project signatures.
+    let per_file = !wanted.is_empty() && crate::funcmatch::has_file_functions(db)?;
+    if wanted.is_empty() || !(per_file || crate::funcmatch::has_signatures(db)?) {
         return Ok(());
     }
     let hashes = crate::funcmatch::hash_tree_files(tree, &wanted)?;
@@ -502,7 +505,11 @@ fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookups) -> Resul
         }
     }
     let contents: BTreeSet<i64> = at.values().flatten().map(|(_, c)| *c).collect();
-    let sets = crate::funcmatch::load_file_functions(db, &contents)?;
+    let sets = if per_file {
+        crate::funcmatch::load_file_functions(db, &contents)?
+    } else {
+        HashMap::new()
+    };
     for (i, own) in hashes {
         let mut builds = Vec::new();
         let mut same_loaded = Vec::new();

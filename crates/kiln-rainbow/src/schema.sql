@@ -108,29 +108,25 @@ CREATE TABLE IF NOT EXISTS template (
 );
 
 -- Function signatures (normalised machine-code hashes, see
--- kiln-fingerprint's functions module): each hash once per (project,
--- upstream version) that ships it, in its shared libraries, executables
--- and static archives.
-CREATE TABLE IF NOT EXISTS func_seen (
-    hash    INTEGER NOT NULL,
-    project TEXT NOT NULL,
-    version TEXT NOT NULL,
-    PRIMARY KEY (hash, project, version)
-) WITHOUT ROWID;
-
--- Derived per build: hashes more than one project ships (compiler
--- runtime, PLT-like stubs, memcpy-like code) tell nothing apart...
-CREATE TABLE IF NOT EXISTS func_common (
-    hash INTEGER PRIMARY KEY
-) WITHOUT ROWID;
-
--- ...and how many distinctive hashes each (project, version) has.
-CREATE TABLE IF NOT EXISTS func_sig (
+-- kiln-fingerprint's functions module) of each (project, upstream version)
+-- in its shared libraries, executables and static archives. Each hash is
+-- stored once, with its posting list: the ids of the versions that ship
+-- it (sorted, LEB128 deltas). `common` marks hashes more than one project
+-- ships (compiler runtime, PLT-like stubs, memcpy-like code): they tell
+-- nothing apart. Both derived columns are refreshed at the end of a build.
+CREATE TABLE IF NOT EXISTS func_version (
+    id          INTEGER PRIMARY KEY,
     project     TEXT NOT NULL,
     version     TEXT NOT NULL,
-    distinctive INTEGER NOT NULL,
-    PRIMARY KEY (project, version)
-) WITHOUT ROWID;
+    distinctive INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (project, version)
+);
+
+CREATE TABLE IF NOT EXISTS func_hash (
+    hash     INTEGER PRIMARY KEY,
+    common   INTEGER NOT NULL DEFAULT 0,
+    versions BLOB NOT NULL
+);
 
 -- Schema 3: each ELF content's code identity, so a stripped or note-less
 -- copy of a packaged file still matches the builds that ship it at the

@@ -29,19 +29,44 @@ pub(crate) fn derive(conn: &Connection) -> rusqlite::Result<()> {
     functions(conn)
 }
 
-/// Common hashes (shipped by more than one project) and each (project,
-/// version)'s count of distinctive ones.
+/// Mark common hashes (shipped by more than one project) and count each
+/// (project, version)'s distinctive ones, in one pass over the postings.
 fn functions(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "DELETE FROM func_common;
-         INSERT INTO func_common (hash)
-             SELECT hash FROM func_seen GROUP BY hash HAVING count(DISTINCT project) > 1;
-         DELETE FROM func_sig;
-         INSERT INTO func_sig (project, version, distinctive)
-             SELECT project, version, count(*) FROM func_seen
-             WHERE hash NOT IN (SELECT hash FROM func_common)
-             GROUP BY project, version;",
-    )
+    use crate::funcmatch::postings;
+    let project: HashMap<u32, String> = conn
+        .prepare("SELECT id, project FROM func_version")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut distinctive: HashMap<u32, i64> = HashMap::new();
+    let mut flips: Vec<(i64, bool)> = Vec::new();
+    {
+        let mut stmt = conn.prepare("SELECT hash, common, versions FROM func_hash")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (hash, was, blob): (i64, bool, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let ids = postings::decode(&blob);
+            let first = ids.first().and_then(|i| project.get(i));
+            let common = ids.iter().any(|i| project.get(i) != first);
+            if common != was {
+                flips.push((hash, common));
+            }
+            if !common {
+                for i in ids {
+                    *distinctive.entry(i).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut set = conn.prepare("UPDATE func_hash SET common = ?2 WHERE hash = ?1")?;
+    for (hash, common) in flips {
+        set.execute(params![hash, common])?;
+    }
+    conn.execute("UPDATE func_version SET distinctive = 0", [])?;
+    let mut count = conn.prepare("UPDATE func_version SET distinctive = ?2 WHERE id = ?1")?;
+    for (id, n) in distinctive {
+        count.execute(params![id, n])?;
+    }
+    Ok(())
 }
 
 fn string_specificity(conn: &Connection) -> rusqlite::Result<()> {
