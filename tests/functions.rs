@@ -393,6 +393,58 @@ fn stripped_distro_library_keeps_its_package_and_revision() {
         p["evidence"]["version_range"], "vers:deb/>1.0-1|<1.1-1",
         "{p:#}"
     );
+
+    // The range and the techniques behind an answer reach CycloneDX and
+    // SPDX documents that the official schemas accept.
+    for (format, script) in [
+        ("cyclonedx-json", "validate_cyclonedx.py"),
+        ("spdx-json", "validate_spdx.py"),
+    ] {
+        let out = dir.join(format!("held.{format}.json"));
+        let o = run(&[
+            "scan",
+            "--db",
+            held.to_str().unwrap(),
+            &target,
+            "-o",
+            format,
+            "--file",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        validate(script, &out);
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.contains("vers:deb/>1.0-1|<1.1-1"), "{format}: {text}");
+        if format == "cyclonedx-json" {
+            assert!(text.contains("kiln:evidence:versionRange"));
+        }
+    }
+    // With the revision known, CycloneDX names the technique that agreed.
+    let out = dir.join("all.cdx.json");
+    let o = run(&[
+        "scan",
+        "--db",
+        all.to_str().unwrap(),
+        &target,
+        "-o",
+        "cyclonedx-json",
+        "--file",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    validate("validate_cyclonedx.py", &out);
+    let cdx: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let props = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "libdemo1")
+        .map(|c| c["properties"].to_string())
+        .unwrap();
+    assert!(
+        props.contains(r#""name":"kiln:evidence:techniquesAgreeing","value":"elf-functions""#),
+        "{props}"
+    );
 }
 
 /// AArch64: a library's static archive, shipped in real arm64 debs at two

@@ -44,6 +44,10 @@ struct Obs {
 /// marker files (`py.typed`, `zip-safe`) are shipped by many packages.
 const MIN_RENAMED_SIZE: u64 = 64;
 
+/// ELF files larger than this are not read again for their code: each is
+/// held in memory while hashed (the same cap as `kiln db build`'s).
+const MAX_CODE_FILE: u64 = 512 << 20;
+
 /// A package build known to the DB.
 #[derive(Debug, Clone)]
 struct Pkg {
@@ -487,7 +491,7 @@ fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookups) -> Resul
     let wanted: HashMap<&str, usize> = obs
         .iter()
         .enumerate()
-        .filter(|(i, o)| o.elf && !matched.contains(i))
+        .filter(|(i, o)| o.elf && o.size <= MAX_CODE_FILE && !matched.contains(i))
         .map(|(i, o)| (o.path.as_str(), i))
         .collect();
     // Function sets serve two matches: by code with the builds of the same
