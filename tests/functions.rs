@@ -1,7 +1,10 @@
-//! Function signatures: a program statically linked with Debian's own
-//! `libz.a` (from the real zlib1g-dev package, fetched with apt) and then
-//! stripped has no file hash, build-id or symbol in common with any
-//! package, and still names zlib at its exact upstream version.
+//! Function signatures and code identity. Programs statically linked with
+//! Debian's own static archives (`libz.a`, `libcrypto.a`, `libpng16.a`,
+//! fetched with apt) and stripped have no file hash, build-id or symbol in
+//! common with any package, and still name each library at its exact
+//! upstream version; a packaged library stripped of symbols and build-id
+//! keeps its package and revision; AArch64 code (Debian's cross gcc) is
+//! matched the same way.
 
 mod common;
 
@@ -64,6 +67,14 @@ int main(int argc, char **argv) {
         .arg(&libz));
     sh(Command::new("strip").arg("--strip-all").arg(&app));
     sh(&mut Command::new(&app));
+    // Renamed, with bytes appended (as packers and SlimToolkit's metadata
+    // obfuscation do): the code is still there.
+    let renamed = root.join("usr/local/bin/not-zlib");
+    std::fs::rename(&app, &renamed).unwrap();
+    let mut bytes = std::fs::read(&renamed).unwrap();
+    bytes.extend((0..4096u32).map(|i| (i * 31 % 251) as u8));
+    std::fs::write(&renamed, bytes).unwrap();
+    sh(&mut Command::new(&renamed));
 
     let target = format!("dir:{}", root.display());
     let doc = json(&["scan", "--db", db.to_str().unwrap(), &target, "-o", "json"]);
