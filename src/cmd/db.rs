@@ -249,6 +249,11 @@ fn stats(args: StatsArgs) -> Result<ExitCode> {
         println!("paths           {}", s.paths);
         println!("unique contents {}", s.contents);
         println!("ELF contents    {}", s.elf_contents);
+        println!("code identities {}", s.code_identities);
+        println!(
+            "function hashes {} ({} common to several projects), in {} project versions",
+            s.function_hashes, s.common_function_hashes, s.function_versions
+        );
         println!(
             "size            {} bytes ({:.1} MiB)",
             s.size_bytes,

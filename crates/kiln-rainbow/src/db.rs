@@ -59,6 +59,15 @@ pub struct Stats {
     pub contents: i64,
     /// ELF contents with identity facts.
     pub elf_contents: i64,
+    /// ELF contents with a stored code identity (function set, digest of
+    /// loaded sections).
+    pub code_identities: i64,
+    /// Distinct function hashes in the signatures.
+    pub function_hashes: i64,
+    /// Of those, shipped by several projects (set aside).
+    pub common_function_hashes: i64,
+    /// (project, upstream version)s with function signatures.
+    pub function_versions: i64,
     /// Size of the database file in bytes.
     pub size_bytes: u64,
 }
@@ -249,6 +258,12 @@ impl Db {
             paths: count("SELECT count(*) FROM path")?,
             contents: count("SELECT count(*) FROM content")?,
             elf_contents: count("SELECT count(*) FROM elf")?,
+            // Tables of schema 3; a DB of an older schema has none.
+            code_identities: count("SELECT count(*) FROM elf_functions").unwrap_or(0),
+            function_hashes: count("SELECT count(*) FROM func_hash").unwrap_or(0),
+            common_function_hashes: count("SELECT count(*) FROM func_hash WHERE common")
+                .unwrap_or(0),
+            function_versions: count("SELECT count(*) FROM func_version").unwrap_or(0),
             size_bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
         })
     }
