@@ -41,7 +41,7 @@ export SYFT_CHECK_FOR_APP_UPDATE=false
 
 is_elf() { [ "$(head -c4 "$1" 2>/dev/null | od -An -c | tr -d ' ')" = '177ELF' ]; }
 
-echo "== 1. hashing throughput (x86-64, one thread)"
+echo "== 1. hashing throughput (one thread)"
 for d in "$CORPUS"/debian-bookworm/*.deb; do dpkg-deb -x "$d" "$OUT/root"; done
 mapfile -d '' files < <(find "$OUT/root" -type f -size +1k -print0)
 elfs=()
@@ -49,6 +49,14 @@ for f in "${files[@]}"; do is_elf "$f" && elfs+=("$f"); done
 echo "ELF files: ${#elfs[@]}"
 target/release/examples/funchash "${elfs[@]}"
 rm -rf "$OUT/root"
+# AArch64: Debian's cross glibc and runtime libraries (gcc-aarch64-linux-gnu).
+if [ -d /usr/aarch64-linux-gnu/lib ]; then
+    a64=()
+    while IFS= read -r -d '' f; do is_elf "$f" && a64+=("$f"); done \
+        < <(find /usr/aarch64-linux-gnu/lib -name '*.so*' -type f -size +1k -print0)
+    echo "AArch64 ELF files (/usr/aarch64-linux-gnu/lib): ${#a64[@]}"
+    target/release/examples/funchash "${a64[@]}"
+fi
 
 echo
 echo "== 2. code tables in the DB"
