@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Version holdout on the corpus: build a DB without the installed version of
 # every multi-version package, scan the stripped image, and check that each
-# held-out package is reported by name as "version not in DB" (or, where its
-# bytes are identical to a version still in the DB, as that version) and
+# held-out package is reported by name as "version not in DB" (even where its
+# bytes are identical to a build still in the DB: that build is the nearest) and
 # that no other package gets a wrong version.
 #
 #   bench/holdout.sh [CORPUS_DIR]
