@@ -50,6 +50,12 @@ pub struct ElfInfo {
     /// Version clues (strings, function constants), when asked for.
     #[serde(skip)]
     pub clues: Option<Box<crate::Clues>>,
+    /// Digest of the loaded sections other than notes (see
+    /// [`crate::functions::CodeIdentity`]): identifies the code and data of
+    /// a build whatever was stripped around them. One SHA-256 pass over
+    /// what is mapped, computed while the bytes are at hand.
+    #[serde(skip)]
+    pub loaded: Option<[u8; 32]>,
 }
 
 impl ElfInfo {
@@ -91,6 +97,7 @@ impl ElfInfo {
                 _ => {}
             }
         }
+        info.loaded = crate::functions::loaded_digest(data, &elf);
         info.go = crate::GoBuildInfo::parse(data, &elf);
         info.rust = crate::auditable::rust_crates(data, &elf);
         if let Some(want) = clues {

@@ -127,11 +127,15 @@ pub struct CodeIdentity {
 /// The distinct function hashes of a file: an ELF file, or every ELF
 /// object in a static archive (`.a`). Sorted.
 pub fn file_function_hashes(data: &[u8]) -> Vec<u64> {
-    code_identity(data).functions
+    identity(data, false).functions
 }
 
 /// [`CodeIdentity`] of an ELF file or static archive (empty for others).
 pub fn code_identity(data: &[u8]) -> CodeIdentity {
+    identity(data, true)
+}
+
+fn identity(data: &[u8], with_loaded: bool) -> CodeIdentity {
     let mut out = CodeIdentity::default();
     if data.starts_with(b"!<arch>\n") {
         if let Ok(ar) = goblin::archive::Archive::parse(data) {
@@ -154,7 +158,9 @@ pub fn code_identity(data: &[u8]) -> CodeIdentity {
                     .iter()
                     .map(|f| f.hash),
             );
-            out.loaded = loaded_digest(data, &elf);
+            if with_loaded {
+                out.loaded = loaded_digest(data, &elf);
+            }
         }
     }
     out.functions.sort_unstable();
@@ -164,7 +170,7 @@ pub fn code_identity(data: &[u8]) -> CodeIdentity {
 
 /// Digest of the allocated, non-note sections (by section headers; by
 /// `PT_LOAD` segments when they are gone). Relocatable objects have none.
-fn loaded_digest(data: &[u8], elf: &Elf) -> Option<[u8; 32]> {
+pub(crate) fn loaded_digest(data: &[u8], elf: &Elf) -> Option<[u8; 32]> {
     use goblin::elf::section_header::{SHF_ALLOC, SHT_NOBITS, SHT_NOTE};
     use sha2::{Digest, Sha256};
     if elf.header.e_type == goblin::elf::header::ET_REL {

@@ -320,9 +320,8 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
                     .ok()
                     .flatten();
                 if f.elf.is_some() || clean.ends_with(".a") {
-                    let code = kiln_fingerprint::functions::code_identity(&buf);
-                    f.functions = code.functions;
-                    f.loaded = code.loaded;
+                    f.functions = kiln_fingerprint::functions::file_function_hashes(&buf);
+                    f.loaded = f.elf.as_ref().and_then(|e| e.loaded);
                 }
             } else {
                 let mut h = Sha256::new();

@@ -14,8 +14,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use kiln_fingerprint::functions::CodeIdentity;
-
 use rusqlite::types::Value;
 use serde::Serialize;
 
@@ -387,13 +385,13 @@ pub(crate) fn load_file_functions(
     Ok(out)
 }
 
-/// Code identities of the tree's files named in `wanted` (path -> caller's
+/// Function sets of the tree's files named in `wanted` (path -> caller's
 /// index), read again from the layers; hashing runs on the thread pool
 /// while the next member is read.
 pub(crate) fn hash_tree_files(
     tree: &kiln_tree::Tree,
     wanted: &HashMap<&str, usize>,
-) -> Result<HashMap<usize, CodeIdentity>> {
+) -> Result<HashMap<usize, Vec<u64>>> {
     let out = Mutex::new(HashMap::new());
     let mut failed = None;
     rayon::scope(|s| {
@@ -410,7 +408,7 @@ pub(crate) fn hash_tree_files(
                 if let Some(i) = wanted.get(path).copied() {
                     let out = &out;
                     s.spawn(move |_| {
-                        let h = kiln_fingerprint::functions::code_identity(&data);
+                        let h = kiln_fingerprint::functions::file_function_hashes(&data);
                         if let Ok(mut m) = out.lock() {
                             m.insert(i, h);
                         }

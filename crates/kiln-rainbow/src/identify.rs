@@ -41,6 +41,8 @@ struct Obs {
     layer: Option<usize>,
     size: u64,
     elf: bool,
+    /// Digest of the loaded sections, for ELF files.
+    loaded: Option<[u8; 32]>,
 }
 
 /// Files smaller than this prove nothing when found at another path: empty
@@ -227,6 +229,7 @@ pub fn identify(db: &Db, tree: &Tree) -> Result<Identification> {
                 layer: e.layer,
                 size: e.size,
                 elf: e.facts::<ElfInfo>().is_some(),
+                loaded: e.facts::<ElfInfo>().and_then(|i| i.loaded),
             })
         })
         .collect();

@@ -77,11 +77,12 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
             metadata = Some(String::from_utf8_lossy(&buf).into_owned());
         }
         let elf = ElfInfo::parse(&buf).ok().flatten();
-        let code = if elf.is_some() {
-            kiln_fingerprint::functions::code_identity(&buf)
+        let functions = if elf.is_some() {
+            kiln_fingerprint::functions::file_function_hashes(&buf)
         } else {
-            Default::default()
+            Vec::new()
         };
+        let loaded = elf.as_ref().and_then(|e| e.loaded);
         files.push(DebFile {
             path: name,
             kind: FileKind::File,
@@ -93,8 +94,8 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
             conffile: false,
             strings: Vec::new(),
             templates: Vec::new(),
-            functions: code.functions,
-            loaded: code.loaded,
+            functions,
+            loaded,
         });
     }
     let metadata = metadata.ok_or_else(|| bad(path, "no *.dist-info/METADATA member"))?;

@@ -30,9 +30,9 @@ pub(super) struct FileFunctions {
 /// those builds ([`Match::ElfLoadedBytes`]); failing that, a function set
 /// a build contains supports it ([`Match::ElfFunctions`]). Stripping
 /// symbols, removing notes or appending data changes the bytes but neither
-/// of these. The files are read again from the layers, only when there are
-/// such files; their function sets are kept for the search for statically
-/// linked projects.
+/// of these. The loaded digest was taken on the first read; only files it
+/// does not settle are read again from the layers for their functions,
+/// which are kept for the search for statically linked projects.
 pub(super) fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookups) -> Result<()> {
     let matched: HashSet<usize> = l
         .by_content
@@ -40,72 +40,86 @@ pub(super) fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookup
         .map(|r| r.0)
         .chain(l.by_build_id.iter().map(|r| r.0))
         .collect();
-    let wanted: HashMap<&str, usize> = obs
+    let candidates: HashSet<usize> = obs
         .iter()
         .enumerate()
-        .filter(|(i, o)| o.elf && o.size <= MAX_CODE_FILE && !matched.contains(i))
-        .map(|(i, o)| (o.path.as_str(), i))
+        .filter(|(i, o)| o.elf && !matched.contains(i))
+        .map(|(i, _)| i)
         .collect();
-    // Function sets serve two matches: by code with the builds of the same
-    // path, and (for files nothing explains) by project signatures.
-    let per_file = !wanted.is_empty() && crate::funcmatch::has_file_functions(db)?;
-    if wanted.is_empty() || !(per_file || crate::funcmatch::has_signatures(db)?) {
+    if candidates.is_empty() {
         return Ok(());
     }
-    let hashes = crate::funcmatch::hash_tree_files(tree, &wanted)?;
-    // The packaged builds of those paths, by content.
+    let per_file = crate::funcmatch::has_file_functions(db)?;
+    // The packaged builds of the candidates' paths, by content.
     let mut at: HashMap<usize, Vec<(i64, i64)>> = HashMap::new();
     for (i, pid, _, content) in &l.by_path {
-        if let (Some(c), true) = (content, hashes.contains_key(i)) {
+        if let (Some(c), true) = (content, candidates.contains(i)) {
             at.entry(*i).or_default().push((*pid, *c));
         }
     }
-    let contents: BTreeSet<i64> = at.values().flatten().map(|(_, c)| *c).collect();
-    let sets = if per_file {
+    let stored = if per_file {
+        let contents: BTreeSet<i64> = at.values().flatten().map(|(_, c)| *c).collect();
         crate::funcmatch::load_file_functions(db, &contents)?
     } else {
         HashMap::new()
     };
-    for (i, own) in hashes {
-        let mut builds = Vec::new();
-        let mut same_loaded = Vec::new();
-        let mut same_code = Vec::new();
-        for (pid, c) in at.get(&i).into_iter().flatten() {
-            let Some(stored) = sets.get(c) else { continue };
-            let sim = crate::funcmatch::file_similarity(&own.functions, &stored.functions);
-            builds.push((*pid, sim.jaccard, Arc::clone(&stored.functions)));
-            // Both carry a build-id and they differ: another build of this
-            // code (a rebuild for a new revision), not this one.
-            if let (Some(a), Some(b)) = (&obs[i].build_id, &stored.build_id) {
-                if a != b {
-                    continue;
-                }
-            }
-            if own.loaded.is_some()
-                && stored.loaded.as_deref() == own.loaded.as_ref().map(|d| &d[..])
-            {
-                same_loaded.push(*pid);
-            }
-            if sim.same_code {
-                same_code.push(*pid);
+    // Builds this file may be: a build-id that differs from the build's
+    // marks another build of the same code (a rebuild for a new revision).
+    let comparable = |i: usize| {
+        at.get(&i)
+            .into_iter()
+            .flatten()
+            .filter_map(|(pid, c)| Some((*pid, stored.get(c)?)))
+            .filter(move |(_, s)| match (&obs[i].build_id, &s.build_id) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            })
+    };
+    // First: the same loaded sections, from the digest already taken.
+    let mut settled = HashSet::new();
+    for &i in &candidates {
+        let Some(own) = obs[i].loaded else {
+            continue;
+        };
+        for (pid, s) in comparable(i) {
+            if s.loaded.as_deref() == Some(&own[..]) {
+                l.by_code.push((i, pid, Match::ElfLoadedBytes));
+                settled.insert(i);
             }
         }
-        // The same loaded bytes single out their builds; only without such
-        // a build does the same code (a near-identical build) count.
-        if same_loaded.is_empty() {
-            l.by_code
-                .extend(same_code.into_iter().map(|p| (i, p, Match::ElfFunctions)));
-        } else {
-            l.by_code.extend(
-                same_loaded
-                    .into_iter()
-                    .map(|p| (i, p, Match::ElfLoadedBytes)),
-            );
+    }
+    // Then the functions of the rest, read again.
+    let wanted: HashMap<&str, usize> = candidates
+        .iter()
+        .filter(|i| !settled.contains(i) && obs[**i].size <= MAX_CODE_FILE)
+        .map(|i| (obs[*i].path.as_str(), *i))
+        .collect();
+    if wanted.is_empty() || !(per_file || crate::funcmatch::has_signatures(db)?) {
+        return Ok(());
+    }
+    for (i, own) in crate::funcmatch::hash_tree_files(tree, &wanted)? {
+        let mut builds = Vec::new();
+        for (pid, s) in comparable(i) {
+            let sim = crate::funcmatch::file_similarity(&own, &s.functions);
+            if sim.same_code {
+                l.by_code.push((i, pid, Match::ElfFunctions));
+            }
+            builds.push((pid, sim.jaccard, Arc::clone(&s.functions)));
+        }
+        // Nearness to every build of the path, also those another build-id
+        // rules out: the nearest version of a build the DB lacks.
+        for (pid, c) in at.get(&i).into_iter().flatten() {
+            if let Some(s) = stored.get(c) {
+                if !builds.iter().any(|b| b.0 == *pid) {
+                    let sim = crate::funcmatch::file_similarity(&own, &s.functions);
+                    builds.push((*pid, sim.jaccard, Arc::clone(&s.functions)));
+                }
+            }
         }
         l.functions.insert(
             i,
             FileFunctions {
-                hashes: own.functions,
+                hashes: own,
                 builds,
             },
         );
