@@ -398,6 +398,33 @@ int parse_header(const char *h, int *len) {
         );
     }
 
+    /// Truncated and garbled ELF files give what they can, never a panic:
+    /// a section that points past the end leaves no loaded digest.
+    #[test]
+    fn hostile_elf_files_do_not_panic() {
+        let Ok(real) = std::fs::read("/bin/true") else {
+            eprintln!("skipping: no /bin/true");
+            return;
+        };
+        let whole = code_identity(&real);
+        assert!(whole.loaded.is_some() && !whole.functions.is_empty());
+        for cut in [64, 512, real.len() / 3, real.len() / 2, real.len() - 1] {
+            let part = code_identity(&real[..cut]);
+            assert_ne!(part.loaded, whole.loaded, "cut at {cut}");
+        }
+        let mut garbled = real.clone();
+        for (i, b) in garbled.iter_mut().enumerate().skip(64) {
+            *b ^= (i * 7) as u8;
+        }
+        let _ = code_identity(&garbled);
+        // Random words through the AArch64 normaliser.
+        let words: Vec<u8> = (0..4096u32)
+            .flat_map(|i| i.wrapping_mul(2654435761).to_le_bytes())
+            .collect();
+        let mut out = Vec::new();
+        assert_eq!(a64::normalise(&words, &mut out), 4096);
+    }
+
     fn survives_relinking_and_stripping(cc: &str, strip: &str, machine: u16) {
         if Command::new(cc).arg("--version").output().is_err() {
             eprintln!("skipping: {cc} is not installed");
