@@ -335,8 +335,11 @@ pub(crate) fn has_file_functions(db: &Db) -> Result<bool> {
 
 /// A packaged ELF content's stored code identity.
 pub(crate) struct StoredCode {
+    /// Distinct function hashes, sorted.
     pub functions: Arc<Vec<u64>>,
+    /// SHA-256 of the loaded sections other than notes.
     pub loaded: Option<Vec<u8>>,
+    /// Its GNU build-id, when it has one.
     pub build_id: Option<Vec<u8>>,
 }
 
