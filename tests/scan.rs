@@ -436,6 +436,47 @@ fn version_missing_from_the_db_is_never_guessed() {
         .contains("DISAGREEMENT"));
 }
 
+/// A DB of an older schema still scans, with a warning that says what a
+/// new build would add; `-q` silences it.
+#[test]
+fn older_schema_db_scans_with_a_warning() {
+    let Some(c) = corpus() else { return };
+    if !have("sqlite3") {
+        eprintln!("skipping: sqlite3 is not installed");
+        return;
+    }
+    let db = c.dir.path().join("old.db");
+    build_db(&db, &[deb(&c, "lonely", "1.0-1")]);
+    sh(Command::new("sqlite3")
+        .arg(&db)
+        .arg("UPDATE meta SET value = '2' WHERE key = 'schema_version'"));
+    let root = c.dir.path().join("empty-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let target = format!("dir:{}", root.display());
+    let out = run(&["scan", &target, "--db", db.to_str().unwrap(), "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has schema 2") && err.contains("kiln db build"),
+        "{err}"
+    );
+    let out = run(&[
+        "scan",
+        "-q",
+        &target,
+        "--db",
+        db.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+}
+
 #[test]
 fn killed_build_leaves_the_previous_db_intact() {
     let Some(c) = corpus() else { return };

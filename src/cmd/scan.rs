@@ -59,6 +59,16 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
 /// Read the source once: catalog its metadata and, with a signature DB,
 /// identify its packages from bytes and cross-check the two.
 pub fn collect(source: &SourceArgs, db: Option<&Db>, quiet: bool) -> Result<Sbom> {
+    if let Some(db) = db.filter(|_| !quiet) {
+        let v = db.schema_version()?;
+        if v < kiln_rainbow::SCHEMA_VERSION {
+            eprintln!(
+                "kiln: warning: {} has schema {v}; build a new DB with `kiln db build` for what schema {} adds (stripped files matched by code, compact function signatures)",
+                db.path().display(),
+                kiln_rainbow::SCHEMA_VERSION
+            );
+        }
+    }
     let templates = db.map(Templates::load).transpose()?.map(Arc::new);
     // Compile the string templates while the layers stream.
     if let Some(t) = &templates {

@@ -133,7 +133,16 @@ impl Db {
             .map_err(|e| self.err(e))
     }
 
-    fn check_version(&self) -> Result<()> {
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version the DB was built with (this kiln's, for a DB
+    /// without one recorded). Older DBs still work; they lack what later
+    /// schemas added (schema 3: code identities and compact function
+    /// signatures).
+    pub fn schema_version(&self) -> Result<i64> {
         let has_meta: bool = self
             .conn
             .query_row(
@@ -144,7 +153,7 @@ impl Db {
             .map_err(|e| self.err(e))?
             > 0;
         if !has_meta {
-            return Ok(());
+            return Ok(SCHEMA_VERSION);
         }
         let found: Option<String> = self
             .conn
@@ -155,7 +164,11 @@ impl Db {
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        let found = found.and_then(|v| v.parse().ok()).unwrap_or(SCHEMA_VERSION);
+        Ok(found.and_then(|v| v.parse().ok()).unwrap_or(SCHEMA_VERSION))
+    }
+
+    fn check_version(&self) -> Result<()> {
+        let found = self.schema_version()?;
         if found > SCHEMA_VERSION {
             return Err(RainbowError::SchemaTooNew {
                 path: self.path.clone(),
