@@ -59,8 +59,9 @@ int main(int argc, char **argv) {
     let root = tmp.path().join("root");
     let app = root.join("usr/local/bin/app");
     std::fs::create_dir_all(app.parent().unwrap()).unwrap();
+    // A static, non-PIE executable (the other programs here are PIE).
     sh(Command::new("gcc")
-        .args(["-O2", "-o"])
+        .args(["-O2", "-static", "-no-pie", "-o"])
         .arg(&app)
         .arg(&src)
         .arg(format!("-I{}", x.join("usr/include").display()))
