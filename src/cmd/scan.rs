@@ -217,12 +217,9 @@ fn function_components(
     if found.function_hashes.is_empty() || !kiln_rainbow::funcmatch::has_signatures(db)? {
         return Ok(Vec::new());
     }
-    let files = found.function_hashes.iter().map(|(path, hashes)| {
-        let layer = tree.get(path.trim_start_matches('/')).and_then(|e| e.layer);
-        (path.trim_start_matches('/').to_string(), layer, hashes)
-    });
     let mut out = Vec::new();
-    for (path, layer, hashes) in files {
+    for (path, hashes) in &found.function_hashes {
+        let layer = tree.get(path.trim_start_matches('/')).and_then(|e| e.layer);
         for m in kiln_rainbow::funcmatch::match_functions(db, hashes)? {
             let exact = m.versions.len() == 1 && !m.not_in_db;
             let version = if exact {
@@ -247,53 +244,42 @@ fn function_components(
                 );
             }
             let confidence = ((0.5 + m.containment).min(0.95) * 100.0).round() / 100.0;
-            out.push(Package {
-                purl: purl(Ecosystem::Generic, &m.project, &version, None, None),
-                name: m.project.clone(),
-                version,
-                ecosystem: Ecosystem::Generic,
-                arch: None,
-                source_name: None,
-                source_version: None,
-                licenses: Vec::new(),
-                found_by: "kiln-functions",
-                locations: vec![Location {
-                    path: format!("/{path}"),
-                    layer,
-                }],
-                files: Vec::new(),
-                evidence: Some(Evidence {
+            let evidence = Evidence {
+                confidence,
+                resolution: if exact {
+                    "component-version".into()
+                } else if m.not_in_db {
+                    "version-not-in-db".into()
+                } else {
+                    "version-set".into()
+                },
+                techniques: vec![Technique {
+                    technique: "function-hashes".into(),
+                    files: 1,
                     confidence,
-                    resolution: if exact {
-                        "component-version".into()
-                    } else if m.not_in_db {
-                        "version-not-in-db".into()
-                    } else {
-                        "version-set".into()
-                    },
-                    techniques: vec![Technique {
-                        technique: "function-hashes".into(),
-                        files: 1,
-                        confidence,
-                    }],
-                    files_seen: 1,
-                    files_total: 0,
-                    candidate_versions: if exact || m.not_in_db {
-                        Vec::new()
-                    } else {
-                        m.versions.clone()
-                    },
-                    nearest_version: m.not_in_db.then(|| m.versions.join(" | ")),
-                    version_range: m.range.clone(),
-                    notes: vec![note],
-                    occurrences: vec![Occurrence {
-                        path: format!("/{path}"),
-                        layer,
-                        technique: "function-hashes".into(),
-                    }],
-                }),
-                parent: None,
-            });
+                }],
+                candidate_versions: if exact || m.not_in_db {
+                    Vec::new()
+                } else {
+                    m.versions.clone()
+                },
+                nearest_version: m.not_in_db.then(|| m.versions.join(" | ")),
+                version_range: m.range.clone(),
+                notes: vec![note],
+                ..Default::default()
+            };
+            let at = Location {
+                path: path.clone(),
+                layer,
+            };
+            out.push(file_component(
+                &m.project,
+                &version,
+                at,
+                "kiln-functions",
+                evidence,
+                None,
+            ));
         }
     }
     Ok(out)
@@ -372,17 +358,7 @@ fn component_package(c: Component, parent: Option<String>) -> Package {
     let version = c.version.clone().unwrap_or_default();
     let mut techniques: Vec<Technique> = Vec::new();
     for clue in &c.clues {
-        match techniques
-            .iter_mut()
-            .find(|t| t.technique == clue.technique)
-        {
-            Some(t) => t.files += 1,
-            None => techniques.push(Technique {
-                technique: clue.technique.into(),
-                files: 1,
-                confidence: clue.weight,
-            }),
-        }
+        count_technique(&mut techniques, clue.technique, clue.weight);
     }
     let notes = c
         .clues
@@ -392,46 +368,67 @@ fn component_package(c: Component, parent: Option<String>) -> Package {
             None => format!("{}: {}", clue.technique, clue.detail),
         })
         .collect();
-    Package {
-        purl: purl(Ecosystem::Generic, &c.project, &version, None, None),
-        name: c.project.clone(),
+    let evidence = Evidence {
+        confidence: c.confidence,
+        resolution: if c.version.is_some() {
+            "component-version".into()
+        } else {
+            "component-project-only".into()
+        },
+        techniques,
+        notes,
+        ..Default::default()
+    };
+    let at = Location {
+        path: c.path,
+        layer: c.layer,
+    };
+    file_component(&c.project, &version, at, "kiln-vendored", evidence, parent)
+}
+
+/// An upstream component found inside one file: a `pkg:generic` package
+/// located at that file, where its evidence (first technique) occurs.
+fn file_component(
+    project: &str,
+    version: &str,
+    at: Location,
+    found_by: &'static str,
+    mut evidence: Evidence,
+    parent: Option<String>,
+) -> Package {
+    let path = at.path.trim_start_matches('/');
+    evidence.files_seen = 1;
+    evidence.occurrences = vec![Occurrence {
+        path: format!("/{path}"),
+        layer: at.layer,
+        technique: evidence
+            .techniques
+            .first()
+            .map_or("version-string", |t| t.technique.as_str())
+            .into(),
+    }];
+    let mut p = Package::embedded(
+        Ecosystem::Generic,
+        project,
         version,
-        ecosystem: Ecosystem::Generic,
-        arch: None,
-        source_name: None,
-        source_version: None,
-        licenses: Vec::new(),
-        found_by: "kiln-vendored",
-        locations: vec![Location {
-            path: c.path.clone(),
-            layer: c.layer,
-        }],
-        files: Vec::new(),
-        evidence: Some(Evidence {
-            confidence: c.confidence,
-            resolution: if c.version.is_some() {
-                "component-version".into()
-            } else {
-                "component-project-only".into()
-            },
-            techniques,
-            files_seen: 1,
-            files_total: 0,
-            candidate_versions: Vec::new(),
-            nearest_version: None,
-            version_range: None,
-            notes,
-            occurrences: vec![Occurrence {
-                path: c.path.clone(),
-                layer: c.layer,
-                technique: c
-                    .clues
-                    .first()
-                    .map_or("version-string", |cl| cl.technique)
-                    .into(),
-            }],
+        path,
+        at.layer,
+        found_by,
+    );
+    p.evidence = Some(evidence);
+    p.parent = parent;
+    p
+}
+
+/// Count one more file for `technique` (added with `confidence` when new).
+fn count_technique(techniques: &mut Vec<Technique>, technique: &str, confidence: f64) {
+    match techniques.iter_mut().find(|t| t.technique == technique) {
+        Some(t) => t.files += 1,
+        None => techniques.push(Technique {
+            technique: technique.into(),
+            files: 1,
+            confidence,
         }),
-        parent,
     }
 }
 
@@ -443,14 +440,7 @@ fn to_package(id: &Identified, distro: Option<&kiln_catalog::Distro>) -> Package
     };
     let mut techniques: Vec<Technique> = Vec::new();
     for (_, _, m) in &id.occurrences {
-        match techniques.iter_mut().find(|t| t.technique == m.name()) {
-            Some(t) => t.files += 1,
-            None => techniques.push(Technique {
-                technique: m.name().into(),
-                files: 1,
-                confidence: m.confidence(),
-            }),
-        }
+        count_technique(&mut techniques, m.name(), m.confidence());
     }
     if id.resolution == Resolution::ExactBySourceCoherence {
         techniques.push(Technique {

@@ -282,6 +282,15 @@ impl Db {
     }
 }
 
+/// Values for a `rarray(?)` parameter (SQLite's carray, loaded with
+/// `rusqlite::vtab::array::load_module`): one query looks up a whole batch
+/// through an index, with `CROSS JOIN` pinning the array as the outer loop.
+pub(crate) fn rarray<T: Into<rusqlite::types::Value>>(
+    items: impl IntoIterator<Item = T>,
+) -> std::rc::Rc<Vec<rusqlite::types::Value>> {
+    std::rc::Rc::new(items.into_iter().map(Into::into).collect())
+}
+
 fn db_err(path: &Path, e: rusqlite::Error) -> RainbowError {
     RainbowError::Db {
         path: path.into(),

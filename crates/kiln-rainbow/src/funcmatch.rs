@@ -14,10 +14,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::types::Value;
 use serde::Serialize;
 
-use crate::db::Db;
+use crate::db::{rarray, Db};
 use crate::error::Result;
 
 /// Fewest distinctive functions that can name a project.
@@ -97,12 +96,7 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
         return Ok(Vec::new());
     }
     let e = |err| db.err(err);
-    let values = std::rc::Rc::new(
-        hashes
-            .iter()
-            .map(|h| Value::Integer(*h as i64))
-            .collect::<Vec<_>>(),
-    );
+    let values = rarray(hashes.iter().map(|h| *h as i64));
     let mut stmt = db
         .conn
         .prepare_cached(
@@ -176,7 +170,10 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
         let range = if not_in_db {
             version_bounds(db, project, &postings, &known)?
         } else if versions.len() > 1 {
-            Some(format!("vers:generic/{}", versions.join("|")))
+            Some(crate::range::set(
+                "generic",
+                versions.iter().map(String::as_str),
+            ))
         } else {
             None
         };
@@ -198,11 +195,7 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
 /// The signature versions `ids` name.
 fn load_versions(db: &Db, ids: &BTreeSet<u32>) -> Result<HashMap<u32, SigVersion>> {
     let e = |err| db.err(err);
-    let values = std::rc::Rc::new(
-        ids.iter()
-            .map(|i| Value::Integer(i64::from(*i)))
-            .collect::<Vec<_>>(),
-    );
+    let values = rarray(ids.iter().map(|i| i64::from(*i)));
     let mut stmt = db
         .conn
         .prepare_cached(
@@ -226,10 +219,9 @@ fn load_versions(db: &Db, ids: &BTreeSet<u32>) -> Result<HashMap<u32, SigVersion
 }
 
 /// The known versions of `project` a build the DB does not have lies
-/// between: a distinctive function of the file that only versions
-/// `lo..=hi` (in version order) have means it is newer than the version
-/// before `lo` and older than the one after `hi`. Nothing when the
-/// functions bound nothing or contradict each other.
+/// between, from where its distinctive functions appear (see
+/// [`crate::range`]). Nothing when the functions bound nothing or
+/// contradict each other.
 fn version_bounds(
     db: &Db,
     project: &str,
@@ -248,32 +240,24 @@ fn version_bounds(
         .map_err(e)?;
     all.sort_by(|a, b| dpkg_cmp(&a.1, &b.1));
     let index: HashMap<u32, usize> = all.iter().enumerate().map(|(i, v)| (v.0, i)).collect();
-    let (mut lower, mut upper): (Option<usize>, Option<usize>) = (None, None);
-    for p in postings {
-        if p.first()
-            .and_then(|id| known.get(id))
-            .is_none_or(|v| v.project != project)
-        {
-            continue;
-        }
-        let mut at = p.iter().filter_map(|id| index.get(id).copied());
-        let Some(first) = at.next() else {
-            continue;
-        };
-        let (lo, hi) = at.fold((first, first), |(lo, hi), j| (lo.min(j), hi.max(j)));
-        if lo > 0 {
-            lower = Some(lower.map_or(lo - 1, |l| l.max(lo - 1)));
-        }
-        if hi + 1 < all.len() {
-            upper = Some(upper.map_or(hi + 1, |u| u.min(hi + 1)));
-        }
+    let spans = postings
+        .iter()
+        .filter(|p| {
+            p.first()
+                .and_then(|id| known.get(id))
+                .is_some_and(|v| v.project == project)
+        })
+        .filter_map(|p| {
+            let mut at = p.iter().filter_map(|id| index.get(id).copied());
+            let first = at.next()?;
+            Some(at.fold((first, first), |(lo, hi), j| (lo.min(j), hi.max(j))))
+        });
+    let (lower, upper) = crate::range::span_bounds(spans, all.len());
+    if lower.zip(upper).is_some_and(|(a, b)| a >= b) {
+        return Ok(None);
     }
-    Ok(match (lower, upper) {
-        (Some(a), Some(b)) if a < b => Some(format!("vers:generic/>{}|<{}", all[a].1, all[b].1)),
-        (Some(a), None) => Some(format!("vers:generic/>{}", all[a].1)),
-        (None, Some(b)) => Some(format!("vers:generic/<{}", all[b].1)),
-        _ => None,
-    })
+    let v = |j: usize| all[j].1.as_str();
+    Ok(crate::range::between("generic", lower.map(v), upper.map(v)))
 }
 
 /// Posting lists: sorted ids as LEB128 varint deltas.
@@ -349,12 +333,7 @@ pub(crate) fn load_file_functions(
     contents: &BTreeSet<i64>,
 ) -> Result<HashMap<i64, StoredCode>> {
     let e = |err| db.err(err);
-    let ids = std::rc::Rc::new(
-        contents
-            .iter()
-            .map(|c| Value::Integer(*c))
-            .collect::<Vec<_>>(),
-    );
+    let ids = rarray(contents.iter().copied());
     let mut stmt = db
         .conn
         .prepare_cached(

@@ -26,7 +26,7 @@ use kiln_fingerprint::ElfInfo;
 use kiln_tree::{Kind, Tree};
 use serde::Serialize;
 
-use crate::db::Db;
+use crate::db::{rarray, Db};
 use crate::error::Result;
 
 mod code;
@@ -304,15 +304,6 @@ fn lookup(db: &Db, obs: &[Obs], links: &[(String, String)]) -> Result<Lookups> {
     out
 }
 
-fn values<K: AsRef<[u8]>>(
-    keys: impl Iterator<Item = K>,
-) -> std::rc::Rc<Vec<rusqlite::types::Value>> {
-    std::rc::Rc::new(
-        keys.map(|k| rusqlite::types::Value::Blob(k.as_ref().to_vec()))
-            .collect(),
-    )
-}
-
 /// Same bytes and same build-ids. Observed values go to SQLite as arrays
 /// (carray), so one query per kind looks them all up through the indexes,
 /// and answers map back by value. CROSS JOIN pins the array as the outer
@@ -350,7 +341,7 @@ fn lookup_content(db: &Db, obs: &[Obs]) -> Result<Lookups> {
     ] {
         let mut q = c.prepare(sql).map_err(e)?;
         let rows = q
-            .query_map([values(keys.keys())], |r| {
+            .query_map([rarray(keys.keys().map(|k| k.to_vec()))], |r| {
                 Ok((
                     r.get::<_, Vec<u8>>(0)?,
                     r.get::<_, i64>(1)?,
@@ -379,12 +370,7 @@ fn lookup_paths(db: &Db, obs: &[Obs], links: &[(String, String)]) -> Result<Vec<
             by_path.entry(a).or_default().push(i);
         }
     }
-    let paths = std::rc::Rc::new(
-        by_path
-            .keys()
-            .map(|p| rusqlite::types::Value::Text(p.clone()))
-            .collect::<Vec<_>>(),
-    );
+    let paths = rarray(by_path.keys().cloned());
     let mut q = c
         .prepare(
             "SELECT p.path, f.package_id, f.conffile, f.content_id FROM rarray(?1) AS a
@@ -752,13 +738,9 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
             version_range: if d.not_in_db {
                 code_range(all_ids, &contradictions_idx, l, pkgs)
             } else if chosen.len() > 1 {
-                Some(format!(
-                    "vers:deb/{}",
-                    chosen
-                        .iter()
-                        .map(|id| pkgs[id].version.as_str())
-                        .collect::<Vec<_>>()
-                        .join("|")
+                Some(crate::range::set(
+                    "deb",
+                    chosen.iter().map(|id| pkgs[id].version.as_str()),
                 ))
             } else {
                 None

@@ -32,6 +32,7 @@ pub mod funcmatch;
 mod identify;
 pub mod learn;
 pub mod project;
+mod range;
 mod templates;
 pub mod vendored;
 pub mod wheel;

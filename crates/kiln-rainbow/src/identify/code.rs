@@ -12,6 +12,7 @@ use kiln_tree::Tree;
 use super::{Lookups, Match, Obs, Pkg};
 use crate::db::Db;
 use crate::error::Result;
+use crate::funcmatch::StoredCode;
 
 /// ELF files larger than this are not read again for their code: each is
 /// held in memory while hashed (the same cap as `kiln db build`'s).
@@ -63,17 +64,19 @@ pub(super) fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookup
     } else {
         HashMap::new()
     };
-    // Builds this file may be: a build-id that differs from the build's
-    // marks another build of the same code (a rebuild for a new revision).
-    let comparable = |i: usize| {
+    // The packaged builds of file `i`'s path, with their stored code.
+    let builds_of = |i: usize| {
         at.get(&i)
             .into_iter()
             .flatten()
             .filter_map(|(pid, c)| Some((*pid, stored.get(c)?)))
-            .filter(move |(_, s)| match (&obs[i].build_id, &s.build_id) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            })
+    };
+    // Whether file `i` may be that build: a build-id that differs from the
+    // build's marks another build of the same code (a rebuild for a new
+    // revision).
+    let may_be = |i: usize, s: &StoredCode| match (&obs[i].build_id, &s.build_id) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
     };
     // First: the same loaded sections, from the digest already taken.
     let mut settled = HashSet::new();
@@ -81,7 +84,7 @@ pub(super) fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookup
         let Some(own) = obs[i].loaded else {
             continue;
         };
-        for (pid, s) in comparable(i) {
+        for (pid, s) in builds_of(i).filter(|(_, s)| may_be(i, s)) {
             if s.loaded.as_deref() == Some(&own[..]) {
                 l.by_code.push((i, pid, Match::ElfLoadedBytes));
                 settled.insert(i);
@@ -98,23 +101,15 @@ pub(super) fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookup
         return Ok(());
     }
     for (i, own) in crate::funcmatch::hash_tree_files(tree, &wanted)? {
+        // Nearness to every build of the path, also those another build-id
+        // rules out: the nearest version of a build the DB lacks.
         let mut builds = Vec::new();
-        for (pid, s) in comparable(i) {
+        for (pid, s) in builds_of(i) {
             let sim = crate::funcmatch::file_similarity(&own, &s.functions);
-            if sim.same_code {
+            if sim.same_code && may_be(i, s) {
                 l.by_code.push((i, pid, Match::ElfFunctions));
             }
             builds.push((pid, sim.jaccard, Arc::clone(&s.functions)));
-        }
-        // Nearness to every build of the path, also those another build-id
-        // rules out: the nearest version of a build the DB lacks.
-        for (pid, c) in at.get(&i).into_iter().flatten() {
-            if let Some(s) = stored.get(c) {
-                if !builds.iter().any(|b| b.0 == *pid) {
-                    let sim = crate::funcmatch::file_similarity(&own, &s.functions);
-                    builds.push((*pid, sim.jaccard, Arc::clone(&s.functions)));
-                }
-            }
         }
         l.functions.insert(
             i,
@@ -128,10 +123,8 @@ pub(super) fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookup
 }
 
 /// For a package no known version explains: the bounds the code of its
-/// differing `files` puts on the installed version. A function of the file
-/// that only known versions `lo..=hi` have means the file is newer than
-/// the known version before `lo` and older than the one after `hi`
-/// (functions come and go with versions, they do not return). A `vers:`
+/// differing `files` puts on the installed version (see [`crate::range`];
+/// each file is placed among the builds that ship its path). A `vers:`
 /// range, or nothing when the code bounds nothing or contradicts itself.
 pub(super) fn code_range(
     ids: &BTreeSet<i64>,
@@ -153,34 +146,33 @@ pub(super) fn code_range(
         if builds.len() < 2 {
             continue;
         }
-        for h in &f.hashes {
+        let spans = f.hashes.iter().filter_map(|h| {
             let mut present = builds
                 .iter()
                 .enumerate()
                 .filter(|(_, b)| b.2.binary_search(h).is_ok())
                 .map(|(j, _)| j);
-            let Some(lo) = present.next() else {
-                continue;
-            };
-            let hi = present.next_back().unwrap_or(lo);
-            if lo > 0 {
-                let c = builds[lo - 1].0;
-                if lower.is_none_or(|x| cmp(&c, &x).is_gt()) {
-                    lower = Some(c);
-                }
+            let lo = present.next()?;
+            Some((lo, present.next_back().unwrap_or(lo)))
+        });
+        // This file's bounds, as builds; the tightest over all files.
+        let (lo, hi) = crate::range::span_bounds(spans, builds.len());
+        if let Some(c) = lo.map(|j| builds[j].0) {
+            if lower.is_none_or(|x| cmp(&c, &x).is_gt()) {
+                lower = Some(c);
             }
-            if let Some(b) = builds.get(hi + 1) {
-                if upper.is_none_or(|x| cmp(&b.0, &x).is_lt()) {
-                    upper = Some(b.0);
-                }
+        }
+        if let Some(c) = hi.map(|j| builds[j].0) {
+            if upper.is_none_or(|x| cmp(&c, &x).is_lt()) {
+                upper = Some(c);
             }
         }
     }
-    let v = |id: i64| pkgs[&id].version.as_str();
-    match (lower, upper) {
-        (Some(a), Some(b)) if cmp(&a, &b).is_lt() => Some(format!("vers:deb/>{}|<{}", v(a), v(b))),
-        (Some(a), None) => Some(format!("vers:deb/>{}", v(a))),
-        (None, Some(b)) => Some(format!("vers:deb/<{}", v(b))),
-        _ => None,
+    if let (Some(a), Some(b)) = (lower, upper) {
+        if cmp(&a, &b).is_ge() {
+            return None;
+        }
     }
+    let v = |id: i64| pkgs[&id].version.as_str();
+    crate::range::between("deb", lower.map(v), upper.map(v))
 }
