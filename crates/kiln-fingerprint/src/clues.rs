@@ -14,11 +14,13 @@
 
 use std::collections::HashMap;
 
-use goblin::elf::program_header::PT_LOAD;
+use goblin::elf::header::EM_X86_64;
 use goblin::elf::sym::STT_FUNC;
 use goblin::elf::Elf;
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 use serde::{Deserialize, Serialize};
+
+use crate::mapped::Image;
 
 /// Longest string kept; longer runs are prose or tables, not versions.
 const MAX_STRING: usize = 200;
@@ -28,8 +30,6 @@ const MAX_STRINGS: usize = 4096;
 const MAX_FUNCTION: usize = 64 << 10;
 /// Most stores recorded per function.
 const MAX_STORES: usize = 512;
-/// `e_machine` of x86-64.
-const EM_X86_64: u16 = 62;
 
 /// A constant a function writes to memory: `mov dword [reg+disp], value`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,54 +176,7 @@ fn strings_in(ranges: &[&[u8]]) -> Vec<String> {
     out
 }
 
-/// The loaded image: maps virtual addresses to file bytes.
-struct Image<'a> {
-    data: &'a [u8],
-    loads: Vec<(u64, u64, u64)>, // vaddr, filesz, offset
-}
-
-impl<'a> Image<'a> {
-    fn new(data: &'a [u8], elf: &Elf) -> Image<'a> {
-        let mut loads: Vec<(u64, u64, u64)> = elf
-            .program_headers
-            .iter()
-            .filter(|p| p.p_type == PT_LOAD)
-            .map(|p| (p.p_vaddr, p.p_filesz, p.p_offset))
-            .collect();
-        if loads.is_empty() {
-            // Relocatable objects: sections are laid out at their offsets.
-            loads = elf
-                .section_headers
-                .iter()
-                .filter(|s| s.sh_addr != 0)
-                .map(|s| (s.sh_addr, s.sh_size, s.sh_offset))
-                .collect();
-        }
-        Image { data, loads }
-    }
-
-    fn bytes(&self, addr: u64, len: u64) -> Option<&'a [u8]> {
-        let (vaddr, filesz, offset) = self
-            .loads
-            .iter()
-            .find(|(v, sz, _)| addr >= *v && addr < v.saturating_add(*sz))?;
-        let within = addr - vaddr;
-        let len = len.min(filesz - within);
-        let start = usize::try_from(offset.checked_add(within)?).ok()?;
-        let end = start.checked_add(usize::try_from(len).ok()?)?;
-        self.data.get(start..end)
-    }
-
-    fn u64_at(&self, addr: u64, width: usize) -> Option<u64> {
-        let b = self.bytes(addr, width as u64)?;
-        if b.len() < width {
-            return None;
-        }
-        let mut buf = [0u8; 8];
-        buf[..width].copy_from_slice(&b[..width]);
-        Some(u64::from_le_bytes(buf))
-    }
-
+impl Image<'_> {
     fn c_string(&self, addr: u64) -> Option<String> {
         let b = self.bytes(addr, MAX_STRING as u64 + 1)?;
         let end = b.iter().position(|c| *c == 0)?;

@@ -14,18 +14,17 @@
 use std::collections::BTreeMap;
 
 use gimli::{BaseAddresses, CieOrFde, EhFrame, LittleEndian, UnwindSection};
+use goblin::elf::header::{EM_AARCH64, EM_X86_64};
 use goblin::elf::program_header::{PT_GNU_EH_FRAME, PT_LOAD};
 use goblin::elf::sym::STT_FUNC;
 use goblin::elf::Elf;
 use iced_x86::{Decoder, DecoderOptions, Instruction, OpKind};
 use serde::{Deserialize, Serialize};
 
+use crate::mapped::Image;
+
 mod a64;
 
-/// `e_machine` of x86-64.
-const EM_X86_64: u16 = 62;
-/// `e_machine` of AArch64.
-const EM_AARCH64: u16 = 183;
 /// Immediates and displacements up to this magnitude are kept: struct
 /// offsets, loop bounds, flags. Larger ones are usually addresses.
 const SMALL: u64 = 0x1000;
@@ -87,25 +86,10 @@ fn eh_frame<'a>(data: &'a [u8], elf: &Elf) -> Option<(&'a [u8], u64)> {
     if h.len() < 8 || h[0] != 1 || h[1] != 0x1b {
         return None;
     }
-    let rel = i32::from_le_bytes([h[4], h[5], h[6], h[7]]) as i64;
-    let addr = (hdr.p_vaddr as i64 + 4 + rel) as u64;
+    let rel = i64::from(i32::from_le_bytes([h[4], h[5], h[6], h[7]]));
+    let addr = hdr.p_vaddr.wrapping_add(4).wrapping_add_signed(rel);
     // The section runs to the end of its segment (its size is not recorded).
-    let load = elf
-        .program_headers
-        .iter()
-        .find(|p| p.p_type == PT_LOAD && addr >= p.p_vaddr && addr < p.p_vaddr + p.p_filesz)?;
-    let start = usize::try_from(load.p_offset + (addr - load.p_vaddr)).ok()?;
-    let end = usize::try_from(load.p_offset + load.p_filesz).ok()?;
-    Some((data.get(start..end)?, addr))
-}
-
-/// Map an address range to file bytes through the loadable segments.
-fn code<'a>(data: &'a [u8], elf: &Elf, addr: u64, len: u64) -> Option<&'a [u8]> {
-    let seg = elf.program_headers.iter().find(|p| {
-        p.p_type == PT_LOAD && addr >= p.p_vaddr && addr + len <= p.p_vaddr + p.p_filesz
-    })?;
-    let start = usize::try_from(seg.p_offset + (addr - seg.p_vaddr)).ok()?;
-    data.get(start..start.checked_add(usize::try_from(len).ok()?)?)
+    Some((Image::new(data, elf).bytes(addr, u64::MAX)?, addr))
 }
 
 /// Functions shorter than this say too little (stubs, thunks) to count.
@@ -263,13 +247,15 @@ pub fn hash_functions(data: &[u8], elf: &Elf, min_len: u64) -> Vec<FunctionHash>
             })
             .collect();
     }
+    let image = Image::new(data, elf);
     let mut out = Vec::new();
     let mut buf = Vec::with_capacity(4096);
     for (start, len) in function_ranges(data, elf) {
         if len < min_len || len > 1 << 24 {
             continue;
         }
-        let Some(bytes) = code(data, elf, start, len) else {
+        // Whole functions only: one that runs past its segment is not code.
+        let Some(bytes) = image.bytes(start, len).filter(|b| b.len() as u64 == len) else {
             continue;
         };
         buf.clear();

@@ -27,6 +27,7 @@ mod clues;
 mod elf;
 pub mod functions;
 mod gobuild;
+mod mapped;
 
 pub use auditable::RustCrate;
 pub use clues::{version_strings, Clues, FunctionConsts, Store};
