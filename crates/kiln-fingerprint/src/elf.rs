@@ -50,10 +50,10 @@ pub struct ElfInfo {
     /// Version clues (strings, function constants), when asked for.
     #[serde(skip)]
     pub clues: Option<Box<crate::Clues>>,
-    /// Digest of the loaded sections other than notes (see
-    /// [`crate::functions::CodeIdentity`]): identifies the code and data of
-    /// a build whatever was stripped around them. One SHA-256 pass over
-    /// what is mapped, computed while the bytes are at hand.
+    /// Digest of the loaded sections other than notes: identifies the code
+    /// and data of a build whatever was stripped around them (symbols,
+    /// notes, the build-id, appended bytes). One SHA-256 pass over what is
+    /// mapped, computed while the bytes are at hand.
     #[serde(skip)]
     pub loaded: Option<[u8; 32]>,
 }

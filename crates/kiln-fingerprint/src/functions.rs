@@ -95,38 +95,16 @@ fn eh_frame<'a>(data: &'a [u8], elf: &Elf) -> Option<(&'a [u8], u64)> {
 /// Functions shorter than this say too little (stubs, thunks) to count.
 pub const MIN_FUNCTION: u64 = 32;
 
-/// What a file's code is, whatever was stripped from it: its functions,
-/// and for linked ELF files the digest of its loaded sections.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CodeIdentity {
-    /// Distinct normalised function hashes, sorted.
-    pub functions: Vec<u64>,
-    /// SHA-256 over the allocated sections other than notes (code, data,
-    /// dynamic symbols), each with its address: `strip --strip-all`,
-    /// removing the build-id note or appending bytes leave it unchanged;
-    /// any other change to what is loaded changes it.
-    pub loaded: Option<[u8; 32]>,
-}
-
 /// The distinct function hashes of a file: an ELF file, or every ELF
 /// object in a static archive (`.a`). Sorted.
 pub fn file_function_hashes(data: &[u8]) -> Vec<u64> {
-    identity(data, false).functions
-}
-
-/// [`CodeIdentity`] of an ELF file or static archive (empty for others).
-pub fn code_identity(data: &[u8]) -> CodeIdentity {
-    identity(data, true)
-}
-
-fn identity(data: &[u8], with_loaded: bool) -> CodeIdentity {
-    let mut out = CodeIdentity::default();
+    let mut out = Vec::new();
     if data.starts_with(b"!<arch>\n") {
         if let Ok(ar) = goblin::archive::Archive::parse(data) {
             for name in ar.members() {
                 if let Ok(member) = ar.extract(name, data) {
                     if let Ok(elf) = Elf::parse(member) {
-                        out.functions.extend(
+                        out.extend(
                             hash_functions(member, &elf, MIN_FUNCTION)
                                 .iter()
                                 .map(|f| f.hash),
@@ -137,23 +115,25 @@ fn identity(data: &[u8], with_loaded: bool) -> CodeIdentity {
         }
     } else if crate::is_elf(data) {
         if let Ok(elf) = Elf::parse(data) {
-            out.functions.extend(
+            out.extend(
                 hash_functions(data, &elf, MIN_FUNCTION)
                     .iter()
                     .map(|f| f.hash),
             );
-            if with_loaded {
-                out.loaded = loaded_digest(data, &elf);
-            }
         }
     }
-    out.functions.sort_unstable();
-    out.functions.dedup();
+    out.sort_unstable();
+    out.dedup();
     out
 }
 
-/// Digest of the allocated, non-note sections (by section headers; by
-/// `PT_LOAD` segments when they are gone). Relocatable objects have none.
+/// What a linked ELF file's code and data are, whatever was stripped
+/// around them: SHA-256 over the allocated sections other than notes
+/// (code, data, dynamic symbols), each with its address, by section
+/// headers (by `PT_LOAD` segments when they are gone). `strip --strip-all`,
+/// removing the build-id note or appending bytes leave it unchanged; any
+/// other change to what is loaded changes it. Relocatable objects have
+/// none.
 pub(crate) fn loaded_digest(data: &[u8], elf: &Elf) -> Option<[u8; 32]> {
     use goblin::elf::section_header::{SHF_ALLOC, SHT_NOBITS, SHT_NOTE};
     use sha2::{Digest, Sha256};
@@ -333,6 +313,21 @@ fn is_immediate(k: OpKind) -> bool {
 mod tests {
     use super::*;
     use std::process::Command;
+
+    /// A file's functions and loaded digest.
+    struct CodeIdentity {
+        functions: Vec<u64>,
+        loaded: Option<[u8; 32]>,
+    }
+
+    fn code_identity(data: &[u8]) -> CodeIdentity {
+        CodeIdentity {
+            functions: file_function_hashes(data),
+            loaded: Elf::parse(data)
+                .ok()
+                .and_then(|elf| loaded_digest(data, &elf)),
+        }
+    }
 
     fn build(cc: &str, dir: &std::path::Path, name: &str, src: &str, extra: &[&str]) -> Vec<u8> {
         let c = dir.join(format!("{name}.c"));

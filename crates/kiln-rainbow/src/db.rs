@@ -508,11 +508,11 @@ impl<'c> Writer<'c> {
                                 elf.needed.join("\n"),
                                 elf.verdefs.join("\n"),
                             ])?;
-                            if !f.functions.is_empty() || f.loaded.is_some() {
+                            if !f.functions.is_empty() || elf.loaded.is_some() {
                                 self.add_functions.execute(params![
                                     id,
                                     crate::funcmatch::pack(&f.functions),
-                                    f.loaded.map(|d| d.to_vec()),
+                                    elf.loaded.map(|d| d.to_vec()),
                                 ])?;
                             }
                         }

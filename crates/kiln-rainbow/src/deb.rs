@@ -63,9 +63,6 @@ pub struct DebFile {
     pub templates: Vec<crate::learn::Template>,
     /// Distinct normalised function hashes (ELF files and static archives).
     pub functions: Vec<u64>,
-    /// Digest of the loaded sections (ELF files), see
-    /// [`kiln_fingerprint::functions::CodeIdentity`].
-    pub loaded: Option<[u8; 32]>,
 }
 
 /// Everything kiln records of one binary package.
@@ -306,7 +303,6 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
             strings: Vec::new(),
             templates: Vec::new(),
             functions: Vec::new(),
-            loaded: None,
         };
         if kind == FileKind::File {
             if size <= MAX_BUFFERED_FILE {
@@ -321,7 +317,6 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
                     .flatten();
                 if f.elf.is_some() || clean.ends_with(".a") {
                     f.functions = kiln_fingerprint::functions::file_function_hashes(&buf);
-                    f.loaded = f.elf.as_ref().and_then(|e| e.loaded);
                 }
             } else {
                 let mut h = Sha256::new();

@@ -82,7 +82,6 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
         } else {
             Vec::new()
         };
-        let loaded = elf.as_ref().and_then(|e| e.loaded);
         files.push(DebFile {
             path: name,
             kind: FileKind::File,
@@ -95,7 +94,6 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
             strings: Vec::new(),
             templates: Vec::new(),
             functions,
-            loaded,
         });
     }
     let metadata = metadata.ok_or_else(|| bad(path, "no *.dist-info/METADATA member"))?;
