@@ -156,21 +156,7 @@ done
 
 echo
 echo "== 4. version holdout (installed version of every multi-version package left out)"
-mkdir -p "$OUT/holdout-debs"
-python3 - "$CORPUS" "$OUT" <<'PY'
-import collections, os, sys
-corpus, out = sys.argv[1], sys.argv[2]
-truth = dict(l.rstrip("\n").split("\t")[:2] for l in open(f"{corpus}/images/bookworm-curl.packages.tsv"))
-rows = [l.rstrip("\n").split("\t") for l in open(f"{corpus}/debian-bookworm/MANIFEST.tsv")][1:]
-count = collections.Counter(r[1] for r in rows)
-held = []
-for r in rows:
-    if count[r[1]] > 1 and truth.get(r[1]) == r[2]:
-        held.append(r[1])
-    else:
-        os.symlink(os.path.abspath(f"{corpus}/debian-bookworm/{r[0]}"), f"{out}/holdout-debs/{r[0]}")
-open(f"{out}/held.txt", "w").write("\n".join(held) + "\n")
-PY
+python3 bench/holdout_debs.py "$CORPUS" "$OUT/holdout-debs" "$OUT/held.txt"
 "$kiln" db build -q --db "$OUT/holdout.db" --deb "$OUT/holdout-debs"
 H=$(grep -cxf "$OUT/elf-packages.txt" "$OUT/held.txt" || true)
 echo "held out: $(wc -l <"$OUT/held.txt") packages, $H of them with ELF code"

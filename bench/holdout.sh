@@ -14,23 +14,7 @@ cargo build --release -q
 kiln=./target/release/kiln
 out=bench/out/holdout
 rm -rf "$out" && mkdir -p "$out/debs"
-python3 - "$corpus" "$out" <<'PY'
-import collections, os, sys
-corpus, out = sys.argv[1], sys.argv[2]
-truth = {}
-for line in open(f"{corpus}/images/bookworm-curl.packages.tsv"):
-    f = line.rstrip("\n").split("\t")
-    truth[f[0]] = f[1]
-rows = [l.rstrip("\n").split("\t") for l in open(f"{corpus}/debian-bookworm/MANIFEST.tsv")][1:]
-count = collections.Counter(r[1] for r in rows)
-held = []
-for r in rows:
-    if count[r[1]] > 1 and truth.get(r[1]) == r[2]:
-        held.append(r[1])
-    else:
-        os.symlink(os.path.abspath(f"{corpus}/debian-bookworm/{r[0]}"), f"{out}/debs/{r[0]}")
-open(f"{out}/held.txt", "w").write("\n".join(held) + "\n")
-PY
+python3 bench/holdout_debs.py "$corpus" "$out/debs" "$out/held.txt"
 "$kiln" db build -q --db "$out/holdout.db" --deb "$out/debs"
 "$kiln" strip -q "oci-archive:$corpus/images/bookworm-curl.oci.tar" "oci-archive:$out/stripped.tar" --transforms delete-db,delete-docs
 "$kiln" scan -q --db "$out/holdout.db" "oci-archive:$out/stripped.tar" -o json >"$out/scan.json"

@@ -1,6 +1,20 @@
 # Shared helpers for bench/*.sh: timing with GNU time, and finding peers.
 # shellcheck shell=bash
 
+# time_summary TIME_FILE: "wall_seconds peak_rss_mib exit_status" from the
+# report of /usr/bin/time -v.
+time_summary() {
+    awk -F': ' '
+        /Elapsed \(wall clock\)/ {
+            n = split($2, t, ":"); s = 0
+            for (i = 1; i <= n; i++) s = s * 60 + t[i]
+            wall = s
+        }
+        /Maximum resident set size/ { rss = $2 / 1024 }
+        /Exit status/ { code = $2 }
+        END { printf "%.3f %.1f %s\n", wall, rss, code }' "$1"
+}
+
 # measure OUT_PREFIX CMD...: run CMD with /usr/bin/time -v; stdout goes to
 # OUT_PREFIX.out, and "wall_seconds peak_rss_mib" is printed.
 measure() {
@@ -11,14 +25,7 @@ measure() {
         tail -5 "$prefix.time" >&2
         return 1
     }
-    awk -F': ' '
-        /Elapsed \(wall clock\)/ {
-            n = split($2, t, ":"); s = 0
-            for (i = 1; i <= n; i++) s = s * 60 + t[i]
-            wall = s
-        }
-        /Maximum resident set size/ { rss = $2 / 1024 }
-        END { printf "%.3f %.1f\n", wall, rss }' "$prefix.time"
+    time_summary "$prefix.time" | cut -d' ' -f1,2
 }
 
 # measure_any OUT_PREFIX CMD...: as measure, but a failing CMD (a failed
@@ -27,15 +34,7 @@ measure_any() {
     local prefix=$1
     shift
     /usr/bin/time -v "$@" >"$prefix.out" 2>"$prefix.time" || true
-    awk -F': ' '
-        /Elapsed \(wall clock\)/ {
-            n = split($2, t, ":"); s = 0
-            for (i = 1; i <= n; i++) s = s * 60 + t[i]
-            wall = s
-        }
-        /Maximum resident set size/ { rss = $2 / 1024 }
-        /Exit status/ { code = $2 }
-        END { printf "%.3f %.1f %s\n", wall, rss, code }' "$prefix.time"
+    time_summary "$prefix.time"
 }
 
 # best_of N OUT_PREFIX CMD...: the run with the lowest wall time of N.

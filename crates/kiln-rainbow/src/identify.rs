@@ -530,6 +530,13 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
         nearest: Option<i64>,
     }
     let by_version_desc = |a: &i64, b: &i64| dpkg_cmp(&pkgs[b].version, &pkgs[a].version);
+    // Per build, how close the code of the files that differ is (summed
+    // Jaccard similarity of their function sets): among equally explained
+    // builds, the nearest to a version the DB lacks.
+    let mut closeness: HashMap<i64, f64> = HashMap::new();
+    for (pid, jaccard, _) in l.functions.values().flat_map(|f| f.builds.iter()) {
+        *closeness.entry(*pid).or_default() += jaccard;
+    }
     let mut drafts: BTreeMap<Key, Draft> = BTreeMap::new();
     for (k, ids) in &versions {
         let consistent: Vec<i64> = ids
@@ -545,16 +552,7 @@ fn resolve(obs: &[Obs], l: &Lookups, pkgs: &HashMap<i64, Pkg>) -> Identification
                 sup_count.get(id).copied().unwrap_or(0) as i64
                     - contra.get(id).map_or(0, |c| c.len() as i64)
             };
-            // Among equals, the build whose code is closest (summed Jaccard
-            // similarity of the function sets of the files that differ).
-            let closeness = |id: &i64| -> f64 {
-                l.functions
-                    .values()
-                    .flat_map(|f| f.builds.iter())
-                    .filter(|b| b.0 == *id)
-                    .map(|b| b.1)
-                    .sum()
-            };
+            let closeness = |id: &i64| closeness.get(id).copied().unwrap_or(0.0);
             let mut all: Vec<i64> = ids.iter().copied().collect();
             all.sort_by(|a, b| {
                 score(b)
