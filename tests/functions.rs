@@ -8,26 +8,34 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
 
-#[test]
-fn stripped_static_zlib_is_found_by_its_functions() {
+/// Debian packages fetched with apt into a fresh directory, and a DB built
+/// from them: (temporary dir, the .debs' dir, the DB). `None` (the test
+/// skips) without gcc, binutils, apt or dpkg-deb, or when apt cannot
+/// fetch them.
+fn apt_db(specs: &[&str]) -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
     if !(have("gcc") && have("strip") && have("apt-get") && have("dpkg-deb")) {
-        return;
+        return None;
     }
     let tmp = tempfile::tempdir().unwrap();
     let debs = tmp.path().join("debs");
-    if !apt_download(&debs, &["zlib1g-dev", "zlib1g"]) {
-        return;
+    if !apt_download(&debs, specs) {
+        return None;
     }
     let db = tmp.path().join("kiln.db");
-    sh(kiln()
-        .args(["db", "build", "-q", "--db"])
-        .arg(&db)
-        .arg("--deb")
-        .arg(&debs));
+    db_build_debs(&db, &debs);
+    Some((tmp, debs, db))
+}
+
+#[test]
+fn stripped_static_zlib_is_found_by_its_functions() {
+    let Some((tmp, debs, db)) = apt_db(&["zlib1g-dev", "zlib1g"]) else {
+        return;
+    };
 
     // A program linking libz.a statically, stripped of every symbol.
     let dev = std::fs::read_dir(&debs)
@@ -78,7 +86,7 @@ int main(int argc, char **argv) {
     sh(&mut Command::new(&renamed));
 
     let target = format!("dir:{}", root.display());
-    let doc = json(&["scan", "--db", db.to_str().unwrap(), &target, "-o", "json"]);
+    let doc = scan_json(&db, &target);
     let zlib = doc["packages"]
         .as_array()
         .unwrap()
@@ -130,26 +138,15 @@ int main(int argc, char **argv) {
 /// `libcrypto.a` is told apart by containment, at the exact version.
 #[test]
 fn stripped_static_openssl_versions_are_told_apart() {
-    if !(have("gcc") && have("strip") && have("apt-get") && have("dpkg-deb")) {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let debs = tmp.path().join("debs");
     let versions = ["3.0.17", "3.0.20", "3.0.22"];
     let specs: Vec<String> = versions
         .iter()
         .map(|v| format!("libssl-dev={v}-1~deb12u2"))
         .collect();
     let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
-    if !apt_download(&debs, &specs) {
+    let Some((tmp, debs, db)) = apt_db(&specs) else {
         return;
-    }
-    let db = tmp.path().join("kiln.db");
-    sh(kiln()
-        .args(["db", "build", "-q", "--db"])
-        .arg(&db)
-        .arg("--deb")
-        .arg(&debs));
+    };
     let src = tmp.path().join("digest.c");
     write_file(
         &src,
@@ -190,19 +187,8 @@ int main(void) {
             .args(["-lpthread", "-ldl"]));
         sh(Command::new("strip").arg("--strip-all").arg(&app));
         let target = format!("dir:{}", root.display());
-        let doc = json(&["scan", "--db", db.to_str().unwrap(), &target, "-o", "json"]);
-        let found: Vec<(String, String)> = doc["packages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["type"] == "generic")
-            .map(|p| {
-                (
-                    p["name"].as_str().unwrap().to_string(),
-                    p["version"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
+        let doc = scan_json(&db, &target);
+        let found = typed(&doc, "generic");
         assert_eq!(
             found,
             vec![("openssl".to_string(), v.to_string())],
@@ -221,13 +207,9 @@ int main(void) {
         }
     }
     let db2 = tmp.path().join("held-out.db");
-    sh(kiln()
-        .args(["db", "build", "-q", "--db"])
-        .arg(&db2)
-        .arg("--deb")
-        .arg(&held));
+    db_build_debs(&db2, &held);
     let target = format!("dir:{}", tmp.path().join("root-3.0.20").display());
-    let doc = json(&["scan", "--db", db2.to_str().unwrap(), &target, "-o", "json"]);
+    let doc = scan_json(&db2, &target);
     let ssl = doc["packages"]
         .as_array()
         .unwrap()
@@ -341,11 +323,7 @@ fn stripped_distro_library_keeps_its_package_and_revision() {
             std::fs::copy(deb, d.join(deb.file_name().unwrap())).unwrap();
         }
         let db = dir.join(format!("{name}.db"));
-        sh(kiln()
-            .args(["db", "build", "-q", "--db"])
-            .arg(&db)
-            .arg("--deb")
-            .arg(&d));
+        db_build_debs(&db, &d);
         db
     };
     let all = build_db("all", None);
@@ -356,8 +334,7 @@ fn stripped_distro_library_keeps_its_package_and_revision() {
     let lib = root.join(so);
     strip_all_and_build_id(&lib);
     let target = format!("dir:{}", root.display());
-    let scan =
-        |db: &std::path::Path| json(&["scan", "--db", db.to_str().unwrap(), &target, "-o", "json"]);
+    let scan = |db: &std::path::Path| scan_json(db, &target);
     let doc = scan(&all);
     let p = deb_of(&doc, "libdemo1");
     assert_eq!(p["version"], "1.0-2", "{p:#}");
@@ -413,18 +390,15 @@ fn stripped_distro_library_keeps_its_package_and_revision() {
         ("spdx-json", "validate_spdx.py"),
     ] {
         let out = dir.join(format!("held.{format}.json"));
-        let o = run(&[
+        let args = [
             "scan",
             "--db",
             held.to_str().unwrap(),
             &target,
             "-o",
             format,
-            "--file",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        validate(script, &out);
+        ];
+        write_validated(&args, &out, script);
         let text = std::fs::read_to_string(&out).unwrap();
         assert!(text.contains("vers:deb/>1.0-1|<1.1-1"), "{format}: {text}");
         if format == "cyclonedx-json" {
@@ -433,19 +407,15 @@ fn stripped_distro_library_keeps_its_package_and_revision() {
     }
     // With the revision known, CycloneDX names the technique that agreed.
     let out = dir.join("all.cdx.json");
-    let o = run(&[
+    let args = [
         "scan",
         "--db",
         all.to_str().unwrap(),
         &target,
         "-o",
         "cyclonedx-json",
-        "--file",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    validate("validate_cyclonedx.py", &out);
-    let cdx: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    ];
+    let cdx = write_validated(&args, &out, "validate_cyclonedx.py");
     let props = cdx["components"]
         .as_array()
         .unwrap()
@@ -495,11 +465,7 @@ fn aarch64_static_library_is_found_by_its_functions() {
         archives.push(ar);
     }
     let db = dir.join("kiln.db");
-    sh(kiln()
-        .args(["db", "build", "-q", "--db"])
-        .arg(&db)
-        .arg("--deb")
-        .arg(&debs));
+    db_build_debs(&db, &debs);
 
     let app_src = dir.join("app.c");
     write_file(
@@ -517,19 +483,8 @@ fn aarch64_static_library_is_found_by_its_functions() {
         .arg(&archives[0]));
     sh(Command::new(strip).arg("--strip-all").arg(&app));
     let target = format!("dir:{}", root.display());
-    let doc = json(&["scan", "--db", db.to_str().unwrap(), &target, "-o", "json"]);
-    let found: Vec<(String, String)> = doc["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["type"] == "generic")
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().to_string(),
-                p["version"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let doc = scan_json(&db, &target);
+    let found = typed(&doc, "generic");
     assert_eq!(
         found,
         vec![("demo".to_string(), "1.0".to_string())],
@@ -542,20 +497,9 @@ fn aarch64_static_library_is_found_by_its_functions() {
 /// versions, and nothing else is claimed.
 #[test]
 fn stripped_static_libpng_and_zlib_are_both_found() {
-    if !(have("gcc") && have("strip") && have("apt-get") && have("dpkg-deb")) {
+    let Some((tmp, debs, db)) = apt_db(&["libpng-dev", "zlib1g-dev"]) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let debs = tmp.path().join("debs");
-    if !apt_download(&debs, &["libpng-dev", "zlib1g-dev"]) {
-        return;
-    }
-    let db = tmp.path().join("kiln.db");
-    sh(kiln()
-        .args(["db", "build", "-q", "--db"])
-        .arg(&db)
-        .arg("--deb")
-        .arg(&debs));
+    };
     let x = tmp.path().join("x");
     for e in std::fs::read_dir(&debs).unwrap() {
         sh(Command::new("dpkg-deb")
@@ -602,20 +546,8 @@ int main(void) {
     sh(Command::new("strip").arg("--strip-all").arg(&app));
     sh(&mut Command::new(&app));
     let target = format!("dir:{}", root.display());
-    let doc = json(&["scan", "--db", db.to_str().unwrap(), &target, "-o", "json"]);
-    let mut found: Vec<(String, String)> = doc["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["type"] == "generic")
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().to_string(),
-                p["version"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    found.sort();
+    let doc = scan_json(&db, &target);
+    let found = typed(&doc, "generic");
     assert_eq!(
         found,
         vec![

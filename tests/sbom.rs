@@ -256,17 +256,7 @@ fn cyclonedx_and_spdx_pass_the_official_validators() {
         ("spdx-json", "validate_spdx.py"),
     ] {
         let out = f.root.join(format!("sbom.{format}.json"));
-        let o = run(&[
-            "sbom",
-            &image,
-            "-o",
-            format,
-            "--file",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        validate(script, &out);
-        let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let doc = write_validated(&["sbom", &image, "-o", format], &out, script);
         let text = doc.to_string();
         assert!(text.contains("pkg:deb/debian/alpha@2.0-1?arch=amd64&distro=debian-12"));
         assert!(text.contains(&format!("pkg:pypi/pip@{}", f.pip_version)));
@@ -390,17 +380,12 @@ fn corpus_image_lists_exactly_the_true_118_packages() {
 
     let dir = tempfile::tempdir().unwrap();
     let cdx = dir.path().join("corpus.cdx.json");
-    let o = run(&[
-        "sbom",
-        &format!("oci-archive:{}", image.display()),
-        "-o",
-        "cyclonedx-json",
-        "--file",
-        cdx.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    validate("validate_cyclonedx.py", &cdx);
-    let doc: Value = serde_json::from_slice(&std::fs::read(&cdx).unwrap()).unwrap();
+    let source = format!("oci-archive:{}", image.display());
+    let doc = write_validated(
+        &["sbom", &source, "-o", "cyclonedx-json"],
+        &cdx,
+        "validate_cyclonedx.py",
+    );
     let mut got: Vec<(String, String, String)> = doc["components"]
         .as_array()
         .unwrap()
@@ -424,16 +409,11 @@ fn corpus_image_lists_exactly_the_true_118_packages() {
     assert_eq!(got, want);
 
     let spdx = dir.path().join("corpus.spdx.json");
-    let o = run(&[
-        "sbom",
-        &format!("oci-archive:{}", image.display()),
-        "-o",
-        "spdx-json",
-        "--file",
-        spdx.to_str().unwrap(),
-    ]);
-    assert!(o.status.success());
-    validate("validate_spdx.py", &spdx);
+    write_validated(
+        &["sbom", &source, "-o", "spdx-json"],
+        &spdx,
+        "validate_spdx.py",
+    );
 }
 
 #[test]
@@ -462,19 +442,7 @@ fn host_python_distributions_match_importlib() {
         return;
     }
     let doc = json(&["sbom", &format!("dir:{}", site.display()), "-o", "json"]);
-    let mut got: Vec<(String, String)> = doc["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["type"] == "python")
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().into(),
-                p["version"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    got.sort();
+    let mut got = typed(&doc, "python");
     got.dedup();
     assert_eq!(got, want);
 }

@@ -162,10 +162,6 @@ fn build_db(db: &Path, debs: &[String]) -> Value {
     json(&["db", "stats", "--db", db.to_str().unwrap(), "-o", "json"])
 }
 
-fn scan(db: &Path, source: &str) -> Value {
-    json(&["scan", source, "--db", db.to_str().unwrap(), "-o", "json"])
-}
-
 fn pkg<'a>(doc: &'a Value, name: &str) -> &'a Value {
     doc["packages"]
         .as_array()
@@ -208,7 +204,7 @@ fn scan_resolves_exact_versions_coherence_and_version_sets() {
     let Some(u) = image(&c) else { return };
     let db = c.dir.path().join("kiln.db");
     build_db(&db, &[c.debs.display().to_string()]);
-    let doc = scan(&db, &format!("oci-dir:{}", u.image()));
+    let doc = scan_json(&db, &format!("oci-dir:{}", u.image()));
     assert_eq!(
         names(&doc),
         vec!["kfoo-bin", "libkfoo1", "lonely"],
@@ -292,7 +288,7 @@ fn strip_then_scan_sees_through_deleted_metadata_and_padded_binaries() {
         "kfoo-bin 1.0-2"
     );
 
-    let doc = scan(&db, &format!("oci-archive:{}", stripped.display()));
+    let doc = scan_json(&db, &format!("oci-archive:{}", stripped.display()));
     assert_eq!(names(&doc), vec!["kfoo-bin", "libkfoo1", "lonely"]);
     let bin = pkg(&doc, "kfoo-bin");
     assert_eq!(bin["version"], "1.0-2");
@@ -317,18 +313,9 @@ fn strip_then_scan_sees_through_deleted_metadata_and_padded_binaries() {
         ("spdx-json", "validate_spdx.py"),
     ] {
         let out = c.dir.path().join(format!("scan.{format}.json"));
-        let o = run(&[
-            "scan",
-            &format!("oci-archive:{}", stripped.display()),
-            "--db",
-            db.to_str().unwrap(),
-            "-o",
-            format,
-            "--file",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        validate(script, &out);
+        let source = format!("oci-archive:{}", stripped.display());
+        let args = ["scan", &source, "--db", db.to_str().unwrap(), "-o", format];
+        write_validated(&args, &out, script);
     }
     let cdx: Value = serde_json::from_slice(
         &std::fs::read(c.dir.path().join("scan.cyclonedx-json.json")).unwrap(),
@@ -362,7 +349,7 @@ fn strip_then_scan_sees_through_deleted_metadata_and_padded_binaries() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let doc = scan(&db, &format!("oci-archive:{}", renamed.display()));
+    let doc = scan_json(&db, &format!("oci-archive:{}", renamed.display()));
     let lib = pkg(&doc, "libkfoo1");
     assert!(
         lib["evidence"]["techniques"]
@@ -388,7 +375,7 @@ fn version_missing_from_the_db_is_never_guessed() {
     .map(|(n, v)| deb(&c, n, v))
     .collect();
     build_db(&db, &without);
-    let doc = scan(&db, &format!("oci-dir:{}", u.image()));
+    let doc = scan_json(&db, &format!("oci-dir:{}", u.image()));
     // With docs, each changelog contradicts the only version left.
     for name in ["kfoo-bin", "libkfoo1"] {
         let p = pkg(&doc, name);
@@ -410,7 +397,7 @@ fn version_missing_from_the_db_is_never_guessed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let doc = scan(&db, &format!("oci-archive:{}", stripped.display()));
+    let doc = scan_json(&db, &format!("oci-archive:{}", stripped.display()));
     let bin = pkg(&doc, "kfoo-bin");
     assert_eq!(bin["version"], "", "no version is invented");
     assert_eq!(bin["evidence"]["resolution"], "version-not-in-db");

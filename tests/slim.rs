@@ -189,18 +189,17 @@ fn unpack_with_umoci(archive: &Path, dir: &Path) -> PathBuf {
 }
 
 fn slim(src: &str, dest: &Path, mode: &str) -> std::process::Output {
+    slim_with(src, dest, &["--mode", mode])
+}
+
+/// `kiln slim SRC oci-archive:DEST ARGS… --probe-cmd hello --verify
+/// --report json`.
+fn slim_with(src: &str, dest: &Path, args: &[&str]) -> std::process::Output {
     kiln()
         .args(["slim", src])
         .arg(format!("oci-archive:{}", dest.display()))
-        .args([
-            "--mode",
-            mode,
-            "--probe-cmd",
-            "hello",
-            "--verify",
-            "--report",
-            "json",
-        ])
+        .args(args)
+        .args(["--probe-cmd", "hello", "--verify", "--report", "json"])
         .output()
         .unwrap()
 }
@@ -296,10 +295,10 @@ fn slim_a_server_with_http_probes() {
         return;
     };
     let dest = tmp.path().join("server.tar");
-    let out = kiln()
-        .args(["slim", &src])
-        .arg(format!("oci-archive:{}", dest.display()))
-        .args([
+    let out = slim_with(
+        &src,
+        &dest,
+        &[
             "--mode",
             "dynamic",
             "--entrypoint",
@@ -308,14 +307,8 @@ fn slim_a_server_with_http_probes() {
             "",
             "--http-probe",
             "8000/index.html",
-            "--probe-cmd",
-            "hello",
-            "--verify",
-            "--report",
-            "json",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",

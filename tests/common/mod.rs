@@ -253,6 +253,50 @@ impl Umoci {
     }
 }
 
+/// `kiln ARGS… --file OUT`: must succeed, and the document it writes must
+/// pass `validator` (a script in `tests/validators`). Returns the document.
+pub fn write_validated(args: &[&str], out: &Path, validator: &str) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--file", out.to_str().unwrap()]);
+    let o = run(&all);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    validate(validator, out);
+    serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
+}
+
+/// `kiln db build -q --db DB --deb DEBS` (one `.deb` or a directory of them).
+pub fn db_build_debs(db: &Path, debs: &Path) {
+    sh(kiln()
+        .args(["db", "build", "-q", "--db"])
+        .arg(db)
+        .arg("--deb")
+        .arg(debs));
+}
+
+/// `kiln scan SOURCE --db DB -o json`, parsed.
+pub fn scan_json(db: &Path, source: &str) -> Value {
+    json(&["scan", source, "--db", db.to_str().unwrap(), "-o", "json"])
+}
+
+/// The sorted (name, version) pairs of the packages of one `type` in an
+/// SBOM's JSON.
+pub fn typed(doc: &Value, kind: &str) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = doc["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|p| p["type"] == kind)
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// The (name, version, arch) rows of an SBOM's JSON packages.
 pub fn rows(doc: &Value) -> Vec<(String, String, String)> {
     let mut v: Vec<_> = doc["packages"]

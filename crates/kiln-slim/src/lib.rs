@@ -313,7 +313,7 @@ pub fn slim(
         .sum();
     // The tmpfs makes fanotify see only this rootfs; unmounted on drop.
     let _tmpfs = if needs_runtime {
-        Some(trace::Tmpfs::mount(&rootfs_dir, total * 2 + (256 << 20))?)
+        Some(trace::Tmpfs::mount(&rootfs_dir, tmpfs_size(total))?)
     } else {
         None
     };
@@ -422,104 +422,16 @@ pub fn slim(
     }
     let seconds_dynamic = t1.elapsed().as_secs_f64();
 
-    // User choices.
-    for inc in &opts.include {
-        let mut c = closure::Closure::new(Root { dir: &rootfs_dir }, &env);
-        if inc.contains(['*', '?', '[']) {
-            if let Ok(g) = globset::Glob::new(inc.trim_start_matches('/')) {
-                let m = g.compile_matcher();
-                for (p, _) in tree.iter() {
-                    if m.is_match(p) {
-                        c.add_path(p);
-                    }
-                }
-            }
-        } else {
-            c.add_tree(inc);
-        }
-        c.run();
-        keep.extend(c.keep);
-    }
-    let mut excludes = globset::GlobSetBuilder::new();
-    for ex in &opts.exclude {
-        if let Ok(g) = globset::Glob::new(ex.trim_start_matches('/')) {
-            excludes.add(g);
-        }
-    }
-    let excludes = excludes
-        .build()
-        .unwrap_or_else(|_| globset::GlobSet::empty());
-    keep.retain(|p| {
-        !excludes.is_match(p) && (opts.keep_packages_metadata || !is_package_metadata(p))
-    });
-    if opts.keep_packages_metadata {
-        for (p, _) in tree.iter() {
-            if is_package_metadata(p) {
-                keep.insert(p.to_string());
-            }
-        }
-    }
-    // Only paths of the image (not files the runs created), with their
-    // parent directories, and the directories runtimes mount over.
-    keep.retain(|p| tree.get(p).is_some());
-    let mut dirs = BTreeSet::new();
-    for p in &keep {
-        let mut d = p.as_str();
-        while let Some((parent, _)) = d.rsplit_once('/') {
-            dirs.insert(parent.to_string());
-            d = parent;
-        }
-    }
-    for d in [
-        "tmp",
-        "var/tmp",
-        "run",
-        "proc",
-        "sys",
-        "dev",
-        "etc",
-        cwd.trim_matches('/'),
-    ] {
-        if tree.get(d).is_some_and(|e| e.kind == Kind::Dir) {
-            dirs.insert(d.to_string());
-        }
-    }
-    keep.extend(dirs.into_iter().filter(|d| !d.is_empty()));
+    user_choices(tree, &rootfs_dir, &env, opts, &mut keep);
+    keep_with_dirs(tree, &mut keep, &cwd);
 
-    // Write the image.
-    let out = ImageOutput::create(dest)?;
-    let sink = out.layer_sink(Compression::Gzip)?;
-    let sink = tree.export(|p, _| keep.contains(p).then(Export::default), sink)?;
-    let layer = sink.finish()?;
-    let mut cfg = config.cloned().unwrap_or_else(|| ImageConfig {
-        architecture: "amd64".into(),
-        os: "linux".into(),
-        ..Default::default()
-    });
-    let now = kiln_image::spec::now_rfc3339();
-    if opts.entrypoint.is_some() {
-        cfg.config.entrypoint = opts.entrypoint.clone();
-    }
-    if opts.cmd.is_some() {
-        cfg.config.cmd = opts.cmd.clone();
-    }
-    cfg.history = vec![History {
-        created: Some(now.clone()),
-        created_by: Some(format!("kiln slim --mode {}", mode_name(opts.mode))),
-        empty_layer: false,
-    }];
-    cfg.created = Some(now);
-    cfg.config
-        .labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert("dev.kiln.slim.mode".into(), mode_name(opts.mode).into());
-    out.finish(cfg, &[layer])?;
+    write_image(tree, config, dest, opts, &keep)?;
 
     // Verify on the slimmed files.
     if opts.verify {
         if let Some(runc) = &runc {
             let slim_dir = work.join("slim-rootfs");
-            let _slim_tmpfs = trace::Tmpfs::mount(&slim_dir, total * 2 + (256 << 20))?;
+            let _slim_tmpfs = trace::Tmpfs::mount(&slim_dir, tmpfs_size(total))?;
             rootfs::unpack(tree, &slim_dir, &|p| keep.contains(p))?;
             let (results, _) = exercise(
                 runc,
@@ -555,6 +467,127 @@ pub fn slim(
     report.seconds_static = seconds_static;
     report.seconds_dynamic = seconds_dynamic;
     Ok(report)
+}
+
+/// A tmpfs big enough for the unpacked image and what its runs write.
+fn tmpfs_size(image_bytes: u64) -> u64 {
+    image_bytes * 2 + (256 << 20)
+}
+
+/// What the user asked for beyond the analysis: `--include` paths and
+/// globs (with their closures), `--exclude` globs, and package metadata
+/// dropped unless `--keep-packages-metadata`.
+fn user_choices(
+    tree: &Tree,
+    rootfs_dir: &Path,
+    env: &[String],
+    opts: &SlimOptions,
+    keep: &mut BTreeSet<String>,
+) {
+    for inc in &opts.include {
+        let mut c = closure::Closure::new(Root { dir: rootfs_dir }, env);
+        if inc.contains(['*', '?', '[']) {
+            if let Ok(g) = globset::Glob::new(inc.trim_start_matches('/')) {
+                let m = g.compile_matcher();
+                for (p, _) in tree.iter() {
+                    if m.is_match(p) {
+                        c.add_path(p);
+                    }
+                }
+            }
+        } else {
+            c.add_tree(inc);
+        }
+        c.run();
+        keep.extend(c.keep);
+    }
+    let mut excludes = globset::GlobSetBuilder::new();
+    for ex in &opts.exclude {
+        if let Ok(g) = globset::Glob::new(ex.trim_start_matches('/')) {
+            excludes.add(g);
+        }
+    }
+    let excludes = excludes
+        .build()
+        .unwrap_or_else(|_| globset::GlobSet::empty());
+    keep.retain(|p| {
+        !excludes.is_match(p) && (opts.keep_packages_metadata || !is_package_metadata(p))
+    });
+    if opts.keep_packages_metadata {
+        for (p, _) in tree.iter() {
+            if is_package_metadata(p) {
+                keep.insert(p.to_string());
+            }
+        }
+    }
+}
+
+/// Only paths of the image (not files the runs created), with their
+/// parent directories, and the directories runtimes mount over.
+fn keep_with_dirs(tree: &Tree, keep: &mut BTreeSet<String>, cwd: &str) {
+    keep.retain(|p| tree.get(p).is_some());
+    let mut dirs = BTreeSet::new();
+    for p in keep.iter() {
+        let mut d = p.as_str();
+        while let Some((parent, _)) = d.rsplit_once('/') {
+            dirs.insert(parent.to_string());
+            d = parent;
+        }
+    }
+    for d in [
+        "tmp",
+        "var/tmp",
+        "run",
+        "proc",
+        "sys",
+        "dev",
+        "etc",
+        cwd.trim_matches('/'),
+    ] {
+        if tree.get(d).is_some_and(|e| e.kind == Kind::Dir) {
+            dirs.insert(d.to_string());
+        }
+    }
+    keep.extend(dirs.into_iter().filter(|d| !d.is_empty()));
+}
+
+/// Write the kept files as one new gzip layer, the configuration kept
+/// (entrypoint and cmd as given) and the slim mode recorded.
+fn write_image(
+    tree: &Tree,
+    config: Option<&ImageConfig>,
+    dest: &SourceRef,
+    opts: &SlimOptions,
+    keep: &BTreeSet<String>,
+) -> Result<()> {
+    let out = ImageOutput::create(dest)?;
+    let sink = out.layer_sink(Compression::Gzip)?;
+    let sink = tree.export(|p, _| keep.contains(p).then(Export::default), sink)?;
+    let layer = sink.finish()?;
+    let mut cfg = config.cloned().unwrap_or_else(|| ImageConfig {
+        architecture: "amd64".into(),
+        os: "linux".into(),
+        ..Default::default()
+    });
+    let now = kiln_image::spec::now_rfc3339();
+    if opts.entrypoint.is_some() {
+        cfg.config.entrypoint = opts.entrypoint.clone();
+    }
+    if opts.cmd.is_some() {
+        cfg.config.cmd = opts.cmd.clone();
+    }
+    cfg.history = vec![History {
+        created: Some(now.clone()),
+        created_by: Some(format!("kiln slim --mode {}", mode_name(opts.mode))),
+        empty_layer: false,
+    }];
+    cfg.created = Some(now);
+    cfg.config
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert("dev.kiln.slim.mode".into(), mode_name(opts.mode).into());
+    out.finish(cfg, &[layer])?;
+    Ok(())
 }
 
 /// The verification verdict: an error describing the first probe whose
