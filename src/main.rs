@@ -38,6 +38,12 @@ enum Command {
     Db(cmd::db::Command),
 }
 
+/// Exit status when kiln did its job and a policy (`--fail-on`) failed.
+pub const EXIT_POLICY: u8 = 1;
+/// Exit status when kiln could not do its job (bad input, I/O, a bug);
+/// clap uses it for usage errors too.
+pub const EXIT_ERROR: u8 = 2;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -52,7 +58,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("kiln: error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }

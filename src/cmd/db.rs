@@ -34,33 +34,7 @@ pub enum Command {
     Stats(StatsArgs),
     /// Manage vulnerability advisories.
     #[command(subcommand)]
-    Vuln(VulnCommand),
-}
-
-/// `kiln db vuln …`
-#[derive(clap::Subcommand, Debug)]
-pub enum VulnCommand {
-    /// Import advisories (atomic: a failed import keeps the old ones).
-    Import(ImportArgs),
-}
-
-/// `kiln db vuln import`
-#[derive(clap::Args, Debug)]
-pub struct ImportArgs {
-    #[command(flatten)]
-    db: DbArg,
-    /// OSV records: a directory of JSON, a JSON file or an OSV zip export,
-    /// or an http(s) URL of one (downloaded with resume). Repeatable.
-    #[arg(long = "osv", value_name = "PATH_OR_URL")]
-    osv: Vec<String>,
-    /// The Debian security tracker's JSON export, as a path or URL.
-    /// Replaces earlier tracker data.
-    #[arg(long = "debian-tracker", value_name = "PATH_OR_URL")]
-    debian_tracker: Vec<String>,
-    /// NVD CVE JSON 2.0 (API response or feed file), as a path or URL, for
-    /// vendored upstream components. Repeatable; records upsert by CVE.
-    #[arg(long = "nvd", value_name = "PATH_OR_URL")]
-    nvd: Vec<String>,
+    Vuln(super::advisories::Command),
 }
 
 /// `kiln db build`
@@ -92,72 +66,26 @@ pub struct BuildArgs {
 pub struct StatsArgs {
     #[command(flatten)]
     db: DbArg,
-    /// Output format: table or json.
-    #[arg(short, long, default_value = "table")]
-    output: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = StatsFormat::Table)]
+    output: StatsFormat,
+}
+
+/// How `kiln db stats` prints.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsFormat {
+    /// Aligned lines for people.
+    Table,
+    /// A JSON object.
+    Json,
 }
 
 pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
     match cmd {
         Command::Build(a) => build(a, quiet),
         Command::Stats(a) => stats(a),
-        Command::Vuln(VulnCommand::Import(a)) => import(a, quiet),
+        Command::Vuln(c) => super::advisories::run(c, quiet),
     }
-}
-
-/// A local path for a path-or-URL argument, downloading URLs (with resume).
-fn local(arg: &str, quiet: bool) -> Result<PathBuf> {
-    if !kiln_vuln::fetch::is_url(arg) {
-        return Ok(PathBuf::from(arg));
-    }
-    let bar = progress::download(arg, quiet);
-    let ticker = bar.clone();
-    let path =
-        kiln_vuln::fetch::fetch(arg, &kiln_vuln::fetch::cache_dir(), &move |done, total| {
-            if let Some(t) = total {
-                ticker.set_length(t);
-            }
-            ticker.set_position(done);
-        })?;
-    bar.finish_and_clear();
-    Ok(path)
-}
-
-fn import(args: ImportArgs, quiet: bool) -> Result<ExitCode> {
-    if args.osv.is_empty() && args.debian_tracker.is_empty() && args.nvd.is_empty() {
-        bail!("nothing to import: give --osv, --debian-tracker or --nvd");
-    }
-    let path = args.db.path();
-    let mut store = kiln_vuln::Store::open(&path)?;
-    for arg in &args.osv {
-        let p = &local(arg, quiet)?;
-        let n = store.import_with("osv", false, &mut |add| {
-            kiln_vuln::load::osv_each(p, &mut |a| add(&a).map_err(Into::into))
-        })?;
-        eprintln!("kiln: imported {n} OSV record(s) from {}", p.display());
-    }
-    for arg in &args.debian_tracker {
-        let p = &local(arg, quiet)?;
-        let records = kiln_vuln::load::debian_tracker(p)?;
-        let n = store.import("debian-tracker", &records, true)?;
-        eprintln!(
-            "kiln: imported {n} Debian tracker CVE(s) from {}",
-            p.display()
-        );
-    }
-    for arg in &args.nvd {
-        let p = &local(arg, quiet)?;
-        let records = kiln_vuln::load::nvd(p)?;
-        let n = store.import("nvd", &records, false)?;
-        eprintln!("kiln: imported {n} NVD CVE(s) from {}", p.display());
-    }
-    for (source, n) in store.counts()? {
-        eprintln!(
-            "kiln: {} now holds {n} advisories from {source}",
-            path.display()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn build(args: BuildArgs, quiet: bool) -> Result<ExitCode> {
@@ -165,8 +93,8 @@ fn build(args: BuildArgs, quiet: bool) -> Result<ExitCode> {
     {
         bail!("nothing to add: give --deb PATH, --apt NAME, --wheel PATH or --pip NAME==VERSION");
     }
-    let mut debs = deb::expand_paths(&args.debs)?;
-    debs.extend(expand_wheels(&args.wheels)?);
+    let mut debs = deb::expand_paths(&args.debs, "deb")?;
+    debs.extend(deb::expand_paths(&args.wheels, "whl")?);
     let download_dir = tempfile::tempdir().context("cannot create a download directory")?;
     if !args.apt.is_empty() {
         let specs: Vec<apt::AptSpec> = args.apt.iter().map(|s| apt::AptSpec::parse(s)).collect();
@@ -215,50 +143,12 @@ fn build(args: BuildArgs, quiet: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Wheel files, and the `.whl` files directly inside directories.
-fn expand_wheels(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("cannot read {}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.extension().is_some_and(|x| x == "whl"))
-                .collect();
-            found.sort();
-            out.extend(found);
-        } else if p.exists() {
-            out.push(p.clone());
-        } else {
-            bail!("{}: no such wheel", p.display());
-        }
-    }
-    Ok(out)
-}
-
 fn stats(args: StatsArgs) -> Result<ExitCode> {
     let db = Db::open_readonly(&args.db.path())?;
     let s = db.stats()?;
-    if args.output == "json" {
-        println!("{}", serde_json::to_string_pretty(&s)?);
-    } else {
-        println!("database        {}", s.path.display());
-        println!("packages        {}", s.packages);
-        println!("versions        {}", s.versions);
-        println!("files           {}", s.files);
-        println!("paths           {}", s.paths);
-        println!("unique contents {}", s.contents);
-        println!("ELF contents    {}", s.elf_contents);
-        println!("code identities {}", s.code_identities);
-        println!(
-            "function hashes {} ({} common to several projects), in {} project versions",
-            s.function_hashes, s.common_function_hashes, s.function_versions
-        );
-        println!(
-            "size            {} bytes ({:.1} MiB)",
-            s.size_bytes,
-            s.size_bytes as f64 / 1048576.0
-        );
+    match args.output {
+        StatsFormat::Json => println!("{}", serde_json::to_string_pretty(&s)?),
+        StatsFormat::Table => println!("{s}"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,8 +3,6 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use kiln_report::Sbom;
-use kiln_tree::BuildOptions;
 
 use super::source::SourceArgs;
 use crate::progress;
@@ -21,14 +19,12 @@ pub struct Args {
 pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     let bar = progress::bytes("reading layers", quiet);
     let ticker = bar.clone();
-    let opts = BuildOptions {
-        capture: Box::new(kiln_catalog::wants),
-        progress: Some(Box::new(move |n| ticker.inc(n))),
-        ..Default::default()
-    };
-    let (tree, source) = args.source.open_tree(&opts)?;
+    let sbom = kiln_scan::catalog(
+        &args.source.source,
+        &args.source.open_options()?,
+        Some(Box::new(move |n| ticker.inc(n))),
+    )?;
     bar.finish_and_clear();
-    let catalog = kiln_catalog::catalog(&tree);
-    args.out.emit(&Sbom { source, catalog })?;
+    super::emit_sbom(&sbom, args.out.output, args.out.file.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }

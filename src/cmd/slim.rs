@@ -52,9 +52,17 @@ pub struct Args {
     /// Time limit per run, in seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
-    /// Print the report as JSON on stdout: `--report json`.
-    #[arg(long, value_name = "FORMAT")]
-    report: Option<String>,
+    /// Print the report on stdout in this format instead of the summary
+    /// on stderr.
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    report: Option<ReportFormat>,
+}
+
+/// How `--report` prints the slim report.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// The report as JSON.
+    Json,
 }
 
 fn words(s: &Option<String>, what: &str) -> Result<Option<Vec<String>>> {
@@ -93,7 +101,7 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     bar.finish_and_clear();
     let report =
         report.with_context(|| format!("cannot slim {} into {}", args.source.source, args.dest))?;
-    if args.report.as_deref() == Some("json") {
+    if args.report == Some(ReportFormat::Json) {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !quiet {
         let mib = |b: u64| b as f64 / 1048576.0;

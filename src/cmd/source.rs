@@ -2,8 +2,8 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use kiln_image::{Limits, OpenOptions, Platform, Source, SourceRef};
-use kiln_report::{LayerRef, SourceInfo};
+use kiln_image::{Limits, OpenOptions, Platform, SourceRef};
+use kiln_report::SourceInfo;
 use kiln_tree::{BuildOptions, Tree};
 
 /// How to find and open the image.
@@ -24,7 +24,8 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    fn open_options(&self) -> Result<OpenOptions> {
+    /// Platform choice and decompression limits, as given.
+    pub fn open_options(&self) -> Result<OpenOptions> {
         let platform = self.platform.as_deref().map(Platform::parse).transpose()?;
         Ok(OpenOptions {
             platform,
@@ -45,45 +46,10 @@ impl SourceArgs {
 
     /// Open the source and squash it into a tree.
     pub fn open_tree(&self, opts: &BuildOptions) -> Result<(Tree, SourceInfo)> {
-        let reference = SourceRef::parse(&self.source)?;
-        let platform = self.platform.as_deref().map(Platform::parse).transpose()?;
-        let open = OpenOptions {
-            platform,
-            limits: Limits {
-                max_layer_size: self.max_layer_size,
-                max_expansion_ratio: self.max_expansion_ratio,
-                ..Limits::default()
-            },
-        };
-        let source = Source::open(&reference, &open)
-            .with_context(|| format!("cannot open {}", self.source))?;
-        let mut info = SourceInfo::named(
-            reference.transport(),
-            &reference.path().display().to_string(),
-        );
-        if let Source::Image(image) = &source {
-            info.name = image.name.clone();
-            info.manifest_digest = image.manifest_digest.as_ref().map(|d| d.to_string());
-            info.image_id = Some(image.config_digest.to_string());
-            if !image.config.os.is_empty() {
-                info.platform = Some(match &image.config.variant {
-                    Some(v) => format!("{}/{}/{}", image.config.os, image.config.architecture, v),
-                    None => format!("{}/{}", image.config.os, image.config.architecture),
-                });
-            }
-            info.layers = image
-                .layers
-                .iter()
-                .map(|l| LayerRef {
-                    index: l.index,
-                    digest: l.digest.to_string(),
-                    media_type: l.media_type.clone(),
-                    size: l.size,
-                })
-                .collect();
-        }
-        let tree =
-            Tree::build(source, opts).with_context(|| format!("cannot read {}", self.source))?;
-        Ok((tree, info))
+        Ok(kiln_scan::source::open_tree(
+            &self.source,
+            &self.open_options()?,
+            opts,
+        )?)
     }
 }

@@ -2,7 +2,7 @@
 
 use kiln_tree::Tree;
 
-use crate::package::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
+use crate::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
 use crate::purl::purl;
 use crate::read_text;
 

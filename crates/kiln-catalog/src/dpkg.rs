@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use kiln_tree::Tree;
 
 use crate::deb822::{self, Paragraph};
-use crate::package::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
+use crate::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
 use crate::purl::purl;
 use crate::read_text;
 

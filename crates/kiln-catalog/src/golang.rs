@@ -6,7 +6,7 @@
 use kiln_fingerprint::{ElfInfo, GoModule};
 use kiln_tree::Tree;
 
-use crate::package::{Distro, Ecosystem, Package, Unknown};
+use crate::{Distro, Ecosystem, Package, Unknown};
 
 /// Go build info is found through inspected ELF facts, not by path.
 pub fn wants(_path: &str) -> bool {

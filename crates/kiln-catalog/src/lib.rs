@@ -34,6 +34,8 @@
 pub mod apk;
 pub mod deb822;
 pub mod dpkg;
+mod ecosystem;
+mod evidence;
 pub mod golang;
 pub mod os_release;
 mod package;
@@ -44,10 +46,9 @@ pub mod version;
 
 use kiln_tree::Tree;
 
-pub use package::{
-    Catalog, Distro, Ecosystem, Evidence, Location, Occurrence, OwnedFile, Package, Technique,
-    Unknown,
-};
+pub use ecosystem::{Descriptor, Ecosystem, OsvName};
+pub use evidence::{Contribution, Evidence, Occurrence, Resolution, Technique};
+pub use package::{Catalog, Distro, Location, OwnedFile, Package, Unknown};
 
 /// Largest metadata file a cataloger reads into memory.
 pub const MAX_METADATA_FILE: u64 = 64 << 20;

@@ -2,38 +2,8 @@
 
 use serde::Serialize;
 
-/// Which package ecosystem a package belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Ecosystem {
-    /// Debian packages (dpkg).
-    Deb,
-    /// Alpine packages (apk).
-    Apk,
-    /// Python distributions.
-    Python,
-    /// Go modules, from the build info embedded in Go binaries.
-    Go,
-    /// Rust crates, from `cargo auditable` data in Rust binaries.
-    Cargo,
-    /// Upstream projects found inside other files (vendored libraries),
-    /// named by kiln's canonical project names.
-    Generic,
-}
-
-impl Ecosystem {
-    /// The short type name shown in tables, as Syft shows it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Ecosystem::Deb => "deb",
-            Ecosystem::Apk => "apk",
-            Ecosystem::Python => "python",
-            Ecosystem::Go => "go-module",
-            Ecosystem::Cargo => "rust-crate",
-            Ecosystem::Generic => "generic",
-        }
-    }
-}
+use crate::ecosystem::Ecosystem;
+use crate::evidence::Evidence;
 
 /// Where a piece of metadata was read from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -124,61 +94,6 @@ impl Package {
             parent: None,
         }
     }
-}
-
-/// How a package was identified, for packages found (or checked) by bytes.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Evidence {
-    /// 0..1: how sure the identification (name and version) is.
-    pub confidence: f64,
-    /// `exact`, `exact-by-source-coherence`, `version-set`,
-    /// `version-not-in-db` or `metadata-only`.
-    pub resolution: String,
-    /// Which techniques contributed, and on how many files.
-    pub techniques: Vec<Technique>,
-    /// Files of the package seen in the image.
-    pub files_seen: usize,
-    /// Regular files the resolved version ships.
-    pub files_total: usize,
-    /// The versions the bytes fit, when more than one does.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub candidate_versions: Vec<String>,
-    /// For `version-not-in-db`: the known version that explains most files.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nearest_version: Option<String>,
-    /// The versions the evidence allows, as a `vers:` range (tied versions,
-    /// or the known versions an unknown one lies between).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version_range: Option<String>,
-    /// Human-readable notes (coherence decisions, metadata disagreements).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-    /// Where the evidence sits.
-    pub occurrences: Vec<Occurrence>,
-}
-
-/// One technique's contribution.
-#[derive(Debug, Clone, Serialize)]
-pub struct Technique {
-    /// `file-sha256`, `file-sha256-renamed`, `elf-build-id`,
-    /// `source-coherence`, `package-metadata`.
-    pub technique: String,
-    /// Files this technique matched.
-    pub files: usize,
-    /// How much a match by this technique is worth on its own.
-    pub confidence: f64,
-}
-
-/// A file that is evidence for a package.
-#[derive(Debug, Clone, Serialize)]
-pub struct Occurrence {
-    /// Absolute path in the image.
-    pub path: String,
-    /// Layer that last wrote it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub layer: Option<usize>,
-    /// Technique that matched it.
-    pub technique: String,
 }
 
 /// A file a cataloger could not use, with the reason. One bad file never

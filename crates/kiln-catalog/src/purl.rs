@@ -1,9 +1,10 @@
-//! Package URLs. The per-ecosystem rules (type, namespace, qualifiers) sit
-//! in one table-like function so they can be read and tested together.
+//! Package URLs. The per-ecosystem facts (type, default namespace, whether
+//! `arch`/`distro` qualifiers apply, name normalisation) come from the
+//! ecosystem's [`crate::Descriptor`]; Go's module-path namespace is here.
 
 use packageurl::PackageUrl;
 
-use crate::package::{Distro, Ecosystem};
+use crate::{Distro, Ecosystem};
 
 /// Build the purl for a package.
 ///
@@ -17,18 +18,9 @@ pub fn purl(
     arch: Option<&str>,
     distro: Option<&Distro>,
 ) -> String {
-    let (ty, default_ns) = match ecosystem {
-        Ecosystem::Deb => ("deb", Some("debian")),
-        Ecosystem::Apk => ("apk", Some("alpine")),
-        Ecosystem::Python => ("pypi", None),
-        Ecosystem::Generic => ("generic", None),
-        Ecosystem::Go => ("golang", None),
-        Ecosystem::Cargo => ("cargo", None),
-    };
-    let name = match ecosystem {
-        Ecosystem::Python => normalize_python_name(name),
-        _ => name.to_string(),
-    };
+    let d = ecosystem.descriptor();
+    let (ty, default_ns) = (d.purl_type, d.purl_namespace);
+    let name = ecosystem.normalize_name(name);
     // Go module paths: everything up to the last `/` is the namespace.
     let (go_ns, name) = match (ecosystem, name.rsplit_once('/')) {
         (Ecosystem::Go, Some((ns, n))) => (Some(ns.to_string()), n.to_string()),
@@ -50,7 +42,7 @@ pub fn purl(
     if !version.is_empty() {
         p.with_version(version.to_string());
     }
-    if matches!(ecosystem, Ecosystem::Deb | Ecosystem::Apk) {
+    if d.distro_package {
         if let Some(a) = arch.filter(|a| !a.is_empty()) {
             let _ = p.add_qualifier("arch", a.to_string());
         }

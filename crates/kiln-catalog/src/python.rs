@@ -3,7 +3,7 @@
 
 use kiln_tree::{path, Tree};
 
-use crate::package::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
+use crate::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
 use crate::purl::purl;
 use crate::read_text;
 

@@ -5,7 +5,7 @@
 use kiln_fingerprint::ElfInfo;
 use kiln_tree::Tree;
 
-use crate::package::{Distro, Ecosystem, Package, Unknown};
+use crate::{Distro, Ecosystem, Package, Unknown};
 
 /// Audit data is found through inspected ELF facts, not by path.
 pub fn wants(_path: &str) -> bool {

@@ -87,6 +87,11 @@ impl SourceRef {
         }
     }
 
+    /// Where the source is, as reports and errors show it.
+    pub fn location(&self) -> String {
+        self.path().display().to_string()
+    }
+
     /// The transport name, as a user would type it.
     pub fn transport(&self) -> &'static str {
         match self {

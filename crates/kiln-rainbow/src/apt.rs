@@ -98,7 +98,7 @@ pub fn download(specs: &[AptSpec], all_versions: bool, dest: &Path) -> Result<Ve
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    crate::deb::expand_paths(&[dest.to_path_buf()])
+    crate::deb::expand_paths(&[dest.to_path_buf()], "deb")
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use kiln_catalog::Ecosystem;
 use rayon::prelude::*;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
@@ -70,6 +71,31 @@ pub struct Stats {
     pub function_versions: i64,
     /// Size of the database file in bytes.
     pub size_bytes: u64,
+}
+
+impl std::fmt::Display for Stats {
+    /// The `kiln db stats` table: one figure a line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "database        {}", self.path.display())?;
+        writeln!(f, "packages        {}", self.packages)?;
+        writeln!(f, "versions        {}", self.versions)?;
+        writeln!(f, "files           {}", self.files)?;
+        writeln!(f, "paths           {}", self.paths)?;
+        writeln!(f, "unique contents {}", self.contents)?;
+        writeln!(f, "ELF contents    {}", self.elf_contents)?;
+        writeln!(f, "code identities {}", self.code_identities)?;
+        writeln!(
+            f,
+            "function hashes {} ({} common to several projects), in {} project versions",
+            self.function_hashes, self.common_function_hashes, self.function_versions
+        )?;
+        write!(
+            f,
+            "size            {} bytes ({:.1} MiB)",
+            self.size_bytes,
+            self.size_bytes as f64 / 1048576.0
+        )
+    }
 }
 
 impl Db {
@@ -239,7 +265,10 @@ impl Db {
         })?;
         writer.flush_functions().map_err(|e| db_err(&db_path, e))?;
         drop(writer);
-        crate::templates::derive(&txn).map_err(|e| db_err(&db_path, e))?;
+        crate::templates::derive(&txn).map_err(|e| match e {
+            crate::templates::DeriveError::Sql(e) => db_err(&db_path, e),
+            crate::templates::DeriveError::Pattern(p) => RainbowError::Template(p),
+        })?;
         txn.commit().map_err(|e| db_err(&db_path, e))?;
         Ok(report)
     }
@@ -453,7 +482,7 @@ impl<'c> Writer<'c> {
             rec.source_version,
             rec.depends.join(" "),
             rec.archive_sha256,
-            rec.ecosystem,
+            rec.ecosystem.label(),
         ])?;
         if n == 0 {
             return Ok(false);
@@ -468,7 +497,7 @@ impl<'c> Writer<'c> {
             }
             // Only distro packages teach library names and function
             // signatures: a wheel's vendored copies are what they identify.
-            let learns = rec.ecosystem == "deb";
+            let learns = rec.ecosystem == Ecosystem::Deb;
             if learns && !upstream.is_empty() && !f.functions.is_empty() {
                 let v = self.func_version(&project, &upstream)?;
                 for h in &f.functions {

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use kiln_catalog::deb822;
+use kiln_catalog::{deb822, Ecosystem};
 use kiln_fingerprint::ElfInfo;
 use sha2::{Digest as _, Sha256};
 
@@ -72,8 +72,8 @@ pub struct DebRecord {
     pub origin: PathBuf,
     /// SHA-256 of the `.deb` itself.
     pub archive_sha256: String,
-    /// `deb`, or `python` for wheels.
-    pub ecosystem: &'static str,
+    /// Debian, or Python for wheels.
+    pub ecosystem: Ecosystem,
     /// `Package`.
     pub name: String,
     /// `Version`.
@@ -204,7 +204,7 @@ pub fn read_deb(path: &Path) -> Result<DebRecord> {
     Ok(DebRecord {
         origin: path.to_path_buf(),
         archive_sha256: hex::encode(hashing.hasher.finalize()),
-        ecosystem: "deb",
+        ecosystem: Ecosystem::Deb,
         name,
         version,
         arch,
@@ -343,9 +343,10 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
     Ok(files)
 }
 
-/// Expand `--deb` arguments: files as given, directories to the `.deb`
-/// files directly inside them (sorted, for reproducible builds).
-pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// Expand `--deb` (or `--wheel`) arguments: files as given, directories
+/// to the files with `extension` directly inside them (sorted, for
+/// reproducible builds). A path that does not exist is an error naming it.
+pub fn expand_paths(paths: &[PathBuf], extension: &str) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| RainbowError::Io {
@@ -359,7 +360,7 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                     err: e,
                 })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|e| e.extension().is_some_and(|x| x == "deb"))
+                .filter(|e| e.extension().is_some_and(|x| x == extension))
                 .collect();
             found.sort();
             out.extend(found);

@@ -42,6 +42,21 @@ pub enum RainbowError {
     /// The image's files could not be read again.
     #[error(transparent)]
     Tree(#[from] kiln_tree::TreeError),
+    /// A bug in kiln (a worker thread panicked), reported rather than
+    /// hidden behind an empty answer.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A stored value is not one kiln writes.
+    #[error("database {}: {reason}", path.display())]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The DB's version templates do not compile.
+    #[error("version templates: {0}")]
+    Template(String),
     /// `apt-get` failed or is missing.
     #[error("apt: {0}")]
     Apt(String),

@@ -12,8 +12,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
+use kiln_catalog::Ecosystem;
 use serde::Serialize;
 
 use crate::db::{rarray, Db};
@@ -170,10 +171,7 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
         let range = if not_in_db {
             version_bounds(db, project, &postings, &known)?
         } else if versions.len() > 1 {
-            Some(crate::range::set(
-                "generic",
-                versions.iter().map(String::as_str),
-            ))
+            Some(Ecosystem::Generic.vers_set(versions.iter().map(String::as_str)))
         } else {
             None
         };
@@ -228,7 +226,6 @@ fn version_bounds(
     postings: &[Vec<u32>],
     known: &HashMap<u32, SigVersion>,
 ) -> Result<Option<String>> {
-    use kiln_catalog::version::dpkg_cmp;
     let e = |err| db.err(err);
     let mut all: Vec<(u32, String)> = db
         .conn
@@ -238,7 +235,7 @@ fn version_bounds(
         .map_err(e)?
         .collect::<rusqlite::Result<_>>()
         .map_err(e)?;
-    all.sort_by(|a, b| dpkg_cmp(&a.1, &b.1));
+    all.sort_by(|a, b| Ecosystem::Generic.scheme().cmp(&a.1, &b.1));
     let index: HashMap<u32, usize> = all.iter().enumerate().map(|(i, v)| (v.0, i)).collect();
     let spans = postings
         .iter()
@@ -257,7 +254,7 @@ fn version_bounds(
         return Ok(None);
     }
     let v = |j: usize| all[j].1.as_str();
-    Ok(crate::range::between("generic", lower.map(v), upper.map(v)))
+    Ok(Ecosystem::Generic.vers_between(lower.map(v), upper.map(v)))
 }
 
 /// Posting lists: sorted ids as LEB128 varint deltas.
@@ -315,56 +312,6 @@ pub(crate) mod postings {
 /// Whether `db` has per-file code identities (schema 3); loads `rarray`.
 pub(crate) fn has_file_functions(db: &Db) -> Result<bool> {
     has_rows(db, "elf_functions")
-}
-
-/// A packaged ELF content's stored code identity.
-pub(crate) struct StoredCode {
-    /// Distinct function hashes, sorted.
-    pub functions: Arc<Vec<u64>>,
-    /// SHA-256 of the loaded sections other than notes.
-    pub loaded: Option<Vec<u8>>,
-    /// Its GNU build-id, when it has one.
-    pub build_id: Option<Vec<u8>>,
-}
-
-/// The stored code identities of these contents, in one query.
-pub(crate) fn load_file_functions(
-    db: &Db,
-    contents: &BTreeSet<i64>,
-) -> Result<HashMap<i64, StoredCode>> {
-    let e = |err| db.err(err);
-    let ids = rarray(contents.iter().copied());
-    let mut stmt = db
-        .conn
-        .prepare_cached(
-            "SELECT f.content_id, f.hashes, f.loaded, e.build_id FROM rarray(?1) AS a
-             CROSS JOIN elf_functions f ON f.content_id = a.value
-             LEFT JOIN elf e ON e.content_id = f.content_id",
-        )
-        .map_err(e)?;
-    let rows = stmt
-        .query_map([ids], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Option<Vec<u8>>>(2)?,
-                r.get::<_, Option<Vec<u8>>>(3)?,
-            ))
-        })
-        .map_err(e)?;
-    let mut out = HashMap::new();
-    for row in rows {
-        let (c, blob, loaded, build_id) = row.map_err(e)?;
-        out.insert(
-            c,
-            StoredCode {
-                functions: Arc::new(unpack(&blob)),
-                loaded,
-                build_id,
-            },
-        );
-    }
-    Ok(out)
 }
 
 /// Function sets of the tree's files named in `wanted` (path -> caller's

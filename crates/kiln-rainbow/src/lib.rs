@@ -31,6 +31,7 @@ mod error;
 pub mod funcmatch;
 mod identify;
 pub mod learn;
+mod patterns;
 pub mod project;
 mod range;
 mod templates;
@@ -39,7 +40,10 @@ pub mod wheel;
 
 pub use db::{Db, IngestReport, Stats, SCHEMA_VERSION};
 pub use error::{RainbowError, Result};
-pub use identify::{identify, Identification, Identified, Resolution};
+pub use identify::{
+    identify, Build, BuildId, ContentId, Identification, Identified, KeyHit, Match, PathHit,
+    SignatureLookup, StoredCode,
+};
 
 /// The default database path: `$XDG_DATA_HOME/kiln/kiln.db`, falling back
 /// to `~/.local/share/kiln/kiln.db`.

@@ -1,6 +1,6 @@
-//! `vers:` version ranges (package-url's VERS) for answers that are not
-//! one exact version: tied versions, and the known versions an unknown
-//! build lies between.
+//! Bounds for `vers:` version ranges (package-url's VERS; written by
+//! [`kiln_catalog::Ecosystem::vers_between`]): the known versions an
+//! unknown build lies between.
 //!
 //! The bounds come from where a file's functions appear: a function that
 //! only the known versions at positions `lo..=hi` (in version order) have
@@ -27,25 +27,6 @@ pub(crate) fn span_bounds(
     (lower, upper)
 }
 
-/// `vers:SCHEME/>LOWER|<UPPER`, either side open; nothing without bounds.
-/// The caller drops bounds that cross.
-pub(crate) fn between(scheme: &str, lower: Option<&str>, upper: Option<&str>) -> Option<String> {
-    match (lower, upper) {
-        (Some(a), Some(b)) => Some(format!("vers:{scheme}/>{a}|<{b}")),
-        (Some(a), None) => Some(format!("vers:{scheme}/>{a}")),
-        (None, Some(b)) => Some(format!("vers:{scheme}/<{b}")),
-        (None, None) => None,
-    }
-}
-
-/// `vers:SCHEME/V1|V2|…`: exactly these versions.
-pub(crate) fn set<'a>(scheme: &str, versions: impl IntoIterator<Item = &'a str>) -> String {
-    format!(
-        "vers:{scheme}/{}",
-        versions.into_iter().collect::<Vec<_>>().join("|")
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,15 +37,5 @@ mod tests {
         assert_eq!(span_bounds([(1, 2), (0, 1)], 4), (Some(0), Some(2)));
         assert_eq!(span_bounds([(0, 3)], 4), (None, None));
         assert_eq!(span_bounds([(3, 3)], 4), (Some(2), None));
-        assert_eq!(
-            between("deb", Some("1.0-1"), Some("1.1-1")).as_deref(),
-            Some("vers:deb/>1.0-1|<1.1-1")
-        );
-        assert_eq!(
-            between("generic", None, Some("2")).as_deref(),
-            Some("vers:generic/<2")
-        );
-        assert_eq!(between("deb", None, None), None);
-        assert_eq!(set("deb", ["1", "2"]), "vers:deb/1|2");
     }
 }

@@ -9,14 +9,28 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use regex::RegexSetBuilder;
 use rusqlite::{params, Connection};
 
 use crate::learn::{kind, libname_relation};
+use crate::patterns::PatternSets;
 use crate::project::project_name;
 
+/// Why deriving failed.
+pub(crate) enum DeriveError {
+    /// SQLite failed.
+    Sql(rusqlite::Error),
+    /// The learned string patterns do not compile.
+    Pattern(String),
+}
+
+impl From<rusqlite::Error> for DeriveError {
+    fn from(e: rusqlite::Error) -> Self {
+        DeriveError::Sql(e)
+    }
+}
+
 /// Rebuild `template` from `template_seen`, `libname_seen` and `elf_string`.
-pub(crate) fn derive(conn: &Connection) -> rusqlite::Result<()> {
+pub(crate) fn derive(conn: &Connection) -> Result<(), DeriveError> {
     conn.execute("DELETE FROM template", [])?;
     conn.execute(
         "INSERT INTO template (project, kind, symbol, pattern, versions, others) \
@@ -26,7 +40,7 @@ pub(crate) fn derive(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     string_specificity(conn)?;
     libnames(conn)?;
-    functions(conn)
+    Ok(functions(conn)?)
 }
 
 /// Mark common hashes (shipped by more than one project) and count each
@@ -69,7 +83,7 @@ fn functions(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn string_specificity(conn: &Connection) -> rusqlite::Result<()> {
+fn string_specificity(conn: &Connection) -> Result<(), DeriveError> {
     let mut stmt = conn.prepare("SELECT id, project, pattern FROM template WHERE kind = ?1")?;
     let rows: Vec<(i64, String, String)> = stmt
         .query_map([kind::STRING], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -77,14 +91,8 @@ fn string_specificity(conn: &Connection) -> rusqlite::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    // Patterns that fail to compile (none should) simply match nothing.
-    let set = RegexSetBuilder::new(rows.iter().map(|r| r.2.as_str()))
-        .size_limit(256 << 20)
-        .build()
-        .ok();
-    let Some(set) = set else {
-        return Ok(());
-    };
+    let patterns: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+    let set = PatternSets::build(&patterns).map_err(DeriveError::Pattern)?;
     let mut others: Vec<BTreeSet<String>> = vec![BTreeSet::new(); rows.len()];
     let mut strings = conn.prepare(
         "SELECT DISTINCT p.source, s.s FROM elf_string s \
@@ -96,15 +104,15 @@ fn string_specificity(conn: &Connection) -> rusqlite::Result<()> {
     while let Some(r) = q.next()? {
         let source: String = r.get(0)?;
         let s: String = r.get(1)?;
-        let hits = set.matches(&s);
-        if !hits.matched_any() {
+        let mut hits = set.matches(&s).peekable();
+        if hits.peek().is_none() {
             continue;
         }
         let project = projects
             .entry(source.clone())
             .or_insert_with(|| project_name(&source))
             .clone();
-        for i in hits.iter() {
+        for i in hits {
             if rows[i].1 != project {
                 others[i].insert(project.clone());
             }

@@ -19,12 +19,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use kiln_catalog::Technique;
 use kiln_fingerprint::ElfInfo;
-use regex::{Regex, RegexSet, RegexSetBuilder};
+use regex::Regex;
 use serde::Serialize;
 
 use crate::db::Db;
-use crate::error::Result;
+use crate::error::{RainbowError, Result};
+use crate::patterns::PatternSets;
 use crate::learn::{self, kind, IntEncoding};
 use crate::project::library_name;
 
@@ -40,6 +42,14 @@ struct Tpl {
     others: i64,
 }
 
+/// The string templates, compiled: each regex alone (for its capture) and
+/// all of them as sets (to find which match).
+#[derive(Debug)]
+struct Compiled {
+    regexes: Vec<Regex>,
+    sets: PatternSets,
+}
+
 /// The templates of a DB, compiled for scanning.
 #[derive(Debug)]
 pub struct Templates {
@@ -47,7 +57,7 @@ pub struct Templates {
     /// Compiled on first use (or ahead of time by [`Templates::compile`]
     /// on another thread while layers stream): the string regexes and
     /// their set.
-    compiled: std::sync::OnceLock<(Vec<Option<Regex>>, Option<RegexSet>)>,
+    compiled: std::sync::OnceLock<std::result::Result<Compiled, String>>,
     functions: HashMap<String, Vec<(Tpl, Option<Regex>)>>,
     libnames: HashMap<String, Vec<Tpl>>,
 }
@@ -96,8 +106,11 @@ impl Templates {
                 kind::STRING => t.strings.push(tpl),
                 kind::LIBNAME => t.libnames.entry(symbol).or_default().push(tpl),
                 kind::FN_STR => {
-                    let re = Regex::new(&tpl.pattern).ok();
-                    t.functions.entry(symbol).or_default().push((tpl, re));
+                    let re = Regex::new(&tpl.pattern).map_err(|e| RainbowError::Corrupt {
+                        path: db.path().into(),
+                        reason: format!("template pattern {:?}: {e}", tpl.pattern),
+                    })?;
+                    t.functions.entry(symbol).or_default().push((tpl, Some(re)));
                 }
                 _ => t.functions.entry(symbol).or_default().push((tpl, None)),
             }
@@ -106,27 +119,23 @@ impl Templates {
     }
 
     /// Compile the string templates (about 30 ms for a Debian-sized DB);
-    /// call it early on a spare thread so matching does not wait.
-    pub fn compile(&self) -> &(Vec<Option<Regex>>, Option<RegexSet>) {
-        self.compiled.get_or_init(|| {
-            let res: Vec<Option<Regex>> = self
-                .strings
+    /// call it early on a spare thread so matching does not wait. An
+    /// invalid pattern is an error, never a silently disabled template.
+    pub fn compile(&self) -> Result<()> {
+        self.compiled().map(|_| ())
+    }
+
+    fn compiled(&self) -> Result<&Compiled> {
+        let c = self.compiled.get_or_init(|| {
+            let patterns: Vec<&str> = self.strings.iter().map(|t| t.pattern.as_str()).collect();
+            let sets = PatternSets::build(&patterns)?;
+            let regexes = patterns
                 .iter()
-                .map(|t| Regex::new(&t.pattern).ok())
-                .collect();
-            // A pattern that failed alone matches nothing in the set either.
-            let set = RegexSetBuilder::new(self.strings.iter().zip(&res).map(|(t, re)| {
-                if re.is_some() {
-                    t.pattern.as_str()
-                } else {
-                    "[^\\s\\S]"
-                }
-            }))
-            .size_limit(256 << 20)
-            .build()
-            .ok();
-            (res, set)
-        })
+                .map(|p| Regex::new(p).map_err(|e| format!("template pattern {p:?}: {e}")))
+                .collect::<std::result::Result<_, _>>()?;
+            Ok(Compiled { regexes, sets })
+        });
+        c.as_ref().map_err(|e| RainbowError::Template(e.clone()))
     }
 
     /// Does any template read function `name`? (Which functions a scan
@@ -144,9 +153,9 @@ impl Templates {
 /// One piece of evidence for a component.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Clue {
-    /// `version-function`, `version-string`, `library-name`, `weak-string`,
-    /// `sibling`, `needed-only-by`.
-    pub technique: &'static str,
+    /// How it was found: a version function, a version string (specific or
+    /// weak), a library name, a sibling or a sole user.
+    pub technique: Technique,
     /// What was seen: the string, `symbol() = value`, the file name.
     pub detail: String,
     /// The version it reads, if any.
@@ -188,9 +197,9 @@ pub struct FileClues<'a> {
 }
 
 /// Find the components in `files`.
-pub fn find_components(t: &Templates, files: &[FileClues<'_>]) -> Vec<Component> {
+pub fn find_components(t: &Templates, files: &[FileClues<'_>]) -> Result<Vec<Component>> {
     use rayon::prelude::*;
-    t.compile();
+    let compiled = t.compiled()?;
     let mut out: Vec<Component> = files
         .par_iter()
         .flat_map_iter(|f| {
@@ -198,7 +207,7 @@ pub fn find_components(t: &Templates, files: &[FileClues<'_>]) -> Vec<Component>
             libname_clues(t, f, &mut by);
             if let Some(c) = &f.elf.clues {
                 function_clues(t, c, &mut by);
-                string_clues(t, c, &mut by);
+                string_clues(t, compiled, c, &mut by);
             }
             by.into_iter()
                 .filter(|(project, _)| f.owner_project.as_deref() != Some(project.as_str()))
@@ -209,7 +218,7 @@ pub fn find_components(t: &Templates, files: &[FileClues<'_>]) -> Vec<Component>
     needed_only_by(files, &mut out);
     siblings(&mut out);
     out.sort_by(|a, b| (&a.path, &a.project).cmp(&(&b.path, &b.project)));
-    out
+    Ok(out)
 }
 
 fn libname_clues(t: &Templates, f: &FileClues<'_>, by: &mut BTreeMap<String, Vec<Clue>>) {
@@ -225,14 +234,14 @@ fn libname_clues(t: &Templates, f: &FileClues<'_>, by: &mut BTreeMap<String, Vec
         let shared = tpls.len() > 1;
         for tpl in tpls {
             let clues = by.entry(tpl.project.clone()).or_default();
-            if clues.iter().any(|c| c.technique == "library-name") {
+            if clues.iter().any(|c| c.technique == Technique::LibraryName) {
                 continue;
             }
             let version = (!tpl.pattern.is_empty())
                 .then(|| learn::apply_relation(&tpl.pattern, &fv))
                 .flatten();
             clues.push(Clue {
-                technique: "library-name",
+                technique: Technique::LibraryName,
                 detail: name.to_string(),
                 weight: if shared { 0.3 } else { 0.5 },
                 version,
@@ -270,7 +279,7 @@ fn function_clues(
             }
             let (_, _, version, detail) = reads.remove(0);
             by.entry(project.to_string()).or_default().push(Clue {
-                technique: "version-function",
+                technique: Technique::VersionFunction,
                 detail,
                 version: Some(version),
                 weight: 0.9,
@@ -348,14 +357,15 @@ fn read_function(
     out
 }
 
-fn string_clues(t: &Templates, c: &kiln_fingerprint::Clues, by: &mut BTreeMap<String, Vec<Clue>>) {
-    let (res, set) = t.compile();
-    let Some(set) = set else { return };
+fn string_clues(
+    t: &Templates,
+    compiled: &Compiled,
+    c: &kiln_fingerprint::Clues,
+    by: &mut BTreeMap<String, Vec<Clue>>,
+) {
     for s in &c.strings {
-        for i in set.matches(s).iter() {
-            let (tpl, Some(re)) = (&t.strings[i], &res[i]) else {
-                continue;
-            };
+        for i in compiled.sets.matches(s) {
+            let (tpl, re) = (&t.strings[i], &compiled.regexes[i]);
             let Some(v) = re.captures(s).and_then(|c| c.get(1)) else {
                 continue;
             };
@@ -366,9 +376,9 @@ fn string_clues(t: &Templates, c: &kiln_fingerprint::Clues, by: &mut BTreeMap<St
             }
             clues.push(Clue {
                 technique: if specific {
-                    "version-string"
+                    Technique::VersionString
                 } else {
-                    "weak-string"
+                    Technique::WeakString
                 },
                 detail: s.clone(),
                 version: Some(v.as_str().to_string()),
@@ -388,7 +398,7 @@ fn settle(
 ) -> Option<Component> {
     let strength = clues
         .iter()
-        .filter(|c| c.technique != "weak-string")
+        .filter(|c| c.technique != Technique::WeakString)
         .map(|c| c.weight)
         .fold(0.0, f64::max);
     if strength < 0.4 {
@@ -480,7 +490,7 @@ fn needed_only_by(files: &[FileClues<'_>], out: &mut Vec<Component>) {
                 layer: f.layer,
                 confidence: 0.4,
                 clues: vec![Clue {
-                    technique: "needed-only-by",
+                    technique: Technique::NeededOnlyBy,
                     detail: format!("loaded only by {p} libraries in {dir}"),
                     version: None,
                     weight: 0.4,
@@ -517,7 +527,7 @@ fn siblings(out: &mut [Component]) {
         if let [k] = vs.as_slice() {
             c.version = Some(k.2.clone());
             c.clues.push(Clue {
-                technique: "sibling",
+                technique: Technique::Sibling,
                 detail: k.3.clone(),
                 version: Some(k.2.clone()),
                 weight: 0.5,

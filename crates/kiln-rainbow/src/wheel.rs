@@ -8,6 +8,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use kiln_catalog::Ecosystem;
 use kiln_fingerprint::ElfInfo;
 use sha2::{Digest as _, Sha256};
 
@@ -116,7 +117,7 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
     Ok(DebRecord {
         origin: path.to_path_buf(),
         archive_sha256: hex::encode(hasher.finalize()),
-        ecosystem: "python",
+        ecosystem: Ecosystem::Python,
         source: name.clone(),
         source_version: version.clone(),
         name,

@@ -1,6 +1,6 @@
 //! CycloneDX 1.6 JSON.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use kiln_catalog::Package;
 use serde_json::{json, Value};
@@ -8,6 +8,12 @@ use serde_json::{json, Value};
 use crate::{timestamp, Sbom, TOOL_NAME, TOOL_VERSION};
 
 pub(crate) fn document(sbom: &Sbom) -> Value {
+    document_with_refs(sbom).0
+}
+
+/// The document, and the bom-ref of each purl's component (a top-level
+/// one where the purl has several), for documents that point at them.
+pub(crate) fn document_with_refs(sbom: &Sbom) -> (Value, BTreeMap<String, String>) {
     let src = &sbom.source;
     let mut root = json!({
         "bom-ref": "kiln-source",
@@ -17,12 +23,14 @@ pub(crate) fn document(sbom: &Sbom) -> Value {
     if let Some(id) = &src.image_id {
         root["version"] = json!(id);
     }
-    let mut seen = HashSet::new();
     let packages = &sbom.catalog.packages;
+    let refs = bom_refs(packages);
     let mut built: Vec<Option<Value>> = packages
         .iter()
-        .map(|p| Some(component(sbom, p, &mut seen)))
+        .zip(&refs)
+        .map(|(p, r)| Some(component(sbom, p, r)))
         .collect();
+    let mut nested = vec![false; packages.len()];
     // Vendored components nest inside the component of the package whose
     // file holds them (CycloneDX `components` of a component).
     for (i, p) in packages.iter().enumerate() {
@@ -34,6 +42,7 @@ pub(crate) fn document(sbom: &Sbom) -> Value {
             continue;
         };
         if let Some(child) = built[i].take() {
+            nested[i] = true;
             if let Some(Value::Object(host)) = built[j].as_mut() {
                 if let Some(a) = host
                     .entry("components")
@@ -60,7 +69,14 @@ pub(crate) fn document(sbom: &Sbom) -> Value {
         }
         components.push(os);
     }
-    json!({
+    // Top-level components win, the last of a purl's last.
+    let mut by_purl = BTreeMap::new();
+    for pass in [true, false] {
+        for (i, p) in packages.iter().enumerate().filter(|(i, _)| nested[*i] == pass) {
+            by_purl.insert(p.purl.clone(), refs[i].clone());
+        }
+    }
+    let doc = json!({
         "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
         "bomFormat": "CycloneDX",
         "specVersion": "1.6",
@@ -77,18 +93,29 @@ pub(crate) fn document(sbom: &Sbom) -> Value {
             "component": root,
         },
         "components": components,
-    })
+    });
+    (doc, by_purl)
 }
 
-fn component(sbom: &Sbom, p: &Package, seen: &mut HashSet<String>) -> Value {
-    // bom-refs must be unique; the same purl can occur twice (one Python
-    // distribution installed in two environments).
-    let mut bom_ref = p.purl.clone();
-    let mut n = 1;
-    while !seen.insert(bom_ref.clone()) {
-        n += 1;
-        bom_ref = format!("{}#{}", p.purl, n);
-    }
+/// Unique bom-refs: the purl, with `#N` for its N-th repeat (one Python
+/// distribution installed in two environments has one purl).
+fn bom_refs(packages: &[Package]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    packages
+        .iter()
+        .map(|p| {
+            let mut bom_ref = p.purl.clone();
+            let mut n = 1;
+            while !seen.insert(bom_ref.clone()) {
+                n += 1;
+                bom_ref = format!("{}#{}", p.purl, n);
+            }
+            bom_ref
+        })
+        .collect()
+}
+
+fn component(sbom: &Sbom, p: &Package, bom_ref: &str) -> Value {
     let mut props = vec![prop("kiln:package:type", p.ecosystem.label())];
     props.push(prop("kiln:package:foundBy", p.found_by));
     if let Some(s) = &p.source_name {
@@ -108,7 +135,7 @@ fn component(sbom: &Sbom, p: &Package, seen: &mut HashSet<String>) -> Value {
             .as_ref()
             .is_none_or(|e| e.candidate_versions.len() <= 1);
     if let Some(ev) = &p.evidence {
-        props.push(prop("kiln:evidence:resolution", &ev.resolution));
+        props.push(prop("kiln:evidence:resolution", ev.resolution.name()));
         props.push(prop("kiln:evidence:filesSeen", &ev.files_seen.to_string()));
         props.push(prop(
             "kiln:evidence:filesTotal",
@@ -125,8 +152,7 @@ fn component(sbom: &Sbom, p: &Package, seen: &mut HashSet<String>) -> Value {
         }
         // Which techniques stand behind the reported answer.
         if !ev.techniques.is_empty() {
-            let mut agreed: Vec<&str> =
-                ev.techniques.iter().map(|t| t.technique.as_str()).collect();
+            let mut agreed: Vec<&str> = ev.techniques.iter().map(|t| t.technique.name()).collect();
             agreed.dedup();
             props.push(prop("kiln:evidence:techniquesAgreeing", &agreed.join(",")));
         }
@@ -162,25 +188,13 @@ fn prop(name: &str, value: &str) -> Value {
     json!({ "name": name, "value": value })
 }
 
-/// CycloneDX technique names for kiln's techniques.
-fn technique(name: &str) -> &'static str {
-    match name {
-        "file-sha256" | "file-sha256-renamed" | "elf-loaded-bytes" => "hash-comparison",
-        "elf-build-id" | "elf-functions" | "function-hashes" | "version-function"
-        | "version-string" | "weak-string" => "binary-analysis",
-        "library-name" => "filename",
-        "package-metadata" => "manifest-analysis",
-        _ => "other",
-    }
-}
-
 fn evidence(sbom: &Sbom, ev: &kiln_catalog::Evidence) -> Value {
     let methods: Vec<Value> = ev
         .techniques
         .iter()
         .map(|t| {
             json!({
-                "technique": technique(&t.technique),
+                "technique": t.technique.cyclonedx_method(),
                 "confidence": t.confidence,
                 "value": format!("{} ({} files)", t.technique, t.files),
             })
@@ -193,7 +207,7 @@ fn evidence(sbom: &Sbom, ev: &kiln_catalog::Evidence) -> Value {
             let mut v = json!({ "location": o.path });
             let ctx = match sbom.source.layer_digest(o.layer) {
                 Some(d) => format!("{} in layer {}", o.technique, d),
-                None => o.technique.clone(),
+                None => o.technique.to_string(),
             };
             v["additionalContext"] = json!(ctx);
             v

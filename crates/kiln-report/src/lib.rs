@@ -3,7 +3,9 @@
 //! `kiln-report` is the last stage of kiln's pipeline. It takes an
 //! [`Sbom`] (the source description plus the [`kiln_catalog::Catalog`]) and
 //! writes it as a human table, kiln's own JSON, CycloneDX 1.6 JSON or SPDX
-//! 2.3 JSON. Every package carries its package URL in every format.
+//! 2.3 JSON; and a [`vuln::VulnReport`] (the SBOM with the findings
+//! matched on it) as a table, JSON, SARIF 2.1.0 or CycloneDX with
+//! vulnerabilities. Every package carries its package URL in every format.
 //!
 //! ```
 //! use kiln_report::{Format, Sbom, SourceInfo};
@@ -17,6 +19,7 @@
 mod cyclonedx;
 mod spdx;
 mod table;
+pub mod vuln;
 
 use std::io::Write;
 use std::str::FromStr;
@@ -24,7 +27,7 @@ use std::str::FromStr;
 use kiln_catalog::Catalog;
 use serde::Serialize;
 
-/// Output formats, named as Syft names them.
+/// Output formats, named as Syft and Grype name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Aligned columns for people.
@@ -35,6 +38,44 @@ pub enum Format {
     CycloneDxJson,
     /// SPDX 2.3 JSON.
     SpdxJson,
+    /// SARIF 2.1.0 (vulnerability reports only).
+    Sarif,
+}
+
+/// The formats an SBOM is written in.
+pub const SBOM_FORMATS: &[Format] = &[
+    Format::Table,
+    Format::Json,
+    Format::CycloneDxJson,
+    Format::SpdxJson,
+];
+
+impl Format {
+    /// The name users type after `-o`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::CycloneDxJson => "cyclonedx-json",
+            Format::SpdxJson => "spdx-json",
+            Format::Sarif => "sarif",
+        }
+    }
+
+    /// Parse a format name, accepting only those in `allowed`; the error
+    /// lists them.
+    pub fn parse_among(s: &str, allowed: &[Format]) -> Result<Format, String> {
+        match s.parse::<Format>() {
+            Ok(f) if allowed.contains(&f) => Ok(f),
+            _ => {
+                let names: Vec<&str> = allowed.iter().map(|f| f.name()).collect();
+                Err(format!(
+                    "unknown output format {s:?}; use {}",
+                    names.join(", ")
+                ))
+            }
+        }
+    }
 }
 
 impl FromStr for Format {
@@ -45,12 +86,19 @@ impl FromStr for Format {
             "json" => Format::Json,
             "cyclonedx-json" | "cyclonedx" => Format::CycloneDxJson,
             "spdx-json" | "spdx" => Format::SpdxJson,
+            "sarif" => Format::Sarif,
             other => {
                 return Err(format!(
-                    "unknown output format {other:?}; use table, json, cyclonedx-json or spdx-json"
+                    "unknown output format {other:?}; use table, json, cyclonedx-json, spdx-json or sarif"
                 ))
             }
         })
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -165,6 +213,10 @@ pub fn write(sbom: &Sbom, format: Format, out: &mut dyn Write) -> std::io::Resul
             serde_json::to_writer_pretty(&mut *out, &spdx::document(sbom))?;
             writeln!(out)
         }
+        Format::Sarif => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "an SBOM cannot be written as SARIF; SARIF reports vulnerabilities (kiln vuln)",
+        )),
     }
 }
 

@@ -1,6 +1,6 @@
 //! SPDX 2.3 JSON.
 
-use kiln_catalog::{Ecosystem, Package};
+use kiln_catalog::Package;
 use serde_json::{json, Value};
 
 use crate::{timestamp, Sbom, TOOL_NAME, TOOL_VERSION};
@@ -63,14 +63,7 @@ pub(crate) fn document(sbom: &Sbom) -> Value {
 }
 
 fn package(p: &Package, id: &str) -> Value {
-    let origin = match p.ecosystem {
-        Ecosystem::Deb => "DPKG DB",
-        Ecosystem::Apk => "APK DB",
-        Ecosystem::Python => "installed Python package metadata",
-        Ecosystem::Generic => "file contents (vendored component)",
-        Ecosystem::Go => "Go build info",
-        Ecosystem::Cargo => "cargo auditable data",
-    };
+    let origin = p.ecosystem.descriptor().spdx_origin;
     let source_info = match p.locations.first() {
         Some(l) => format!("acquired package info from {origin}: {}", l.path),
         None => format!("acquired package info from {origin}"),

@@ -2,6 +2,8 @@
 
 use std::io::Write;
 
+use kiln_catalog::Resolution;
+
 use crate::Sbom;
 
 pub(crate) fn write(sbom: &Sbom, out: &mut dyn Write) -> std::io::Result<()> {
@@ -10,7 +12,7 @@ pub(crate) fn write(sbom: &Sbom, out: &mut dyn Write) -> std::io::Result<()> {
         .packages
         .iter()
         .map(|p| match &p.evidence {
-            Some(e) if e.resolution == "version-not-in-db" => match &e.version_range {
+            Some(e) if e.resolution == Resolution::VersionNotInDb => match &e.version_range {
                 Some(r) => format!(
                     "(not in DB; nearest {}; {r})",
                     e.nearest_version.as_deref().unwrap_or("?")
@@ -33,34 +35,37 @@ pub(crate) fn write(sbom: &Sbom, out: &mut dyn Write) -> std::io::Result<()> {
     if rows.is_empty() {
         return writeln!(out, "No packages discovered");
     }
-    let header = ["NAME", "VERSION", "TYPE"];
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |out: &mut dyn Write, r: &[&str; 3]| {
-        writeln!(
-            out,
-            "{:<w0$}  {:<w1$}  {}",
-            r[0],
-            r[1],
-            r[2],
-            w0 = widths[0],
-            w1 = widths[1]
-        )
-    };
-    line(out, &header)?;
-    for r in &rows {
-        line(out, r)?;
-    }
+    columns(&["NAME", "VERSION", "TYPE"], &rows, out)?;
     if !sbom.catalog.unexplained_files.is_empty() {
         writeln!(
             out,
             "\n{} file(s) explained by no package (see -o json: unexplained_files)",
             sbom.catalog.unexplained_files.len()
         )?;
+    }
+    Ok(())
+}
+
+/// Rows in aligned columns two spaces apart, the header first; the last
+/// column is not padded.
+pub(crate) fn columns<S: AsRef<str>, const N: usize>(
+    header: &[S; N],
+    rows: &[[S; N]],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut widths = [0usize; N];
+    for r in std::iter::once(header).chain(rows) {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.as_ref().len());
+        }
+    }
+    for r in std::iter::once(header).chain(rows) {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{:<w$}", c.as_ref()))
+            .collect();
+        writeln!(out, "{}", cells.join("  ").trim_end())?;
     }
     Ok(())
 }

@@ -26,10 +26,9 @@ pub mod load;
 pub mod matcher;
 pub mod nvd;
 pub mod osv;
-pub mod report;
 pub mod store;
 pub mod version;
 
 pub use cvss::Severity;
-pub use matcher::{find, Finding};
+pub use matcher::{find, Finding, FoundBy};
 pub use store::Store;

@@ -7,12 +7,38 @@
 
 use std::collections::BTreeMap;
 
-use kiln_catalog::{Distro, Ecosystem, Package};
+use kiln_catalog::{Distro, Ecosystem, Package, Resolution};
 use serde::Serialize;
 
 use crate::cvss::{base_score, Severity};
 use crate::osv::{affects, Advisory};
 use crate::store::{Store, StoreError};
+
+/// How a matched package was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FoundBy {
+    /// Declared by package metadata only.
+    Metadata,
+    /// Identified from the bytes of its files.
+    Bytes,
+}
+
+impl FoundBy {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            FoundBy::Metadata => "metadata",
+            FoundBy::Bytes => "bytes",
+        }
+    }
+}
+
+impl std::fmt::Display for FoundBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// One vulnerability in one package.
 #[derive(Debug, Clone, Serialize)]
@@ -48,8 +74,8 @@ pub struct Finding {
     pub summary: String,
     /// Where the data came from (`osv`, `debian-tracker`).
     pub sources: Vec<String>,
-    /// `metadata` or `bytes`: how the package was found.
-    pub found_by: String,
+    /// How the package was found.
+    pub found_by: FoundBy,
     /// Identification confidence carried from the scan (1.0 for metadata).
     pub confidence: f64,
 }
@@ -74,54 +100,28 @@ fn match_keys(p: &Package, distro: Option<&Distro>) -> Vec<(String, String, Vec<
     match_key(p, distro).into_iter().collect()
 }
 
-/// The (ecosystem, name, versions) a package is matched under.
+/// The (ecosystem, name, versions) a package is matched under: the OSV
+/// ecosystem and name rules of its [`kiln_catalog::Descriptor`].
+/// Distribution packages match by source package and, for one version,
+/// source version: advisories speak of sources, and a binNMU's binary
+/// version (`+bN`) is not one.
 fn match_key(p: &Package, distro: Option<&Distro>) -> Option<(String, String, Vec<String>)> {
     let versions: Vec<String> = match &p.evidence {
         Some(e) if !e.candidate_versions.is_empty() => e.candidate_versions.clone(),
-        Some(e) if e.resolution == "version-not-in-db" => return None,
+        Some(e) if e.resolution == Resolution::VersionNotInDb => return None,
         _ if p.version.is_empty() => return None,
         _ => vec![p.version.clone()],
     };
-    match p.ecosystem {
-        Ecosystem::Deb => {
-            let eco = match distro {
-                Some(d) if d.id == "ubuntu" => format!("Ubuntu:{}", d.version_id.clone()?),
-                Some(d) if d.version_id.is_some() => format!("Debian:{}", d.version_id.clone()?),
-                _ => "Debian".to_string(),
-            };
-            let name = p.source_name.clone().unwrap_or_else(|| p.name.clone());
-            // Debian advisories speak of source versions; a binNMU's
-            // binary version (+bN) is not one.
-            let versions = if versions.len() == 1 {
-                vec![p
-                    .source_version
-                    .clone()
-                    .unwrap_or_else(|| versions[0].clone())]
-            } else {
-                versions
-            };
-            Some((eco, name, versions))
-        }
-        Ecosystem::Python => Some((
-            "PyPI".into(),
-            kiln_catalog::purl::normalize_python_name(&p.name),
-            versions,
-        )),
-        Ecosystem::Generic => Some(("generic".into(), p.name.clone(), versions)),
-        Ecosystem::Go => Some(("Go".into(), p.name.clone(), versions)),
-        Ecosystem::Cargo => Some(("crates.io".into(), p.name.clone(), versions)),
-        Ecosystem::Apk => {
-            let v = distro
-                .and_then(|d| d.version_id.clone())
-                .unwrap_or_default();
-            let minor: Vec<&str> = v.split('.').take(2).collect();
-            Some((
-                format!("Alpine:v{}", minor.join(".")),
-                p.source_name.clone().unwrap_or_else(|| p.name.clone()),
-                versions,
-            ))
-        }
+    let eco = p.ecosystem.osv_name(distro)?;
+    if !p.ecosystem.descriptor().distro_package {
+        return Some((eco, p.ecosystem.normalize_name(&p.name), versions));
     }
+    let name = p.source_name.clone().unwrap_or_else(|| p.name.clone());
+    let versions = match (p.ecosystem, versions.as_slice()) {
+        (Ecosystem::Deb, [one]) => vec![p.source_version.clone().unwrap_or_else(|| one.clone())],
+        _ => versions,
+    };
+    Some((eco, name, versions))
 }
 
 fn severity_of(a: &Advisory) -> (Severity, Option<f64>, Option<String>) {
@@ -207,11 +207,11 @@ fn find_one(
         let found_by = if p
             .evidence
             .as_ref()
-            .is_some_and(|e| e.resolution != "metadata-only")
+            .is_some_and(|e| e.resolution != Resolution::MetadataOnly)
         {
-            "bytes"
+            FoundBy::Bytes
         } else {
-            "metadata"
+            FoundBy::Metadata
         };
         let confidence = p.evidence.as_ref().map_or(1.0, |e| e.confidence);
         for (source, adv) in store.candidates(&eco, &name)? {
@@ -245,7 +245,7 @@ fn find_one(
                 cvss_vector: vector.clone(),
                 summary: adv.summary.clone(),
                 sources: Vec::new(),
-                found_by: found_by.into(),
+                found_by,
                 confidence,
             });
             if adv.id != f.id && !f.advisories.contains(&adv.id) {

@@ -6,13 +6,11 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use kiln_catalog::version::dpkg_cmp;
 use kiln_tree::Tree;
 
-use super::{Lookups, Match, Obs, Pkg};
-use crate::db::Db;
+use super::lookup::{Build, BuildId, Lookups, SignatureLookup, StoredCode};
+use super::{Match, Obs};
 use crate::error::Result;
-use crate::funcmatch::StoredCode;
 
 /// ELF files larger than this are not read again for their code: each is
 /// held in memory while hashed (the same cap as `kiln db build`'s).
@@ -23,7 +21,7 @@ pub(super) struct FileFunctions {
     /// The file's distinct function hashes, sorted.
     pub(super) hashes: Vec<u64>,
     /// (package, Jaccard similarity, the build's function set).
-    pub(super) builds: Vec<(i64, f64, Arc<Vec<u64>>)>,
+    pub(super) builds: Vec<(BuildId, f64, Arc<Vec<u64>>)>,
 }
 
 /// ELF files that match no build by bytes or build-id: compare their code
@@ -34,7 +32,12 @@ pub(super) struct FileFunctions {
 /// of these. The loaded digest was taken on the first read; only files it
 /// does not settle are read again from the layers for their functions,
 /// which are kept for the search for statically linked projects.
-pub(super) fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookups) -> Result<()> {
+pub(super) fn lookup_functions<L: SignatureLookup>(
+    db: &L,
+    tree: &Tree,
+    obs: &[Obs],
+    l: &mut Lookups,
+) -> Result<()> {
     let matched: HashSet<usize> = l
         .by_content
         .iter()
@@ -50,7 +53,7 @@ pub(super) fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookup
     if candidates.is_empty() {
         return Ok(());
     }
-    let per_file = crate::funcmatch::has_file_functions(db)?;
+    let per_file = db.has_code_identities()?;
     // The packaged builds of the candidates' paths, by content.
     let mut at: HashMap<usize, Vec<(i64, i64)>> = HashMap::new();
     for (i, pid, _, content) in &l.by_path {
@@ -60,7 +63,7 @@ pub(super) fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookup
     }
     let stored = if per_file {
         let contents: BTreeSet<i64> = at.values().flatten().map(|(_, c)| *c).collect();
-        crate::funcmatch::load_file_functions(db, &contents)?
+        db.code_identities(&contents)?
     } else {
         HashMap::new()
     };
@@ -97,7 +100,7 @@ pub(super) fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookup
         .filter(|i| !settled.contains(i) && obs[**i].size <= MAX_CODE_FILE)
         .map(|i| (obs[*i].path.as_str(), *i))
         .collect();
-    if wanted.is_empty() || !(per_file || crate::funcmatch::has_signatures(db)?) {
+    if wanted.is_empty() || !(per_file || db.has_function_signatures()?) {
         return Ok(());
     }
     for (i, own) in crate::funcmatch::hash_tree_files(tree, &wanted)? {
@@ -127,12 +130,17 @@ pub(super) fn lookup_functions(db: &Db, tree: &Tree, obs: &[Obs], l: &mut Lookup
 /// each file is placed among the builds that ship its path). A `vers:`
 /// range, or nothing when the code bounds nothing or contradicts itself.
 pub(super) fn code_range(
-    ids: &BTreeSet<i64>,
+    ids: &BTreeSet<BuildId>,
     files: &BTreeSet<usize>,
     l: &Lookups,
-    pkgs: &HashMap<i64, Pkg>,
+    pkgs: &HashMap<BuildId, Build>,
 ) -> Option<String> {
-    let cmp = |a: &i64, b: &i64| dpkg_cmp(&pkgs[a].version, &pkgs[b].version);
+    let ecosystem = pkgs[ids.iter().next()?].ecosystem;
+    let cmp = |a: &i64, b: &i64| {
+        ecosystem
+            .scheme()
+            .cmp(&pkgs[a].version, &pkgs[b].version)
+    };
     let mut lower: Option<i64> = None;
     let mut upper: Option<i64> = None;
     for i in files {
@@ -174,5 +182,5 @@ pub(super) fn code_range(
         }
     }
     let v = |id: i64| pkgs[&id].version.as_str();
-    crate::range::between("deb", lower.map(v), upper.map(v))
+    ecosystem.vers_between(lower.map(v), upper.map(v))
 }

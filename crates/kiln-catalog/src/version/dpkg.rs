@@ -1,5 +1,5 @@
-//! Version ordering per ecosystem. Debian's is implemented exactly as
-//! `dpkg --compare-versions` (the tests cross-check against dpkg itself).
+//! Debian's version order, implemented exactly as `dpkg --compare-versions`
+//! (the tests cross-check against dpkg itself).
 
 use std::cmp::Ordering;
 

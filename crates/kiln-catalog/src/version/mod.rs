@@ -1,0 +1,122 @@
+//! Version order per ecosystem. Which order applies is a fact of the
+//! package's ecosystem ([`crate::Ecosystem::scheme`]): identification sorts
+//! candidate builds with it, `vers:` ranges name it, and advisory ranges
+//! are only as right as the comparison behind them.
+//!
+//! - Debian: `dpkg --compare-versions` ([`dpkg`]);
+//! - PyPI: PEP 440 ([`pep440`]);
+//! - Go, crates.io, npm: semantic versioning ([`semver`]);
+//! - Alpine: apk's version rules ([`apk`]);
+//! - everything else, including OpenSSL-style letter releases (`1.1.1w`):
+//!   [`generic`].
+
+pub mod apk;
+mod dpkg;
+pub mod generic;
+pub mod pep440;
+pub mod semver;
+
+use std::cmp::Ordering;
+
+pub use dpkg::dpkg_cmp;
+
+/// A version order, named as `vers:` names its schemes (package-url
+/// types, plus `generic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// Debian's order (dpkg).
+    Deb,
+    /// Alpine's order (apk).
+    Apk,
+    /// PEP 440.
+    Pypi,
+    /// Semantic versioning, as Go modules use it.
+    Golang,
+    /// Semantic versioning, as crates.io uses it.
+    Cargo,
+    /// Semantic versioning, as npm uses it.
+    Npm,
+    /// Dotted numbers with letter suffixes, for upstream projects.
+    Generic,
+}
+
+impl Scheme {
+    /// The scheme's name in a `vers:` URI (`vers:deb/…`).
+    pub fn vers_name(self) -> &'static str {
+        match self {
+            Scheme::Deb => "deb",
+            Scheme::Apk => "apk",
+            Scheme::Pypi => "pypi",
+            Scheme::Golang => "golang",
+            Scheme::Cargo => "cargo",
+            Scheme::Npm => "npm",
+            Scheme::Generic => "generic",
+        }
+    }
+
+    /// Compare two versions under this scheme; `None` when one does not
+    /// parse under its rules (PEP 440 and semver are strict).
+    pub fn compare(self, a: &str, b: &str) -> Option<Ordering> {
+        match self {
+            Scheme::Deb => Some(dpkg_cmp(a, b)),
+            Scheme::Apk => Some(apk::compare(a, b)),
+            Scheme::Pypi => Some(pep440::Version::parse(a)?.cmp(&pep440::Version::parse(b)?)),
+            Scheme::Golang | Scheme::Cargo | Scheme::Npm => {
+                Some(semver::Version::parse(a)?.cmp(&semver::Version::parse(b)?))
+            }
+            Scheme::Generic => Some(generic::compare(a, b)),
+        }
+    }
+
+    /// A total order for sorting: versions this scheme cannot parse fall
+    /// back to the generic order, so a sort never panics or cycles on
+    /// odd input.
+    pub fn cmp(self, a: &str, b: &str) -> Ordering {
+        self.compare(a, b)
+            .unwrap_or_else(|| generic::compare(a, b))
+    }
+
+    /// The scheme of an OSV ecosystem name (`Debian:12`, `PyPI`, `Go`,
+    /// `crates.io`, `npm`, `Alpine:v3.19`, …); `generic` for the rest.
+    pub fn from_osv(ecosystem: &str) -> Scheme {
+        match ecosystem.split(':').next().unwrap_or(ecosystem) {
+            "Debian" | "Ubuntu" => Scheme::Deb,
+            "PyPI" => Scheme::Pypi,
+            "Go" => Scheme::Golang,
+            "crates.io" => Scheme::Cargo,
+            "npm" => Scheme::Npm,
+            "Alpine" => Scheme::Apk,
+            _ => Scheme::Generic,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_scheme_orders_its_own_versions() {
+        assert_eq!(Scheme::Deb.cmp("1.0~rc1-1", "1.0-1"), Ordering::Less);
+        assert_eq!(Scheme::Pypi.cmp("1.0rc1", "1.0"), Ordering::Less);
+        assert_eq!(Scheme::Pypi.cmp("1.0.post1", "1.0"), Ordering::Greater);
+        assert_eq!(Scheme::Golang.cmp("v1.2.3-beta", "v1.2.3"), Ordering::Less);
+        assert_eq!(Scheme::Apk.cmp("1.2.3-r1", "1.2.3-r10"), Ordering::Less);
+        assert_eq!(Scheme::Generic.cmp("1.1.1w", "1.1.1"), Ordering::Greater);
+    }
+
+    #[test]
+    fn unparsable_versions_still_sort() {
+        assert_eq!(Scheme::Pypi.compare("not a version", "1.0"), None);
+        assert_eq!(Scheme::Pypi.cmp("1.0", "1.0"), Ordering::Equal);
+        let _ = Scheme::Cargo.cmp("x", "y");
+    }
+
+    #[test]
+    fn osv_names() {
+        assert_eq!(Scheme::from_osv("Debian:12"), Scheme::Deb);
+        assert_eq!(Scheme::from_osv("Alpine:v3.19"), Scheme::Apk);
+        assert_eq!(Scheme::from_osv("crates.io"), Scheme::Cargo);
+        assert_eq!(Scheme::from_osv("NVD-CPE"), Scheme::Generic);
+    }
+}

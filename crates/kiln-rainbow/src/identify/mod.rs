@@ -1,0 +1,234 @@
+//! Identification: which packages, at which exact versions, explain the
+//! files of a squashed tree — from the bytes alone.
+//!
+//! For every regular file the tree's SHA-256 (and ELF build-id) is looked
+//! up in batches through temporary tables. Each observed file then gives:
+//!
+//! - *support* to each package version that ships the same bytes at the
+//!   same path (or, for renamed files, anywhere), or an ELF file with the
+//!   same build-id (bytes appended after the ELF image leave it intact);
+//! - a *contradiction* to each package version that ships that path with
+//!   other bytes (conffiles excepted: administrators edit them).
+//!
+//! A package name is reported only when at least one file is *anchored* to
+//! it: its bytes belong to no other package name, or no known bytes match
+//! and its path is shipped by no other package name. Its version is the
+//! consistent version with the most support; ties are broken by source
+//! coherence (binary packages of one source share its version); a tie that
+//! survives is reported as a version set; and when every known version is
+//! contradicted the package is "version not in DB" with the nearest
+//! version, never a guessed one.
+
+//!
+//! The stages are modules: [`lookup`] asks a [`SignatureLookup`] about
+//! every file in batches, [`code`] compares ELF files by code when their
+//! bytes match nothing, and [`resolve`] turns the answers into packages,
+//! one pure function per phase.
+
+use std::collections::{HashMap, HashSet};
+
+use kiln_catalog::{Ecosystem, Resolution, Technique};
+use kiln_fingerprint::ElfInfo;
+use kiln_tree::{Kind, Tree};
+use serde::Serialize;
+
+use crate::error::Result;
+
+mod code;
+mod lookup;
+mod report;
+mod resolve;
+mod sqlite;
+
+pub use lookup::{Build, BuildId, ContentId, KeyHit, PathHit, SignatureLookup, StoredCode};
+
+/// One observed regular file.
+#[derive(Debug, Clone, Default)]
+struct Obs {
+    path: String,
+    sha: [u8; 32],
+    build_id: Option<Vec<u8>>,
+    layer: Option<usize>,
+    size: u64,
+    elf: bool,
+    /// Digest of the loaded sections, for ELF files.
+    loaded: Option<[u8; 32]>,
+}
+
+/// How one file supports a package build, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Match {
+    /// Same bytes at the same path.
+    FileSha256,
+    /// Same ELF build-id at the same path; the bytes differ (appended data).
+    ElfBuildId,
+    /// Same loaded sections (code and data) at the same path: only
+    /// non-loaded parts (symbols, notes, the build-id) were stripped.
+    ElfLoadedBytes,
+    /// Same code at the same path: every function of the file is one of
+    /// the build's (normalised machine-code hashes); symbols, notes or
+    /// build-id were stripped.
+    ElfFunctions,
+    /// Same bytes (or build-id) at another path: a renamed or moved file.
+    FileSha256Renamed,
+}
+
+impl Match {
+    /// The technique this match is an instance of.
+    pub fn technique(self) -> Technique {
+        match self {
+            Match::FileSha256 => Technique::FileSha256,
+            Match::ElfBuildId => Technique::ElfBuildId,
+            Match::ElfLoadedBytes => Technique::ElfLoadedBytes,
+            Match::ElfFunctions => Technique::ElfFunctions,
+            Match::FileSha256Renamed => Technique::FileSha256Renamed,
+        }
+    }
+
+    /// How much one such match is worth on its own.
+    pub fn confidence(self) -> f64 {
+        match self {
+            Match::FileSha256 => 0.99,
+            Match::ElfBuildId => 0.97,
+            Match::ElfLoadedBytes => 0.95,
+            Match::ElfFunctions => 0.85,
+            Match::FileSha256Renamed => 0.9,
+        }
+    }
+
+    /// A match by code only, not by the file's bytes or build-id.
+    fn by_code(self) -> bool {
+        matches!(self, Match::ElfLoadedBytes | Match::ElfFunctions)
+    }
+}
+
+/// One package identified from bytes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Identified {
+    /// The package's ecosystem: Debian packages, or Python for wheels.
+    pub ecosystem: Ecosystem,
+    /// Package name.
+    pub name: String,
+    /// Architecture.
+    pub arch: String,
+    /// Source package.
+    pub source: String,
+    /// The version, when resolved to one.
+    pub version: Option<String>,
+    /// Source version of the resolved version.
+    pub source_version: Option<String>,
+    /// How the version was settled: `Exact`, `ExactBySourceCoherence`,
+    /// `VersionSet` or `VersionNotInDb`.
+    pub resolution: Resolution,
+    /// Versions the bytes fit (one for exact resolutions).
+    pub candidate_versions: Vec<String>,
+    /// For `VersionNotInDb`, the known version explaining the most files.
+    pub nearest_version: Option<String>,
+    /// The versions the evidence allows, as a `vers:` range in the
+    /// ecosystem's scheme: the tied versions of a version set, or for
+    /// `VersionNotInDb` the known versions the installed one must lie
+    /// between, from which functions of the files first and last appear.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_range: Option<String>,
+    /// Files supporting the chosen version(s): (path, layer, match).
+    pub occurrences: Vec<(String, Option<usize>, Match)>,
+    /// Files that contradict every known version: (path, layer).
+    pub contradictions: Vec<(String, Option<usize>)>,
+    /// Regular files the resolved version ships.
+    pub files_total: usize,
+    /// 0..1.
+    pub confidence: f64,
+    /// Notes, e.g. what coherence decided.
+    pub notes: Vec<String>,
+}
+
+/// The result of identifying a tree.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Identification {
+    /// Packages, sorted by name.
+    pub packages: Vec<Identified>,
+    /// Regular files no reported package explains.
+    pub unexplained: Vec<String>,
+    /// Regular files looked at.
+    pub files_seen: usize,
+    /// Function sets of unexplained ELF files, when they were computed (to
+    /// look for statically linked projects without reading them again).
+    #[serde(skip)]
+    pub function_hashes: HashMap<String, Vec<u64>>,
+}
+
+/// Directory symlinks of the tree as (link, target) pairs, so a file at
+/// `usr/bin/x` also answers to `bin/x` when `bin -> usr/bin` (usrmerge):
+/// packages record the path they ship, images show the merged one.
+fn dir_links(tree: &Tree) -> Vec<(String, String)> {
+    tree.iter()
+        .filter(|(_, e)| e.kind == Kind::Symlink)
+        .filter_map(|(p, _)| {
+            let target = tree.resolve(p).ok()?;
+            tree.get(&target)
+                .filter(|t| t.is_dir())
+                .map(|_| (p.to_string(), target))
+        })
+        .filter(|(l, t)| l != t && !t.is_empty())
+        .collect()
+}
+
+fn aliases(path: &str, links: &[(String, String)]) -> Vec<String> {
+    let mut out = vec![format!("/{path}")];
+    for (link, target) in links {
+        if let Some(rest) = path
+            .strip_prefix(target.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            out.push(format!("/{link}/{rest}"));
+        }
+    }
+    out
+}
+
+/// The tree's regular files with what identification needs of each.
+fn observe(tree: &Tree) -> Vec<Obs> {
+    tree.iter()
+        .filter(|(_, e)| e.is_file())
+        .filter_map(|(p, e)| {
+            let elf = e.facts::<ElfInfo>();
+            Some(Obs {
+                path: p.to_string(),
+                sha: e.sha256?,
+                build_id: elf.and_then(|i| i.build_id.clone()),
+                layer: e.layer,
+                size: e.size,
+                elf: elf.is_some(),
+                loaded: elf.and_then(|i| i.loaded),
+            })
+        })
+        .collect()
+}
+
+/// Identify the packages in `tree` against the signatures in `db`. The
+/// tree must have been built with hashing on and, for build-id matching,
+/// an inspector that stores [`ElfInfo`] facts.
+pub fn identify<L: SignatureLookup + Send>(db: &L, tree: &Tree) -> Result<Identification> {
+    let links = dir_links(tree);
+    let obs = observe(tree);
+    let mut lookups = lookup::gather(db, &obs, &links)?;
+    code::lookup_functions(db, tree, &obs, &mut lookups)?;
+    let builds = db.builds(&lookups.build_ids())?;
+    let mut found = resolve::resolve(&obs, &lookups, &builds);
+    // Function sets already computed for files nothing explains: the
+    // caller's search for statically linked projects need not re-read them.
+    let unexplained: HashSet<&str> = found
+        .unexplained
+        .iter()
+        .map(|p| p.trim_start_matches('/'))
+        .collect();
+    for (i, f) in lookups.functions {
+        if unexplained.contains(obs[i].path.as_str()) {
+            found
+                .function_hashes
+                .insert(format!("/{}", obs[i].path), f.hashes);
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,210 @@
+//! Upstream components inside files: vendored libraries named by version
+//! strings, version functions and library names, and projects whose
+//! distinctive functions a file contains. Each is a `pkg:generic` package
+//! located at its file and, where a package owns that file, nested under
+//! it.
+
+use std::collections::HashMap;
+
+use kiln_catalog::{Distro, Ecosystem, Evidence, Location, Occurrence, Package, Resolution};
+use kiln_fingerprint::ElfInfo;
+use kiln_rainbow::funcmatch::FunctionMatch;
+use kiln_rainbow::vendored::{Component, FileClues, Templates};
+use kiln_rainbow::{Db, Identification};
+use kiln_tree::Tree;
+
+use crate::reconcile::to_package;
+use crate::Result;
+
+/// Upstream components inside the tree's ELF files, each nested under the
+/// package that owns its file (when one does).
+pub fn vendored(
+    tree: &Tree,
+    found: &Identification,
+    templates: &Templates,
+    packages: &[Package],
+    distro: Option<&Distro>,
+) -> Result<Vec<Package>> {
+    let owners = owners(found, packages, distro);
+    let files: Vec<FileClues<'_>> = tree
+        .iter()
+        .filter_map(|(path, e)| {
+            let elf = e.facts::<ElfInfo>()?;
+            elf.clues.as_ref()?;
+            Some(FileClues {
+                path,
+                layer: e.layer,
+                elf,
+                owner_project: owners.get(path).and_then(|o| o.1.clone()),
+            })
+        })
+        .collect();
+    let found = kiln_rainbow::vendored::find_components(templates, &files)?;
+    Ok(found
+        .into_iter()
+        .map(|mut c| {
+            let parent = owners.get(c.path.as_str()).map(|o| o.0.clone());
+            c.path = format!("/{}", c.path);
+            component_package(c, parent)
+        })
+        .collect())
+}
+
+/// Tree path -> (owner's purl, owner's upstream project for distribution
+/// packages, which are upstream projects themselves; a wheel is not).
+fn owners<'a>(
+    found: &'a Identification,
+    packages: &'a [Package],
+    distro: Option<&Distro>,
+) -> HashMap<&'a str, (String, Option<String>)> {
+    let mut owners = HashMap::new();
+    for id in &found.packages {
+        let purl = to_package(id, distro).purl;
+        let project = id
+            .ecosystem
+            .descriptor()
+            .distro_package
+            .then(|| kiln_rainbow::project::project_name(&id.source));
+        // Files that contradict every known version still belong to it.
+        let paths = id
+            .occurrences
+            .iter()
+            .map(|o| &o.0)
+            .chain(id.contradictions.iter().map(|c| &c.0));
+        for path in paths {
+            owners.insert(
+                path.trim_start_matches('/'),
+                (purl.clone(), project.clone()),
+            );
+        }
+    }
+    // Packages identification did not produce (Debian ones it did).
+    for p in packages.iter().filter(|p| p.ecosystem != Ecosystem::Deb) {
+        for f in &p.files {
+            owners
+                .entry(f.path.trim_start_matches('/'))
+                .or_insert((p.purl.clone(), None));
+        }
+    }
+    owners
+}
+
+/// A vendored component as a reported package.
+pub fn component_package(c: Component, parent: Option<String>) -> Package {
+    let version = c.version.clone().unwrap_or_default();
+    let resolution = if c.version.is_some() {
+        Resolution::ComponentVersion
+    } else {
+        Resolution::ComponentProjectOnly
+    };
+    let mut evidence = Evidence::new(resolution, c.confidence);
+    for clue in &c.clues {
+        evidence.count(clue.technique, clue.weight);
+    }
+    evidence.notes = c
+        .clues
+        .iter()
+        .map(|clue| match &clue.version {
+            Some(v) => format!("{}: {} -> {v}", clue.technique, clue.detail),
+            None => format!("{}: {}", clue.technique, clue.detail),
+        })
+        .collect();
+    let at = Location {
+        path: c.path,
+        layer: c.layer,
+    };
+    file_component(&c.project, &version, at, "kiln-vendored", evidence, parent)
+}
+
+/// Projects found by their functions in ELF files no package explains
+/// (statically linked, stripped, rebuilt or patched copies), from the
+/// function sets identification already computed for them.
+pub fn by_functions(db: &Db, tree: &Tree, found: &Identification) -> Result<Vec<Package>> {
+    if found.function_hashes.is_empty() || !kiln_rainbow::funcmatch::has_signatures(db)? {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (path, hashes) in &found.function_hashes {
+        let layer = tree.get(path.trim_start_matches('/')).and_then(|e| e.layer);
+        for m in kiln_rainbow::funcmatch::match_functions(db, hashes)? {
+            let at = Location {
+                path: path.clone(),
+                layer,
+            };
+            out.push(function_package(&m, at));
+        }
+    }
+    Ok(out)
+}
+
+/// A project found by its functions in one file, as a reported package:
+/// exact only when one known version has the best containment and the
+/// file has no function of the project that version lacks.
+pub fn function_package(m: &FunctionMatch, at: Location) -> Package {
+    let exact = m.versions.len() == 1 && !m.not_in_db;
+    let version = if exact { m.versions[0].clone() } else { String::new() };
+    let mut note = format!(
+        "function-hashes: containment {:.3} ({} of {} distinctive functions of {} {})",
+        m.containment,
+        m.matched,
+        m.distinctive,
+        m.project,
+        m.versions.join(" | ")
+    );
+    if let Some((v, c)) = &m.runner_up {
+        note.push_str(&format!("; next best {v} at {c:.3}"));
+    }
+    if m.not_in_db {
+        note.push_str("; the file has functions of no known version: a build the DB does not have");
+    }
+    let confidence = ((0.5 + m.containment).min(0.95) * 100.0).round() / 100.0;
+    let resolution = if exact {
+        Resolution::ComponentVersion
+    } else if m.not_in_db {
+        Resolution::VersionNotInDb
+    } else {
+        Resolution::VersionSet
+    };
+    let mut evidence = Evidence::new(resolution, confidence);
+    evidence.count(kiln_catalog::Technique::FunctionHashes, confidence);
+    if !exact && !m.not_in_db {
+        evidence.candidate_versions = m.versions.clone();
+    }
+    evidence.nearest_version = m.not_in_db.then(|| m.versions.join(" | "));
+    evidence.version_range = m.range.clone();
+    evidence.notes = vec![note];
+    file_component(&m.project, &version, at, "kiln-functions", evidence, None)
+}
+
+/// An upstream component found inside one file: a `pkg:generic` package
+/// located at that file, where its evidence (first technique) occurs.
+fn file_component(
+    project: &str,
+    version: &str,
+    at: Location,
+    found_by: &'static str,
+    mut evidence: Evidence,
+    parent: Option<String>,
+) -> Package {
+    let path = at.path.trim_start_matches('/');
+    evidence.files_seen = 1;
+    evidence.occurrences = vec![Occurrence {
+        path: format!("/{path}"),
+        layer: at.layer,
+        technique: evidence
+            .techniques
+            .first()
+            .map_or(kiln_catalog::Technique::VersionString, |t| t.technique),
+    }];
+    let mut p = Package::embedded(
+        Ecosystem::Generic,
+        project,
+        version,
+        path,
+        at.layer,
+        found_by,
+    );
+    p.evidence = Some(evidence);
+    p.parent = parent;
+    p
+}

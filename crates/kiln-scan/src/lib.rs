@@ -1,0 +1,146 @@
+//! kiln's reconcile stage: from a source to the packages a report lists.
+//!
+//! `kiln-scan` wires the stages below it into the two jobs users run:
+//!
+//! - [`catalog`]: read a source once ([`source::open_tree`]) and list what
+//!   its package metadata declares (`kiln sbom`);
+//! - [`scan`]: the same read with every file hashed and fingerprinted
+//!   ([`inspect`]), packages identified from bytes against the signature DB
+//!   ([`kiln_rainbow::identify`]), cross-checked with the metadata
+//!   ([`reconcile`]), and upstream components found inside files
+//!   ([`components`]) merged in (`kiln scan`, and `kiln vuln` before it
+//!   matches advisories).
+//!
+//! The reconcile functions are pure: hand them an identification and the
+//! metadata's packages and they return the report's packages, which is
+//! how their tests exercise them.
+#![deny(missing_docs)]
+
+pub mod components;
+pub mod inspect;
+pub mod reconcile;
+pub mod source;
+
+use std::sync::Arc;
+
+use kiln_image::OpenOptions;
+use kiln_rainbow::vendored::Templates;
+use kiln_rainbow::Db;
+use kiln_report::Sbom;
+use kiln_tree::{BuildOptions, InspectFn, ProgressFn};
+
+/// Why a scan failed, naming the source or DB at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The source string names no source kiln can read (the error quotes
+    /// it).
+    #[error(transparent)]
+    Reference(kiln_image::ImageError),
+    /// The source could not be opened.
+    #[error("cannot open {input}: {err}")]
+    Open {
+        /// The source as given.
+        input: String,
+        /// Why.
+        err: kiln_image::ImageError,
+    },
+    /// The source's layers could not be read.
+    #[error("cannot read {input}: {err}")]
+    Read {
+        /// The source as given.
+        input: String,
+        /// Why.
+        err: kiln_tree::TreeError,
+    },
+    /// The signature DB failed.
+    #[error(transparent)]
+    Db(#[from] kiln_rainbow::RainbowError),
+}
+
+impl ScanError {
+    fn open(source: &str, err: kiln_image::ImageError) -> Self {
+        ScanError::Open {
+            input: source.to_string(),
+            err,
+        }
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = ScanError> = std::result::Result<T, E>;
+
+/// List what the source's package metadata declares.
+pub fn catalog(source: &str, open: &OpenOptions, progress: Option<Box<ProgressFn>>) -> Result<Sbom> {
+    let build = BuildOptions {
+        capture: Box::new(kiln_catalog::wants),
+        progress,
+        ..Default::default()
+    };
+    let (tree, source) = source::open_tree(source, open, &build)?;
+    let catalog = kiln_catalog::catalog(&tree);
+    Ok(Sbom { source, catalog })
+}
+
+/// Read the source once: catalog its metadata and, with a signature DB,
+/// identify its packages from bytes, cross-check the two, and add the
+/// components found inside files.
+pub fn scan(
+    source: &str,
+    open: &OpenOptions,
+    db: Option<&Db>,
+    progress: Option<Box<ProgressFn>>,
+) -> Result<Sbom> {
+    let templates = db.map(Templates::load).transpose()?.map(Arc::new);
+    // Compile the string templates while the layers stream; a failure
+    // surfaces again, as an error, when components are matched.
+    if let Some(t) = &templates {
+        let t = Arc::clone(t);
+        std::thread::spawn(move || {
+            let _ = t.compile();
+        });
+    }
+    let build = BuildOptions {
+        capture: Box::new(kiln_catalog::wants),
+        hash: db.is_some(),
+        progress,
+        inspect: Some(inspector(templates.as_ref())),
+        // Matching needs every ELF file's build-id; without a DB only Go
+        // and Rust binaries (executables) matter.
+        inspect_if: if db.is_some() {
+            None
+        } else {
+            Some(Box::new(inspect::executables))
+        },
+    };
+    let (tree, source) = source::open_tree(source, open, &build)?;
+    let mut catalog = kiln_catalog::catalog(&tree);
+    let Some(db) = db else {
+        return Ok(Sbom { source, catalog });
+    };
+    let found = kiln_rainbow::identify(db, &tree)?;
+    let claimed = std::mem::take(&mut catalog.packages);
+    let distro = catalog.distro.clone();
+    let mut packages = reconcile::reconcile(&found, claimed, distro.as_ref());
+    if let Some(t) = &templates {
+        let vendored = components::vendored(&tree, &found, t, &packages, distro.as_ref())?;
+        packages.extend(vendored);
+    }
+    for f in components::by_functions(db, &tree, &found)? {
+        reconcile::merge_component(&mut packages, f);
+    }
+    reconcile::sort(&mut packages);
+    catalog.packages = packages;
+    catalog.unexplained_files = found.unexplained;
+    Ok(Sbom { source, catalog })
+}
+
+/// ELF facts, with version clues when the DB has templates to read them.
+fn inspector(templates: Option<&Arc<Templates>>) -> Box<InspectFn> {
+    match templates {
+        Some(t) if !t.is_empty() => {
+            let t = Arc::clone(t);
+            Box::new(move |_, data| inspect::elf_facts_with_clues(data, &t))
+        }
+        _ => Box::new(inspect::elf_facts),
+    }
+}
