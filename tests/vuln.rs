@@ -302,8 +302,23 @@ fn old_curl_matches_its_changelog_and_stripping_changes_nothing() {
         .status
         .code()
     };
+    // 1: the policy failed; kiln did its job.
     assert_eq!(fail_on("medium"), Some(1));
     assert_eq!(fail_on("critical"), Some(0));
+    // 2: kiln could not do the job; never mistaken for a policy failure.
+    let broken = |severity: &str| {
+        run(&[
+            "vuln",
+            "oci-archive:/nonexistent.tar",
+            "--db",
+            db.to_str().unwrap(),
+            "--fail-on",
+            severity,
+        ])
+        .status
+        .code()
+    };
+    assert_eq!(broken("medium"), Some(2));
 }
 
 /// dpkg's own answer to "is `a` older than `b`".
@@ -494,7 +509,11 @@ fn tracker_download_resumes_after_a_dropped_connection() {
     };
     let first = import();
     let err = String::from_utf8_lossy(&first.stderr);
-    assert_eq!(first.status.code(), Some(1), "{err}");
+    assert_eq!(
+        first.status.code(),
+        Some(2),
+        "an error, not a policy failure: {err}"
+    );
     assert!(err.contains("run again to resume"), "{err}");
     let part = cache.join("kiln/downloads/json.part");
     assert_eq!(std::fs::metadata(&part).unwrap().len() as usize, cut);

@@ -94,4 +94,3 @@ fn import(args: ImportArgs, quiet: bool) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-

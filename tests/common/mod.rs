@@ -29,7 +29,8 @@ pub fn json(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("kiln printed JSON")
 }
 
-/// Run kiln, insist on failure, and return stderr.
+/// Run kiln, insist on failure with the error status (2, not the policy
+/// status 1), and return stderr.
 pub fn failure(args: &[&str]) -> String {
     let out = run(args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -40,7 +41,7 @@ pub fn failure(args: &[&str]) -> String {
     );
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(2),
         "a clean error exit, not a crash: {stderr}"
     );
     assert!(!stderr.contains("panicked"), "kiln panicked: {stderr}");

@@ -2,9 +2,9 @@
 
 use kiln_tree::Tree;
 
-use crate::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
 use crate::purl::purl;
 use crate::read_text;
+use crate::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
 
 const INSTALLED: &str = "lib/apk/db/installed";
 

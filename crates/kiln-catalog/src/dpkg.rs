@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use kiln_tree::Tree;
 
 use crate::deb822::{self, Paragraph};
-use crate::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
 use crate::purl::purl;
 use crate::read_text;
+use crate::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
 
 const STATUS: &str = "var/lib/dpkg/status";
 const STATUS_D: &str = "var/lib/dpkg/status.d";

@@ -285,7 +285,10 @@ mod tests {
             Some("Alpine:v3.19")
         );
         assert_eq!(Ecosystem::Python.osv_name(None).as_deref(), Some("PyPI"));
-        assert_eq!(Ecosystem::Cargo.osv_name(None).as_deref(), Some("crates.io"));
+        assert_eq!(
+            Ecosystem::Cargo.osv_name(None).as_deref(),
+            Some("crates.io")
+        );
     }
 
     #[test]
@@ -294,7 +297,10 @@ mod tests {
             Ecosystem::Deb.vers_set(["1.0-2", "1.0-1"]),
             "vers:deb/1.0-2|1.0-1"
         );
-        assert_eq!(Ecosystem::Python.vers_set(["2.0", "1.0"]), "vers:pypi/2.0|1.0");
+        assert_eq!(
+            Ecosystem::Python.vers_set(["2.0", "1.0"]),
+            "vers:pypi/2.0|1.0"
+        );
         assert_eq!(
             Ecosystem::Generic
                 .vers_between(Some("3.0.17"), Some("3.0.22"))

@@ -184,7 +184,11 @@ impl Evidence {
     /// Count one more file for `technique` (added with `confidence` when
     /// it is new).
     pub fn count(&mut self, technique: Technique, confidence: f64) {
-        match self.techniques.iter_mut().find(|t| t.technique == technique) {
+        match self
+            .techniques
+            .iter_mut()
+            .find(|t| t.technique == technique)
+        {
             Some(t) => t.files += 1,
             None => self.techniques.push(Contribution {
                 technique,

@@ -3,9 +3,9 @@
 
 use kiln_tree::{path, Tree};
 
-use crate::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
 use crate::purl::purl;
 use crate::read_text;
+use crate::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
 
 /// Files this cataloger reads.
 pub fn wants(path: &str) -> bool {

@@ -74,12 +74,24 @@ mod tests {
 
     #[test]
     fn matches_carry_original_indexes_across_split_sets() {
-        let pats: Vec<String> = (0..40).map(|i| format!(r"^lib{i}\s+(\d+\.\d+)\w{{0,40}}$")).collect();
+        let pats: Vec<String> = (0..40)
+            .map(|i| format!(r"^lib{i}\s+(\d+\.\d+)\w{{0,40}}$"))
+            .collect();
         let refs: Vec<&str> = pats.iter().map(String::as_str).collect();
         let one = PatternSets::build(&refs).unwrap();
         assert_eq!(one.len(), 1);
-        // A small limit forces splits; the answers do not change.
-        let split = PatternSets::build_with_limit(&refs, 40_000).unwrap();
+        // A limit two patterns fit in forces splits; the answers do not
+        // change.
+        let fits_one = (10..30)
+            .map(|b| 1usize << b)
+            .find(|l| {
+                RegexSetBuilder::new([refs[0]])
+                    .size_limit(*l)
+                    .build()
+                    .is_ok()
+            })
+            .unwrap();
+        let split = PatternSets::build_with_limit(&refs, 2 * fits_one).unwrap();
         assert!(split.len() > 1, "{}", split.len());
         for s in ["lib7 1.2", "lib33 4.5x", "nothing"] {
             let a: Vec<usize> = one.matches(s).collect();

@@ -26,8 +26,8 @@ use serde::Serialize;
 
 use crate::db::Db;
 use crate::error::{RainbowError, Result};
-use crate::patterns::PatternSets;
 use crate::learn::{self, kind, IntEncoding};
+use crate::patterns::PatternSets;
 use crate::project::library_name;
 
 /// Least literal context for a string template to name a project alone.

@@ -72,7 +72,11 @@ pub(crate) fn document_with_refs(sbom: &Sbom) -> (Value, BTreeMap<String, String
     // Top-level components win, the last of a purl's last.
     let mut by_purl = BTreeMap::new();
     for pass in [true, false] {
-        for (i, p) in packages.iter().enumerate().filter(|(i, _)| nested[*i] == pass) {
+        for (i, p) in packages
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| nested[*i] == pass)
+        {
             by_purl.insert(p.purl.clone(), refs[i].clone());
         }
     }

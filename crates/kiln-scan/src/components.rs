@@ -142,7 +142,11 @@ pub fn by_functions(db: &Db, tree: &Tree, found: &Identification) -> Result<Vec<
 /// file has no function of the project that version lacks.
 pub fn function_package(m: &FunctionMatch, at: Location) -> Package {
     let exact = m.versions.len() == 1 && !m.not_in_db;
-    let version = if exact { m.versions[0].clone() } else { String::new() };
+    let version = if exact {
+        m.versions[0].clone()
+    } else {
+        String::new()
+    };
     let mut note = format!(
         "function-hashes: containment {:.3} ({} of {} distinctive functions of {} {})",
         m.containment,
@@ -207,4 +211,106 @@ fn file_component(
     p.evidence = Some(evidence);
     p.parent = parent;
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_catalog::Technique;
+    use kiln_rainbow::vendored::Clue;
+
+    fn matched(versions: &[&str], not_in_db: bool) -> FunctionMatch {
+        FunctionMatch {
+            project: "openssl".into(),
+            versions: versions.iter().map(|v| v.to_string()).collect(),
+            not_in_db,
+            matched: 40,
+            distinctive: 100,
+            containment: 0.4,
+            runner_up: Some(("3.0.17".into(), 0.2)),
+            range: not_in_db.then(|| "vers:generic/>3.0.17|<3.0.22".into()),
+        }
+    }
+
+    fn at() -> Location {
+        Location {
+            path: "/app/lib.so".into(),
+            layer: Some(1),
+        }
+    }
+
+    #[test]
+    fn function_matches_are_exact_only_for_one_known_version() {
+        let p = function_package(&matched(&["3.0.20"], false), at());
+        assert_eq!(p.version, "3.0.20");
+        assert_eq!(p.purl, "pkg:generic/openssl@3.0.20");
+        let ev = p.evidence.unwrap();
+        assert_eq!(ev.resolution, Resolution::ComponentVersion);
+        assert_eq!(ev.confidence, 0.9);
+        assert_eq!(ev.occurrences[0].technique, Technique::FunctionHashes);
+        assert_eq!(ev.occurrences[0].layer, Some(1));
+        assert!(
+            ev.notes[0].contains("containment 0.400 (40 of 100"),
+            "{}",
+            ev.notes[0]
+        );
+        assert!(ev.notes[0].contains("next best 3.0.17 at 0.200"));
+
+        let unknown = function_package(&matched(&["3.0.20"], true), at());
+        assert_eq!(unknown.version, "");
+        let ev = unknown.evidence.unwrap();
+        assert_eq!(ev.resolution, Resolution::VersionNotInDb);
+        assert_eq!(ev.nearest_version.as_deref(), Some("3.0.20"));
+        assert_eq!(
+            ev.version_range.as_deref(),
+            Some("vers:generic/>3.0.17|<3.0.22")
+        );
+
+        let tied = function_package(&matched(&["3.0.20", "3.0.22"], false), at());
+        let ev = tied.evidence.unwrap();
+        assert_eq!(ev.resolution, Resolution::VersionSet);
+        assert_eq!(ev.candidate_versions, vec!["3.0.20", "3.0.22"]);
+    }
+
+    #[test]
+    fn vendored_components_keep_every_clue_and_their_parent() {
+        let clue = |technique, version: Option<&str>, weight| Clue {
+            technique,
+            detail: "OpenSSL 3.0.20 1 Jul 2025".into(),
+            version: version.map(String::from),
+            weight,
+        };
+        let c = Component {
+            project: "openssl".into(),
+            version: Some("3.0.20".into()),
+            path: "/app/lib.so".into(),
+            layer: None,
+            confidence: 0.8,
+            clues: vec![
+                clue(Technique::VersionString, Some("3.0.20"), 0.8),
+                clue(Technique::WeakString, Some("3.0.20"), 0.3),
+                clue(Technique::VersionString, None, 0.8),
+            ],
+        };
+        let p = component_package(c, Some("pkg:pypi/cryptography@44.0.0".into()));
+        assert_eq!(p.parent.as_deref(), Some("pkg:pypi/cryptography@44.0.0"));
+        assert_eq!(p.found_by, "kiln-vendored");
+        let ev = p.evidence.unwrap();
+        assert_eq!(ev.resolution, Resolution::ComponentVersion);
+        let counts: Vec<(Technique, usize)> = ev
+            .techniques
+            .iter()
+            .map(|t| (t.technique, t.files))
+            .collect();
+        assert_eq!(
+            counts,
+            vec![(Technique::VersionString, 2), (Technique::WeakString, 1)]
+        );
+        assert_eq!(
+            ev.notes[0],
+            "version-string: OpenSSL 3.0.20 1 Jul 2025 -> 3.0.20"
+        );
+        assert_eq!(ev.notes[2], "version-string: OpenSSL 3.0.20 1 Jul 2025");
+        assert_eq!(ev.occurrences[0].path, "/app/lib.so");
+    }
 }

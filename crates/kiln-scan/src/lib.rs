@@ -70,7 +70,11 @@ impl ScanError {
 pub type Result<T, E = ScanError> = std::result::Result<T, E>;
 
 /// List what the source's package metadata declares.
-pub fn catalog(source: &str, open: &OpenOptions, progress: Option<Box<ProgressFn>>) -> Result<Sbom> {
+pub fn catalog(
+    source: &str,
+    open: &OpenOptions,
+    progress: Option<Box<ProgressFn>>,
+) -> Result<Sbom> {
     let build = BuildOptions {
         capture: Box::new(kiln_catalog::wants),
         progress,

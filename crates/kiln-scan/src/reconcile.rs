@@ -5,8 +5,7 @@
 
 use kiln_catalog::purl::purl;
 use kiln_catalog::{
-    Contribution, Distro, Ecosystem, Evidence, Location, Occurrence, Package, Resolution,
-    Technique,
+    Contribution, Distro, Ecosystem, Evidence, Location, Occurrence, Package, Resolution, Technique,
 };
 use kiln_rainbow::{Identification, Identified};
 
@@ -221,11 +220,16 @@ pub fn merge_component(packages: &mut Vec<Package>, f: Package) {
             f.name, f.version
         ));
         ev.confidence = ev.confidence.min(0.5);
-    } else if f.version == p.version {
-        ev.confidence = (ev.confidence.max(fev.confidence) + 0.05).min(0.99);
-        ev.techniques.extend(fev.techniques);
-    } else if ev.version_range.is_none() {
-        ev.version_range = fev.version_range;
+    } else {
+        // Same version, or both name the project only.
+        if f.version == p.version {
+            ev.confidence = (ev.confidence.max(fev.confidence) + 0.05).min(0.99);
+            ev.techniques.extend(fev.techniques);
+        }
+        // Functions that only bound the version add their range.
+        if ev.version_range.is_none() {
+            ev.version_range = fev.version_range;
+        }
     }
 }
 
@@ -234,4 +238,274 @@ pub fn sort(packages: &mut [Package]) {
     packages.sort_by(|a, b| {
         (a.ecosystem, &a.name, &a.version).cmp(&(b.ecosystem, &b.name, &b.version))
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_rainbow::Match;
+
+    fn identified(name: &str, resolution: Resolution, versions: &[&str]) -> Identified {
+        let one = versions.len() == 1 && resolution != Resolution::VersionNotInDb;
+        Identified {
+            ecosystem: Ecosystem::Deb,
+            name: name.into(),
+            arch: "amd64".into(),
+            source: name.into(),
+            version: one.then(|| versions[0].to_string()),
+            source_version: one.then(|| versions[0].to_string()),
+            resolution,
+            candidate_versions: if resolution == Resolution::VersionNotInDb {
+                Vec::new()
+            } else {
+                versions.iter().map(|v| v.to_string()).collect()
+            },
+            nearest_version: (resolution == Resolution::VersionNotInDb)
+                .then(|| versions[0].to_string()),
+            version_range: None,
+            occurrences: vec![
+                ("/usr/lib/a.so".into(), Some(0), Match::FileSha256),
+                ("/usr/lib/b.so".into(), Some(1), Match::ElfBuildId),
+                ("/usr/lib/c.so".into(), Some(1), Match::FileSha256),
+            ],
+            contradictions: Vec::new(),
+            files_total: 4,
+            confidence: 0.95,
+            notes: Vec::new(),
+        }
+    }
+
+    fn claimed(name: &str, version: &str, ecosystem: Ecosystem) -> Package {
+        let mut p = Package::embedded(
+            ecosystem,
+            name,
+            version,
+            "var/lib/dpkg/status",
+            None,
+            "dpkg",
+        );
+        p.arch = ecosystem
+            .descriptor()
+            .distro_package
+            .then(|| "amd64".into());
+        p
+    }
+
+    fn debian() -> Distro {
+        Distro {
+            id: "debian".into(),
+            version_id: Some("12".into()),
+            ..Default::default()
+        }
+    }
+
+    fn techniques(p: &Package) -> Vec<(Technique, usize)> {
+        let ev = p.evidence.as_ref().unwrap();
+        ev.techniques
+            .iter()
+            .map(|t| (t.technique, t.files))
+            .collect()
+    }
+
+    #[test]
+    fn an_exact_package_carries_purl_techniques_and_one_location_per_layer() {
+        let id = identified("libfoo", Resolution::Exact, &["1.0-1"]);
+        let p = to_package(&id, Some(&debian()));
+        assert_eq!(p.version, "1.0-1");
+        assert_eq!(
+            p.purl,
+            "pkg:deb/debian/libfoo@1.0-1?arch=amd64&distro=debian-12"
+        );
+        assert_eq!(p.found_by, "kiln-rainbow-deb");
+        assert_eq!(
+            techniques(&p),
+            vec![(Technique::FileSha256, 2), (Technique::ElfBuildId, 1)]
+        );
+        let layers: Vec<Option<usize>> = p.locations.iter().map(|l| l.layer).collect();
+        assert_eq!(layers, vec![Some(0), Some(1)]);
+        let ev = p.evidence.unwrap();
+        assert_eq!((ev.files_seen, ev.files_total), (3, 4));
+        assert!(ev.candidate_versions.is_empty());
+    }
+
+    #[test]
+    fn version_not_in_db_has_no_version_and_names_the_nearest() {
+        let id = identified("libfoo", Resolution::VersionNotInDb, &["1.0-1"]);
+        let p = to_package(&id, Some(&debian()));
+        assert_eq!(p.version, "");
+        assert_eq!(p.purl, "pkg:deb/debian/libfoo?arch=amd64&distro=debian-12");
+        let ev = p.evidence.unwrap();
+        assert_eq!(ev.resolution, Resolution::VersionNotInDb);
+        assert_eq!(ev.nearest_version.as_deref(), Some("1.0-1"));
+    }
+
+    #[test]
+    fn a_version_set_lists_every_candidate_and_coherence_is_a_technique() {
+        let set = to_package(
+            &identified("libfoo", Resolution::VersionSet, &["2", "1"]),
+            None,
+        );
+        assert_eq!(set.version, "2 | 1");
+        assert_eq!(set.evidence.unwrap().candidate_versions, vec!["2", "1"]);
+        let id = identified("libfoo", Resolution::ExactBySourceCoherence, &["2"]);
+        let coherent = to_package(&id, None);
+        assert!(techniques(&coherent).contains(&(Technique::SourceCoherence, 0)));
+    }
+
+    #[test]
+    fn cross_check_agreement_disagreement_and_absence() {
+        let id = identified("libfoo", Resolution::Exact, &["1.0-2"]);
+        let agree = reconcile(
+            &Identification {
+                packages: vec![id.clone()],
+                ..Default::default()
+            },
+            vec![claimed("libfoo", "1.0-2", Ecosystem::Deb)],
+            None,
+        );
+        assert_eq!(agree.len(), 1, "the metadata's package is the same one");
+        assert!(techniques(&agree[0]).contains(&(Technique::PackageMetadata, 0)));
+
+        let mut p = to_package(&id, None);
+        cross_check(&mut p, &id, &[claimed("libfoo", "1.0-1", Ecosystem::Deb)]);
+        let notes = &p.evidence.as_ref().unwrap().notes;
+        assert!(
+            notes.contains(
+                &"DISAGREEMENT: package metadata claims 1.0-1 but the files match 1.0-2"
+                    .to_string()
+            ),
+            "{notes:?}"
+        );
+        assert!(!techniques(&p)
+            .iter()
+            .any(|t| t.0 == Technique::PackageMetadata));
+
+        let unknown = identified("libfoo", Resolution::VersionNotInDb, &["1.0-1"]);
+        let mut p = to_package(&unknown, None);
+        cross_check(
+            &mut p,
+            &unknown,
+            &[claimed("libfoo", "1.0-9", Ecosystem::Deb)],
+        );
+        assert!(p.evidence.unwrap().notes[0].ends_with("no known version (nearest 1.0-1)"));
+
+        let mut p = to_package(&id, None);
+        cross_check(&mut p, &id, &[claimed("other", "1", Ecosystem::Deb)]);
+        assert_eq!(
+            p.evidence.unwrap().notes,
+            vec!["not declared by the image's package metadata"]
+        );
+        let mut p = to_package(&id, None);
+        cross_check(&mut p, &id, &[]);
+        assert!(
+            p.evidence.unwrap().notes.is_empty(),
+            "no metadata, no claim"
+        );
+    }
+
+    #[test]
+    fn unconfirmed_metadata_stays_marked_metadata_only() {
+        let found = Identification::default();
+        let out = reconcile(
+            &found,
+            vec![
+                claimed("bash", "5.2", Ecosystem::Deb),
+                claimed("Requests", "2.0", Ecosystem::Python),
+            ],
+            None,
+        );
+        let ev: Vec<&Evidence> = out.iter().map(|p| p.evidence.as_ref().unwrap()).collect();
+        assert!(ev.iter().all(|e| e.resolution == Resolution::MetadataOnly));
+        assert_eq!(ev[0].notes.len(), 1);
+        assert!(ev[1].notes.is_empty());
+    }
+
+    #[test]
+    fn same_package_normalises_python_names_and_checks_deb_arch() {
+        let mut wheel = identified("zope-interface", Resolution::Exact, &["6.0"]);
+        wheel.ecosystem = Ecosystem::Python;
+        assert!(same_package(
+            &claimed("Zope.Interface", "6.0", Ecosystem::Python),
+            &wheel
+        ));
+        assert!(!same_package(
+            &claimed("zope-interface", "6.0", Ecosystem::Deb),
+            &wheel
+        ));
+        let deb = identified("libfoo", Resolution::Exact, &["1"]);
+        let mut other_arch = claimed("libfoo", "1", Ecosystem::Deb);
+        other_arch.arch = Some("i386".into());
+        assert!(!same_package(&other_arch, &deb));
+    }
+
+    fn component(version: &str, confidence: f64) -> Package {
+        let mut p = Package::embedded(Ecosystem::Generic, "zlib", version, "app/bin", None, "t");
+        let resolution = if version.is_empty() {
+            Resolution::ComponentProjectOnly
+        } else {
+            Resolution::ComponentVersion
+        };
+        let mut ev = Evidence::new(resolution, confidence);
+        ev.count(Technique::VersionString, confidence);
+        ev.notes.push(format!("clue {version}"));
+        p.evidence = Some(ev);
+        p
+    }
+
+    fn by_functions(version: &str, confidence: f64) -> Package {
+        let mut p = component(version, confidence);
+        let ev = p.evidence.as_mut().unwrap();
+        ev.techniques[0].technique = Technique::FunctionHashes;
+        if version.is_empty() {
+            ev.resolution = Resolution::VersionNotInDb;
+            ev.version_range = Some("vers:generic/>1.2.11".into());
+        }
+        p
+    }
+
+    #[test]
+    fn merging_function_evidence_into_a_component() {
+        // Agreement: confidence up, both techniques listed.
+        let mut ps = vec![component("1.2.13", 0.8)];
+        merge_component(&mut ps, by_functions("1.2.13", 0.7));
+        let ev = ps[0].evidence.as_ref().unwrap();
+        assert!((ev.confidence - 0.85).abs() < 1e-9);
+        assert_eq!(ev.techniques.len(), 2);
+
+        // Disagreement: kept, noted, capped; functions not behind the answer.
+        let mut ps = vec![component("1.2.13", 0.8)];
+        merge_component(&mut ps, by_functions("1.2.11", 0.9));
+        let ev = ps[0].evidence.as_ref().unwrap();
+        assert_eq!(ps[0].version, "1.2.13");
+        assert_eq!(ev.confidence, 0.5);
+        assert_eq!(ev.techniques.len(), 1);
+        assert!(ev
+            .notes
+            .iter()
+            .any(|n| n.starts_with("DISAGREEMENT: function hashes point to zlib 1.2.11")));
+
+        // A project named without a version takes the functions' version.
+        let mut ps = vec![component("", 0.5)];
+        merge_component(&mut ps, by_functions("1.2.13", 0.9));
+        assert_eq!(ps[0].version, "1.2.13");
+        assert_eq!(ps[0].purl, "pkg:generic/zlib@1.2.13");
+        assert_eq!(
+            ps[0].evidence.as_ref().unwrap().resolution,
+            Resolution::ComponentVersion
+        );
+
+        // Functions that only bound the version add the range.
+        let mut ps = vec![component("", 0.5)];
+        merge_component(&mut ps, by_functions("", 0.6));
+        let ev = ps[0].evidence.as_ref().unwrap();
+        assert_eq!(ps[0].version, "");
+        assert_eq!(ev.version_range.as_deref(), Some("vers:generic/>1.2.11"));
+
+        // Another file: a package of its own.
+        let mut ps = vec![component("1.2.13", 0.8)];
+        let mut elsewhere = by_functions("1.2.13", 0.7);
+        elsewhere.locations[0].path = "/other".into();
+        merge_component(&mut ps, elsewhere);
+        assert_eq!(ps.len(), 2);
+    }
 }

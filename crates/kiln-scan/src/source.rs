@@ -9,7 +9,11 @@ use crate::{Result, ScanError};
 
 /// Open what `source` names (a transport-prefixed reference or a bare
 /// path) and squash it into a tree.
-pub fn open_tree(source: &str, open: &OpenOptions, build: &BuildOptions) -> Result<(Tree, SourceInfo)> {
+pub fn open_tree(
+    source: &str,
+    open: &OpenOptions,
+    build: &BuildOptions,
+) -> Result<(Tree, SourceInfo)> {
     let reference = SourceRef::parse(source).map_err(ScanError::Reference)?;
     let opened = Source::open(&reference, open).map_err(|err| ScanError::open(source, err))?;
     let mut info = SourceInfo::named(reference.transport(), &reference.location());

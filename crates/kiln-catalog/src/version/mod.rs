@@ -72,8 +72,7 @@ impl Scheme {
     /// back to the generic order, so a sort never panics or cycles on
     /// odd input.
     pub fn cmp(self, a: &str, b: &str) -> Ordering {
-        self.compare(a, b)
-            .unwrap_or_else(|| generic::compare(a, b))
+        self.compare(a, b).unwrap_or_else(|| generic::compare(a, b))
     }
 
     /// The scheme of an OSV ecosystem name (`Debian:12`, `PyPI`, `Go`,

@@ -136,11 +136,7 @@ pub(super) fn code_range(
     pkgs: &HashMap<BuildId, Build>,
 ) -> Option<String> {
     let ecosystem = pkgs[ids.iter().next()?].ecosystem;
-    let cmp = |a: &i64, b: &i64| {
-        ecosystem
-            .scheme()
-            .cmp(&pkgs[a].version, &pkgs[b].version)
-    };
+    let cmp = |a: &i64, b: &i64| ecosystem.scheme().cmp(&pkgs[a].version, &pkgs[b].version);
     let mut lower: Option<i64> = None;
     let mut upper: Option<i64> = None;
     for i in files {

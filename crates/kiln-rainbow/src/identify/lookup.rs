@@ -71,8 +71,10 @@ pub trait SignatureLookup {
     /// Whether project function signatures are stored.
     fn has_function_signatures(&self) -> Result<bool>;
     /// The stored code identities of these contents.
-    fn code_identities(&self, contents: &BTreeSet<ContentId>)
-        -> Result<HashMap<ContentId, StoredCode>>;
+    fn code_identities(
+        &self,
+        contents: &BTreeSet<ContentId>,
+    ) -> Result<HashMap<ContentId, StoredCode>>;
     /// A second, independent reader of the same store, so look-ups can
     /// run in parallel.
     fn second_reader(&self) -> Result<Self>
@@ -161,7 +163,11 @@ fn by_content<L: SignatureLookup>(db: &L, obs: &[Obs]) -> Result<Lookups> {
 }
 
 /// Each hit, once per observed file that has its key.
-fn spread(hits: Vec<KeyHit>, files: &HashMap<&[u8], Vec<usize>>, dest: &mut Vec<(usize, i64, String)>) {
+fn spread(
+    hits: Vec<KeyHit>,
+    files: &HashMap<&[u8], Vec<usize>>,
+    dest: &mut Vec<(usize, i64, String)>,
+) {
     for (key, build, path) in hits {
         for i in files.get(&key[..]).into_iter().flatten() {
             dest.push((*i, build, path.clone()));
@@ -170,7 +176,11 @@ fn spread(hits: Vec<KeyHit>, files: &HashMap<&[u8], Vec<usize>>, dest: &mut Vec<
 }
 
 /// Builds that ship each observed path (or its usrmerge alias).
-fn by_path<L: SignatureLookup>(db: &L, obs: &[Obs], links: &[(String, String)]) -> Result<Vec<AtPath>> {
+fn by_path<L: SignatureLookup>(
+    db: &L,
+    obs: &[Obs],
+    links: &[(String, String)],
+) -> Result<Vec<AtPath>> {
     let mut files: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, o) in obs.iter().enumerate() {
         for a in super::aliases(&o.path, links) {

@@ -39,6 +39,8 @@ mod lookup;
 mod report;
 mod resolve;
 mod sqlite;
+#[cfg(test)]
+mod tests;
 
 pub use lookup::{Build, BuildId, ContentId, KeyHit, PathHit, SignatureLookup, StoredCode};
 

@@ -143,9 +143,11 @@ impl Resolver<'_> {
         let version_range = if d.not_in_db {
             code_range(all_ids, &files.contradicting, self.l, self.builds)
         } else if chosen.len() > 1 {
-            Some(first.ecosystem.vers_set(
-                chosen.iter().map(|id| self.builds[id].version.as_str()),
-            ))
+            Some(
+                first
+                    .ecosystem
+                    .vers_set(chosen.iter().map(|id| self.builds[id].version.as_str())),
+            )
         } else {
             None
         };
@@ -160,7 +162,10 @@ impl Resolver<'_> {
             candidate_versions: if d.not_in_db {
                 Vec::new()
             } else {
-                chosen.iter().map(|id| self.builds[id].version.clone()).collect()
+                chosen
+                    .iter()
+                    .map(|id| self.builds[id].version.clone())
+                    .collect()
             },
             nearest_version: d.not_in_db.then(|| first.version.clone()),
             version_range,

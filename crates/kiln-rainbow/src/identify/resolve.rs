@@ -239,7 +239,11 @@ impl Resolver<'_> {
                     nearest: self.nearest(ids, t, &closeness),
                 }
             } else {
-                let best = consistent.iter().map(|id| t.support(*id)).max().unwrap_or(0);
+                let best = consistent
+                    .iter()
+                    .map(|id| t.support(*id))
+                    .max()
+                    .unwrap_or(0);
                 let mut fit: Vec<BuildId> = consistent
                     .into_iter()
                     .filter(|id| t.support(*id) == best)
@@ -264,9 +268,8 @@ impl Resolver<'_> {
         t: &Tally,
         closeness: &HashMap<BuildId, f64>,
     ) -> Option<BuildId> {
-        let score = |id: &BuildId| {
-            t.support(*id) as i64 - t.contra.get(id).map_or(0, |c| c.len() as i64)
-        };
+        let score =
+            |id: &BuildId| t.support(*id) as i64 - t.contra.get(id).map_or(0, |c| c.len() as i64);
         let close = |id: &BuildId| closeness.get(id).copied().unwrap_or(0.0);
         ids.iter().copied().min_by(|a, b| {
             score(b)

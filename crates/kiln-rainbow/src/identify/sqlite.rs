@@ -86,10 +86,11 @@ impl SignatureLookup for Db {
                     Ok((build, r.get::<_, String>(6)?))
                 })
                 .map_err(e)?;
-            let ecosystem = Ecosystem::from_label(&ecosystem).ok_or_else(|| RainbowError::Corrupt {
-                path: self.path.clone(),
-                reason: format!("package {id} has unknown ecosystem {ecosystem:?}"),
-            })?;
+            let ecosystem =
+                Ecosystem::from_label(&ecosystem).ok_or_else(|| RainbowError::Corrupt {
+                    path: self.path.clone(),
+                    reason: format!("package {id} has unknown ecosystem {ecosystem:?}"),
+                })?;
             out.insert(*id, Build { ecosystem, ..build });
         }
         Ok(out)

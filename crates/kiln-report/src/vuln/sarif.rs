@@ -91,7 +91,6 @@ pub(super) fn document(r: &VulnReport<'_>) -> Value {
     })
 }
 
-
 /// Where a finding points in the image: the package's first location
 /// (its metadata file, or the first file its bytes were found in),
 /// image-relative.
