@@ -168,7 +168,7 @@ fn resolve_relative(dir: &str, target: &str) -> Option<String> {
 
 fn malformed(path: &Path, reason: String) -> ImageError {
     ImageError::Malformed {
-        location: path.into(),
+        location: path.display().to_string(),
         reason,
     }
 }

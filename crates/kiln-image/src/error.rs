@@ -32,12 +32,12 @@ pub enum ImageError {
         err: serde_json::Error,
     },
     /// A blob named by a manifest or index is not in the source.
-    #[error("blob {digest} is missing from {}", location.display())]
+    #[error("blob {digest} is missing from {location}")]
     MissingBlob {
         /// The digest that was looked for.
         digest: String,
         /// The layout or archive searched.
-        location: PathBuf,
+        location: String,
     },
     /// A blob's content does not hash to its digest.
     #[error("blob {expected}: digest mismatch: content hashes to {actual}")]
@@ -99,10 +99,10 @@ pub enum ImageError {
         hint: String,
     },
     /// The source is structurally not what it claims to be.
-    #[error("{}: {reason}", location.display())]
+    #[error("{location}: {reason}")]
     Malformed {
         /// The source file or directory.
-        location: PathBuf,
+        location: String,
         /// What is wrong with it.
         reason: String,
     },
@@ -127,6 +127,15 @@ pub enum ImageError {
 }
 
 impl ImageError {
+    /// An I/O error reading from a source that is not one file (an
+    /// archive member, a registry blob), named by its location.
+    pub(crate) fn at(location: &str, err: std::io::Error) -> Self {
+        ImageError::Io {
+            path: PathBuf::from(location),
+            err,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
         ImageError::Io {
             path: path.into(),

@@ -22,17 +22,21 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+mod blobs;
 mod compression;
 mod digest;
+mod docker;
 mod error;
 mod image;
 #[cfg(feature = "isal")]
 mod isal;
+mod oci;
 mod platform;
 mod reference;
 pub mod spec;
 pub mod write;
 
+pub use blobs::{ArchiveStore, BlobStore, DirStore, METADATA_LIMIT};
 pub use compression::{Compression, LayerReader, Limits};
 pub use digest::{Digest, Prefetch, PrefetchVerifier, VerifyingReader};
 pub use error::{ImageError, Result};

@@ -77,19 +77,25 @@ impl SourceRef {
         detect(Path::new(input))
     }
 
-    /// The path this source reads.
-    pub fn path(&self) -> &Path {
+    /// The local file or directory this source reads, for the transports
+    /// that read one (a registry source will not).
+    pub fn path(&self) -> Option<&Path> {
         match self {
             SourceRef::OciDir { path, .. }
             | SourceRef::OciArchive { path, .. }
             | SourceRef::DockerArchive { path, .. }
-            | SourceRef::Dir { path } => path,
+            | SourceRef::Dir { path } => Some(path),
         }
     }
 
     /// Where the source is, as reports and errors show it.
     pub fn location(&self) -> String {
-        self.path().display().to_string()
+        match self {
+            SourceRef::OciDir { path, .. }
+            | SourceRef::OciArchive { path, .. }
+            | SourceRef::DockerArchive { path, .. }
+            | SourceRef::Dir { path } => path.display().to_string(),
+        }
     }
 
     /// The transport name, as a user would type it.
@@ -143,7 +149,7 @@ fn detect(path: &Path) -> Result<SourceRef, ImageError> {
     let mut archive = tar::Archive::new(reader);
     let (mut has_layout, mut has_docker_manifest) = (false, false);
     let not_tar = |e: std::io::Error| ImageError::Malformed {
-        location: path.into(),
+        location: path.display().to_string(),
         reason: format!("not a directory or an image archive (tar): {e}"),
     };
     let entries = archive.entries().map_err(not_tar)?;
@@ -173,7 +179,7 @@ fn detect(path: &Path) -> Result<SourceRef, ImageError> {
         })
     } else {
         Err(ImageError::Malformed {
-            location: path.into(),
+            location: path.display().to_string(),
             reason: "not an OCI layout, an OCI archive or a docker-archive \
                      (no oci-layout or manifest.json inside); use a transport prefix \
                      such as dir: or oci-archive:"

@@ -366,7 +366,7 @@ impl ImageOutput {
             }
             other => {
                 return Err(ImageError::BadReference {
-                    input: format!("{}:{}", other.transport(), other.path().display()),
+                    input: format!("{}:{}", other.transport(), other.location()),
                     reason: "images can be written to oci-dir: or oci-archive: destinations".into(),
                 })
             }

@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use goblin::elf::Elf;
 
-use crate::rootfs::Root;
+use kiln_runtime::rootfs::Root;
 
 /// Largest file parsed as ELF.
 const MAX_ELF: u64 = 1 << 30;

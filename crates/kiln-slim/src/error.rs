@@ -22,26 +22,15 @@ pub enum SlimError {
     /// Nothing to run.
     #[error("the image has no entrypoint or cmd to slim for; give --entrypoint (and --cmd)")]
     NoEntrypoint,
-    /// runc is not installed.
-    #[error("runc is not installed (dynamic mode and --verify run the image with it): apt-get install runc")]
-    NoRuntime,
+    /// Running or tracing the image failed.
+    #[error(transparent)]
+    Runtime(#[from] kiln_runtime::RuntimeError),
     /// Not root where it is required.
     #[error("{0} needs root (runc, a private tmpfs and fanotify); run as root or use --mode static without --verify")]
     NotRoot(&'static str),
-    /// A system call failed.
-    #[error("{what}: {err}")]
-    Sys {
-        /// What was attempted.
-        what: String,
-        /// The cause.
-        err: std::io::Error,
-    },
     /// A probe could not be parsed.
     #[error("cannot split probe command {0:?} into words")]
     BadProbe(String),
-    /// Interrupted by a signal; everything was cleaned up.
-    #[error("interrupted; mounts and containers were cleaned up")]
-    Interrupted,
     /// The slimmed image behaves differently.
     #[error("verification failed: {0}")]
     Verify(String),

@@ -6,7 +6,7 @@
 //!   runtime files programs read without naming them ([`closure`]);
 //! - **dynamic**: the image unpacked onto a private tmpfs, run with `runc`
 //!   once for the entrypoint and once per probe while fanotify records
-//!   every file opened or executed ([`trace`], [`runtime`]);
+//!   every file opened or executed (through [`kiln_runtime`]);
 //! - **both** (the default): the union.
 //!
 //! The kept files are written as one new layer with the image config
@@ -17,10 +17,6 @@
 
 pub mod closure;
 mod error;
-pub mod notify;
-pub mod rootfs;
-pub mod runtime;
-pub mod trace;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -33,8 +29,9 @@ use kiln_tree::{Export, Kind, Tree};
 use serde::Serialize;
 
 pub use error::{Result, SlimError};
-use rootfs::Root;
-use runtime::{Process, RunResult, Runc};
+use kiln_runtime::rootfs::{self, Root};
+use kiln_runtime::runc::{self as runtime, Process, RunResult, Runc};
+use kiln_runtime::{fanotify, seccomp, tmpfs};
 
 /// Which analyses decide what is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -313,7 +310,7 @@ pub fn slim(
         .sum();
     // The tmpfs makes fanotify see only this rootfs; unmounted on drop.
     let _tmpfs = if needs_runtime {
-        Some(trace::Tmpfs::mount(&rootfs_dir, tmpfs_size(total))?)
+        Some(tmpfs::Tmpfs::mount(&rootfs_dir, tmpfs_size(total))?)
     } else {
         None
     };
@@ -361,13 +358,13 @@ pub fn slim(
     let mut server = false;
     if let Some(runc) = &runc {
         let tracer = if opts.mode != Mode::Static {
-            Some(trace::Tracer::start(&rootfs_dir)?)
+            Some(fanotify::Tracer::start(&rootfs_dir)?)
         } else {
             None
         };
         // stat/access/readlink and failed opens, which fanotify misses.
         let listener = if opts.mode != Mode::Static && cfg!(target_arch = "x86_64") {
-            Some(notify::Listener::start(work)?)
+            Some(seccomp::Listener::start(work)?)
         } else {
             None
         };
@@ -431,7 +428,7 @@ pub fn slim(
     if opts.verify {
         if let Some(runc) = &runc {
             let slim_dir = work.join("slim-rootfs");
-            let _slim_tmpfs = trace::Tmpfs::mount(&slim_dir, tmpfs_size(total))?;
+            let _slim_tmpfs = tmpfs::Tmpfs::mount(&slim_dir, tmpfs_size(total))?;
             rootfs::unpack(tree, &slim_dir, &|p| keep.contains(p))?;
             let (results, _) = exercise(
                 runc,

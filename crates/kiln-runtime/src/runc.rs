@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::error::{Result, SlimError};
+use crate::error::{Result, RuntimeError};
 
 /// Set by the SIGINT/SIGTERM handler; runs stop and clean up.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -55,7 +55,7 @@ impl Runc {
                 return Ok(Runc(p.into()));
             }
         }
-        Err(SlimError::NoRuntime)
+        Err(RuntimeError::NoRuntime)
     }
 }
 
@@ -113,7 +113,7 @@ const CAPS: &[&str] = &[
 fn config(rootfs: &Path, p: &Process) -> serde_json::Value {
     let mut c = base_config(rootfs, p);
     if let Some(listener) = &p.seccomp_listener {
-        let names: Vec<&str> = crate::notify::SYSCALLS.iter().map(|s| s.0).collect();
+        let names: Vec<&str> = crate::seccomp::SYSCALLS.iter().map(|s| s.0).collect();
         c["linux"]["seccomp"] = json!({
             "defaultAction": "SCMP_ACT_ALLOW",
             "architectures": ["SCMP_ARCH_X86_64"],
@@ -168,12 +168,12 @@ fn bundle(work: &Path, rootfs: &Path, p: &Process) -> Result<(String, PathBuf)> 
     let n = NEXT_ID.fetch_add(1, Ordering::SeqCst);
     let id = format!("kiln-slim-{}-{n}", std::process::id());
     let bundle = work.join(format!("bundle-{n}"));
-    std::fs::create_dir_all(&bundle).map_err(|err| SlimError::Io {
+    std::fs::create_dir_all(&bundle).map_err(|err| RuntimeError::Io {
         path: bundle.clone(),
         err,
     })?;
     let cfg_path = bundle.join("config.json");
-    std::fs::write(&cfg_path, config(rootfs, p).to_string()).map_err(|err| SlimError::Io {
+    std::fs::write(&cfg_path, config(rootfs, p).to_string()).map_err(|err| RuntimeError::Io {
         path: cfg_path.clone(),
         err,
     })?;
@@ -190,7 +190,7 @@ pub fn run(
     limit: Duration,
 ) -> Result<RunResult> {
     if INTERRUPTED.load(Ordering::SeqCst) {
-        return Err(SlimError::Interrupted);
+        return Err(RuntimeError::Interrupted);
     }
     let (id, bundle) = bundle(work, rootfs, p)?;
     let guard = Container {
@@ -221,11 +221,11 @@ pub struct Detached {
 pub fn start(runc: &Runc, work: &Path, rootfs: &Path, p: &Process) -> Result<Detached> {
     let (id, bundle) = bundle(work, rootfs, p)?;
     let log = bundle.join("output.log");
-    let out = std::fs::File::create(&log).map_err(|err| SlimError::Io {
+    let out = std::fs::File::create(&log).map_err(|err| RuntimeError::Io {
         path: log.clone(),
         err,
     })?;
-    let err_out = out.try_clone().map_err(|err| SlimError::Io {
+    let err_out = out.try_clone().map_err(|err| RuntimeError::Io {
         path: log.clone(),
         err,
     })?;
@@ -241,12 +241,12 @@ pub fn start(runc: &Runc, work: &Path, rootfs: &Path, p: &Process) -> Result<Det
         .stdout(out)
         .stderr(err_out)
         .status()
-        .map_err(|err| SlimError::Sys {
+        .map_err(|err| RuntimeError::Sys {
             what: format!("cannot start {}", runc.0.display()),
             err,
         })?;
     if !status.success() {
-        return Err(SlimError::Sys {
+        return Err(RuntimeError::Sys {
             what: format!(
                 "runc run --detach {id}: {}",
                 std::fs::read_to_string(&log).unwrap_or_default().trim()
@@ -257,7 +257,7 @@ pub fn start(runc: &Runc, work: &Path, rootfs: &Path, p: &Process) -> Result<Det
     let state = Command::new(&runc.0)
         .args(["state", &id])
         .output()
-        .map_err(|err| SlimError::Sys {
+        .map_err(|err| RuntimeError::Sys {
             what: format!("runc state {id}"),
             err,
         })?;
@@ -335,11 +335,11 @@ impl Detached {
         });
         let (raw, timed_out) = handle
             .join()
-            .map_err(|_| SlimError::Sys {
+            .map_err(|_| RuntimeError::Sys {
                 what: format!("GET {url}"),
                 err: std::io::Error::other("request thread panicked"),
             })?
-            .map_err(|err| SlimError::Sys {
+            .map_err(|err| RuntimeError::Sys {
                 what: format!("GET {url} in the container's network namespace"),
                 err,
             })?;
@@ -381,7 +381,7 @@ fn wait_output(mut cmd: Command, limit: Duration, on_timeout: &dyn Fn()) -> Resu
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|err| SlimError::Sys {
+        .map_err(|err| RuntimeError::Sys {
             what: format!("cannot start {cmd:?}"),
             err,
         })?;
@@ -408,7 +408,7 @@ fn wait_output(mut cmd: Command, limit: Duration, on_timeout: &dyn Fn()) -> Resu
             Ok(Some(s)) => break s,
             Ok(None) => {}
             Err(err) => {
-                return Err(SlimError::Sys {
+                return Err(RuntimeError::Sys {
                     what: format!("waiting for {cmd:?}"),
                     err,
                 })
@@ -424,7 +424,7 @@ fn wait_output(mut cmd: Command, limit: Duration, on_timeout: &dyn Fn()) -> Resu
     let stdout = reader.join().unwrap_or_default();
     let stderr = err_reader.join().unwrap_or_default();
     if INTERRUPTED.load(Ordering::SeqCst) {
-        return Err(SlimError::Interrupted);
+        return Err(RuntimeError::Interrupted);
     }
     use std::os::unix::process::ExitStatusExt;
     let exit = status

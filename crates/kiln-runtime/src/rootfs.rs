@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 
 use kiln_tree::{Kind, Tree};
 
-use crate::error::{Result, SlimError};
+use crate::error::{Result, RuntimeError};
 
 /// Most symlinks followed while resolving one path (as the kernel's 40).
 const MAX_LINKS: usize = 40;
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> SlimError + '_ {
-    move |err| SlimError::Io {
+fn io(path: &Path) -> impl Fn(std::io::Error) -> RuntimeError + '_ {
+    move |err| RuntimeError::Io {
         path: path.to_path_buf(),
         err,
     }

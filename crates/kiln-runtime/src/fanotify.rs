@@ -1,21 +1,20 @@
 //! Recording what a container touches: the rootfs lives on a private tmpfs
-//! and a fanotify filesystem mark on it reports every open and exec, from
+//! ([`crate::tmpfs`]) and a fanotify filesystem mark on it reports every
+//! open and exec, from
 //! any mount namespace (runc's bind mount and `pivot_root` included), and
 //! nothing from the rest of the host.
 //!
 //! fanotify does not see `stat`, `readlink` or failed opens; symlinks on
 //! the way to an opened file are recovered by resolving its path in the
-//! image (see [`crate::closure`]).
+//! image (kiln-slim's closure does).
 
 use std::collections::BTreeSet;
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::error::{Result, SlimError};
+use crate::error::{cpath, sys, Result};
 
 const FAN_CLASS_NOTIF: u32 = 0;
 const FAN_CLOEXEC: u32 = 0x1;
@@ -27,60 +26,6 @@ const FAN_OPEN_EXEC: u64 = 0x1000;
 const FAN_ONDIR: u64 = 0x4000_0000;
 /// `sizeof(struct fanotify_event_metadata)`.
 const META_LEN: usize = 24;
-
-fn sys(what: impl Into<String>) -> SlimError {
-    SlimError::Sys {
-        what: what.into(),
-        err: std::io::Error::last_os_error(),
-    }
-}
-
-fn cpath(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| SlimError::Sys {
-        what: format!("{}: path has a NUL byte", p.display()),
-        err: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-    })
-}
-
-/// A tmpfs mounted at a directory, unmounted on drop.
-pub struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    /// Mount a tmpfs of at most `size` bytes at `path` (created if needed).
-    pub fn mount(path: &Path, size: u64) -> Result<Tmpfs> {
-        std::fs::create_dir_all(path).map_err(|err| SlimError::Io {
-            path: path.into(),
-            err,
-        })?;
-        let target = cpath(path)?;
-        let opts = CString::new(format!("size={size},mode=755")).unwrap_or_default();
-        // SAFETY: all pointers are valid NUL-terminated strings.
-        let r = unsafe {
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                libc::MS_NOSUID,
-                opts.as_ptr().cast(),
-            )
-        };
-        if r != 0 {
-            return Err(sys(format!("mount tmpfs at {}", path.display())));
-        }
-        Ok(Tmpfs { path: path.into() })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        if let Ok(p) = cpath(&self.path) {
-            // SAFETY: valid path; MNT_DETACH never blocks.
-            unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
-        }
-    }
-}
 
 /// A running fanotify listener.
 pub struct Tracer {

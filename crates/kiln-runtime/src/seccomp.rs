@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::error::{Result, SlimError};
+use crate::error::{Result, RuntimeError};
 
 const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
 const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
@@ -75,11 +75,11 @@ impl Listener {
     /// Listen on a socket in `dir`.
     pub fn start(dir: &Path) -> Result<Listener> {
         let path = dir.join("seccomp.sock");
-        let sock = UnixListener::bind(&path).map_err(|err| SlimError::Io {
+        let sock = UnixListener::bind(&path).map_err(|err| RuntimeError::Io {
             path: path.clone(),
             err,
         })?;
-        sock.set_nonblocking(true).map_err(|err| SlimError::Io {
+        sock.set_nonblocking(true).map_err(|err| RuntimeError::Io {
             path: path.clone(),
             err,
         })?;
