@@ -12,14 +12,22 @@
 //! so the tree can capture them while layers stream) and a `catalog`
 //! function:
 //!
-//! - [`dpkg`](crate::dpkg): `var/lib/dpkg/status`, distroless `status.d/`, `info/*.list`, `*.md5sums`;
-//! - [`apk`](crate::apk): `lib/apk/db/installed`;
-//! - [`python`](crate::python): `*.dist-info`, `*.egg-info`;
-//! - [`golang`](crate::golang): the build info inside Go binaries (needs the
-//!   tree built with an ELF inspector, as `kiln scan` builds it);
-//! - [`os_release`](crate::os_release): the distro, which shapes the purls.
+//! - [`dpkg`]: `var/lib/dpkg/status`, distroless `status.d/`, `info/*.list`, `*.md5sums`;
+//! - [`apk`]: `lib/apk/db/installed`;
+//! - [`python`]: `*.dist-info`, `*.egg-info`;
+//! - [`golang`]: the build info inside Go binaries, and
+//!   [`rust`]: `cargo auditable` data inside Rust binaries
+//!   (both need the tree built with an ELF inspector, as `kiln-scan`
+//!   builds it);
+//! - [`os_release`]: the distro, which shapes the purls.
 //!
 //! A file that cannot be parsed becomes an [`Unknown`] and the scan goes on.
+//!
+//! The package model every later stage shares lives here too: [`Package`]
+//! with its [`Evidence`] (typed [`Resolution`] and [`Technique`]s), and one
+//! [`Descriptor`] per [`Ecosystem`] — table label, purl type, OSV name,
+//! SPDX origin, and the [`version::Scheme`] that orders its versions and
+//! names its `vers:` ranges.
 //!
 //! ```
 //! use kiln_catalog::{purl::purl, Distro, Ecosystem};

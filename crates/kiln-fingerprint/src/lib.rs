@@ -7,7 +7,14 @@
 //! - the SHA-256 of the whole file;
 //! - for ELF files, an [`ElfInfo`]: the GNU build-id, the systemd-style
 //!   `.note.package` JSON, SONAME, `DT_NEEDED`, the symbol versions the
-//!   file defines, interpreter and machine.
+//!   file defines, interpreter and machine, the SHA-256 of its loaded
+//!   sections (notes excluded), Go build info ([`GoBuildInfo`]),
+//!   `cargo auditable` data ([`RustCrate`]) and version [`Clues`] (data
+//!   strings, and constants version functions return or store, read by
+//!   evaluating their x86-64 code);
+//! - [`functions`]: a normalised hash of every function (boundaries from
+//!   `.eh_frame` and symbols; x86-64 and AArch64), which survives
+//!   stripping and relinking.
 //!
 //! The same functions run when `kiln db build` ingests a package and when
 //! `kiln scan` looks at an image, so both sides always agree on what a

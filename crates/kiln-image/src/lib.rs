@@ -12,6 +12,9 @@
 //!
 //! Supported transports follow skopeo and Syft: `oci-dir:`, `oci-archive:`,
 //! `docker-archive:` (legacy and OCI-in-docker-save forms) and `dir:`.
+//! Images are read through a [`BlobStore`] (a layout directory, an
+//! archive), so every opener and error works the same whatever holds the
+//! blobs; errors name the store's location.
 //!
 //! ```
 //! use kiln_image::{SourceRef, Platform};

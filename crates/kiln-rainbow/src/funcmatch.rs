@@ -47,7 +47,7 @@ pub struct FunctionMatch {
     pub runner_up: Option<(String, f64)>,
     /// The versions the evidence allows, as a `vers:` range: tied versions,
     /// or for a build the DB does not have the known versions it lies
-    /// between (see [`version_bounds`]).
+    /// between (from where its distinctive functions appear).
     pub range: Option<String>,
 }
 

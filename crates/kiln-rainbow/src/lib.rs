@@ -2,18 +2,24 @@
 //! identification of packages and exact versions from file bytes.
 //!
 //! `kiln-rainbow` is the fourth stage of kiln's pipeline. [`Db`] is an
-//! embedded SQLite database built from real `.deb` archives (read in
-//! parallel by [`deb::read_deb`]): every file's path, mode, size and
-//! SHA-256, symlink targets, conffiles, and for ELF files the build-id,
-//! `.note.package`, SONAME, `DT_NEEDED` and defined symbol versions. Paths
-//! and contents are stored once and shared across versions.
+//! embedded SQLite database built from real `.deb` archives and Python
+//! wheels (read in parallel by [`deb::read_deb`] and [`wheel`]): every
+//! file's path, mode, size and SHA-256, symlink targets, conffiles, and for
+//! ELF files the build-id, `.note.package`, SONAME, `DT_NEEDED`, defined
+//! symbol versions and code identity (function set, digest of the loaded
+//! sections). Paths and contents are stored once and shared across
+//! versions. While Debian packages are ingested, [`learn`] generalises how
+//! each upstream project shows its version into templates, and
+//! [`funcmatch`] keeps each project's distinctive function hashes.
 //!
 //! [`identify`] takes a squashed [`kiln_tree::Tree`] whose files were hashed
-//! and fingerprinted, looks every hash and build-id up in batches, and
-//! resolves each package to the version that best explains the observed
-//! bytes — reporting a set of versions when the bytes fit several, and
-//! "version not in DB" (with the nearest known version) rather than ever
-//! inventing one.
+//! and fingerprinted, asks a [`SignatureLookup`] (the DB, or another
+//! store) about every hash, build-id and path in batches, and resolves
+//! each package to the version that best explains the observed bytes —
+//! reporting a set of versions when the bytes fit several, and "version
+//! not in DB" (with the nearest known version and a `vers:` range) rather
+//! than ever inventing one. [`vendored`] and [`funcmatch`] find upstream
+//! components inside files.
 //!
 //! ```no_run
 //! use kiln_rainbow::Db;

@@ -25,8 +25,6 @@ fn bad(path: &Path, reason: impl Into<String>) -> RainbowError {
     }
 }
 
-pub use kiln_catalog::purl::normalize_python_name as normalize_name;
-
 /// Read a `.whl` into the same record a `.deb` gives (ecosystem `python`;
 /// paths relative to `site-packages`, as the wheel stores them).
 pub fn read_wheel(path: &Path) -> Result<DebRecord> {
@@ -107,7 +105,7 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
     };
     let name = field("Name").ok_or_else(|| bad(path, "METADATA has no Name"))?;
     let version = field("Version").ok_or_else(|| bad(path, "METADATA has no Version"))?;
-    let name = normalize_name(&name);
+    let name = Ecosystem::Python.normalize_name(&name);
     // The wheel's tag (`cp311-cp311-manylinux_2_17_x86_64`) tells builds apart.
     let stem = path
         .file_stem()
@@ -182,9 +180,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(normalize_name("psycopg2_binary"), "psycopg2-binary");
-        assert_eq!(normalize_name("Pillow"), "pillow");
-        assert_eq!(normalize_name("zope.interface"), "zope-interface");
+        let n = |s| Ecosystem::Python.normalize_name(s);
+        assert_eq!(n("psycopg2_binary"), "psycopg2-binary");
+        assert_eq!(n("Pillow"), "pillow");
+        assert_eq!(n("zope.interface"), "zope-interface");
     }
 
     #[test]

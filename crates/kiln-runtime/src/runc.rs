@@ -72,7 +72,7 @@ pub struct Process {
     pub uid: u32,
     /// Group id.
     pub gid: u32,
-    /// Where a seccomp notification listener waits (see [`crate::notify`]).
+    /// Where a seccomp notification listener waits (see [`crate::seccomp`]).
     #[serde(skip)]
     pub seccomp_listener: Option<PathBuf>,
 }

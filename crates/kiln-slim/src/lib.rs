@@ -1,9 +1,10 @@
 //! `kiln slim`: a smaller image that still works, without a container
 //! engine.
 //!
-//! - **static**: the entrypoint (and each probe command) resolved through
-//!   the image's `PATH`, its ELF closure and `#!` interpreters, and the
-//!   runtime files programs read without naming them ([`closure`]);
+//! - **static**: the entrypoint and cmd resolved through the image's
+//!   `PATH`, its ELF closure and `#!` interpreters, the files its arguments
+//!   name, and the runtime files programs read without naming them
+//!   ([`closure`]); probe commands are what tracing is for;
 //! - **dynamic**: the image unpacked onto a private tmpfs, run with `runc`
 //!   once for the entrypoint and once per probe while fanotify records
 //!   every file opened or executed (through [`kiln_runtime`]);
@@ -243,6 +244,85 @@ fn split_probe(p: &str) -> Result<Vec<String>> {
         .ok_or_else(|| SlimError::BadProbe(p.to_string()))
 }
 
+/// What to run, and how: the entrypoint with cmd, the probes, and the
+/// process settings from the image config (overridden by the options).
+struct Plan {
+    main: Vec<String>,
+    /// The main command, then every probe command.
+    runs: Vec<Vec<String>>,
+    http: Vec<(u16, String)>,
+    env: Vec<String>,
+    cwd: String,
+    user: Option<String>,
+}
+
+impl Plan {
+    fn new(config: Option<&ImageConfig>, opts: &SlimOptions) -> Result<Plan> {
+        let rc = config.map(|c| c.config.clone()).unwrap_or_default();
+        let entrypoint = opts
+            .entrypoint
+            .clone()
+            .or(rc.entrypoint.clone())
+            .unwrap_or_default();
+        let cmd = opts.cmd.clone().or(rc.cmd.clone()).unwrap_or_default();
+        let main: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+        if main.is_empty() {
+            return Err(SlimError::NoEntrypoint);
+        }
+        let mut runs: Vec<Vec<String>> = vec![main.clone()];
+        for p in &opts.probes {
+            runs.push(split_probe(p)?);
+        }
+        let http = opts
+            .http_probes
+            .iter()
+            .map(|p| parse_http(p))
+            .collect::<Result<_>>()?;
+        let env = rc.env.clone().unwrap_or_else(|| {
+            vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()]
+        });
+        let cwd = rc
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
+        Ok(Plan {
+            main,
+            runs,
+            http,
+            env,
+            cwd,
+            user: rc.user,
+        })
+    }
+
+    fn process(&self, args: &[String], (uid, gid): (u32, u32)) -> Process {
+        Process {
+            args: args.to_vec(),
+            env: self.env.clone(),
+            cwd: self.cwd.clone(),
+            uid,
+            gid,
+            seccomp_listener: None,
+        }
+    }
+}
+
+/// runc, when the mode or `--verify` needs to run the image (as root).
+fn runtime_for(opts: &SlimOptions) -> Result<Option<Runc>> {
+    if opts.mode == Mode::Static && !opts.verify {
+        return Ok(None);
+    }
+    if !runtime::is_root() {
+        return Err(SlimError::NotRoot(if opts.mode == Mode::Static {
+            "--verify"
+        } else {
+            "dynamic mode"
+        }));
+    }
+    Ok(Some(Runc::find()?))
+}
+
 /// Slim `tree` (whose image config is `config`) into `dest`.
 pub fn slim(
     tree: &Tree,
@@ -250,49 +330,9 @@ pub fn slim(
     dest: &SourceRef,
     opts: &SlimOptions,
 ) -> Result<SlimReport> {
-    let rc = config.map(|c| c.config.clone()).unwrap_or_default();
-    let entrypoint = opts
-        .entrypoint
-        .clone()
-        .or(rc.entrypoint.clone())
-        .unwrap_or_default();
-    let cmd = opts.cmd.clone().or(rc.cmd.clone()).unwrap_or_default();
-    let main: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
-    if main.is_empty() {
-        return Err(SlimError::NoEntrypoint);
-    }
-    let mut runs: Vec<Vec<String>> = vec![main.clone()];
-    for p in &opts.probes {
-        runs.push(split_probe(p)?);
-    }
-    let http: Vec<(u16, String)> = opts
-        .http_probes
-        .iter()
-        .map(|p| parse_http(p))
-        .collect::<Result<_>>()?;
-    let needs_runtime = opts.mode != Mode::Static || opts.verify;
-    let runc = if needs_runtime {
-        if !runtime::is_root() {
-            return Err(SlimError::NotRoot(if opts.mode == Mode::Static {
-                "--verify"
-            } else {
-                "dynamic mode"
-            }));
-        }
-        Some(Runc::find()?)
-    } else {
-        None
-    };
+    let plan = Plan::new(config, opts)?;
+    let runc = runtime_for(opts)?;
     runtime::catch_signals();
-    let env = rc.env.clone().unwrap_or_else(|| {
-        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()]
-    });
-    let cwd = rc
-        .working_dir
-        .clone()
-        .filter(|w| !w.is_empty())
-        .unwrap_or_else(|| "/".into());
-
     let scratch = match &opts.work_dir {
         Some(d) => tempfile::Builder::new().prefix("kiln-slim-").tempdir_in(d),
         None => tempfile::Builder::new().prefix("kiln-slim-").tempdir(),
@@ -309,83 +349,119 @@ pub fn slim(
         .map(|(_, e)| e.size)
         .sum();
     // The tmpfs makes fanotify see only this rootfs; unmounted on drop.
-    let _tmpfs = if needs_runtime {
-        Some(tmpfs::Tmpfs::mount(&rootfs_dir, tmpfs_size(total))?)
-    } else {
-        None
+    let _tmpfs = match runc {
+        Some(_) => Some(tmpfs::Tmpfs::mount(&rootfs_dir, tmpfs_size(total))?),
+        None => None,
     };
     rootfs::unpack(tree, &rootfs_dir, &|_| true)?;
-    let root = Root { dir: &rootfs_dir };
-    let (uid, gid) = user_ids(&root, rc.user.as_deref());
-    let process = |args: &[String]| Process {
-        args: args.to_vec(),
-        env: env.clone(),
-        cwd: cwd.clone(),
-        uid,
-        gid,
-        seccomp_listener: None,
-    };
+    let ids = user_ids(&Root { dir: &rootfs_dir }, plan.user.as_deref());
 
-    // Static analysis.
     let t0 = Instant::now();
-    let mut keep: BTreeSet<String> = BTreeSet::new();
-    let mut missing = Vec::new();
-    let mut static_paths = 0;
+    let mut found = Found::default();
     if opts.mode != Mode::Dynamic {
-        let mut c = closure::Closure::new(Root { dir: &rootfs_dir }, &env);
-        // The entrypoint and cmd; probes are what tracing is for.
-        for r in &runs[..1] {
-            c.add_command(&r[0], &cwd);
-            // Arguments naming files in the image (`python3 /app/main.py`).
-            for a in &r[1..] {
-                if a.starts_with('/') && c.root().resolve(a).is_some() {
-                    c.add_path(a);
-                }
+        found.static_closure(&rootfs_dir, &plan);
+    }
+    let seconds_static = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let mut probes = Vec::new();
+    let mut server = false;
+    if let Some(runc) = &runc {
+        (probes, server) = found.trace(runc, work, &rootfs_dir, &plan, ids, opts)?;
+    }
+    let seconds_dynamic = t1.elapsed().as_secs_f64();
+
+    let mut keep = found.keep;
+    user_choices(tree, &rootfs_dir, &plan.env, opts, &mut keep);
+    keep_with_dirs(tree, &mut keep, &plan.cwd);
+    write_image(tree, config, dest, opts, &keep)?;
+    if let (true, Some(runc)) = (opts.verify, &runc) {
+        let slim_dir = work.join("slim-rootfs");
+        let _slim_tmpfs = tmpfs::Tmpfs::mount(&slim_dir, tmpfs_size(total))?;
+        rootfs::unpack(tree, &slim_dir, &|p| keep.contains(p))?;
+        let main = plan.process(&plan.main, ids);
+        let (results, _) = exercise(
+            runc,
+            work,
+            &slim_dir,
+            &main,
+            &plan.runs[1..],
+            &plan.http,
+            opts.timeout,
+        )?;
+        compare(&mut probes, results, server);
+    }
+
+    let mut report = sizes(tree, &keep);
+    report.mode = opts.mode;
+    report.static_paths = found.static_paths;
+    report.traced_paths = found.traced_paths;
+    report.missing_commands = found.missing;
+    report.probes = probes;
+    report.seconds_static = seconds_static;
+    report.seconds_dynamic = seconds_dynamic;
+    Ok(report)
+}
+
+/// What the analyses found to keep.
+#[derive(Default)]
+struct Found {
+    keep: BTreeSet<String>,
+    missing: Vec<String>,
+    static_paths: usize,
+    traced_paths: usize,
+}
+
+impl Found {
+    /// Static analysis of the entrypoint and cmd (probes are what tracing
+    /// is for), the files their arguments name, and the system heuristics.
+    fn static_closure(&mut self, rootfs_dir: &Path, plan: &Plan) {
+        let mut c = closure::Closure::new(Root { dir: rootfs_dir }, &plan.env);
+        let main = &plan.runs[0];
+        c.add_command(&main[0], &plan.cwd);
+        // Arguments naming files in the image (`python3 /app/main.py`).
+        for a in &main[1..] {
+            if a.starts_with('/') && c.root().resolve(a).is_some() {
+                c.add_path(a);
             }
         }
         c.add_system_heuristics();
         c.run();
-        missing = c.missing.clone();
-        static_paths = c.keep.len();
-        keep.extend(c.keep);
+        self.missing = c.missing.clone();
+        self.static_paths = c.keep.len();
+        self.keep.extend(c.keep);
     }
-    let seconds_static = t0.elapsed().as_secs_f64();
 
-    // Dynamic: trace the entrypoint and every probe.
-    let t1 = Instant::now();
-    let mut probes: Vec<ProbeReport> = Vec::new();
-    let mut traced_paths = 0;
-    let mut server = false;
-    if let Some(runc) = &runc {
-        let tracer = if opts.mode != Mode::Static {
-            Some(fanotify::Tracer::start(&rootfs_dir)?)
-        } else {
-            None
-        };
+    /// Run the entrypoint and every probe; in a tracing mode, keep what
+    /// fanotify and the seccomp listener saw them touch (with closures).
+    /// Returns the runs' reports and whether the entrypoint ran as a server.
+    fn trace(
+        &mut self,
+        runc: &Runc,
+        work: &Path,
+        rootfs_dir: &Path,
+        plan: &Plan,
+        ids: (u32, u32),
+        opts: &SlimOptions,
+    ) -> Result<(Vec<ProbeReport>, bool)> {
+        let tracing = opts.mode != Mode::Static;
+        let tracer = tracing
+            .then(|| fanotify::Tracer::start(rootfs_dir))
+            .transpose()?;
         // stat/access/readlink and failed opens, which fanotify misses.
-        let listener = if opts.mode != Mode::Static && cfg!(target_arch = "x86_64") {
-            Some(seccomp::Listener::start(work)?)
-        } else {
-            None
-        };
-        let mut main_process = process(&main);
-        main_process.seccomp_listener = listener.as_ref().map(|l| l.path.clone());
-        let (results, as_server) = match exercise(
+        let listener = (tracing && cfg!(target_arch = "x86_64"))
+            .then(|| seccomp::Listener::start(work))
+            .transpose()?;
+        let mut main = plan.process(&plan.main, ids);
+        main.seccomp_listener = listener.as_ref().map(|l| l.path.clone());
+        let (results, server) = exercise(
             runc,
             work,
-            &rootfs_dir,
-            &main_process,
-            &runs[1..],
-            &http,
+            rootfs_dir,
+            &main,
+            &plan.runs[1..],
+            &plan.http,
             opts.timeout,
-        ) {
-            Ok(r) => r,
-            Err(e) => {
-                drop(tracer);
-                return Err(e);
-            }
-        };
-        server = as_server;
+        )?;
         if let Some(tracer) = tracer {
             let mut seen = tracer.finish();
             let prefix = rootfs_dir
@@ -399,15 +475,15 @@ pub fn slim(
                         .unwrap_or(p)
                 }));
             }
-            traced_paths = seen.len();
-            let mut c = closure::Closure::new(Root { dir: &rootfs_dir }, &env);
+            self.traced_paths = seen.len();
+            let mut c = closure::Closure::new(Root { dir: rootfs_dir }, &plan.env);
             for p in &seen {
                 c.add_path(p);
             }
             c.run();
-            keep.extend(c.keep);
+            self.keep.extend(c.keep);
         }
-        probes = results
+        let probes = results
             .into_iter()
             .map(|r| ProbeReport {
                 args: r.args.clone(),
@@ -416,54 +492,27 @@ pub fn slim(
                 same: None,
             })
             .collect();
+        Ok((probes, server))
     }
-    let seconds_dynamic = t1.elapsed().as_secs_f64();
+}
 
-    user_choices(tree, &rootfs_dir, &env, opts, &mut keep);
-    keep_with_dirs(tree, &mut keep, &cwd);
-
-    write_image(tree, config, dest, opts, &keep)?;
-
-    // Verify on the slimmed files.
-    if opts.verify {
-        if let Some(runc) = &runc {
-            let slim_dir = work.join("slim-rootfs");
-            let _slim_tmpfs = tmpfs::Tmpfs::mount(&slim_dir, tmpfs_size(total))?;
-            rootfs::unpack(tree, &slim_dir, &|p| keep.contains(p))?;
-            let (results, _) = exercise(
-                runc,
-                work,
-                &slim_dir,
-                &process(&main),
-                &runs[1..],
-                &http,
-                opts.timeout,
-            )?;
-            for (i, res) in results.into_iter().enumerate() {
-                if let Some(pr) = probes.get_mut(i) {
-                    // A server's own output (logs, timestamps) is not compared.
-                    if !(server && i == 0) {
-                        let same = pr
-                            .original
-                            .as_ref()
-                            .is_some_and(|o| o.exit == res.exit && o.stdout == res.stdout);
-                        pr.same = Some(same);
-                    }
-                    pr.slimmed = Some(res);
-                }
-            }
+/// Set each probe's result on the slimmed image beside the original's,
+/// and whether exit code and stdout are the same (a server's own output,
+/// logs and timestamps, is not compared).
+fn compare(probes: &mut [ProbeReport], results: Vec<RunResult>, server: bool) {
+    for (i, res) in results.into_iter().enumerate() {
+        let Some(pr) = probes.get_mut(i) else {
+            continue;
+        };
+        if !(server && i == 0) {
+            let same = pr
+                .original
+                .as_ref()
+                .is_some_and(|o| o.exit == res.exit && o.stdout == res.stdout);
+            pr.same = Some(same);
         }
+        pr.slimmed = Some(res);
     }
-
-    let mut report = sizes(tree, &keep);
-    report.mode = opts.mode;
-    report.static_paths = static_paths;
-    report.traced_paths = traced_paths;
-    report.missing_commands = missing;
-    report.probes = probes;
-    report.seconds_static = seconds_static;
-    report.seconds_dynamic = seconds_dynamic;
-    Ok(report)
 }
 
 /// A tmpfs big enough for the unpacked image and what its runs write.

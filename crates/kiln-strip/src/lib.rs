@@ -12,8 +12,9 @@
 //!   (`package.json`, `requirements.txt`, `go.sum`, …) moved to hidden names;
 //! - `RenameElf`: ELF files renamed.
 //!
-//! The result is one squashed layer written with the source image's config,
-//! to an `oci-dir:` or `oci-archive:` destination.
+//! Each layer is rewritten on its own, or the image is
+//! squashed into one layer ([`strip`]); either way with the source image's
+//! config, to an `oci-dir:` or `oci-archive:` destination.
 //!
 //! ```
 //! use kiln_strip::Transform;

@@ -4,7 +4,8 @@
 //! (OSV records of any ecosystem, the Debian security tracker's JSON) in
 //! kiln's embedded database, and matches identified packages — found by
 //! metadata or from bytes — against them with each ecosystem's own version
-//! order ([`version`]): dpkg for Debian (by source package, so backports
+//! order ([`version`], which maps OSV ecosystem names to the orders in
+//! [`kiln_catalog::version`]): dpkg for Debian (by source package, so backports
 //! are never flagged by upstream ranges), PEP 440 for PyPI, semver for Go,
 //! crates.io and npm, apk rules for Alpine, and a generic order that
 //! understands OpenSSL's letter releases for vendored components.

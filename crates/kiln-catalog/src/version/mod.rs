@@ -3,7 +3,7 @@
 //! candidate builds with it, `vers:` ranges name it, and advisory ranges
 //! are only as right as the comparison behind them.
 //!
-//! - Debian: `dpkg --compare-versions` ([`dpkg`]);
+//! - Debian: `dpkg --compare-versions` ([`dpkg_cmp`]);
 //! - PyPI: PEP 440 ([`pep440`]);
 //! - Go, crates.io, npm: semantic versioning ([`semver`]);
 //! - Alpine: apk's version rules ([`apk`]);

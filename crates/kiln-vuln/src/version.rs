@@ -3,7 +3,7 @@
 
 use std::cmp::Ordering;
 
-pub use kiln_catalog::version::{apk, generic, pep440, semver, Scheme};
+use kiln_catalog::version::Scheme;
 
 /// Compare two versions under the rules of an OSV ecosystem name
 /// (`Debian:12`, `PyPI`, `Go`, `crates.io`, `npm`, `Alpine:v3.19`, …).
