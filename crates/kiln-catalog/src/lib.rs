@@ -12,14 +12,14 @@
 //! so the tree can capture them while layers stream) and a `catalog`
 //! function:
 //!
-//! - [`dpkg`]: `var/lib/dpkg/status`, distroless `status.d/`, `info/*.list`, `*.md5sums`;
-//! - [`apk`]: `lib/apk/db/installed`;
-//! - [`python`]: `*.dist-info`, `*.egg-info`;
-//! - [`golang`]: the build info inside Go binaries, and
-//!   [`rust`]: `cargo auditable` data inside Rust binaries
+//! - [`dpkg`] reads `var/lib/dpkg/status`, distroless `status.d/`, `info/*.list`, `*.md5sums`;
+//! - [`apk`] reads `lib/apk/db/installed`;
+//! - [`python`] reads `*.dist-info`, `*.egg-info`;
+//! - [`golang`] reads the build info inside Go binaries, and
+//!   [`rust`] reads `cargo auditable` data inside Rust binaries
 //!   (both need the tree built with an ELF inspector, as `kiln-scan`
 //!   builds it);
-//! - [`os_release`]: the distro, which shapes the purls.
+//! - [`os_release`] reads the distro, which shapes the purls.
 //!
 //! A file that cannot be parsed becomes an [`Unknown`] and the scan goes on.
 //!
