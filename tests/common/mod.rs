@@ -107,7 +107,7 @@ pub fn validate(script: &str, doc: &Path) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/validators")
         .join(script);
-    let out = Command::new("python3")
+    let out = Command::new(python())
         .arg(path)
         .arg(doc)
         .output()

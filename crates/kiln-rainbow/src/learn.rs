@@ -24,28 +24,64 @@ use kiln_fingerprint::{Clues, Store};
 
 use crate::project::components;
 
-/// Kinds of template.
-pub mod kind {
-    /// A printable string.
-    pub const STRING: &str = "string";
+/// Kinds of template, in the order of their stored names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TemplateKind {
     /// An integer a function returns.
-    pub const FN_INT: &str = "fn-int";
+    FnInt,
     /// A string a function returns.
-    pub const FN_STR: &str = "fn-str";
-    /// One integer a function stores at a displacement.
-    pub const STORE_INT: &str = "store-int";
-    /// Version components stored at consecutive 4-byte fields.
-    pub const STORE_SEQ: &str = "store-seq";
+    FnStr,
     /// A shared library's base name, and how its file-name version maps to
     /// the upstream version.
-    pub const LIBNAME: &str = "libname";
+    Libname,
+    /// One integer a function stores at a displacement.
+    StoreInt,
+    /// Version components stored at consecutive 4-byte fields.
+    StoreSeq,
+    /// A printable string.
+    String,
+}
+
+impl TemplateKind {
+    /// Every kind.
+    pub const ALL: [TemplateKind; 6] = [
+        TemplateKind::FnInt,
+        TemplateKind::FnStr,
+        TemplateKind::Libname,
+        TemplateKind::StoreInt,
+        TemplateKind::StoreSeq,
+        TemplateKind::String,
+    ];
+
+    /// The name stored in the DB.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateKind::FnInt => "fn-int",
+            TemplateKind::FnStr => "fn-str",
+            TemplateKind::Libname => "libname",
+            TemplateKind::StoreInt => "store-int",
+            TemplateKind::StoreSeq => "store-seq",
+            TemplateKind::String => "string",
+        }
+    }
+
+    /// The kind a stored name names.
+    pub fn parse(s: &str) -> Option<TemplateKind> {
+        TemplateKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl rusqlite::ToSql for TemplateKind {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
 }
 
 /// A learned template (one observation of it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Template {
-    /// One of [`kind`].
-    pub kind: &'static str,
+    /// What it reads.
+    pub kind: TemplateKind,
     /// Function symbol (or library base name); empty for strings.
     pub symbol: String,
     /// Regex, encoding or relation.
@@ -354,7 +390,7 @@ pub fn observe(version: &str, clues: &Clues) -> Vec<Template> {
     for s in &clues.strings {
         if let Some(at) = find_version(s, version) {
             out.push(Template {
-                kind: kind::STRING,
+                kind: TemplateKind::String,
                 symbol: String::new(),
                 pattern: generalize(s, at, version),
             });
@@ -365,7 +401,7 @@ pub fn observe(version: &str, clues: &Clues) -> Vec<Template> {
         for s in &f.returns_str {
             if let Some(at) = find_version(s, version) {
                 out.push(Template {
-                    kind: kind::FN_STR,
+                    kind: TemplateKind::FnStr,
                     symbol: f.name.clone(),
                     pattern: generalize(s, at, version),
                 });
@@ -375,7 +411,7 @@ pub fn observe(version: &str, clues: &Clues) -> Vec<Template> {
         for v in &f.returns {
             for enc in IntEncoding::learn(*v, comps) {
                 out.push(Template {
-                    kind: kind::FN_INT,
+                    kind: TemplateKind::FnInt,
                     symbol: f.name.clone(),
                     pattern: enc.to_string(),
                 });
@@ -384,7 +420,7 @@ pub fn observe(version: &str, clues: &Clues) -> Vec<Template> {
         for (disp, v) in words(&f.stores) {
             for enc in IntEncoding::learn(v, comps) {
                 out.push(Template {
-                    kind: kind::STORE_INT,
+                    kind: TemplateKind::StoreInt,
                     symbol: f.name.clone(),
                     pattern: format!("{disp}:{enc}"),
                 });
@@ -399,7 +435,7 @@ pub fn observe(version: &str, clues: &Clues) -> Vec<Template> {
                     && read_seq(&f.stores, *disp, comps.len()).as_deref() == Some(version)
                 {
                     out.push(Template {
-                        kind: kind::STORE_SEQ,
+                        kind: TemplateKind::StoreSeq,
                         symbol: f.name.clone(),
                         pattern: format!("{disp}:{}", comps.len()),
                     });
@@ -598,7 +634,7 @@ mod tests {
         let t = observe("2.12.1", &clues);
         assert!(
             t.iter()
-                .any(|t| t.kind == kind::STORE_SEQ && t.pattern == "8:3"),
+                .any(|t| t.kind == TemplateKind::StoreSeq && t.pattern == "8:3"),
             "{t:?}"
         );
     }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rusqlite::{params, Connection};
 
-use crate::learn::{kind, libname_relation};
+use crate::learn::{libname_relation, TemplateKind};
 use crate::patterns::PatternSets;
 use crate::project::project_name;
 
@@ -86,7 +86,9 @@ fn functions(conn: &Connection) -> rusqlite::Result<()> {
 fn string_specificity(conn: &Connection) -> Result<(), DeriveError> {
     let mut stmt = conn.prepare("SELECT id, project, pattern FROM template WHERE kind = ?1")?;
     let rows: Vec<(i64, String, String)> = stmt
-        .query_map([kind::STRING], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map([TemplateKind::String], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     if rows.is_empty() {
         return Ok(());
@@ -158,7 +160,7 @@ fn libnames(conn: &Connection) -> rusqlite::Result<()> {
         let others = bases.get(base).map_or(0, |p| p.len() - 1);
         add.execute(params![
             project,
-            kind::LIBNAME,
+            TemplateKind::Libname,
             base,
             relation,
             distinct.len() as i64,

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::db::Db;
 use crate::error::{RainbowError, Result};
-use crate::learn::{self, kind, IntEncoding};
+use crate::learn::{self, IntEncoding, TemplateKind};
 use crate::patterns::PatternSets;
 use crate::project::library_name;
 
@@ -36,7 +36,7 @@ const MIN_LITERAL: usize = 5;
 #[derive(Debug, Clone)]
 struct Tpl {
     project: String,
-    kind: String,
+    kind: TemplateKind,
     pattern: String,
     versions: i64,
     others: i64,
@@ -90,9 +90,10 @@ impl Templates {
             .query_map([], |r| {
                 Ok((
                     r.get::<_, String>(2)?,
+                    r.get::<_, String>(1)?,
                     Tpl {
                         project: r.get(0)?,
-                        kind: r.get(1)?,
+                        kind: TemplateKind::String,
                         pattern: r.get(3)?,
                         versions: r.get(4)?,
                         others: r.get(5)?,
@@ -101,18 +102,25 @@ impl Templates {
             })
             .map_err(|e| db.err(e))?;
         for row in rows {
-            let (symbol, tpl) = row.map_err(|e| db.err(e))?;
-            match tpl.kind.as_str() {
-                kind::STRING => t.strings.push(tpl),
-                kind::LIBNAME => t.libnames.entry(symbol).or_default().push(tpl),
-                kind::FN_STR => {
+            let (symbol, kind, tpl) = row.map_err(|e| db.err(e))?;
+            let kind = TemplateKind::parse(&kind).ok_or_else(|| RainbowError::Corrupt {
+                path: db.path().into(),
+                reason: format!("template of unknown kind {kind:?}"),
+            })?;
+            let tpl = Tpl { kind, ..tpl };
+            match tpl.kind {
+                TemplateKind::String => t.strings.push(tpl),
+                TemplateKind::Libname => t.libnames.entry(symbol).or_default().push(tpl),
+                TemplateKind::FnStr => {
                     let re = Regex::new(&tpl.pattern).map_err(|e| RainbowError::Corrupt {
                         path: db.path().into(),
                         reason: format!("template pattern {:?}: {e}", tpl.pattern),
                     })?;
                     t.functions.entry(symbol).or_default().push((tpl, Some(re)));
                 }
-                _ => t.functions.entry(symbol).or_default().push((tpl, None)),
+                TemplateKind::FnInt | TemplateKind::StoreInt | TemplateKind::StoreSeq => {
+                    t.functions.entry(symbol).or_default().push((tpl, None))
+                }
             }
         }
         Ok(t)
@@ -296,8 +304,8 @@ fn read_function(
     f: &kiln_fingerprint::FunctionConsts,
 ) -> Vec<(String, String, u32)> {
     let mut out = Vec::new();
-    match tpl.kind.as_str() {
-        kind::FN_STR => {
+    match tpl.kind {
+        TemplateKind::FnStr => {
             let Some(re) = re else { return out };
             for s in &f.returns_str {
                 if let Some(v) = re.captures(s).and_then(|c| c.get(1)) {
@@ -305,7 +313,7 @@ fn read_function(
                 }
             }
         }
-        kind::FN_INT => {
+        TemplateKind::FnInt => {
             let Ok(enc) = tpl.pattern.parse::<IntEncoding>() else {
                 return out;
             };
@@ -315,7 +323,7 @@ fn read_function(
                 }
             }
         }
-        kind::STORE_INT => {
+        TemplateKind::StoreInt => {
             let Some((disp, enc)) = tpl.pattern.split_once(':') else {
                 return out;
             };
@@ -337,7 +345,7 @@ fn read_function(
                 ));
             }
         }
-        kind::STORE_SEQ => {
+        TemplateKind::StoreSeq => {
             let Some((disp, n)) = tpl.pattern.split_once(':') else {
                 return out;
             };

@@ -53,8 +53,11 @@ pub struct Finding {
     pub package: String,
     /// Its purl.
     pub purl: String,
-    /// The advisory ecosystem matched.
-    pub ecosystem: String,
+    /// The OSV ecosystem the matching advisory was published under: an
+    /// open set of names with releases (`Debian:12`, `Alpine:v3.19`,
+    /// `PyPI`), not the package's [`kiln_catalog::Ecosystem`].
+    #[serde(rename = "ecosystem")]
+    pub advisory_ecosystem: String,
     /// The name matched (Debian: the source package).
     pub matched_name: String,
     /// Installed version (for a version set, the versions joined by ` | `).
@@ -236,7 +239,7 @@ fn find_one(
                 aliases: Vec::new(),
                 package: p.name.clone(),
                 purl: p.purl.clone(),
-                ecosystem: eco.clone(),
+                advisory_ecosystem: eco.clone(),
                 matched_name: name.clone(),
                 installed,
                 fixed: fixed.clone(),
