@@ -17,8 +17,9 @@ use std::sync::Mutex;
 use kiln_catalog::Ecosystem;
 use serde::Serialize;
 
-use crate::db::{rarray, Db};
+use crate::db::Db;
 use crate::error::Result;
+use crate::identify::SignatureLookup;
 
 /// Fewest distinctive functions that can name a project.
 pub const MIN_MATCHED: usize = 10;
@@ -82,41 +83,30 @@ fn has_rows(db: &Db, table: &str) -> Result<bool> {
         .map_err(e)
 }
 
-/// One (project, upstream version) with signatures.
-struct SigVersion {
-    project: String,
-    version: String,
-    distinctive: usize,
+/// One (project, upstream version) with function signatures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignatureVersion {
+    /// Canonical project name.
+    pub project: String,
+    /// Upstream version.
+    pub version: String,
+    /// How many of its function hashes no other project ships.
+    pub distinctive: usize,
 }
 
 /// Projects whose distinctive functions `hashes` contains (after
 /// [`has_signatures`] said yes). One index probe per hash: each hash is
 /// stored once with its posting list of versions.
-pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
+pub fn match_functions<L: SignatureLookup>(db: &L, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
     if hashes.is_empty() {
         return Ok(Vec::new());
     }
-    let e = |err| db.err(err);
-    let values = rarray(hashes.iter().map(|h| *h as i64));
-    let mut stmt = db
-        .conn
-        .prepare_cached(
-            "SELECT h.versions FROM rarray(?1) AS a
-             CROSS JOIN func_hash h ON h.hash = a.value
-             WHERE h.common = 0",
-        )
-        .map_err(e)?;
-    let postings: Vec<Vec<u32>> = stmt
-        .query_map([values], |r| r.get::<_, Vec<u8>>(0))
-        .map_err(e)?
-        .map(|b| b.map(|b| postings::decode(&b)))
-        .collect::<rusqlite::Result<_>>()
-        .map_err(e)?;
+    let postings = db.function_postings(hashes)?;
     if postings.is_empty() {
         return Ok(Vec::new());
     }
     let ids: BTreeSet<u32> = postings.iter().flatten().copied().collect();
-    let known = load_versions(db, &ids)?;
+    let known = db.signature_versions(&ids)?;
     // Per version: the file's distinctive hashes it ships.
     let mut matched: HashMap<u32, usize> = HashMap::new();
     // Per project: the file's distinctive hashes any of its versions ships.
@@ -190,51 +180,17 @@ pub fn match_functions(db: &Db, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
     Ok(out)
 }
 
-/// The signature versions `ids` name.
-fn load_versions(db: &Db, ids: &BTreeSet<u32>) -> Result<HashMap<u32, SigVersion>> {
-    let e = |err| db.err(err);
-    let values = rarray(ids.iter().map(|i| i64::from(*i)));
-    let mut stmt = db
-        .conn
-        .prepare_cached(
-            "SELECT v.id, v.project, v.version, v.distinctive FROM rarray(?1) AS a
-             CROSS JOIN func_version v ON v.id = a.value",
-        )
-        .map_err(e)?;
-    let rows = stmt
-        .query_map([values], |r| {
-            Ok((
-                r.get::<_, u32>(0)?,
-                SigVersion {
-                    project: r.get(1)?,
-                    version: r.get(2)?,
-                    distinctive: r.get::<_, i64>(3)? as usize,
-                },
-            ))
-        })
-        .map_err(e)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(e)
-}
-
 /// The known versions of `project` a build the DB does not have lies
 /// between, from where its distinctive functions appear (see
 /// [`crate::range`]). Nothing when the functions bound nothing or
 /// contradict each other.
-fn version_bounds(
-    db: &Db,
+fn version_bounds<L: SignatureLookup>(
+    db: &L,
     project: &str,
     postings: &[Vec<u32>],
-    known: &HashMap<u32, SigVersion>,
+    known: &HashMap<u32, SignatureVersion>,
 ) -> Result<Option<String>> {
-    let e = |err| db.err(err);
-    let mut all: Vec<(u32, String)> = db
-        .conn
-        .prepare_cached("SELECT id, version FROM func_version WHERE project = ?1")
-        .map_err(e)?
-        .query_map([project], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(e)?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(e)?;
+    let mut all = db.project_versions(project)?;
     all.sort_by(|a, b| Ecosystem::Generic.scheme().cmp(&a.1, &b.1));
     let index: HashMap<u32, usize> = all.iter().enumerate().map(|(i, v)| (v.0, i)).collect();
     let spans = postings

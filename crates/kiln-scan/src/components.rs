@@ -10,7 +10,7 @@ use kiln_catalog::{Distro, Ecosystem, Evidence, Location, Occurrence, Package, R
 use kiln_fingerprint::ElfInfo;
 use kiln_rainbow::funcmatch::FunctionMatch;
 use kiln_rainbow::vendored::{Component, FileClues, Templates};
-use kiln_rainbow::{Db, Identification};
+use kiln_rainbow::{Identification, SignatureLookup};
 use kiln_tree::Tree;
 
 use crate::reconcile::to_package;
@@ -119,8 +119,12 @@ pub fn component_package(c: Component, parent: Option<String>) -> Package {
 /// Projects found by their functions in ELF files no package explains
 /// (statically linked, stripped, rebuilt or patched copies), from the
 /// function sets identification already computed for them.
-pub fn by_functions(db: &Db, tree: &Tree, found: &Identification) -> Result<Vec<Package>> {
-    if found.function_hashes.is_empty() || !kiln_rainbow::funcmatch::has_signatures(db)? {
+pub fn by_functions<L: SignatureLookup>(
+    db: &L,
+    tree: &Tree,
+    found: &Identification,
+) -> Result<Vec<Package>> {
+    if found.function_hashes.is_empty() || !db.has_function_signatures()? {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();

@@ -12,6 +12,7 @@ use kiln_catalog::Ecosystem;
 use super::code::FileFunctions;
 use super::{Match, Obs};
 use crate::error::{RainbowError, Result};
+use crate::funcmatch::SignatureVersion;
 
 /// A package build the store knows, by its id.
 pub type BuildId = i64;
@@ -75,6 +76,13 @@ pub trait SignatureLookup {
         &self,
         contents: &BTreeSet<ContentId>,
     ) -> Result<HashMap<ContentId, StoredCode>>;
+    /// Posting lists (signature version ids) of those of `hashes` that
+    /// are distinctive (shipped by one project only), one per hash found.
+    fn function_postings(&self, hashes: &[u64]) -> Result<Vec<Vec<u32>>>;
+    /// The signature versions with these ids.
+    fn signature_versions(&self, ids: &BTreeSet<u32>) -> Result<HashMap<u32, SignatureVersion>>;
+    /// Every signature version of `project`: (id, upstream version).
+    fn project_versions(&self, project: &str) -> Result<Vec<(u32, String)>>;
     /// A second, independent reader of the same store, so look-ups can
     /// run in parallel.
     fn second_reader(&self) -> Result<Self>

@@ -11,6 +11,7 @@ use kiln_catalog::Ecosystem;
 use super::lookup::{Build, BuildId, ContentId, KeyHit, PathHit, SignatureLookup, StoredCode};
 use crate::db::{rarray, Db};
 use crate::error::{RainbowError, Result};
+use crate::funcmatch::{postings, SignatureVersion};
 
 const BY_CONTENT: &str = "SELECT c.sha256, f.package_id, p.path FROM rarray(?1) AS a
      CROSS JOIN content c ON c.sha256 = a.value
@@ -26,6 +27,14 @@ const BY_PATH: &str = "SELECT p.path, f.package_id, f.conffile, f.content_id FRO
      CROSS JOIN path p ON p.path = a.value
      JOIN file f ON f.path_id = p.id
      WHERE f.kind IN ('f', 'h')";
+
+const POSTINGS: &str = "SELECT h.versions FROM rarray(?1) AS a
+     CROSS JOIN func_hash h ON h.hash = a.value
+     WHERE h.common = 0";
+
+const SIGNATURE_VERSIONS: &str =
+    "SELECT v.id, v.project, v.version, v.distinctive FROM rarray(?1) AS a
+     CROSS JOIN func_version v ON v.id = a.value";
 
 const BUILD: &str = "SELECT name, version, arch, source, source_version,
         (SELECT count(*) FROM file f WHERE f.package_id = package.id AND f.kind IN ('f', 'h')),
@@ -142,6 +151,51 @@ impl SignatureLookup for Db {
             );
         }
         Ok(out)
+    }
+
+    fn function_postings(&self, hashes: &[u64]) -> Result<Vec<Vec<u32>>> {
+        let e = |err| self.err(err);
+        rusqlite::vtab::array::load_module(&self.conn).map_err(e)?;
+        let mut stmt = self.conn.prepare_cached(POSTINGS).map_err(e)?;
+        let rows = stmt
+            .query_map([rarray(hashes.iter().map(|h| *h as i64))], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
+            .map_err(e)?;
+        rows.map(|b| b.map(|b| postings::decode(&b)))
+            .collect::<rusqlite::Result<_>>()
+            .map_err(e)
+    }
+
+    fn signature_versions(&self, ids: &BTreeSet<u32>) -> Result<HashMap<u32, SignatureVersion>> {
+        let e = |err| self.err(err);
+        rusqlite::vtab::array::load_module(&self.conn).map_err(e)?;
+        let mut stmt = self.conn.prepare_cached(SIGNATURE_VERSIONS).map_err(e)?;
+        let rows = stmt
+            .query_map([rarray(ids.iter().map(|i| i64::from(*i)))], |r| {
+                Ok((
+                    r.get::<_, u32>(0)?,
+                    SignatureVersion {
+                        project: r.get(1)?,
+                        version: r.get(2)?,
+                        distinctive: r.get::<_, i64>(3)? as usize,
+                    },
+                ))
+            })
+            .map_err(e)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(e)
+    }
+
+    fn project_versions(&self, project: &str) -> Result<Vec<(u32, String)>> {
+        let e = |err| self.err(err);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, version FROM func_version WHERE project = ?1")
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([project], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(e)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(e)
     }
 
     fn second_reader(&self) -> Result<Self> {
