@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use kiln_catalog::{Distro, Ecosystem, Evidence, Location, Occurrence, Package, Resolution};
 use kiln_fingerprint::ElfInfo;
-use kiln_rainbow::funcmatch::FunctionMatch;
+use kiln_rainbow::funcmatch::{FunctionMatch, Pin};
 use kiln_rainbow::vendored::{Component, FileClues, Templates};
 use kiln_rainbow::{Identification, SignatureLookup};
 use kiln_tree::Tree;
@@ -142,15 +142,10 @@ pub fn by_functions<L: SignatureLookup>(
 }
 
 /// A project found by its functions in one file, as a reported package:
-/// exact only when one known version has the best containment and the
-/// file has no function of the project that version lacks.
+/// exact only when the code pins the version (see
+/// [`kiln_rainbow::funcmatch::Pin`]); a version set when several known
+/// versions fit; otherwise `version-not-in-db` with the nearest version.
 pub fn function_package(m: &FunctionMatch, at: Location) -> Package {
-    let exact = m.versions.len() == 1 && !m.not_in_db;
-    let version = if exact {
-        m.versions[0].clone()
-    } else {
-        String::new()
-    };
     let mut note = format!(
         "function-hashes: containment {:.3} ({} of {} distinctive functions of {} {})",
         m.containment,
@@ -162,23 +157,23 @@ pub fn function_package(m: &FunctionMatch, at: Location) -> Package {
     if let Some((v, c)) = &m.runner_up {
         note.push_str(&format!("; next best {v} at {c:.3}"));
     }
-    if m.not_in_db {
-        note.push_str("; the file has functions of no known version: a build the DB does not have");
-    }
+    note.push_str(&format!("; {}", m.reason));
     let confidence = ((0.5 + m.containment).min(0.95) * 100.0).round() / 100.0;
-    let resolution = if exact {
-        Resolution::ComponentVersion
-    } else if m.not_in_db {
-        Resolution::VersionNotInDb
-    } else {
-        Resolution::VersionSet
+    let (resolution, version) = match m.pin {
+        Pin::Exact => (
+            Resolution::ComponentVersion,
+            m.versions.first().cloned().unwrap_or_default(),
+        ),
+        Pin::Set => (Resolution::VersionSet, String::new()),
+        Pin::NotInDb => (Resolution::VersionNotInDb, String::new()),
     };
     let mut evidence = Evidence::new(resolution, confidence);
     evidence.count(kiln_catalog::Technique::FunctionHashes, confidence);
-    if !exact && !m.not_in_db {
-        evidence.candidate_versions = m.versions.clone();
+    match m.pin {
+        Pin::Set => evidence.candidate_versions = m.versions.clone(),
+        Pin::NotInDb => evidence.nearest_version = Some(m.versions.join(" | ")),
+        Pin::Exact => {}
     }
-    evidence.nearest_version = m.not_in_db.then(|| m.versions.join(" | "));
     evidence.version_range = m.range.clone();
     evidence.notes = vec![note];
     file_component(&m.project, &version, at, "kiln-functions", evidence, None)
@@ -223,16 +218,18 @@ mod tests {
     use kiln_catalog::Technique;
     use kiln_rainbow::vendored::Clue;
 
-    fn matched(versions: &[&str], not_in_db: bool) -> FunctionMatch {
+    fn matched(versions: &[&str], pin: Pin) -> FunctionMatch {
         FunctionMatch {
             project: "openssl".into(),
             versions: versions.iter().map(|v| v.to_string()).collect(),
-            not_in_db,
+            pin,
+            reason: "because".into(),
             matched: 40,
             distinctive: 100,
             containment: 0.4,
+            explained: 0.5,
             runner_up: Some(("3.0.17".into(), 0.2)),
-            range: not_in_db.then(|| "vers:generic/>3.0.17|<3.0.22".into()),
+            range: (pin == Pin::NotInDb).then(|| "vers:generic/>3.0.17|<3.0.22".into()),
         }
     }
 
@@ -244,8 +241,8 @@ mod tests {
     }
 
     #[test]
-    fn function_matches_are_exact_only_for_one_known_version() {
-        let p = function_package(&matched(&["3.0.20"], false), at());
+    fn function_matches_are_exact_only_when_the_code_pins_the_version() {
+        let p = function_package(&matched(&["3.0.20"], Pin::Exact), at());
         assert_eq!(p.version, "3.0.20");
         assert_eq!(p.purl, "pkg:generic/openssl@3.0.20");
         let ev = p.evidence.unwrap();
@@ -258,9 +255,9 @@ mod tests {
             "{}",
             ev.notes[0]
         );
-        assert!(ev.notes[0].contains("next best 3.0.17 at 0.200"));
+        assert!(ev.notes[0].contains("next best 3.0.17 at 0.200; because"));
 
-        let unknown = function_package(&matched(&["3.0.20"], true), at());
+        let unknown = function_package(&matched(&["3.0.20"], Pin::NotInDb), at());
         assert_eq!(unknown.version, "");
         let ev = unknown.evidence.unwrap();
         assert_eq!(ev.resolution, Resolution::VersionNotInDb);
@@ -270,7 +267,7 @@ mod tests {
             Some("vers:generic/>3.0.17|<3.0.22")
         );
 
-        let tied = function_package(&matched(&["3.0.20", "3.0.22"], false), at());
+        let tied = function_package(&matched(&["3.0.20", "3.0.22"], Pin::Set), at());
         let ev = tied.evidence.unwrap();
         assert_eq!(ev.resolution, Resolution::VersionSet);
         assert_eq!(ev.candidate_versions, vec!["3.0.20", "3.0.22"]);

@@ -192,8 +192,11 @@ pub fn cross_check(p: &mut Package, id: &Identified, claimed: &[Package]) {
 }
 
 /// One component per (file, project): evidence from function hashes joins
-/// what version strings or functions already said about the same file.
-/// Techniques are listed only when they agree with the reported version.
+/// what version strings, version functions or library names already said
+/// about the same file. A version read from the file wins; the functions
+/// then count for the project, and a disagreement is shown, never
+/// averaged away. Techniques are listed only when they agree with the
+/// reported version.
 pub fn merge_component(packages: &mut Vec<Package>, f: Package) {
     let same = packages.iter_mut().find(|p| {
         p.ecosystem == Ecosystem::Generic
@@ -208,28 +211,32 @@ pub fn merge_component(packages: &mut Vec<Package>, f: Package) {
         return;
     };
     ev.notes.extend(fev.notes);
-    if p.version.is_empty() && !f.version.is_empty() {
+    if p.version.is_empty() {
+        // Nothing read a version: the functions' answer is the answer.
         p.version = f.version;
         p.purl = f.purl;
         ev.confidence = ev.confidence.max(fev.confidence);
         ev.resolution = fev.resolution;
+        ev.candidate_versions = fev.candidate_versions;
+        ev.nearest_version = fev.nearest_version;
+        ev.version_range = ev.version_range.take().or(fev.version_range);
         ev.techniques.extend(fev.techniques);
-    } else if !f.version.is_empty() && f.version != p.version {
+        return;
+    }
+    // The functions agree when they name the read version: pinned, among
+    // their candidates, or as the nearest when they pin nothing.
+    let agrees = f.version == p.version
+        || fev.candidate_versions.contains(&p.version)
+        || fev.nearest_version.as_ref() == Some(&p.version);
+    if agrees {
+        ev.confidence = (ev.confidence.max(fev.confidence) + 0.05).min(0.99);
+        ev.techniques.extend(fev.techniques);
+    } else if !f.version.is_empty() {
         ev.notes.push(format!(
             "DISAGREEMENT: function hashes point to {} {}",
             f.name, f.version
         ));
         ev.confidence = ev.confidence.min(0.5);
-    } else {
-        // Same version, or both name the project only.
-        if f.version == p.version {
-            ev.confidence = (ev.confidence.max(fev.confidence) + 0.05).min(0.99);
-            ev.techniques.extend(fev.techniques);
-        }
-        // Functions that only bound the version add their range.
-        if ev.version_range.is_none() {
-            ev.version_range = fev.version_range;
-        }
     }
 }
 
@@ -458,6 +465,7 @@ mod tests {
         ev.techniques[0].technique = Technique::FunctionHashes;
         if version.is_empty() {
             ev.resolution = Resolution::VersionNotInDb;
+            ev.nearest_version = Some("1.2.13".into());
             ev.version_range = Some("vers:generic/>1.2.11".into());
         }
         p

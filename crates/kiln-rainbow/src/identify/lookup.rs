@@ -12,7 +12,7 @@ use kiln_catalog::Ecosystem;
 use super::code::FileFunctions;
 use super::{Match, Obs};
 use crate::error::{RainbowError, Result};
-use crate::funcmatch::SignatureVersion;
+use crate::funcmatch::{Posting, SignatureVersion};
 
 /// A package build the store knows, by its id.
 pub type BuildId = i64;
@@ -76,9 +76,9 @@ pub trait SignatureLookup {
         &self,
         contents: &BTreeSet<ContentId>,
     ) -> Result<HashMap<ContentId, StoredCode>>;
-    /// Posting lists (signature version ids) of those of `hashes` that
-    /// are distinctive (shipped by one project only), one per hash found.
-    fn function_postings(&self, hashes: &[u64]) -> Result<Vec<Vec<u32>>>;
+    /// The posting list (signature version ids) of each of `hashes` the
+    /// store has, and whether several projects ship it.
+    fn function_postings(&self, hashes: &[u64]) -> Result<Vec<Posting>>;
     /// The signature versions with these ids.
     fn signature_versions(&self, ids: &BTreeSet<u32>) -> Result<HashMap<u32, SignatureVersion>>;
     /// Every signature version of `project`: (id, upstream version).

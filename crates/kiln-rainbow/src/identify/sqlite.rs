@@ -11,7 +11,7 @@ use kiln_catalog::Ecosystem;
 use super::lookup::{Build, BuildId, ContentId, KeyHit, PathHit, SignatureLookup, StoredCode};
 use crate::db::{rarray, Db};
 use crate::error::{RainbowError, Result};
-use crate::funcmatch::{postings, SignatureVersion};
+use crate::funcmatch::{postings, Posting, SignatureVersion};
 
 const BY_CONTENT: &str = "SELECT c.sha256, f.package_id, p.path FROM rarray(?1) AS a
      CROSS JOIN content c ON c.sha256 = a.value
@@ -28,9 +28,8 @@ const BY_PATH: &str = "SELECT p.path, f.package_id, f.conffile, f.content_id FRO
      JOIN file f ON f.path_id = p.id
      WHERE f.kind IN ('f', 'h')";
 
-const POSTINGS: &str = "SELECT h.versions FROM rarray(?1) AS a
-     CROSS JOIN func_hash h ON h.hash = a.value
-     WHERE h.common = 0";
+const POSTINGS: &str = "SELECT h.versions, h.common FROM rarray(?1) AS a
+     CROSS JOIN func_hash h ON h.hash = a.value";
 
 const SIGNATURE_VERSIONS: &str =
     "SELECT v.id, v.project, v.version, v.distinctive FROM rarray(?1) AS a
@@ -153,18 +152,19 @@ impl SignatureLookup for Db {
         Ok(out)
     }
 
-    fn function_postings(&self, hashes: &[u64]) -> Result<Vec<Vec<u32>>> {
+    fn function_postings(&self, hashes: &[u64]) -> Result<Vec<Posting>> {
         let e = |err| self.err(err);
         rusqlite::vtab::array::load_module(&self.conn).map_err(e)?;
         let mut stmt = self.conn.prepare_cached(POSTINGS).map_err(e)?;
         let rows = stmt
             .query_map([rarray(hashes.iter().map(|h| *h as i64))], |r| {
-                r.get::<_, Vec<u8>>(0)
+                Ok(Posting {
+                    versions: postings::decode(&r.get::<_, Vec<u8>>(0)?),
+                    common: r.get::<_, i64>(1)? != 0,
+                })
             })
             .map_err(e)?;
-        rows.map(|b| b.map(|b| postings::decode(&b)))
-            .collect::<rusqlite::Result<_>>()
-            .map_err(e)
+        rows.collect::<rusqlite::Result<_>>().map_err(e)
     }
 
     fn signature_versions(&self, ids: &BTreeSet<u32>) -> Result<HashMap<u32, SignatureVersion>> {

@@ -1,16 +1,19 @@
 //! Matching function signatures: which projects' distinctive functions a
 //! file contains (a statically linked library, a stripped or rebuilt
-//! copy), and at which version.
+//! copy), and whether the code pins a version.
 //!
 //! Each hash is stored once (`func_hash`) with its posting list: the
 //! (project, upstream version)s (`func_version`) that ship it. For each
-//! file, its function hashes are looked up in one batch (`rarray`), hashes
-//! common to several projects are ignored, and each (project, version)
-//! gets a containment score: matched / distinctive.
-//! The version with the highest containment wins; equal scores give a
-//! version set, never a guess.
+//! file, its function hashes are looked up in one batch; hashes common to
+//! several projects name no project, and each (project, version) gets a
+//! containment score: matched / distinctive. [`verdict`] then decides what
+//! the code proves: an exact version only when it pins one (the functions
+//! that tell the DB's versions apart point to it, or the file is that
+//! build's code), a version set when several known versions fit equally,
+//! and otherwise "version not in DB" with the nearest version — never a
+//! guessed exact version.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::Mutex;
 
@@ -20,6 +23,10 @@ use serde::Serialize;
 use crate::db::Db;
 use crate::error::Result;
 use crate::identify::SignatureLookup;
+
+mod verdict;
+
+pub use verdict::{Pin, Posting};
 
 /// Fewest distinctive functions that can name a project.
 pub const MIN_MATCHED: usize = 10;
@@ -31,18 +38,22 @@ pub const MIN_CONTAINMENT: f64 = 0.05;
 pub struct FunctionMatch {
     /// Canonical project name.
     pub project: String,
-    /// Versions with the best containment (one for an exact answer).
+    /// The exact version, the tied versions, or the nearest version (see
+    /// `pin`).
     pub versions: Vec<String>,
-    /// The file has functions of this project that the best version does
-    /// not have: it is a build the DB does not know, and `versions` only
-    /// names the nearest.
-    pub not_in_db: bool,
+    /// What the code proves about the version.
+    pub pin: Pin,
+    /// Why, in words, for the evidence notes.
+    pub reason: String,
     /// Distinctive functions of the best version found in the file.
     pub matched: usize,
     /// Distinctive functions that version has.
     pub distinctive: usize,
     /// matched / distinctive.
     pub containment: f64,
+    /// Share of the file's functions that are the best version's (its
+    /// distinctive and shared ones): near 1 when the file is that build.
+    pub explained: f64,
     /// The best other version and its containment: the margin behind the
     /// choice.
     pub runner_up: Option<(String, f64)>,
@@ -94,86 +105,49 @@ pub struct SignatureVersion {
     pub distinctive: usize,
 }
 
-/// Projects whose distinctive functions `hashes` contains (after
-/// [`has_signatures`] said yes). One index probe per hash: each hash is
-/// stored once with its posting list of versions.
+/// Projects whose distinctive functions `hashes` (the file's distinct
+/// function hashes) contains, each with what the code proves about its
+/// version. One index probe per hash: each hash is stored once with its
+/// posting list of versions.
 pub fn match_functions<L: SignatureLookup>(db: &L, hashes: &[u64]) -> Result<Vec<FunctionMatch>> {
     if hashes.is_empty() {
         return Ok(Vec::new());
     }
     let postings = db.function_postings(hashes)?;
-    if postings.is_empty() {
+    if !postings.iter().any(|p| !p.common) {
         return Ok(Vec::new());
     }
-    let ids: BTreeSet<u32> = postings.iter().flatten().copied().collect();
+    // Versions named by distinctive hashes: the candidates.
+    let ids: BTreeSet<u32> = postings
+        .iter()
+        .filter(|p| !p.common)
+        .flat_map(|p| p.versions.iter())
+        .copied()
+        .collect();
     let known = db.signature_versions(&ids)?;
-    // Per version: the file's distinctive hashes it ships.
-    let mut matched: HashMap<u32, usize> = HashMap::new();
-    // Per project: the file's distinctive hashes any of its versions ships.
-    let mut any_version: HashMap<&str, usize> = HashMap::new();
-    for p in &postings {
-        for id in p {
-            *matched.entry(*id).or_default() += 1;
-        }
-        // Not common: every version in the posting is of one project.
-        if let Some(v) = p.first().and_then(|id| known.get(id)) {
-            *any_version.entry(v.project.as_str()).or_default() += 1;
-        }
-    }
-    let mut by: BTreeMap<&str, Vec<(u32, usize, usize)>> = BTreeMap::new();
-    for (id, m) in &matched {
-        if let Some(v) = known.get(id) {
-            by.entry(v.project.as_str())
-                .or_default()
-                .push((*id, *m, v.distinctive));
-        }
-    }
-    let score = |m: usize, d: usize| m as f64 / d.max(1) as f64;
-    let name = |id: &u32| known.get(id).map_or("", |v| v.version.as_str());
+    let file = verdict::FileTally::new(&postings, &known, hashes.len());
     let mut out = Vec::new();
-    for (project, vs) in by {
-        let best = vs.iter().map(|(_, m, d)| score(*m, *d)).fold(0.0, f64::max);
-        let top: Vec<&(u32, usize, usize)> = vs
-            .iter()
-            .filter(|(_, m, d)| (score(*m, *d) - best).abs() < 1e-9)
-            .collect();
-        let Some((_, best_matched, distinctive)) = top.first() else {
+    for (project, tally) in file.projects() {
+        let all_versions = db.project_versions(project)?;
+        let Some(v) = verdict::decide(&tally, &all_versions) else {
             continue;
         };
-        if *best_matched < MIN_MATCHED || best < MIN_CONTAINMENT {
-            continue;
-        }
-        let mut versions: Vec<String> = top.iter().map(|t| name(&t.0).to_string()).collect();
-        versions.sort();
-        let runner_up = vs
-            .iter()
-            .filter(|(id, _, _)| !versions.iter().any(|v| v == name(id)))
-            .map(|(id, m, d)| {
-                (
-                    name(id).to_string(),
-                    (score(*m, *d) * 1000.0).round() / 1000.0,
-                )
-            })
-            .max_by(|a, b| a.1.total_cmp(&b.1));
-        // A build of a known version has every one of the file's functions
-        // of this project; one it lacks means a version the DB has not seen.
-        let not_in_db = any_version.get(project).is_some_and(|n| n > best_matched);
-        let range = if not_in_db {
-            version_bounds(db, project, &postings, &known)?
-        } else if versions.len() > 1 {
-            Some(Ecosystem::Generic.vers_set(versions.iter().map(String::as_str)))
-        } else {
-            None
+        let range = match v.pin {
+            Pin::NotInDb => {
+                let distinctive: Vec<Vec<u32>> = postings
+                    .iter()
+                    .filter(|p| !p.common)
+                    .map(|p| p.versions.clone())
+                    .collect();
+                version_bounds(project, &all_versions, &distinctive, &known)
+            }
+            Pin::Set => Some(Ecosystem::Generic.vers_set(v.versions.iter().map(String::as_str))),
+            Pin::Exact => None,
         };
         out.push(FunctionMatch {
             project: project.to_string(),
-            versions,
-            not_in_db,
-            matched: *best_matched,
-            distinctive: *distinctive,
-            containment: (best * 1000.0).round() / 1000.0,
-            runner_up,
             range,
+            ..v
         });
     }
     out.sort_by(|a, b| a.project.cmp(&b.project));
@@ -184,13 +158,13 @@ pub fn match_functions<L: SignatureLookup>(db: &L, hashes: &[u64]) -> Result<Vec
 /// between, from where its distinctive functions appear (see
 /// [`crate::range`]). Nothing when the functions bound nothing or
 /// contradict each other.
-fn version_bounds<L: SignatureLookup>(
-    db: &L,
+fn version_bounds(
     project: &str,
+    all: &[(u32, String)],
     postings: &[Vec<u32>],
     known: &HashMap<u32, SignatureVersion>,
-) -> Result<Option<String>> {
-    let mut all = db.project_versions(project)?;
+) -> Option<String> {
+    let mut all = all.to_vec();
     all.sort_by(|a, b| Ecosystem::Generic.scheme().cmp(&a.1, &b.1));
     let index: HashMap<u32, usize> = all.iter().enumerate().map(|(i, v)| (v.0, i)).collect();
     let spans = postings
@@ -207,10 +181,10 @@ fn version_bounds<L: SignatureLookup>(
         });
     let (lower, upper) = crate::range::span_bounds(spans, all.len());
     if lower.zip(upper).is_some_and(|(a, b)| a >= b) {
-        return Ok(None);
+        return None;
     }
     let v = |j: usize| all[j].1.as_str();
-    Ok(Ecosystem::Generic.vers_between(lower.map(v), upper.map(v)))
+    Ecosystem::Generic.vers_between(lower.map(v), upper.map(v))
 }
 
 /// Posting lists: sorted ids as LEB128 varint deltas.
