@@ -63,6 +63,54 @@ fn components(doc: &Value) -> Vec<(String, String, String, Option<String>)> {
         .collect()
 }
 
+/// Pack `root` (holding `demo_py/` and `demo_py.libs/`) into a wheel with
+/// its dist-info, as auditwheel leaves them.
+fn pack_wheel(dir: &Path, root: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(root.join("demo_py")).unwrap();
+    std::fs::write(
+        root.join("demo_py/__init__.py"),
+        "\"\"\"A wheel that vendors libdemo; kiln's test fixture.\"\"\"\n\nVERSION = '0.1.0'\n",
+    )
+    .unwrap();
+    let info = root.join("demo_py-0.1.0.dist-info");
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::write(
+        info.join("METADATA"),
+        "Metadata-Version: 2.1\nName: demo_py\nVersion: 0.1.0\n\n",
+    )
+    .unwrap();
+    std::fs::write(
+        info.join("WHEEL"),
+        "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_x86_64\n",
+    )
+    .unwrap();
+    std::fs::write(info.join("RECORD"), "").unwrap();
+    let out = dir.join(format!(
+        "{}-dist",
+        root.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::create_dir_all(&out).unwrap();
+    let wheel = out.join("demo_py-0.1.0-cp311-cp311-linux_x86_64.whl");
+    sh(Command::new("sh")
+        .arg("-c")
+        .arg("cd \"$0\" && python3 -m zipfile -c \"$1\" demo_py demo_py.libs demo_py-0.1.0.dist-info")
+        .arg(root)
+        .arg(&wheel));
+    wheel
+}
+
+/// Install `wheel` under `root` and delete its metadata: only the bytes
+/// are left.
+fn install_without_metadata(wheel: &Path, root: &Path) {
+    let site = root.join("usr/lib/python3/dist-packages");
+    std::fs::create_dir_all(&site).unwrap();
+    sh(Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(wheel)
+        .arg(&site));
+    std::fs::remove_dir_all(site.join("demo_py-0.1.0.dist-info")).unwrap();
+}
+
 #[test]
 fn unknown_version_of_a_vendored_library_is_read_with_learned_templates() {
     if !(have("gcc") && have("dpkg-deb") && have("strip") && have("python3")) {
@@ -92,12 +140,12 @@ fn unknown_version_of_a_vendored_library_is_read_with_learned_templates() {
     let wheel_root = dir.join("wheel");
     let libs = wheel_root.join("demo_py.libs");
     std::fs::create_dir_all(&libs).unwrap();
-    std::fs::create_dir_all(wheel_root.join("demo_py")).unwrap();
     std::fs::write(
         libs.join("libdemo-1a2b3c4d.so.1.4.7"),
         libdemo(dir, "1.4.7"),
     )
     .unwrap();
+    std::fs::create_dir_all(wheel_root.join("demo_py")).unwrap();
     let client = dir.join("client.c");
     std::fs::write(
         &client,
@@ -111,43 +159,14 @@ void client_hello(void) { puts("needs Demo 1.2.3 or newer"); puts("1.2.3"); puts
         .args(["-O2", "-shared", "-fPIC", "-o"])
         .arg(wheel_root.join("demo_py/_client.so"))
         .arg(&client));
-    std::fs::write(
-        wheel_root.join("demo_py/__init__.py"),
-        "\"\"\"A wheel that vendors libdemo; kiln's test fixture.\"\"\"\n\nVERSION = '0.1.0'\n",
-    )
-    .unwrap();
-    let info = wheel_root.join("demo_py-0.1.0.dist-info");
-    std::fs::create_dir_all(&info).unwrap();
-    std::fs::write(
-        info.join("METADATA"),
-        "Metadata-Version: 2.1\nName: demo_py\nVersion: 0.1.0\n\n",
-    )
-    .unwrap();
-    std::fs::write(
-        info.join("WHEEL"),
-        "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_x86_64\n",
-    )
-    .unwrap();
-    std::fs::write(info.join("RECORD"), "").unwrap();
-    let wheel = dir.join("demo_py-0.1.0-cp311-cp311-linux_x86_64.whl");
-    sh(Command::new("sh")
-        .arg("-c")
-        .arg("cd \"$0\" && python3 -m zipfile -c \"$1\" demo_py demo_py.libs demo_py-0.1.0.dist-info")
-        .arg(&wheel_root)
-        .arg(&wheel));
+    let wheel = pack_wheel(dir, &wheel_root);
     sh(kiln()
         .args(["db", "build", "-q", "--db", db_s, "--wheel"])
         .arg(&wheel));
 
     // Install it, then delete the metadata: only the bytes are left.
     let root = dir.join("root");
-    let site = root.join("usr/lib/python3/dist-packages");
-    std::fs::create_dir_all(&site).unwrap();
-    sh(Command::new("python3")
-        .args(["-m", "zipfile", "-e"])
-        .arg(&wheel)
-        .arg(&site));
-    std::fs::remove_dir_all(site.join("demo_py-0.1.0.dist-info")).unwrap();
+    install_without_metadata(&wheel, &root);
 
     let target = format!("dir:{}", root.display());
     let doc = json(&["scan", "--db", db_s, &target, "-o", "json"]);
@@ -317,4 +336,126 @@ fn pip_wheel_is_fetched_and_recognised_without_metadata() {
         .find(|p| p["purl"] == "pkg:pypi/six@1.16.0")
         .unwrap_or_else(|| panic!("six not recognised: {doc:#}"));
     assert_eq!(six["found_by"], "kiln-rainbow-wheel");
+}
+
+/// A library of 32 functions whose shapes differ (small shift counts and
+/// loop lengths survive normalisation), as real code does. From 1.1 on,
+/// functions 0..8 gain a step; from 1.2 on, functions 8..16 too. With
+/// `version_fn`, `demo_version()` returns the packed version.
+fn libgen(dir: &Path, version: &str, version_fn: bool) -> Vec<u8> {
+    let parts: Vec<u32> = version.split('.').map(|p| p.parse().unwrap()).collect();
+    let mut src = String::from("#include <stdint.h>\n");
+    if version_fn {
+        src.push_str(&format!(
+            "int demo_version(void) {{ return ({} << 16) | ({} << 8) | {}; }}\n",
+            parts[0], parts[1], parts[2]
+        ));
+    }
+    for i in 0..32u32 {
+        let mut body = String::new();
+        for k in 0..(3 + i % 5) {
+            let s = 1 + (i * 7 + k * 3) % 29;
+            body.push_str(&match (i * 7 + k) % 4 {
+                0 => format!("    h ^= h >> {s};\n"),
+                1 => format!("    h = h * 31 + (x << {s});\n"),
+                2 => format!("    h = (h << {s}) | (h >> (64 - {s}));\n"),
+                _ => format!(
+                    "    for (int j = 0; j < {}; j++) h += (x >> j) ^ {s};\n",
+                    3 + k
+                ),
+            });
+        }
+        let changed_in_1_1 = i < 8 && parts[1] >= 1;
+        let changed_in_1_2 = (8..16).contains(&i) && parts[1] >= 2;
+        if changed_in_1_1 || changed_in_1_2 {
+            body.push_str("    h -= (h >> 5) ^ (x << 3);\n");
+        }
+        src.push_str(&format!(
+            "uint64_t demo_f{i}(uint64_t x) {{\n    uint64_t h = x + {i};\n{body}    return h;\n}}\n"
+        ));
+    }
+    let tag = if version_fn { "fn" } else { "nofn" };
+    let c = dir.join(format!("gen-{version}-{tag}.c"));
+    std::fs::write(&c, src).unwrap();
+    let out = dir.join(format!("libdemo-{version}-{tag}.so"));
+    sh(Command::new("gcc")
+        .args(["-O2", "-shared", "-fPIC", "-Wl,-soname,libdemo.so.1", "-o"])
+        .arg(&out)
+        .arg(&c));
+    sh(Command::new("strip").arg("--strip-unneeded").arg(&out));
+    std::fs::read(&out).unwrap()
+}
+
+/// The holdout (#13): demo 1.0.0 and 1.1.0 built as real debs, only 1.0.0
+/// ingested, 1.2.0 vendored into a wheel. With its version function the
+/// wheel's copy is read as 1.2.0; without it, only function hashes name
+/// the project, and they do not pin a version: "not in DB", nearest 1.0.0,
+/// never 1.0.0 as exact.
+#[test]
+fn a_release_the_db_lacks_is_read_or_left_unpinned_never_guessed() {
+    if !(have("gcc") && have("dpkg-deb") && have("strip") && have("python3")) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = dir.join("kiln.db");
+    let db_s = db.to_str().unwrap();
+    let debs: Vec<std::path::PathBuf> = ["1.0.0", "1.1.0"]
+        .iter()
+        .map(|v| {
+            let lib = libgen(dir, v, true);
+            let so = format!("usr/lib/x86_64-linux-gnu/libdemo.so.{v}");
+            Deb {
+                name: "libdemo1",
+                version: &format!("{v}-1"),
+                source: Some("demo"),
+                files: &[(so.as_str(), &lib)],
+            }
+            .build(dir)
+        })
+        .collect();
+    sh(kiln()
+        .args(["db", "build", "-q", "--db", db_s, "--deb"])
+        .arg(&debs[0]));
+
+    for (case, version_fn) in [("with-fn", true), ("without-fn", false)] {
+        let wheel_root = dir.join(case);
+        let libs = wheel_root.join("demo_py.libs");
+        std::fs::create_dir_all(&libs).unwrap();
+        // auditwheel's name from the soname: no version in it.
+        std::fs::write(
+            libs.join("libdemo-1a2b3c4d.so.1"),
+            libgen(dir, "1.2.0", version_fn),
+        )
+        .unwrap();
+        let wheel = pack_wheel(dir, &wheel_root);
+        let root = dir.join(format!("{case}-root"));
+        install_without_metadata(&wheel, &root);
+        let target = format!("dir:{}", root.display());
+        let doc = json(&["scan", "--db", db_s, &target, "-o", "json"]);
+        let demo: Vec<&Value> = doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["type"] == "generic" && p["name"] == "demo")
+            .collect();
+        assert_eq!(demo.len(), 1, "{case}: {doc:#}");
+        let ev = &demo[0]["evidence"];
+        eprintln!("{case}: {} {ev:#}", demo[0]["version"]);
+        let notes = ev["notes"].to_string();
+        assert!(notes.contains("function-hashes"), "{case}: {notes}");
+        assert_ne!(demo[0]["version"], "1.0.0", "{case}: a false exact version");
+        if version_fn {
+            assert_eq!(demo[0]["version"], "1.2.0", "{case}: {ev:#}");
+            assert!(
+                ev["techniques"].to_string().contains("version-function"),
+                "{ev:#}"
+            );
+        } else {
+            assert_eq!(demo[0]["version"], "", "{case}: {ev:#}");
+            assert_eq!(ev["resolution"], "version-not-in-db", "{case}: {ev:#}");
+            assert_eq!(ev["nearest_version"], "1.0.0", "{case}: {ev:#}");
+            assert!(notes.contains("does not pin"), "{case}: {notes}");
+        }
+    }
 }

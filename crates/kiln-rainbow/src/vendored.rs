@@ -276,16 +276,10 @@ fn function_clues(
                     .push((tpl.versions, odd, version, detail));
             }
         }
-        for (project, mut reads) in per {
-            let best = reads.iter().map(|r| r.0).max().unwrap_or(0);
-            reads.retain(|r| r.0 == best);
-            reads.sort_by(|a, b| a.2.cmp(&b.2));
-            reads.dedup_by(|a, b| a.2 == b.2);
-            if reads.len() != 1 {
-                // Encodings the DB could not tell apart disagree here.
+        for (project, reads) in per {
+            let Some((version, detail)) = settle_reads(reads) else {
                 continue;
-            }
-            let (_, _, version, detail) = reads.remove(0);
+            };
             by.entry(project.to_string()).or_default().push(Clue {
                 technique: Technique::VersionFunction,
                 detail,
@@ -293,6 +287,24 @@ fn function_clues(
                 weight: 0.9,
             });
         }
+    }
+}
+
+/// One version from a function's reads (support, oddness, version,
+/// detail): the best-attested encodings, and among those the usual ones
+/// (one observed version fits several encodings, and upstream keeps the
+/// usual one across releases: `1.0.0` as `0x010000` is hex bytes, not
+/// `16,12,4`). Nothing when the usual encodings disagree.
+fn settle_reads(mut reads: Vec<(i64, u32, String, String)>) -> Option<(String, String)> {
+    let best = reads.iter().map(|r| r.0).max()?;
+    reads.retain(|r| r.0 == best);
+    let usual = reads.iter().map(|r| r.1).min()?;
+    reads.retain(|r| r.1 == usual);
+    reads.sort_by(|a, b| a.2.cmp(&b.2));
+    reads.dedup_by(|a, b| a.2 == b.2);
+    match reads.as_slice() {
+        [one] => Some((one.2.clone(), one.3.clone())),
+        _ => None,
     }
 }
 
