@@ -2,6 +2,7 @@
 //! where documents go.
 
 pub mod advisories;
+pub mod build;
 pub mod db;
 pub mod sbom;
 pub mod scan;

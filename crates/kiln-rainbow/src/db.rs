@@ -43,6 +43,16 @@ pub struct IngestReport {
     pub failed: Vec<(PathBuf, String)>,
 }
 
+impl IngestReport {
+    /// Add what another ingest did.
+    pub fn absorb(&mut self, other: IngestReport) {
+        self.added += other.added;
+        self.skipped += other.skipped;
+        self.files += other.files;
+        self.failed.extend(other.failed);
+    }
+}
+
 /// Counts for `kiln db stats`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
@@ -71,6 +81,9 @@ pub struct Stats {
     pub function_versions: i64,
     /// Size of the database file in bytes.
     pub size_bytes: u64,
+    /// Projects with learned version templates, and the template kinds
+    /// each has (`string`, `fn-int`, `libname`, …).
+    pub template_projects: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl std::fmt::Display for Stats {
@@ -88,6 +101,14 @@ impl std::fmt::Display for Stats {
             f,
             "function hashes {} ({} common to several projects), in {} project versions",
             self.function_hashes, self.common_function_hashes, self.function_versions
+        )?;
+        let names: Vec<&str> = self.template_projects.keys().map(String::as_str).collect();
+        let shown = names.iter().take(12).copied().collect::<Vec<_>>().join(", ");
+        let more = if names.len() > 12 { ", …" } else { "" };
+        writeln!(
+            f,
+            "templates       {} projects ({shown}{more}; -o json lists them all)",
+            names.len()
         )?;
         write!(
             f,
@@ -273,6 +294,11 @@ impl Db {
         Ok(report)
     }
 
+    /// Every (name, version, arch) the DB holds.
+    pub fn known_packages(&self) -> Result<std::collections::HashSet<(String, String, String)>> {
+        Ok(self.known_archives()?.into_keys().collect())
+    }
+
     fn known_archives(&self) -> Result<HashMap<(String, String, String), ()>> {
         let mut stmt = self
             .conn
@@ -307,7 +333,27 @@ impl Db {
                 .unwrap_or(0),
             function_versions: count("SELECT count(*) FROM func_version").unwrap_or(0),
             size_bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+            template_projects: self.template_projects()?,
         })
+    }
+
+    /// Projects with templates and their kinds (none before schema 2).
+    fn template_projects(&self) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
+        let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let Ok(mut stmt) = self
+            .conn
+            .prepare("SELECT DISTINCT project, kind FROM template ORDER BY project, kind")
+        else {
+            return Ok(out);
+        };
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (project, kind) = row.map_err(|e| self.err(e))?;
+            out.entry(project).or_default().push(kind);
+        }
+        Ok(out)
     }
 }
 

@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub mod apt;
+pub mod bulk;
 mod db;
 pub mod deb;
 mod error;
