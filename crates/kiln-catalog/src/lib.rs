@@ -47,6 +47,7 @@ mod evidence;
 pub mod golang;
 pub mod os_release;
 mod package;
+pub mod projects;
 pub mod purl;
 pub mod python;
 pub mod rust;

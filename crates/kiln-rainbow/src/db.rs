@@ -103,7 +103,12 @@ impl std::fmt::Display for Stats {
             self.function_hashes, self.common_function_hashes, self.function_versions
         )?;
         let names: Vec<&str> = self.template_projects.keys().map(String::as_str).collect();
-        let shown = names.iter().take(12).copied().collect::<Vec<_>>().join(", ");
+        let shown = names
+            .iter()
+            .take(12)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
         let more = if names.len() > 12 { ", …" } else { "" };
         writeln!(
             f,

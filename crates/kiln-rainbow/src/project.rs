@@ -1,53 +1,12 @@
-//! Upstream projects: canonical names for Debian source packages, upstream
+//! Upstream projects: canonical names for Debian source packages (from
+//! [`kiln_catalog::projects`]), upstream
 //! versions from Debian versions, and library base names from file names.
 
-/// Debian source names whose upstream project goes by another name. Every
-/// other source is its own project name (`openssl`, `zlib`, `libwebp`).
-const ALIASES: &[(&str, &str)] = &[
-    ("aom", "libaom"),
-    ("cyrus-sasl2", "cyrus-sasl"),
-    ("expat", "libexpat"),
-    ("krb5", "mit-krb5"),
-    ("libjpeg-turbo", "libjpeg-turbo"),
-    ("libpng1.6", "libpng"),
-    ("libraqm", "raqm"),
-    ("libxau", "libxau"),
-    ("libxcb", "libxcb"),
-    ("libxml2", "libxml2"),
-    ("libxslt", "libxslt"),
-    ("libzstd", "zstd"),
-    ("openjpeg2", "openjpeg"),
-    ("pcre3", "pcre"),
-    ("pcre2", "pcre2"),
-    ("tiff", "libtiff"),
-    ("xz-utils", "xz"),
-    ("libgcrypt20", "libgcrypt"),
-    ("gnutls28", "gnutls"),
-    ("nettle", "nettle"),
-    ("sqlite3", "sqlite"),
-    ("db5.3", "berkeley-db"),
-    ("libidn2", "libidn2"),
-    ("nghttp2", "nghttp2"),
-    ("libssh2", "libssh2"),
-    ("libffi", "libffi"),
-];
-
-/// The canonical lower-case upstream project name of a Debian source.
-/// Versioned source names (`postgresql-15`, `python3.11`) drop the version.
+/// The canonical lower-case upstream project name of a Debian source
+/// (see [`kiln_catalog::projects`], which the vulnerability matcher's CPE
+/// look-up shares).
 pub fn project_name(source: &str) -> String {
-    if let Some((_, p)) = ALIASES.iter().find(|(s, _)| *s == source) {
-        return (*p).to_string();
-    }
-    let base = source
-        .strip_suffix(|c: char| c.is_ascii_digit())
-        .and_then(|_| {
-            let cut = source.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-            cut.strip_suffix('-')
-        });
-    match base {
-        Some(b) if !b.is_empty() => b.to_string(),
-        _ => source.to_string(),
-    }
+    kiln_catalog::projects::canonical(source)
 }
 
 /// The upstream version inside a Debian version: no epoch, no Debian

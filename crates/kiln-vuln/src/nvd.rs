@@ -11,37 +11,10 @@ use crate::osv::{Advisory, Affected, Event, PackageRef, Range, Severity};
 /// The advisory ecosystem NVD records are stored under.
 pub const ECOSYSTEM: &str = "NVD-CPE";
 
-/// kiln's canonical upstream project names and their NVD CPE
-/// `vendor:product` (a project may have several).
-pub const CPE_PRODUCTS: &[(&str, &str)] = &[
-    ("openssl", "openssl:openssl"),
-    ("zlib", "zlib:zlib"),
-    ("zlib", "gnu:zlib"),
-    ("libpng", "libpng:libpng"),
-    ("libjpeg-turbo", "libjpeg-turbo:libjpeg-turbo"),
-    ("libtiff", "libtiff:libtiff"),
-    ("libwebp", "webmproject:libwebp"),
-    ("freetype", "freetype:freetype"),
-    ("harfbuzz", "harfbuzz_project:harfbuzz"),
-    ("openjpeg", "uclouvain:openjpeg"),
-    ("xz", "tukaani:xz"),
-    ("brotli", "google:brotli"),
-    ("libxml2", "xmlsoft:libxml2"),
-    ("libxslt", "xmlsoft:libxslt"),
-    ("curl", "haxx:curl"),
-    ("curl", "haxx:libcurl"),
-    ("expat", "libexpat_project:libexpat"),
-    ("sqlite", "sqlite:sqlite"),
-    ("postgresql", "postgresql:postgresql"),
-    ("openldap", "openldap:openldap"),
-];
-
-/// The CPE products of a canonical project name.
+/// The CPE products of a canonical project name (from
+/// [`kiln_catalog::projects`], where the signature DB's names come from).
 pub fn products(project: &str) -> impl Iterator<Item = &'static str> + '_ {
-    CPE_PRODUCTS
-        .iter()
-        .filter(move |(p, _)| *p == project)
-        .map(|(_, cpe)| *cpe)
+    kiln_catalog::projects::cpes(project).iter().copied()
 }
 
 #[derive(Deserialize)]
