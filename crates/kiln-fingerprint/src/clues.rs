@@ -40,7 +40,23 @@ pub struct Store {
     pub value: u64,
     /// Bytes written (1, 2, 4 or 8).
     pub width: u8,
+    /// When the base register still holds the function's pointer argument
+    /// number N (System V: rdi, rsi, rdx, rcx, r8, r9): `Some(N)`. Version
+    /// functions such as `zmq_version(int *major, int *minor, int *patch)`
+    /// store through their arguments.
+    #[serde(default)]
+    pub arg: Option<u8>,
 }
+
+/// The System V x86-64 integer argument registers, in order.
+const ARGS: [Register; 6] = [
+    Register::RDI,
+    Register::RSI,
+    Register::RDX,
+    Register::RCX,
+    Register::R8,
+    Register::R9,
+];
 
 /// Constants of one defined function.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +213,8 @@ impl Image<'_> {
         };
         let mut consts: HashMap<Register, u64> = HashMap::new();
         let mut addrs: HashMap<Register, u64> = HashMap::new();
+        // Argument registers not yet overwritten.
+        let mut args = [true; 6];
         let mut decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
         let mut ins = Instruction::default();
         while decoder.can_decode() {
@@ -204,7 +222,21 @@ impl Image<'_> {
             if ins.is_invalid() {
                 break;
             }
+            let stores = f.stores.len();
             self.step(&ins, &mut consts, &mut addrs, &mut f);
+            if f.stores.len() > stores {
+                if let Some(last) = f.stores.last_mut() {
+                    last.arg = store_arg(&ins, &args);
+                }
+            }
+            if ins.mnemonic() == Mnemonic::Call {
+                args = [false; 6];
+            } else if ins.op_count() > 0 && ins.op0_kind() == OpKind::Register {
+                let r = ins.op0_register().full_register();
+                if let Some(i) = ARGS.iter().position(|a| *a == r) {
+                    args[i] = false;
+                }
+            }
             if f.stores.len() >= MAX_STORES {
                 break;
             }
@@ -278,6 +310,7 @@ impl Image<'_> {
                                 disp: ins.memory_displacement64() as i64,
                                 value: v,
                                 width,
+                                arg: None,
                             });
                         }
                         return;
@@ -314,6 +347,19 @@ impl Image<'_> {
     }
 }
 
+/// The argument a store writes through: its base register is a still
+/// untouched argument register, with no index register.
+fn store_arg(ins: &Instruction, live: &[bool; 6]) -> Option<u8> {
+    if ins.memory_index() != Register::None {
+        return None;
+    }
+    let base = ins.memory_base();
+    ARGS.iter()
+        .position(|a| *a == base)
+        .filter(|i| live[*i])
+        .and_then(|i| u8::try_from(i).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,6 +394,7 @@ struct lib { void *mem; int major, minor, patch; };
 int demo_version(void) { return (1 << 16) | (4 << 8) | 2; }
 const char *demo_version_string(void) { return "1.4.2"; }
 void demo_init(struct lib *l) { l->major = 1; l->minor = 4; l->patch = 2; }
+void demo_get_version(int *a, int *b, int *c) { *a = 1; *b = 4; *c = 2; }
 "#,
         )
         .unwrap();
@@ -379,6 +426,14 @@ void demo_init(struct lib *l) { l->major = 1; l->minor = 4; l->patch = 2; }
         }
         words.sort();
         assert_eq!(words, vec![(8, 1), (12, 4), (16, 2)], "{stores:?}");
+        assert!(stores.iter().all(|s| s.arg == Some(0)), "{stores:?}");
+        let mut through: Vec<(Option<u8>, u64)> = get("demo_get_version")
+            .stores
+            .iter()
+            .map(|s| (s.arg, s.value))
+            .collect();
+        through.sort();
+        assert_eq!(through, vec![(Some(0), 1), (Some(1), 4), (Some(2), 2)]);
         assert!(clues.strings.iter().any(|s| s == "1.4.2"));
     }
 }

@@ -34,6 +34,9 @@ pub enum TemplateKind {
     /// A shared library's base name, and how its file-name version maps to
     /// the upstream version.
     Libname,
+    /// Version components a function stores through consecutive pointer
+    /// arguments (`zmq_version(&major, &minor, &patch)`).
+    StoreArgs,
     /// One integer a function stores at a displacement.
     StoreInt,
     /// Version components stored at consecutive 4-byte fields.
@@ -44,10 +47,11 @@ pub enum TemplateKind {
 
 impl TemplateKind {
     /// Every kind.
-    pub const ALL: [TemplateKind; 6] = [
+    pub const ALL: [TemplateKind; 7] = [
         TemplateKind::FnInt,
         TemplateKind::FnStr,
         TemplateKind::Libname,
+        TemplateKind::StoreArgs,
         TemplateKind::StoreInt,
         TemplateKind::StoreSeq,
         TemplateKind::String,
@@ -59,6 +63,7 @@ impl TemplateKind {
             TemplateKind::FnInt => "fn-int",
             TemplateKind::FnStr => "fn-str",
             TemplateKind::Libname => "libname",
+            TemplateKind::StoreArgs => "store-args",
             TemplateKind::StoreInt => "store-int",
             TemplateKind::StoreSeq => "store-seq",
             TemplateKind::String => "string",
@@ -348,6 +353,25 @@ fn combos(
     }
 }
 
+/// The version a function stores through its pointer arguments `start`,
+/// `start + 1`, … (`n` of them, one value each, at offset 0).
+pub fn read_args(stores: &[Store], start: u8, n: usize) -> Option<String> {
+    let mut parts = Vec::with_capacity(n);
+    for k in 0..n {
+        let arg = start.checked_add(u8::try_from(k).ok()?)?;
+        let mut vals = stores
+            .iter()
+            .filter(|s| s.arg == Some(arg) && s.disp == 0)
+            .map(|s| s.value & 0xffff_ffff);
+        let v = vals.next()?;
+        if vals.any(|w| w != v) || v > 99_999 {
+            return None;
+        }
+        parts.push(v.to_string());
+    }
+    Some(parts.join("."))
+}
+
 /// 4-byte words a function stores: 8-byte stores split in two.
 pub fn words(stores: &[Store]) -> Vec<(i64, u64)> {
     let mut out = Vec::new();
@@ -429,6 +453,15 @@ pub fn observe(version: &str, clues: &Clues) -> Vec<Template> {
         // Small stored numbers are everywhere; a sequence like 1, 0, 0 is
         // no evidence of version 1.0.0.
         if comps.len() >= 2 && comps.iter().filter(|c| **c != 0).count() >= 2 {
+            for start in 0..6u8 {
+                if read_args(&f.stores, start, comps.len()).as_deref() == Some(version) {
+                    out.push(Template {
+                        kind: TemplateKind::StoreArgs,
+                        symbol: f.name.clone(),
+                        pattern: format!("{start}:{}", comps.len()),
+                    });
+                }
+            }
             let w = words(&f.stores);
             for (disp, v) in &w {
                 if *v == comps[0]
@@ -610,16 +643,19 @@ mod tests {
                 disp: 8,
                 value: (12 << 32) | 2,
                 width: 8,
+                arg: Some(0),
             },
             Store {
                 disp: 16,
                 value: 1,
                 width: 4,
+                arg: Some(0),
             },
             Store {
                 disp: 0x188,
                 value: 1,
                 width: 4,
+                arg: None,
             },
         ];
         assert_eq!(read_seq(&stores, 8, 3).as_deref(), Some("2.12.1"));
@@ -637,5 +673,36 @@ mod tests {
                 .any(|t| t.kind == TemplateKind::StoreSeq && t.pattern == "8:3"),
             "{t:?}"
         );
+    }
+
+    #[test]
+    fn stores_through_pointer_arguments() {
+        // zmq_version(&major, &minor, &patch) of libzmq 4.3.4.
+        let store = |arg, value| Store {
+            disp: 0,
+            value,
+            width: 4,
+            arg: Some(arg),
+        };
+        let clues = Clues {
+            functions: vec![kiln_fingerprint::FunctionConsts {
+                name: "zmq_version".into(),
+                stores: vec![store(0, 4), store(1, 3), store(2, 4)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let t = observe("4.3.4", &clues);
+        assert!(
+            t.iter()
+                .any(|t| t.kind == TemplateKind::StoreArgs && t.pattern == "0:3"),
+            "{t:?}"
+        );
+        // The same function of 4.3.5 reads as 4.3.5.
+        let next = [store(0, 4), store(1, 3), store(2, 5)];
+        assert_eq!(read_args(&next, 0, 3).as_deref(), Some("4.3.5"));
+        // An argument written twice with different values reads nothing.
+        let twice = [store(0, 4), store(0, 5), store(1, 3)];
+        assert_eq!(read_args(&twice, 0, 2), None);
     }
 }

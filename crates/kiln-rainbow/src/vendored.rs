@@ -118,7 +118,10 @@ impl Templates {
                     })?;
                     t.functions.entry(symbol).or_default().push((tpl, Some(re)));
                 }
-                TemplateKind::FnInt | TemplateKind::StoreInt | TemplateKind::StoreSeq => {
+                TemplateKind::FnInt
+                | TemplateKind::StoreArgs
+                | TemplateKind::StoreInt
+                | TemplateKind::StoreSeq => {
                     t.functions.entry(symbol).or_default().push((tpl, None))
                 }
             }
@@ -354,6 +357,21 @@ fn read_function(
                     ver.clone(),
                     format!("{} stores {} at +{disp:#x}", f.name, vals[0]),
                     enc.oddness(),
+                ));
+            }
+        }
+        TemplateKind::StoreArgs => {
+            let Some((start, n)) = tpl.pattern.split_once(':') else {
+                return out;
+            };
+            let (Ok(start), Ok(n)) = (start.parse::<u8>(), n.parse::<usize>()) else {
+                return out;
+            };
+            if let Some(ver) = learn::read_args(&f.stores, start, n) {
+                out.push((
+                    ver.clone(),
+                    format!("{} stores {ver} through its arguments", f.name),
+                    0,
                 ));
             }
         }
