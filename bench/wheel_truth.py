@@ -142,7 +142,9 @@ def openblas(lib):
 
 
 def keyutils(lib):
-    s = ctypes.c_char_p.in_dll(lib, "keyutils_version_string").value.decode()
+    # `const char keyutils_version_string[]`: the symbol is the array.
+    at = ctypes.addressof(ctypes.c_char.in_dll(lib, "keyutils_version_string"))
+    s = ctypes.cast(at, ctypes.c_char_p).value.decode()
     return re.search(r"(\d+\.\d+(\.\d+)?)", s).group(1)
 
 
@@ -226,13 +228,18 @@ def elf_files(root):
 def ask_one(root, path, sym):
     """In a child process: preload the wheel's vendored libraries, load
     `path`, and call the reader for `sym`; prints the version or nothing."""
-    libs = [f for f in elf_files(root) if ".libs" in f or f == path]
-    for _ in range(3):
-        for f in libs:
+    pending = [f for f in elf_files(root) if ".libs" in f or f == path]
+    # Load in dependency order: repeat until a pass loads nothing new.
+    while pending:
+        failed = []
+        for f in pending:
             try:
                 ctypes.CDLL(f, mode=ctypes.RTLD_GLOBAL)
             except OSError:
-                pass
+                failed.append(f)
+        if len(failed) == len(pending):
+            break
+        pending = failed
     lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
     if sym == "openblas":
         v = openblas(lib)
@@ -374,6 +381,7 @@ RECIPES = [
 
 
 def recipes(root, comps):
+    """Components the upstream build recipe puts into ELF files."""
     out = []
     # libsharpyuv's own version numbers sharpyuv, not libwebp: the libwebp
     # release is that of the libwebp library beside it.
@@ -387,7 +395,10 @@ def recipes(root, comps):
                             "how": "sibling: libwebp WebPGetDecoderVersion() of " + (webp[0]["path"] if webp else "none")})
     for dirpath, _, names in os.walk(root):
         for n in names:
-            rel = os.path.relpath(os.path.join(dirpath, n), root)
+            path = os.path.join(dirpath, n)
+            rel = os.path.relpath(path, root)
+            if os.path.islink(path) or not is_elf(path):
+                continue
             for pattern, projects, how in RECIPES:
                 if not re.search(pattern, rel):
                     continue

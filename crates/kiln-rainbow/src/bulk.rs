@@ -3,12 +3,13 @@
 //! several `apt-get` processes while earlier batches are ingested, each
 //! batch in its own transaction. An interrupted build keeps every batch
 //! it finished, and the next build skips what the DB already holds, so it
-//! fetches nothing twice.
+//! fetches nothing twice. The derived tables (templates, function
+//! commonness) are refreshed once, at the end, in one transaction.
 
 use std::path::Path;
 
 use crate::apt::{self, Available};
-use crate::db::{Db, IngestReport};
+use crate::db::{Db, Derive, IngestReport};
 use crate::error::Result;
 
 /// What to take from the apt indexes.
@@ -84,7 +85,7 @@ pub fn ingest(
         failed,
     )| {
         if !files.is_empty() {
-            report.ingest.absorb(db.ingest_debs(&files, progress)?);
+            report.ingest.absorb(db.ingest(&files, progress, Derive::Later)?);
         }
         for (spec, why) in failed {
             report
@@ -100,5 +101,9 @@ pub fn ingest(
         }
         Ok(())
     })?;
+    // Once, over everything (and whatever an interrupted build left).
+    if report.ingest.added > 0 || db.derive_pending()? {
+        db.derive()?;
+    }
     Ok(report)
 }

@@ -84,6 +84,8 @@ pub struct Stats {
     /// Projects with learned version templates, and the template kinds
     /// each has (`string`, `fn-int`, `libname`, …).
     pub template_projects: std::collections::BTreeMap<String, Vec<String>>,
+    /// An interrupted bulk build left the derived tables stale.
+    pub derive_pending: bool,
 }
 
 impl std::fmt::Display for Stats {
@@ -115,6 +117,12 @@ impl std::fmt::Display for Stats {
             "templates       {} projects ({shown}{more}; -o json lists them all)",
             names.len()
         )?;
+        if self.derive_pending {
+            writeln!(
+                f,
+                "derived tables  stale: an interrupted build; the next `kiln db build` refreshes them"
+            )?;
+        }
         write!(
             f,
             "size            {} bytes ({:.1} MiB)",
@@ -241,11 +249,26 @@ impl Db {
     }
 
     /// Read `.deb` files (and `.whl` wheels) in parallel and add the packages not yet present,
-    /// all in one transaction. `progress` is called once per archive read.
+    /// all in one transaction, deriving templates and function commonness
+    /// in it too. `progress` is called once per archive read.
     pub fn ingest_debs(
         &mut self,
         debs: &[PathBuf],
         progress: &(dyn Fn(&Path) + Sync),
+    ) -> Result<IngestReport> {
+        self.ingest(debs, progress, Derive::Now)
+    }
+
+    /// [`Db::ingest_debs`], with the derivation now or, for a build of
+    /// many batches, later: each batch commits its raw facts and marks the
+    /// derived tables stale, and [`Db::derive`] refreshes them once at the
+    /// end. Scans meanwhile see the derived state of the last finished
+    /// build, never a half-derived one.
+    pub fn ingest(
+        &mut self,
+        debs: &[PathBuf],
+        progress: &(dyn Fn(&Path) + Sync),
+        derive: Derive,
     ) -> Result<IngestReport> {
         let known = self.known_archives()?;
         let (tx, rx) = mpsc::sync_channel::<(PathBuf, Result<DebRecord>)>(16);
@@ -291,12 +314,34 @@ impl Db {
         })?;
         writer.flush_functions().map_err(|e| db_err(&db_path, e))?;
         drop(writer);
-        crate::templates::derive(&txn).map_err(|e| match e {
-            crate::templates::DeriveError::Sql(e) => db_err(&db_path, e),
-            crate::templates::DeriveError::Pattern(p) => RainbowError::Template(p),
-        })?;
+        match derive {
+            Derive::Now => derive_in(&txn, &db_path)?,
+            Derive::Later => set_stale(&txn, true).map_err(|e| db_err(&db_path, e))?,
+        }
         txn.commit().map_err(|e| db_err(&db_path, e))?;
         Ok(report)
+    }
+
+    /// Refresh the derived tables (templates, their specificity, function
+    /// commonness and distinctive counts) in one transaction.
+    pub fn derive(&mut self) -> Result<()> {
+        let db_path = self.path.clone();
+        let txn = self.conn.transaction().map_err(|e| db_err(&db_path, e))?;
+        derive_in(&txn, &db_path)?;
+        txn.commit().map_err(|e| db_err(&db_path, e))
+    }
+
+    /// Whether an ingest left the derived tables stale (an interrupted
+    /// bulk build): the next build's derivation refreshes them.
+    pub fn derive_pending(&self) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM meta WHERE key = 'derive_pending' AND value = '1'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
     }
 
     /// Every (name, version, arch) the DB holds.
@@ -339,6 +384,7 @@ impl Db {
             function_versions: count("SELECT count(*) FROM func_version").unwrap_or(0),
             size_bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
             template_projects: self.template_projects()?,
+            derive_pending: self.derive_pending().unwrap_or(false),
         })
     }
 
@@ -360,6 +406,31 @@ impl Db {
         }
         Ok(out)
     }
+}
+
+/// When an ingest refreshes the derived tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Derive {
+    /// In the ingest's own transaction.
+    Now,
+    /// Later, with [`Db::derive`]; the ingest marks them stale.
+    Later,
+}
+
+fn derive_in(txn: &Connection, db_path: &Path) -> Result<()> {
+    crate::templates::derive(txn).map_err(|e| match e {
+        crate::templates::DeriveError::Sql(e) => db_err(db_path, e),
+        crate::templates::DeriveError::Pattern(p) => RainbowError::Template(p),
+    })?;
+    set_stale(txn, false).map_err(|e| db_err(db_path, e))
+}
+
+fn set_stale(conn: &Connection, stale: bool) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('derive_pending', ?1)",
+        [if stale { "1" } else { "0" }],
+    )?;
+    Ok(())
 }
 
 /// Values for a `rarray(?)` parameter (SQLite's carray, loaded with

@@ -45,7 +45,7 @@ mod templates;
 pub mod vendored;
 pub mod wheel;
 
-pub use db::{Db, IngestReport, Stats, SCHEMA_VERSION};
+pub use db::{Db, Derive, IngestReport, Stats, SCHEMA_VERSION};
 pub use error::{RainbowError, Result};
 pub use identify::{
     identify, Build, BuildId, ContentId, Identification, Identified, KeyHit, Match, PathHit,

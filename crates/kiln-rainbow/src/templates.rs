@@ -95,7 +95,8 @@ fn string_specificity(conn: &Connection) -> Result<(), DeriveError> {
     }
     let patterns: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
     let set = PatternSets::build(&patterns).map_err(DeriveError::Pattern)?;
-    let mut others: Vec<BTreeSet<String>> = vec![BTreeSet::new(); rows.len()];
+    // Each distinct string once, with the projects whose files hold it.
+    let mut holders: HashMap<String, BTreeSet<String>> = HashMap::new();
     let mut strings = conn.prepare(
         "SELECT DISTINCT p.source, s.s FROM elf_string s \
          JOIN file f ON f.content_id = s.content_id \
@@ -105,19 +106,27 @@ fn string_specificity(conn: &Connection) -> Result<(), DeriveError> {
     let mut q = strings.query([])?;
     while let Some(r) = q.next()? {
         let source: String = r.get(0)?;
-        let s: String = r.get(1)?;
-        let mut hits = set.matches(&s).peekable();
-        if hits.peek().is_none() {
-            continue;
-        }
         let project = projects
             .entry(source.clone())
             .or_insert_with(|| project_name(&source))
             .clone();
-        for i in hits {
-            if rows[i].1 != project {
-                others[i].insert(project.clone());
-            }
+        holders.entry(r.get(1)?).or_default().insert(project);
+    }
+    // Match in parallel: the set is shared, the strings are many.
+    let hits: Vec<(Vec<usize>, &BTreeSet<String>)> = {
+        use rayon::prelude::*;
+        let all: Vec<(&String, &BTreeSet<String>)> = holders.iter().collect();
+        all.par_iter()
+            .filter_map(|(s, ps)| {
+                let m: Vec<usize> = set.matches(s).collect();
+                (!m.is_empty()).then_some((m, *ps))
+            })
+            .collect()
+    };
+    let mut others: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); rows.len()];
+    for (matched, ps) in &hits {
+        for i in matched {
+            others[*i].extend(ps.iter().map(String::as_str).filter(|p| *p != rows[*i].1));
         }
     }
     let mut update = conn.prepare("UPDATE template SET others = ?1 WHERE id = ?2")?;
