@@ -37,6 +37,10 @@ pub struct BuildArgs {
     /// --apt-pattern (batches are ingested while later ones download).
     #[arg(long, value_name = "N", default_value_t = 4)]
     jobs: usize,
+    /// Packages per batch (one download and one transaction each) for
+    /// --apt-section and --apt-pattern.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    batch: usize,
     /// A Python wheel (.whl), or a directory of them. Repeatable. Wheels
     /// identify installed Python packages whose *.dist-info is gone.
     #[arg(long = "wheel", value_name = "PATH")]
@@ -135,7 +139,7 @@ fn build_bulk(args: &BuildArgs, quiet: bool) -> Result<()> {
     let ticker = bar.clone();
     let plan = bulk::Plan {
         jobs: args.jobs.max(1),
-        ..Default::default()
+        batch: args.batch.max(1),
     };
     let report = bulk::ingest(&mut db, &todo, scratch.path(), plan, &move |_| {
         ticker.inc(1)

@@ -85,7 +85,9 @@ pub fn ingest(
         failed,
     )| {
         if !files.is_empty() {
-            report.ingest.absorb(db.ingest(&files, progress, Derive::Later)?);
+            report
+                .ingest
+                .absorb(db.ingest(&files, progress, Derive::Later)?);
         }
         for (spec, why) in failed {
             report
