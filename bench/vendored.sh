@@ -56,3 +56,49 @@ done
 .venv/bin/python3 bench/vendored_score.py --kiln "$KILN" --db "$DB" \
     --truth "$OTHER/truth" --wheels "$OTHER" --work "$OUT/work-other" --partial \
     --json "$OUT/other-scores.json"
+
+echo
+echo "## Generalisation set: ${GEN_WHEELS:-bench/generalise-wheels.txt} (none in the corpus),"
+echo "## DB: kiln db build --apt-section libs (all of Debian's libraries), nothing wheel-specific."
+echo "## Truth: bench/truth/*.json (bench/wheel_truth.py: each file's own version API through"
+echo "## ctypes, the package's introspection, upstream build recipes for version-less parts)."
+GEN=$OUT/gen
+mkdir -p "$GEN/wheels"
+LIBS_DB=${LIBS_DB:-$GEN/libs.db}
+if [ ! -f "$LIBS_DB" ] || [ -n "${REBUILD:-}" ]; then
+    rm -f "$LIBS_DB" "$LIBS_DB"-*
+    read -r b_wall b_rss < <(measure "$GEN/build" "$KILN" db build --db "$LIBS_DB" --apt-section libs)
+    echo "kiln db build --apt-section libs: ${b_wall} s, ${b_rss} MiB peak RSS"
+    grep -E '^kiln: selected' "$GEN/build.time" || true
+fi
+"$KILN" db stats --db "$LIBS_DB" | grep -E '^(versions|unique|code|function|templates|size)'
+# Bare decompression of the same archives, as the floor for ingest.
+if [ -n "${FLOOR:-}" ]; then
+    mkdir -p "$GEN/debs"
+    sqlite3 "$LIBS_DB" "SELECT name || ':' || arch || '=' || version FROM package" |
+        (cd "$GEN/debs" && xargs -r -n 64 -P 4 apt-get download -q >/dev/null 2>&1 || true)
+    echo "archives: $(ls "$GEN/debs" | wc -l), $(du -sm "$GEN/debs" | cut -f1) MiB"
+    floor() { ls "$GEN/debs"/*.deb | xargs -P "$(nproc)" -n 16 sh -c 'for d; do dpkg-deb --fsys-tarfile "$d" >/dev/null; done' _; }
+    export -f floor
+    export GEN
+    read -r f_wall _ < <(measure "$GEN/floor" bash -c floor)
+    echo "dpkg-deb --fsys-tarfile of the same archives ($(nproc) processes): ${f_wall} s"
+    read -r l_wall l_rss < <(measure "$GEN/local" "$KILN" db build -q --db "$GEN/local.db" --deb "$GEN/debs")
+    rm -f "$GEN/local.db" "$GEN/local.db"-*
+    echo "kiln db build --deb of the same archives (no download): ${l_wall} s, ${l_rss} MiB"
+fi
+grep -v '^#' "${GEN_WHEELS:-bench/generalise-wheels.txt}" | while read -r spec; do
+    [ -n "$spec" ] || continue
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 -d "$GEN/wheels" "$spec" >/dev/null
+done
+if [ -n "${TRUTH:-}" ]; then
+    for w in "$GEN/wheels"/*.whl; do
+        stem=$(basename "$w" .whl)
+        python3 bench/wheel_truth.py "$w" --venv "$GEN/venvs/${stem%%-*}" >"bench/truth/$stem.json" 2>/dev/null
+    done
+fi
+.venv/bin/python3 bench/vendored_score.py --kiln "$KILN" --db "$LIBS_DB" \
+    --truth bench/truth --wheels "$GEN/wheels" --work "$GEN/work" \
+    --syft "$SYFT" --cve-bin-tool --json "$OUT/gen-scores.json"

@@ -93,6 +93,21 @@ pub struct Template {
     pub pattern: String,
 }
 
+/// Source paths of the build (`/build/openfoam-yfGgh/openfoam-2212/src/…`,
+/// `/usr/src/rustc-1.85.0/…`, `assert` messages naming `foo.c`) hold the
+/// version only because Debian's build directory does: no other build of
+/// the project carries them, so they are not learned.
+pub fn build_path(s: &str) -> bool {
+    const SOURCE: &[&str] = &[
+        ".c", ".cc", ".cpp", ".cxx", ".h", ".hh", ".hpp", ".rs", ".go", ".f", ".F", ".f90", ".F90",
+        ".C", ".m", ".mm", ".S", ".s", ".py", ".java",
+    ];
+    s.contains("/build/")
+        || s.contains("/usr/src/")
+        || s.split(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ':')
+            .any(|t| t.contains('/') && SOURCE.iter().any(|x| t.ends_with(x)))
+}
+
 /// The regex a version is captured with: dotted numbers, with OpenSSL's
 /// letter suffix.
 pub const VERSION_RE: &str = r"(\d+(?:\.\d+)+[a-z]?)";
@@ -411,7 +426,7 @@ pub fn read_seq(stores: &[Store], disp: i64, n: usize) -> Option<String> {
 /// Everything one ELF file of project version `version` teaches.
 pub fn observe(version: &str, clues: &Clues) -> Vec<Template> {
     let mut out = Vec::new();
-    for s in &clues.strings {
+    for s in clues.strings.iter().filter(|s| !build_path(s)) {
         if let Some(at) = find_version(s, version) {
             out.push(Template {
                 kind: TemplateKind::String,
@@ -673,6 +688,31 @@ mod tests {
                 .any(|t| t.kind == TemplateKind::StoreSeq && t.pattern == "8:3"),
             "{t:?}"
         );
+    }
+
+    #[test]
+    fn build_paths_are_not_learned() {
+        assert!(build_path(
+            "/build/openfoam-yfGgh/openfoam-2212/src/OpenFOAM/x.C"
+        ));
+        assert!(build_path(
+            "/usr/src/rustc-1.85.0/library/std/src/io/mod.rs"
+        ));
+        assert!(build_path(
+            "../src/lib/foo-1.2.3/bar.c:123: assertion failed"
+        ));
+        assert!(!build_path("OpenSSL 3.0.17 1 Jul 2025"));
+        assert!(!build_path("libpng version 1.6.39"));
+        assert!(!build_path("https://example.org/foo-1.2/"));
+        let clues = Clues {
+            strings: vec![
+                "/build/foo-AbC12/foo-1.2.3/src/a.c".into(),
+                "foo 1.2.3".into(),
+            ],
+            ..Default::default()
+        };
+        let t = observe("1.2.3", &clues);
+        assert_eq!(t.len(), 1, "{t:?}");
     }
 
     #[test]

@@ -118,7 +118,7 @@ fn string_specificity(conn: &Connection) -> Result<(), DeriveError> {
         let all: Vec<(&String, &BTreeSet<String>)> = holders.iter().collect();
         all.par_iter()
             .filter_map(|(s, ps)| {
-                let m: Vec<usize> = set.matches(s).collect();
+                let m = set.matches(s);
                 (!m.is_empty()).then_some((m, *ps))
             })
             .collect()

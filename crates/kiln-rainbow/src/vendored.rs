@@ -42,11 +42,10 @@ struct Tpl {
     others: i64,
 }
 
-/// The string templates, compiled: each regex alone (for its capture) and
-/// all of them as sets (to find which match).
+/// The string templates, compiled and indexed (to find which match, and
+/// each one's capture).
 #[derive(Debug)]
 struct Compiled {
-    regexes: Vec<Regex>,
     sets: PatternSets,
 }
 
@@ -139,12 +138,9 @@ impl Templates {
     fn compiled(&self) -> Result<&Compiled> {
         let c = self.compiled.get_or_init(|| {
             let patterns: Vec<&str> = self.strings.iter().map(|t| t.pattern.as_str()).collect();
-            let sets = PatternSets::build(&patterns)?;
-            let regexes = patterns
-                .iter()
-                .map(|p| Regex::new(p).map_err(|e| format!("template pattern {p:?}: {e}")))
-                .collect::<std::result::Result<_, _>>()?;
-            Ok(Compiled { regexes, sets })
+            Ok(Compiled {
+                sets: PatternSets::build(&patterns)?,
+            })
         });
         c.as_ref().map_err(|e| RainbowError::Template(e.clone()))
     }
@@ -403,7 +399,7 @@ fn string_clues(
 ) {
     for s in &c.strings {
         for i in compiled.sets.matches(s) {
-            let (tpl, re) = (&t.strings[i], &compiled.regexes[i]);
+            let (tpl, re) = (&t.strings[i], compiled.sets.regex(i));
             let Some(v) = re.captures(s).and_then(|c| c.get(1)) else {
                 continue;
             };
