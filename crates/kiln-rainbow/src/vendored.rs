@@ -30,6 +30,10 @@ use crate::learn::{self, IntEncoding, TemplateKind};
 use crate::patterns::PatternSets;
 use crate::project::library_name;
 
+/// Weight of the clues that read a version reliably on their own (version
+/// functions, specific version strings).
+const STRONG: f64 = 0.8;
+
 /// Least literal context for a string template to name a project alone.
 const MIN_LITERAL: usize = 5;
 
@@ -187,6 +191,11 @@ pub struct Component {
     pub confidence: f64,
     /// All clues, strongest first.
     pub clues: Vec<Clue>,
+    /// When strong clues (version functions, specific version strings)
+    /// read different versions: those versions, and no `version`.
+    pub candidates: Vec<String>,
+    /// Clues that read another version than the one reported, in words.
+    pub disagreements: Vec<String>,
 }
 
 /// A file to look into.
@@ -438,6 +447,19 @@ fn settle(
     if strength < 0.4 {
         return None;
     }
+    // Strong clues that read different versions pin none: a set.
+    let mut strong: Vec<&str> = clues
+        .iter()
+        .filter(|c| c.weight >= STRONG)
+        .filter_map(|c| c.version.as_deref())
+        .collect();
+    strong.sort_unstable();
+    strong.dedup();
+    let candidates: Vec<String> = if strong.len() > 1 {
+        strong.iter().map(|v| v.to_string()).collect()
+    } else {
+        Vec::new()
+    };
     let mut votes: BTreeMap<&str, f64> = BTreeMap::new();
     for c in &clues {
         if let Some(v) = &c.version {
@@ -447,7 +469,8 @@ fn settle(
     let version = votes
         .iter()
         .max_by(|a, b| a.1.total_cmp(b.1).then_with(|| b.0.cmp(a.0)))
-        .map(|(v, _)| v.to_string());
+        .map(|(v, _)| v.to_string())
+        .filter(|_| candidates.is_empty());
     let version_weight = version
         .as_ref()
         .map(|v| {
@@ -468,8 +491,20 @@ fn settle(
                 .count()
         })
         .unwrap_or(0);
-    let confidence =
+    let disagreements: Vec<String> = clues
+        .iter()
+        .filter(|c| c.technique != Technique::WeakString)
+        .filter_map(|c| {
+            let v = c.version.as_ref()?;
+            (version.as_ref() != Some(v))
+                .then(|| format!("{} reads {v} ({})", c.technique, c.detail))
+        })
+        .collect();
+    let mut confidence =
         (strength.max(version_weight) + 0.05 * agreeing.saturating_sub(1) as f64).min(0.99);
+    if !disagreements.is_empty() {
+        confidence = confidence.min(0.6);
+    }
     clues.sort_by(|a, b| b.weight.total_cmp(&a.weight));
     Some(Component {
         project,
@@ -478,6 +513,8 @@ fn settle(
         layer,
         confidence: (confidence * 100.0).round() / 100.0,
         clues,
+        candidates,
+        disagreements,
     })
 }
 
@@ -529,6 +566,8 @@ fn needed_only_by(files: &[FileClues<'_>], out: &mut Vec<Component>) {
                     version: None,
                     weight: 0.4,
                 }],
+                candidates: Vec::new(),
+                disagreements: Vec::new(),
             });
         }
     }
@@ -551,7 +590,10 @@ fn siblings(out: &mut [Component]) {
             ))
         })
         .collect();
-    for c in out.iter_mut().filter(|c| c.version.is_none()) {
+    for c in out
+        .iter_mut()
+        .filter(|c| c.version.is_none() && c.candidates.is_empty())
+    {
         let mut vs: Vec<&(String, String, String, String)> = known
             .iter()
             .filter(|k| k.0 == dir_of(&c.path) && k.1 == c.project)
@@ -568,5 +610,84 @@ fn siblings(out: &mut [Component]) {
             });
             c.confidence = (c.confidence.min(0.5) * 100.0).round() / 100.0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clue(technique: Technique, version: &str, weight: f64) -> Clue {
+        Clue {
+            technique,
+            detail: format!("reads {version}"),
+            version: Some(version.into()),
+            weight,
+        }
+    }
+
+    #[test]
+    fn agreeing_clues_give_the_version() {
+        let c = settle(
+            "zlib".into(),
+            "a.so",
+            None,
+            vec![
+                clue(Technique::VersionFunction, "1.3.1", 0.9),
+                clue(Technique::LibraryName, "1.3.1", 0.5),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.version.as_deref(), Some("1.3.1"));
+        assert!(c.disagreements.is_empty());
+        assert_eq!(c.confidence, 0.95);
+    }
+
+    #[test]
+    fn strong_clues_that_disagree_pin_no_version() {
+        let c = settle(
+            "lcms2".into(),
+            "a.so",
+            None,
+            vec![
+                clue(Technique::VersionFunction, "2.16", 0.9),
+                clue(Technique::VersionString, "2.14", 0.8),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.version, None);
+        assert_eq!(c.candidates, vec!["2.14", "2.16"]);
+        assert_eq!(c.disagreements.len(), 2);
+    }
+
+    #[test]
+    fn a_weaker_disagreeing_clue_is_shown_and_lowers_confidence() {
+        let c = settle(
+            "libtiff".into(),
+            "a.so",
+            None,
+            vec![
+                clue(Technique::VersionFunction, "4.6.0", 0.9),
+                clue(Technique::LibraryName, "6.0.2", 0.5),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.version.as_deref(), Some("4.6.0"));
+        assert_eq!(
+            c.disagreements,
+            vec!["library-name reads 6.0.2 (reads 6.0.2)"]
+        );
+        assert_eq!(c.confidence, 0.6);
+    }
+
+    #[test]
+    fn weak_strings_alone_name_nothing() {
+        assert!(settle(
+            "demo".into(),
+            "a.so",
+            None,
+            vec![clue(Technique::WeakString, "1.2.3", 0.3)]
+        )
+        .is_none());
     }
 }

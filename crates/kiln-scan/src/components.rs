@@ -94,10 +94,13 @@ pub fn component_package(c: Component, parent: Option<String>) -> Package {
     let version = c.version.clone().unwrap_or_default();
     let resolution = if c.version.is_some() {
         Resolution::ComponentVersion
+    } else if !c.candidates.is_empty() {
+        Resolution::VersionSet
     } else {
         Resolution::ComponentProjectOnly
     };
     let mut evidence = Evidence::new(resolution, c.confidence);
+    evidence.candidate_versions = c.candidates.clone();
     for clue in &c.clues {
         evidence.count(clue.technique, clue.weight);
     }
@@ -108,6 +111,7 @@ pub fn component_package(c: Component, parent: Option<String>) -> Package {
             Some(v) => format!("{}: {} -> {v}", clue.technique, clue.detail),
             None => format!("{}: {}", clue.technique, clue.detail),
         })
+        .chain(c.disagreements.iter().map(|d| format!("DISAGREEMENT: {d}")))
         .collect();
     let at = Location {
         path: c.path,
@@ -287,6 +291,8 @@ mod tests {
             path: "/app/lib.so".into(),
             layer: None,
             confidence: 0.8,
+            candidates: Vec::new(),
+            disagreements: vec!["library-name reads 3.0.2 (libssl.so.3.0.2)".into()],
             clues: vec![
                 clue(Technique::VersionString, Some("3.0.20"), 0.8),
                 clue(Technique::WeakString, Some("3.0.20"), 0.3),
@@ -312,6 +318,10 @@ mod tests {
             "version-string: OpenSSL 3.0.20 1 Jul 2025 -> 3.0.20"
         );
         assert_eq!(ev.notes[2], "version-string: OpenSSL 3.0.20 1 Jul 2025");
+        assert_eq!(
+            ev.notes[3],
+            "DISAGREEMENT: library-name reads 3.0.2 (libssl.so.3.0.2)"
+        );
         assert_eq!(ev.occurrences[0].path, "/app/lib.so");
     }
 }
