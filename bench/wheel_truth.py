@@ -129,6 +129,11 @@ def pcre2(lib):
     return buf.value.decode().split()[0]
 
 
+def xxh(lib):
+    v = lib.XXH_versionNumber()
+    return f"{v // 10000}.{(v // 100) % 100}.{v % 100}"
+
+
 def first_word(s):
     return s.split()[0] if s else None
 
@@ -149,8 +154,9 @@ def keyutils(lib):
 
 
 def unistring(lib):
+    # (major << 16) | (minor << 8) | subminor.
     v = ctypes.c_int.in_dll(lib, "_libunistring_version").value
-    return f"{v >> 8}.{v & 0xff}"
+    return f"{v >> 16}.{(v >> 8) & 0xff}.{v & 0xff}"
 
 
 # (exported symbol that identifies the API, project, reader). Every ELF file
@@ -178,7 +184,7 @@ READERS = [
     ("curl_version_info", "curl", lambda l: re.match(r"libcurl/(\S+)", cstr(l, "curl_version")).group(1)),
     ("nghttp2_version", "nghttp2", nghttp2),
     ("idn2_check_version", "libidn2", lambda l: cstr(l, "idn2_check_version", None)),
-    ("psl_get_version", "libpsl", lambda l: cstr(l, "psl_get_version")),
+    ("psl_get_version", "libpsl", lambda l: first_word(cstr(l, "psl_get_version"))),
     ("ssh_version", "libssh", lambda l: cstr(l, "ssh_version", 0, argtypes=[ctypes.c_int]).split("/")[0]),
     ("libssh2_version", "libssh2", lambda l: cstr(l, "libssh2_version", 0, argtypes=[ctypes.c_int])),
     ("zmq_version", "libzmq", lambda l: ints(l, "zmq_version")),
@@ -197,11 +203,53 @@ READERS = [
     ("XML_ExpatVersion", "expat", lambda l: cstr(l, "XML_ExpatVersion").split("_")[-1]),
     ("sqlite3_libversion", "sqlite", lambda l: cstr(l, "sqlite3_libversion")),
     ("BZ2_bzlibVersion", "bzip2", lambda l: cstr(l, "BZ2_bzlibVersion").split(",")[0]),
+    ("XXH_versionNumber", "xxhash", xxh),
 ]
 
 # scipy_openblas and numpy's openblas export their config under prefixes.
 OPENBLAS = ("scipy_openblas_get_config64_", "scipy_openblas_get_config",
             "openblas_get_config64_", "openblas_get_config")
+
+
+def symtab(path):
+    """Addresses of the defined symbols of an ELF file's symbol table (the
+    hidden ones too, when the file was not stripped)."""
+    out = subprocess.run(["nm", "--defined-only", path], capture_output=True, text=True)
+    syms = {}
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            try:
+                syms[parts[2].split("@")[0]] = int(parts[0], 16)
+            except ValueError:
+                pass
+    return syms
+
+
+class Lib:
+    """A loaded library whose hidden functions (a statically linked
+    dependency's, kept in .symtab) can be called too: their address is the
+    load base, found from an exported symbol, plus their symbol value."""
+
+    def __init__(self, lib, path):
+        self._lib = lib
+        self._path = path
+        self._syms = None
+
+    def __getattr__(self, name):
+        try:
+            return getattr(self._lib, name)
+        except AttributeError:
+            pass
+        if self._syms is None:
+            self._syms = symtab(self._path)
+        if name not in self._syms:
+            raise AttributeError(name)
+        for ex in exported(self._path):
+            if ex in self._syms and hasattr(self._lib, ex):
+                base = ctypes.cast(getattr(self._lib, ex), ctypes.c_void_p).value - self._syms[ex]
+                return ctypes.CFUNCTYPE(ctypes.c_int)(base + self._syms[name])
+        raise AttributeError(name)
 
 
 def exported(path):
@@ -240,7 +288,7 @@ def ask_one(root, path, sym):
         if len(failed) == len(pending):
             break
         pending = failed
-    lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+    lib = Lib(ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL), path)
     if sym == "openblas":
         v = openblas(lib)
     else:
@@ -255,7 +303,7 @@ def ask_ctypes(root):
     process: one that crashes costs only its own answer."""
     comps = []
     for path in elf_files(root):
-        syms = exported(path)
+        syms = exported(path) | set(symtab(path))
         rel = os.path.relpath(path, root)
         asks = [(s, proj) for s, proj, _ in READERS if s in syms]
         if any(s in syms for s in OPENBLAS):
@@ -270,6 +318,8 @@ def ask_ctypes(root):
                 print(f"{rel}: {sym}: no answer (exit {r.returncode}) {r.stderr.strip()[-200:]}", file=sys.stderr)
                 continue
             how = "ctypes *openblas_get_config*()" if sym == "openblas" else f"ctypes {sym}()"
+            if sym != "openblas" and sym not in exported(path):
+                how += " (hidden: called at its .symtab address)"
             comps.append({"path": rel, "project": project, "version": v,
                           "how": f"{how} of the file itself"})
     return comps
@@ -326,9 +376,13 @@ except Exception:
     pass
 try:
     from PIL import features
-    for name, project, pat in (("jpg", "libjpeg-turbo", "*libs/libjpeg-*"), ("zlib", "zlib", "PIL/_imaging.*.so"),
+    for name, project, pat in (("libjpeg_turbo", "libjpeg-turbo", "*libs/libjpeg-*"),
+                               ("raqm", "raqm", "PIL/_imagingft.*.so"),
                                ("libimagequant", "libimagequant", "PIL/_imaging.*.so")):
-        v = features.version(name)
+        try:
+            v = features.version(name)
+        except ValueError:
+            v = None
         if v:
             add(pat, project, v, f"PIL.features.version({name!r}) (the same build)")
 except Exception:
@@ -371,12 +425,16 @@ RECIPES = [
     (r"\.libs/lib(sz|aec)-", ["libaec"], "libaec"),
     (r"\.libs/libpcre-", ["pcre"], "PCRE"),
     (r"^(pymupdf/libmupdf\.so|fitz/_mupdf\.so)", ["freetype", "harfbuzz", "jbig2dec", "lcms2", "openjpeg",
-     "libjpeg-turbo", "zlib", "gumbo", "mujs", "leptonica", "tesseract", "brotli"],
+     "libjpeg-turbo", "zlib", "gumbo-parser", "mujs", "leptonica", "tesseract", "brotli"],
      "MuPDF's thirdparty/ directory, linked into libmupdf"),
     (r"^confluent_kafka\.libs/librdkafka", ["openssl", "zstd", "lz4", "zlib", "cyrus-sasl", "curl"],
      "librdkafka's manylinux build links its dependencies statically"),
     (r"^cryptography/hazmat/bindings/_rust", ["openssl"], "cryptography links OpenSSL statically"),
     (r"^zstandard/backend_c", ["zstd"], "python-zstandard bundles zstd"),
+    (r"^confluent_kafka\.libs/librdkafka", ["xxhash"], "librdkafka bundles xxhash (src/rdxxhash.c)"),
+    (r"^scipy/spatial/_qhull\.", ["qhull"], "SciPy vendors Qhull (scipy/spatial/qhull_src)"),
+    (r"^scipy/stats/_unuran/", ["unuran"], "SciPy vendors UNU.RAN (scipy/_lib/unuran)"),
+    (r"\.libs/libfreetype-", ["bzip2"], "FreeType built with its bzip2 support links libbz2"),
 ]
 
 

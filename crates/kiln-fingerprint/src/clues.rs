@@ -213,8 +213,9 @@ impl Image<'_> {
         };
         let mut consts: HashMap<Register, u64> = HashMap::new();
         let mut addrs: HashMap<Register, u64> = HashMap::new();
-        // Argument registers not yet overwritten.
-        let mut args = [true; 6];
+        // Which pointer argument each register (and, in -O0 code, each
+        // stack slot it was spilled to) still holds.
+        let mut args = Args::new();
         let mut decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
         let mut ins = Instruction::default();
         while decoder.can_decode() {
@@ -226,17 +227,10 @@ impl Image<'_> {
             self.step(&ins, &mut consts, &mut addrs, &mut f);
             if f.stores.len() > stores {
                 if let Some(last) = f.stores.last_mut() {
-                    last.arg = store_arg(&ins, &args);
+                    last.arg = args.base_of(&ins);
                 }
             }
-            if ins.mnemonic() == Mnemonic::Call {
-                args = [false; 6];
-            } else if ins.op_count() > 0 && ins.op0_kind() == OpKind::Register {
-                let r = ins.op0_register().full_register();
-                if let Some(i) = ARGS.iter().position(|a| *a == r) {
-                    args[i] = false;
-                }
-            }
+            args.step(&ins);
             if f.stores.len() >= MAX_STORES {
                 break;
             }
@@ -347,17 +341,87 @@ impl Image<'_> {
     }
 }
 
-/// The argument a store writes through: its base register is a still
-/// untouched argument register, with no index register.
-fn store_arg(ins: &Instruction, live: &[bool; 6]) -> Option<u8> {
-    if ins.memory_index() != Register::None {
-        return None;
+/// Where a function's pointer arguments are: registers holding them, and
+/// stack slots (off rbp or rsp) they were spilled to, as unoptimised code
+/// does before storing through them.
+struct Args {
+    regs: HashMap<Register, u8>,
+    slots: HashMap<(Register, i64), u8>,
+}
+
+impl Args {
+    fn new() -> Self {
+        Args {
+            regs: ARGS
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| Some((*r, u8::try_from(i).ok()?)))
+                .collect(),
+            slots: HashMap::new(),
+        }
     }
-    let base = ins.memory_base();
-    ARGS.iter()
-        .position(|a| *a == base)
-        .filter(|i| live[*i])
-        .and_then(|i| u8::try_from(i).ok())
+
+    /// The argument a store writes through: its base register holds one,
+    /// with no index register.
+    fn base_of(&self, ins: &Instruction) -> Option<u8> {
+        if ins.memory_index() != Register::None {
+            return None;
+        }
+        self.regs.get(&ins.memory_base()).copied()
+    }
+
+    /// Follow copies of arguments through registers and stack slots.
+    fn step(&mut self, ins: &Instruction) {
+        if ins.mnemonic() == Mnemonic::Call {
+            self.regs.clear();
+            return;
+        }
+        let stack = |ins: &Instruction| {
+            let b = ins.memory_base();
+            (matches!(b, Register::RBP | Register::RSP) && ins.memory_index() == Register::None)
+                .then(|| (b, ins.memory_displacement64() as i64))
+        };
+        if ins.mnemonic() == Mnemonic::Mov && ins.op_count() == 2 {
+            match (ins.op0_kind(), ins.op1_kind()) {
+                (OpKind::Register, OpKind::Register) => {
+                    let dst = ins.op0_register().full_register();
+                    match self.regs.get(&ins.op1_register().full_register()).copied() {
+                        Some(a) if ins.op0_register().size() == 8 => {
+                            self.regs.insert(dst, a);
+                        }
+                        _ => {
+                            self.regs.remove(&dst);
+                        }
+                    }
+                    return;
+                }
+                (OpKind::Memory, OpKind::Register) => {
+                    if let (Some(slot), Some(a)) =
+                        (stack(ins), self.regs.get(&ins.op1_register().full_register()))
+                    {
+                        self.slots.insert(slot, *a);
+                    }
+                    return;
+                }
+                (OpKind::Register, OpKind::Memory) => {
+                    let dst = ins.op0_register().full_register();
+                    match stack(ins).and_then(|s| self.slots.get(&s)).copied() {
+                        Some(a) if ins.op0_register().size() == 8 => {
+                            self.regs.insert(dst, a);
+                        }
+                        _ => {
+                            self.regs.remove(&dst);
+                        }
+                    }
+                    return;
+                }
+                _ => {}
+            }
+        }
+        if ins.op_count() > 0 && ins.op0_kind() == OpKind::Register {
+            self.regs.remove(&ins.op0_register().full_register());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -395,6 +459,8 @@ int demo_version(void) { return (1 << 16) | (4 << 8) | 2; }
 const char *demo_version_string(void) { return "1.4.2"; }
 void demo_init(struct lib *l) { l->major = 1; l->minor = 4; l->patch = 2; }
 void demo_get_version(int *a, int *b, int *c) { *a = 1; *b = 4; *c = 2; }
+__attribute__((optimize("O0")))
+void demo_get_version_o0(int *a, int *b, int *c) { *a = 1; *b = 4; *c = 2; }
 "#,
         )
         .unwrap();
@@ -434,6 +500,15 @@ void demo_get_version(int *a, int *b, int *c) { *a = 1; *b = 4; *c = 2; }
             .collect();
         through.sort();
         assert_eq!(through, vec![(Some(0), 1), (Some(1), 4), (Some(2), 2)]);
+        // Unoptimised code spills the arguments and reloads them.
+        let mut o0: Vec<(Option<u8>, u64)> = get("demo_get_version_o0")
+            .stores
+            .iter()
+            .filter(|s| s.disp == 0)
+            .map(|s| (s.arg, s.value))
+            .collect();
+        o0.sort();
+        assert_eq!(o0, vec![(Some(0), 1), (Some(1), 4), (Some(2), 2)]);
         assert!(clues.strings.iter().any(|s| s == "1.4.2"));
     }
 }

@@ -93,6 +93,24 @@ pub struct Template {
     pub pattern: String,
 }
 
+/// Whether a function template can be believed: version functions name
+/// themselves (`WebPGetDecoderVersion`, `zmq_version`, `PQlibVersion`,
+/// `lzma_version_number`), a template that held for two releases is no
+/// coincidence, and a returned string with enough literal context around
+/// the version (`"libjpeg-turbo version 3.1.0 (build …)"`) speaks for
+/// itself. Stored sequences of several components are specific already.
+pub fn credible(kind: TemplateKind, symbol: &str, pattern: &str, versions: i64) -> bool {
+    let lower = symbol.to_ascii_lowercase();
+    let named = lower.contains("vers") || lower.contains("_ver") || lower.ends_with("ver");
+    match kind {
+        TemplateKind::FnStr => named || versions >= 2 || literal_len(pattern) >= 5,
+        TemplateKind::FnInt | TemplateKind::StoreInt | TemplateKind::StoreArgs => {
+            named || versions >= 2
+        }
+        _ => true,
+    }
+}
+
 /// Source paths of the build (`/build/openfoam-yfGgh/openfoam-2212/src/…`,
 /// `/usr/src/rustc-1.85.0/…`, `assert` messages naming `foo.c`) hold the
 /// version only because Debian's build directory does: no other build of
@@ -123,6 +141,15 @@ pub fn generalize(s: &str, at: usize, version: &str) -> String {
     let (prefix, rest) = s.split_at(at);
     let suffix = &rest[version.len()..];
     format!("^{}{VERSION_RE}{}$", shape(prefix), shape(suffix))
+}
+
+/// Least literal context before the version for a prefix-only template.
+const MIN_PREFIX: usize = 5;
+
+/// An anchored regex for `s` up to and including the version at `at`,
+/// whatever follows it.
+pub fn generalize_prefix(s: &str, at: usize) -> String {
+    format!("^{}{VERSION_RE}", shape(&s[..at]))
 }
 
 fn shape(text: &str) -> String {
@@ -433,6 +460,18 @@ pub fn observe(version: &str, clues: &Clues) -> Vec<Template> {
                 symbol: String::new(),
                 pattern: generalize(s, at, version),
             });
+            // What follows the version is often the build's configuration
+            // (`OpenSSL 3.0.17 1 Jul 2025` vs `OpenSSL 1.1.1k  FIPS 25 Mar
+            // 2021`, OpenBLAS's feature list): the context before it is
+            // what the project keeps across releases and builds.
+            let prefix = generalize_prefix(s, at);
+            if at + version.len() < s.len() && literal_len(&prefix) >= MIN_PREFIX {
+                out.push(Template {
+                    kind: TemplateKind::String,
+                    symbol: String::new(),
+                    pattern: prefix,
+                });
+            }
         }
     }
     let comps = components(version);
@@ -688,6 +727,42 @@ mod tests {
                 .any(|t| t.kind == TemplateKind::StoreSeq && t.pattern == "8:3"),
             "{t:?}"
         );
+    }
+
+    #[test]
+    fn prefix_templates_read_other_builds() {
+        let clues = Clues {
+            strings: vec!["OpenSSL 3.0.17 1 Jul 2025".into(), "v3.0.17 build".into()],
+            ..Default::default()
+        };
+        let t = observe("3.0.17", &clues);
+        let prefix = t
+            .iter()
+            .find(|t| !t.pattern.ends_with('$') && t.pattern.starts_with("^OpenSSL"))
+            .expect("a prefix template");
+        let re = Regex::new(&prefix.pattern).unwrap();
+        let cap = re.captures("OpenSSL 1.1.1k  FIPS 25 Mar 2021").unwrap();
+        assert_eq!(&cap[1], "1.1.1k");
+        // Too little context before the version: no prefix template.
+        assert!(!t.iter().any(|t| t.pattern.starts_with("^v") && !t.pattern.ends_with('$')));
+    }
+
+    #[test]
+    fn coincidental_function_templates_are_not_believed() {
+        assert!(credible(TemplateKind::FnInt, "WebPGetDecoderVersion", "x:16,8,0", 1));
+        assert!(credible(TemplateKind::StoreArgs, "zmq_version", "0:3", 1));
+        assert!(credible(TemplateKind::FnInt, "lzma_version_number", "d:7,4,1", 1));
+        assert!(!credible(TemplateKind::FnInt, "gss_import_sec_context", "x:24,20,0", 1));
+        assert!(!credible(TemplateKind::StoreInt, "matchpathcon_index", "148:d:1,0", 1));
+        assert!(credible(TemplateKind::StoreInt, "matchpathcon_index", "148:d:1,0", 2));
+        assert!(credible(
+            TemplateKind::FnStr,
+            "jinit_c_master_control",
+            r"^libjpeg\-turbo\s+version\s+(\d+(?:\.\d+)+[a-z]?)",
+            1
+        ));
+        assert!(!credible(TemplateKind::FnStr, "get_name", r"^(\d+(?:\.\d+)+[a-z]?)$", 1));
+        assert!(credible(TemplateKind::StoreSeq, "FT_New_Library", "8:3", 1));
     }
 
     #[test]

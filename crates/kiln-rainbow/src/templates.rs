@@ -38,9 +38,38 @@ pub(crate) fn derive(conn: &Connection) -> Result<(), DeriveError> {
          FROM template_seen GROUP BY project, kind, symbol, pattern",
         [],
     )?;
+    drop_incredible(conn)?;
     string_specificity(conn)?;
     libnames(conn)?;
     Ok(functions(conn)?)
+}
+
+/// Remove function templates that are coincidences: a constant some
+/// function returns or stores that happened to encode the version once
+/// (`gss_import_sec_context` returning `0x2000000`, a C++ method storing
+/// `0x10000`). A version function says so in its name, or the template
+/// held for two releases.
+fn drop_incredible(conn: &Connection) -> rusqlite::Result<()> {
+    let rows: Vec<(i64, String, String, String, i64)> = conn
+        .prepare("SELECT id, kind, symbol, pattern, versions FROM template WHERE kind IN (?1, ?2, ?3, ?4)")?
+        .query_map(
+            params![
+                TemplateKind::FnInt,
+                TemplateKind::FnStr,
+                TemplateKind::StoreInt,
+                TemplateKind::StoreArgs
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut del = conn.prepare("DELETE FROM template WHERE id = ?1")?;
+    for (id, kind, symbol, pattern, versions) in rows {
+        let kind = TemplateKind::parse(&kind).unwrap_or(TemplateKind::FnInt);
+        if !crate::learn::credible(kind, &symbol, &pattern, versions) {
+            del.execute([id])?;
+        }
+    }
+    Ok(())
 }
 
 /// Mark common hashes (shipped by more than one project) and count each

@@ -299,15 +299,17 @@ fn function_clues(
 }
 
 /// One version from a function's reads (support, oddness, version,
-/// detail): the best-attested encodings, and among those the usual ones
-/// (one observed version fits several encodings, and upstream keeps the
-/// usual one across releases: `1.0.0` as `0x010000` is hex bytes, not
-/// `16,12,4`). Nothing when the usual encodings disagree.
+/// detail): the best-attested encodings must agree. One observed version
+/// fits several encodings; when one of them is perfectly regular (a byte
+/// or two decimal digits per field: `1.0.0` as `0x010000`), upstream keeps
+/// that one across releases and it alone reads. OpenSSL's `0x30000110`
+/// fits none regularly, so its readings must agree or read nothing.
 fn settle_reads(mut reads: Vec<(i64, u32, String, String)>) -> Option<(String, String)> {
     let best = reads.iter().map(|r| r.0).max()?;
     reads.retain(|r| r.0 == best);
-    let usual = reads.iter().map(|r| r.1).min()?;
-    reads.retain(|r| r.1 == usual);
+    if reads.iter().any(|r| r.1 == 0) {
+        reads.retain(|r| r.1 == 0);
+    }
     reads.sort_by(|a, b| a.2.cmp(&b.2));
     reads.dedup_by(|a, b| a.2 == b.2);
     match reads.as_slice() {
@@ -678,6 +680,19 @@ mod tests {
             vec!["library-name reads 6.0.2 (reads 6.0.2)"]
         );
         assert_eq!(c.confidence, 0.6);
+    }
+
+    #[test]
+    fn a_regular_encoding_reads_alone_and_irregular_ones_must_agree() {
+        let read = |odd, v: &str| (1i64, odd, v.to_string(), format!("reads {v}"));
+        let regular = settle_reads(vec![read(0, "1.2.0"), read(7, "1.0.32")]);
+        assert_eq!(regular.map(|r| r.0).as_deref(), Some("1.2.0"));
+        // OpenSSL 3's 0xMNN00PP0 from one observation: no regular encoding.
+        assert_eq!(settle_reads(vec![read(5, "3.48.1"), read(7, "3.3.1")]), None);
+        assert_eq!(
+            settle_reads(vec![read(5, "3.3.1"), read(7, "3.3.1")]).map(|r| r.0).as_deref(),
+            Some("3.3.1")
+        );
     }
 
     #[test]
