@@ -396,9 +396,10 @@ impl Args {
                     return;
                 }
                 (OpKind::Memory, OpKind::Register) => {
-                    if let (Some(slot), Some(a)) =
-                        (stack(ins), self.regs.get(&ins.op1_register().full_register()))
-                    {
+                    if let (Some(slot), Some(a)) = (
+                        stack(ins),
+                        self.regs.get(&ins.op1_register().full_register()),
+                    ) {
                         self.slots.insert(slot, *a);
                     }
                     return;

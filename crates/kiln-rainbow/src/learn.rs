@@ -744,24 +744,56 @@ mod tests {
         let cap = re.captures("OpenSSL 1.1.1k  FIPS 25 Mar 2021").unwrap();
         assert_eq!(&cap[1], "1.1.1k");
         // Too little context before the version: no prefix template.
-        assert!(!t.iter().any(|t| t.pattern.starts_with("^v") && !t.pattern.ends_with('$')));
+        assert!(!t
+            .iter()
+            .any(|t| t.pattern.starts_with("^v") && !t.pattern.ends_with('$')));
     }
 
     #[test]
     fn coincidental_function_templates_are_not_believed() {
-        assert!(credible(TemplateKind::FnInt, "WebPGetDecoderVersion", "x:16,8,0", 1));
+        assert!(credible(
+            TemplateKind::FnInt,
+            "WebPGetDecoderVersion",
+            "x:16,8,0",
+            1
+        ));
         assert!(credible(TemplateKind::StoreArgs, "zmq_version", "0:3", 1));
-        assert!(credible(TemplateKind::FnInt, "lzma_version_number", "d:7,4,1", 1));
-        assert!(!credible(TemplateKind::FnInt, "gss_import_sec_context", "x:24,20,0", 1));
-        assert!(!credible(TemplateKind::StoreInt, "matchpathcon_index", "148:d:1,0", 1));
-        assert!(credible(TemplateKind::StoreInt, "matchpathcon_index", "148:d:1,0", 2));
+        assert!(credible(
+            TemplateKind::FnInt,
+            "lzma_version_number",
+            "d:7,4,1",
+            1
+        ));
+        assert!(!credible(
+            TemplateKind::FnInt,
+            "gss_import_sec_context",
+            "x:24,20,0",
+            1
+        ));
+        assert!(!credible(
+            TemplateKind::StoreInt,
+            "matchpathcon_index",
+            "148:d:1,0",
+            1
+        ));
+        assert!(credible(
+            TemplateKind::StoreInt,
+            "matchpathcon_index",
+            "148:d:1,0",
+            2
+        ));
         assert!(credible(
             TemplateKind::FnStr,
             "jinit_c_master_control",
             r"^libjpeg\-turbo\s+version\s+(\d+(?:\.\d+)+[a-z]?)",
             1
         ));
-        assert!(!credible(TemplateKind::FnStr, "get_name", r"^(\d+(?:\.\d+)+[a-z]?)$", 1));
+        assert!(!credible(
+            TemplateKind::FnStr,
+            "get_name",
+            r"^(\d+(?:\.\d+)+[a-z]?)$",
+            1
+        ));
         assert!(credible(TemplateKind::StoreSeq, "FT_New_Library", "8:3", 1));
     }
 

@@ -231,7 +231,8 @@ pub fn find_components(t: &Templates, files: &[FileClues<'_>]) -> Result<Vec<Com
                 .collect::<Vec<_>>()
         })
         .collect();
-    needed_only_by(files, &mut out);
+    shared_names(t, files, &mut out);
+    needed_only_by(t, files, &mut out);
     siblings(&mut out);
     out.sort_by(|a, b| (&a.path, &a.project).cmp(&(&b.path, &b.project)));
     Ok(out)
@@ -524,14 +525,62 @@ fn dir_of(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(d, _)| d)
 }
 
-/// A library the DB does not know, loaded only by libraries of one
-/// project in the same directory, is part of that project (libwebp's
-/// private `libsharpyuv`).
-fn needed_only_by(files: &[FileClues<'_>], out: &mut Vec<Component>) {
+/// A library name several projects ship (`libssl`: OpenSSL and Android's
+/// BoringSSL) names the one whose library sits beside it (`libcrypto` of
+/// OpenSSL in the same directory).
+fn shared_names(t: &Templates, files: &[FileClues<'_>], out: &mut Vec<Component>) {
+    let mut added = Vec::new();
+    for f in files {
+        if out.iter().any(|c| c.path == f.path) || f.owner_project.is_some() {
+            continue;
+        }
+        let file_name = f.path.rsplit('/').next().unwrap_or(f.path);
+        let Some(tpls) = library_name(file_name).and_then(|(base, _)| t.libnames.get(&base)) else {
+            continue;
+        };
+        let dir = dir_of(f.path);
+        let mut beside: Vec<&str> = tpls
+            .iter()
+            .map(|tpl| tpl.project.as_str())
+            .filter(|p| {
+                out.iter()
+                    .any(|c| dir_of(&c.path) == dir && c.project == *p)
+            })
+            .collect();
+        beside.sort_unstable();
+        beside.dedup();
+        if let [p] = beside.as_slice() {
+            added.push(Component {
+                project: p.to_string(),
+                version: None,
+                path: f.path.to_string(),
+                layer: f.layer,
+                confidence: 0.5,
+                clues: vec![Clue {
+                    technique: Technique::LibraryName,
+                    detail: format!("{file_name} (a {p} library beside it)"),
+                    version: None,
+                    weight: 0.5,
+                }],
+                candidates: Vec::new(),
+                disagreements: Vec::new(),
+            });
+        }
+    }
+    out.extend(added);
+}
+
+/// A library no clue names, loaded only by one project's libraries, is
+/// that project's private helper (libwebp's `libsharpyuv`). A library
+/// whose name the DB knows is not: its name says whose it is.
+fn needed_only_by(t: &Templates, files: &[FileClues<'_>], out: &mut Vec<Component>) {
     let mut added = Vec::new();
     for f in files {
         let file_name = f.path.rsplit('/').next().unwrap_or(f.path);
-        if library_name(file_name).is_none()
+        let Some((base, _)) = library_name(file_name) else {
+            continue;
+        };
+        if t.libnames.contains_key(&base)
             || out.iter().any(|c| c.path == f.path)
             || f.owner_project.is_some()
         {
@@ -688,9 +737,14 @@ mod tests {
         let regular = settle_reads(vec![read(0, "1.2.0"), read(7, "1.0.32")]);
         assert_eq!(regular.map(|r| r.0).as_deref(), Some("1.2.0"));
         // OpenSSL 3's 0xMNN00PP0 from one observation: no regular encoding.
-        assert_eq!(settle_reads(vec![read(5, "3.48.1"), read(7, "3.3.1")]), None);
         assert_eq!(
-            settle_reads(vec![read(5, "3.3.1"), read(7, "3.3.1")]).map(|r| r.0).as_deref(),
+            settle_reads(vec![read(5, "3.48.1"), read(7, "3.3.1")]),
+            None
+        );
+        assert_eq!(
+            settle_reads(vec![read(5, "3.3.1"), read(7, "3.3.1")])
+                .map(|r| r.0)
+                .as_deref(),
             Some("3.3.1")
         );
     }
