@@ -104,9 +104,26 @@ pub fn credible(kind: TemplateKind, symbol: &str, pattern: &str, versions: i64) 
     let named = lower.contains("vers") || lower.contains("_ver") || lower.ends_with("ver");
     match kind {
         TemplateKind::FnStr => named || versions >= 2 || literal_len(pattern) >= 5,
-        TemplateKind::FnInt | TemplateKind::StoreInt | TemplateKind::StoreArgs => {
-            named || versions >= 2
+        TemplateKind::FnInt | TemplateKind::StoreInt => {
+            // A regular encoding of three components is no coincidence
+            // either (`ldap_get_option` stores 20513 for 2.5.13).
+            let enc = pattern.rsplit_once(':').map_or(pattern, |(head, tail)| {
+                if head.contains(':') {
+                    // `disp:x:24,16,8` (store-int): the encoding is after
+                    // the displacement.
+                    pattern.split_once(':').map_or(pattern, |(_, e)| e)
+                } else if matches!(head, "x" | "d") {
+                    pattern
+                } else {
+                    tail
+                }
+            });
+            let regular = enc
+                .parse::<IntEncoding>()
+                .is_ok_and(|e| e.regular() && e.exps.len() >= 3);
+            named || versions >= 2 || regular
         }
+        TemplateKind::StoreArgs => named || versions >= 2,
         _ => true,
     }
 }
@@ -127,8 +144,8 @@ pub fn build_path(s: &str) -> bool {
 }
 
 /// The regex a version is captured with: dotted numbers, with OpenSSL's
-/// letter suffix.
-pub const VERSION_RE: &str = r"(\d+(?:\.\d+)+[a-z]?)";
+/// letter suffix and a pre-release tag (`5.0.0-alpha`, `2.1.0-rc1`).
+pub const VERSION_RE: &str = r"(\d+(?:\.\d+)+[a-z]?(?:-(?:alpha|beta|rc|pre)\d*)?)";
 
 /// Month abbreviations generalise, so a release date matches any date.
 const MONTHS: &[&str] = &[
@@ -185,6 +202,13 @@ fn shape(text: &str) -> String {
 
 /// Literal characters of a string template: how much context pins it.
 pub fn literal_len(pattern: &str) -> usize {
+    // The version group and generalised classes contribute their letters;
+    // subtract the fixed parts of VERSION_RE and of the month class.
+    counted(pattern).saturating_sub(literal_len_of_fixed(pattern))
+}
+
+/// Characters of a pattern that are not regex syntax.
+fn counted(pattern: &str) -> usize {
     let mut n: usize = 0;
     let mut chars = pattern.chars().peekable();
     while let Some(c) = chars.next() {
@@ -200,14 +224,15 @@ pub fn literal_len(pattern: &str) -> usize {
             _ => n += 1,
         }
     }
-    // The version group and generalised classes contribute their letters;
-    // subtract the fixed parts of VERSION_RE and of the month class.
-    n.saturating_sub(literal_len_of_fixed(pattern))
+    n
 }
 
 fn literal_len_of_fixed(pattern: &str) -> usize {
-    // `(\d+(?:\.\d+)+[a-z]?)` leaves ":", ".", "a-z": 5 counted characters.
-    let version = if pattern.contains(VERSION_RE) { 5 } else { 0 };
+    let version = if pattern.contains(VERSION_RE) {
+        counted(VERSION_RE)
+    } else {
+        0
+    };
     let months = pattern.matches("[A-Z][a-z]{2}").count() * 7;
     version + months
 }
@@ -359,6 +384,12 @@ impl IntEncoding {
         let mut found = if exact.is_empty() { loose } else { exact };
         found.sort_by_key(IntEncoding::oddness);
         found
+    }
+
+    /// Equal, natural field widths: a byte (hex) or two decimal digits per
+    /// field, whatever sits below the last.
+    pub fn regular(&self) -> bool {
+        self.oddness() <= 1
     }
 
     /// How unusual an encoding is; one observation often fits several, and
@@ -785,13 +816,13 @@ mod tests {
         assert!(credible(
             TemplateKind::FnStr,
             "jinit_c_master_control",
-            r"^libjpeg\-turbo\s+version\s+(\d+(?:\.\d+)+[a-z]?)",
+            &format!(r"^libjpeg\-turbo\s+version\s+{VERSION_RE}"),
             1
         ));
         assert!(!credible(
             TemplateKind::FnStr,
             "get_name",
-            r"^(\d+(?:\.\d+)+[a-z]?)$",
+            &format!("^{VERSION_RE}$"),
             1
         ));
         assert!(credible(TemplateKind::StoreSeq, "FT_New_Library", "8:3", 1));

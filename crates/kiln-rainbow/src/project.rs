@@ -50,13 +50,27 @@ pub fn library_name(file_name: &str) -> Option<(String, String)> {
     {
         return None;
     }
-    let mut base = base;
-    // auditwheel appends the first 8 hex digits of the library's hash.
-    if let Some((b, h)) = base.rsplit_once('-') {
-        if h.len() == 8 && h.chars().all(|c| c.is_ascii_hexdigit()) {
-            base = b;
+    // auditwheel inserts the first 8 hex digits of the library's hash
+    // after its base name, once per repair (numpy's libs went through two:
+    // `libgfortran-040039e1-0352e75f.so.5.0.0`), and before any version in
+    // the name (`libldap-2-89849551.4.so.2`, for `libldap-2.4.so.2`).
+    let mut kept = String::with_capacity(base.len());
+    for (i, part) in base.split('-').enumerate() {
+        let (word, rest) = match part.find('.') {
+            Some(dot) => part.split_at(dot),
+            None => (part, ""),
+        };
+        let hash = i > 0 && word.len() == 8 && word.chars().all(|c| c.is_ascii_hexdigit());
+        if hash {
+            kept.push_str(rest);
+        } else {
+            if i > 0 {
+                kept.push('-');
+            }
+            kept.push_str(part);
         }
     }
+    let mut base = kept.as_str();
     if let Some((b, v)) = base.rsplit_once('-') {
         if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.') {
             base = b;
@@ -104,6 +118,18 @@ mod tests {
             ("libtiff".into(), "6.1.0".into())
         );
         assert_eq!(n("libldap-2.5.so.0"), ("libldap".into(), "0".into()));
+        assert_eq!(
+            n("libldap-2-89849551.4.so.2.10.9"),
+            ("libldap".into(), "2.10.9".into())
+        );
+        assert_eq!(
+            n("libgfortran-040039e1-0352e75f.so.5.0.0"),
+            ("libgfortran".into(), "5.0.0".into())
+        );
+        assert_eq!(
+            n("libpcre2-8-516f4c9d.so.0.7.1"),
+            ("libpcre2".into(), "0.7.1".into())
+        );
         assert_eq!(
             n("libcom_err-2abe824b.so.2.1"),
             ("libcom_err".into(), "2.1".into())

@@ -124,6 +124,7 @@ fn string_specificity(conn: &Connection) -> Result<(), DeriveError> {
     }
     let patterns: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
     let set = PatternSets::build(&patterns).map_err(DeriveError::Pattern)?;
+    let own = own_versions(conn, &rows)?;
     // Each distinct string once, with the projects whose files hold it.
     let mut holders: HashMap<String, BTreeSet<String>> = HashMap::new();
     let mut strings = conn.prepare(
@@ -142,19 +143,26 @@ fn string_specificity(conn: &Connection) -> Result<(), DeriveError> {
         holders.entry(r.get(1)?).or_default().insert(project);
     }
     // Match in parallel: the set is shared, the strings are many.
-    let hits: Vec<(Vec<usize>, &BTreeSet<String>)> = {
+    let hits: Vec<(&String, Vec<usize>, &BTreeSet<String>)> = {
         use rayon::prelude::*;
         let all: Vec<(&String, &BTreeSet<String>)> = holders.iter().collect();
         all.par_iter()
             .filter_map(|(s, ps)| {
                 let m = set.matches(s);
-                (!m.is_empty()).then_some((m, *ps))
+                (!m.is_empty()).then_some((*s, m, *ps))
             })
             .collect()
     };
     let mut others: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); rows.len()];
-    for (matched, ps) in &hits {
+    for (s, matched, ps) in &hits {
         for i in matched {
+            // Another project's file holding this project's own string at
+            // this project's own version is an embedded copy of it (a
+            // statically linked HDF5): no evidence against specificity.
+            let read = set.regex(*i).captures(s).and_then(|c| c.get(1));
+            if read.is_some_and(|v| own[*i].contains(v.as_str())) {
+                continue;
+            }
             others[*i].extend(ps.iter().map(String::as_str).filter(|p| *p != rows[*i].1));
         }
     }
@@ -165,6 +173,27 @@ fn string_specificity(conn: &Connection) -> Result<(), DeriveError> {
         }
     }
     Ok(())
+}
+
+/// The versions each string template was learned from, by row.
+fn own_versions(
+    conn: &Connection,
+    rows: &[(i64, String, String)],
+) -> rusqlite::Result<Vec<BTreeSet<String>>> {
+    let mut by_id: HashMap<i64, BTreeSet<String>> = HashMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT t.id, s.version FROM template t JOIN template_seen s \
+         ON s.project = t.project AND s.kind = t.kind AND s.pattern = t.pattern \
+         WHERE t.kind = ?1",
+    )?;
+    let mut q = stmt.query([TemplateKind::String])?;
+    while let Some(r) = q.next()? {
+        by_id.entry(r.get(0)?).or_default().insert(r.get(1)?);
+    }
+    Ok(rows
+        .iter()
+        .map(|r| by_id.remove(&r.0).unwrap_or_default())
+        .collect())
 }
 
 fn libnames(conn: &Connection) -> rusqlite::Result<()> {

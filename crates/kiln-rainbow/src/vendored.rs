@@ -34,6 +34,9 @@ use crate::project::library_name;
 /// functions, specific version strings).
 const STRONG: f64 = 0.8;
 
+/// Strength of two different kinds of weak clue for one project.
+const CORROBORATED: f64 = 0.5;
+
 /// Least literal context for a string template to name a project alone.
 const MIN_LITERAL: usize = 5;
 
@@ -308,8 +311,10 @@ fn function_clues(
 fn settle_reads(mut reads: Vec<(i64, u32, String, String)>) -> Option<(String, String)> {
     let best = reads.iter().map(|r| r.0).max()?;
     reads.retain(|r| r.0 == best);
-    if reads.iter().any(|r| r.1 == 0) {
-        reads.retain(|r| r.1 == 0);
+    // Oddness 0 or 1: equal natural field widths (see
+    // `IntEncoding::regular`).
+    if reads.iter().any(|r| r.1 <= 1) {
+        reads.retain(|r| r.1 <= 1);
     }
     reads.sort_by(|a, b| a.2.cmp(&b.2));
     reads.dedup_by(|a, b| a.2 == b.2);
@@ -442,11 +447,20 @@ fn settle(
     layer: Option<usize>,
     mut clues: Vec<Clue>,
 ) -> Option<Component> {
-    let strength = clues
+    let mut strength = clues
         .iter()
         .filter(|c| c.technique != Technique::WeakString)
         .map(|c| c.weight)
         .fold(0.0, f64::max);
+    // Two kinds of weak evidence that agree on the project corroborate
+    // each other (a library name several projects ship, and a version
+    // string other projects' files match too).
+    let mut kinds: Vec<Technique> = clues.iter().map(|c| c.technique).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    if kinds.len() >= 2 {
+        strength = strength.max(CORROBORATED);
+    }
     if strength < 0.4 {
         return None;
     }
@@ -747,6 +761,25 @@ mod tests {
                 .as_deref(),
             Some("3.3.1")
         );
+    }
+
+    #[test]
+    fn two_kinds_of_weak_clue_corroborate() {
+        let name = Clue {
+            technique: Technique::LibraryName,
+            detail: "libcrypto-401bea5d.so.1.1.1k".into(),
+            version: None,
+            weight: 0.3,
+        };
+        let c = settle(
+            "openssl".into(),
+            "a.so",
+            None,
+            vec![name.clone(), clue(Technique::WeakString, "1.1.1k", 0.3)],
+        )
+        .unwrap();
+        assert_eq!(c.version.as_deref(), Some("1.1.1k"));
+        assert!(settle("openssl".into(), "a.so", None, vec![name]).is_none());
     }
 
     #[test]
