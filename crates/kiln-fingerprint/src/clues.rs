@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use goblin::elf::header::EM_X86_64;
-use goblin::elf::sym::STT_FUNC;
+use goblin::elf::sym::{STT_FUNC, STT_OBJECT};
 use goblin::elf::Elf;
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,49 @@ pub struct Store {
     /// store through their arguments.
     #[serde(default)]
     pub arg: Option<u8>,
+}
+
+/// Registers a call may change (System V x86-64).
+const CALLER_SAVED: [Register; 9] = [
+    Register::RAX,
+    Register::RCX,
+    Register::RDX,
+    Register::RSI,
+    Register::RDI,
+    Register::R8,
+    Register::R9,
+    Register::R10,
+    Register::R11,
+];
+
+/// A variable that says it holds a version (`_libunistring_version`,
+/// `xsltLibxsltVersion`): only those are read, not every global integer.
+fn version_named(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.contains("vers") || lower.contains("_ver")
+}
+
+/// A conditional move.
+fn is_cmov(m: Mnemonic) -> bool {
+    matches!(
+        m,
+        Mnemonic::Cmova
+            | Mnemonic::Cmovae
+            | Mnemonic::Cmovb
+            | Mnemonic::Cmovbe
+            | Mnemonic::Cmove
+            | Mnemonic::Cmovg
+            | Mnemonic::Cmovge
+            | Mnemonic::Cmovl
+            | Mnemonic::Cmovle
+            | Mnemonic::Cmovne
+            | Mnemonic::Cmovno
+            | Mnemonic::Cmovnp
+            | Mnemonic::Cmovns
+            | Mnemonic::Cmovo
+            | Mnemonic::Cmovp
+            | Mnemonic::Cmovs
+    )
 }
 
 /// The System V x86-64 integer argument registers, in order.
@@ -97,8 +140,15 @@ impl Clues {
             .map(|s| (s, &elf.dynstrtab))
             .chain(elf.syms.iter().map(|s| (s, &elf.strtab)));
         let mut funcs = Vec::new();
+        let mut objects = Vec::new();
         for (sym, strtab) in syms {
-            if sym.st_type() != STT_FUNC || sym.st_shndx == 0 || sym.st_value == 0 {
+            if sym.st_shndx == 0 || sym.st_value == 0 {
+                continue;
+            }
+            let is_object = sym.st_type() == STT_OBJECT
+                && (sym.st_size == 4 || (2..=MAX_STRING as u64).contains(&sym.st_size))
+                && strtab.get_at(sym.st_name).is_some_and(version_named);
+            if sym.st_type() != STT_FUNC && !is_object {
                 continue;
             }
             let Some(name) = strtab.get_at(sym.st_name) else {
@@ -107,8 +157,22 @@ impl Clues {
             let name = name.split('@').next().unwrap_or(name);
             // Only wanted names are deduplicated: most symbols are not.
             if !name.is_empty() && want(name) && seen.insert(name, ()).is_none() {
-                funcs.push((name, sym.st_value, sym.st_size));
+                if is_object {
+                    objects.push((name, sym.st_value, sym.st_size));
+                } else {
+                    funcs.push((name, sym.st_value, sym.st_size));
+                }
             }
+        }
+        // Version variables (`_libunistring_version`, a `const char[]`):
+        // read as a function returning their value would be.
+        if !objects.is_empty() {
+            let image = Image::new(data, elf);
+            clues.functions.extend(
+                objects
+                    .into_iter()
+                    .filter_map(|(n, a, z)| image.variable(n, a, z)),
+            );
         }
         if elf.header.e_machine == EM_X86_64 && !funcs.is_empty() {
             let image = Image::new(data, elf);
@@ -193,6 +257,23 @@ fn strings_in(ranges: &[&[u8]]) -> Vec<String> {
 }
 
 impl Image<'_> {
+    /// A data object's value: a 4-byte integer, or a NUL-terminated
+    /// printable string filling its array.
+    fn variable(&self, name: &str, addr: u64, size: u64) -> Option<FunctionConsts> {
+        let mut f = FunctionConsts {
+            name: name.to_string(),
+            ..Default::default()
+        };
+        if size == 4 {
+            f.returns.push(self.u64_at(addr, 4)?);
+        } else {
+            let s = self.c_string(addr)?;
+            (s.len() + 1 == size as usize).then_some(())?;
+            f.returns_str.push(s);
+        }
+        Some(f)
+    }
+
     fn c_string(&self, addr: u64) -> Option<String> {
         let b = self.bytes(addr, MAX_STRING as u64 + 1)?;
         let end = b.iter().position(|c| *c == 0)?;
@@ -235,6 +316,9 @@ impl Image<'_> {
                 break;
             }
         }
+        // Several return paths often return the same thing.
+        f.returns.dedup();
+        f.returns_str.dedup();
         (!f.returns.is_empty() || !f.returns_str.is_empty() || !f.stores.is_empty()).then_some(f)
     }
 
@@ -254,13 +338,37 @@ impl Image<'_> {
                 } else if let Some(a) = addrs.get(&Register::RAX) {
                     if let Some(s) = self.c_string(*a) {
                         f.returns_str.push(s);
+                    } else {
+                        // A pointer to a constant struct (`nghttp2_version`
+                        // returns `{age, version_num, version_str, …}`):
+                        // its leading integer fields.
+                        f.returns
+                            .extend((0..4).filter_map(|k| self.u64_at(a + 4 * k, 4)));
                     }
                 }
                 return;
             }
             Mnemonic::Call => {
-                consts.clear();
-                addrs.clear();
+                // The callee may change the caller-saved registers; rbx,
+                // rbp and r12-r15 keep what they held (a version string's
+                // address loaded before `strverscmp`).
+                for r in CALLER_SAVED {
+                    consts.remove(&r);
+                    addrs.remove(&r);
+                }
+                return;
+            }
+            m if is_cmov(m) && reg0.is_some() && ins.op1_kind() == OpKind::Register => {
+                // Either value may be the result: keep the one known (every
+                // possible return is collected, so one path suffices).
+                let (dst, src) = (reg0.unwrap_or_default(), ins.op1_register().full_register());
+                if !consts.contains_key(&dst) && !addrs.contains_key(&dst) {
+                    if let Some(v) = consts.get(&src).copied() {
+                        consts.insert(dst, v);
+                    } else if let Some(a) = addrs.get(&src).copied() {
+                        addrs.insert(dst, a);
+                    }
+                }
                 return;
             }
             Mnemonic::Mov if ins.op_count() == 2 => {
@@ -456,10 +564,21 @@ mod tests {
             &src,
             r#"
 struct lib { void *mem; int major, minor, patch; };
+const int demo_version_number = 0x010402;
+struct info { int age; int num; const char *text; };
+static const struct info demo_info = { 1, 0x010402, "1.4.2" };
+const struct info *demo_info_get(void) { return &demo_info; }
+const char demo_version_text[] = "1.4.2";
 int demo_version(void) { return (1 << 16) | (4 << 8) | 2; }
 const char *demo_version_string(void) { return "1.4.2"; }
 void demo_init(struct lib *l) { l->major = 1; l->minor = 4; l->patch = 2; }
 void demo_get_version(int *a, int *b, int *c) { *a = 1; *b = 4; *c = 2; }
+int strverscmp(const char *, const char *);
+const char *demo_check_version(const char *req) {
+    const char *v = "1.4.2";
+    if (req && strverscmp(req, v) > 0) return 0;
+    return v;
+}
 __attribute__((optimize("O0")))
 void demo_get_version_o0(int *a, int *b, int *c) { *a = 1; *b = 4; *c = 2; }
 "#,
@@ -480,6 +599,17 @@ void demo_get_version_o0(int *a, int *b, int *c) { *a = 1; *b = 4; *c = 2; }
         let get = |n: &str| clues.functions.iter().find(|f| f.name == n).unwrap();
         assert_eq!(get("demo_version").returns, vec![0x10402]);
         assert_eq!(get("demo_version_string").returns_str, vec!["1.4.2"]);
+        // A pointer to a constant struct: its integer fields.
+        assert!(
+            get("demo_info_get").returns.contains(&0x10402),
+            "{:?}",
+            get("demo_info_get")
+        );
+        // Version variables read like functions returning them.
+        assert_eq!(get("demo_version_number").returns, vec![0x10402]);
+        assert_eq!(get("demo_version_text").returns_str, vec!["1.4.2"]);
+        // Kept in a callee-saved register across a call, then a cmov.
+        assert_eq!(get("demo_check_version").returns_str, vec!["1.4.2"]);
         let stores = &get("demo_init").stores;
         // gcc may merge two 4-byte stores into one 8-byte store.
         let mut words: Vec<(i64, u64)> = Vec::new();

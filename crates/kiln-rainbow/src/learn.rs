@@ -492,11 +492,12 @@ pub fn observe(version: &str, clues: &Clues) -> Vec<Template> {
                 pattern: generalize(s, at, version),
             });
             // What follows the version is often the build's configuration
-            // (`OpenSSL 3.0.17 1 Jul 2025` vs `OpenSSL 1.1.1k  FIPS 25 Mar
-            // 2021`, OpenBLAS's feature list): the context before it is
-            // what the project keeps across releases and builds.
+            // or a packaging suffix (`OpenSSL 1.1.1k  FIPS 25 Mar 2021`,
+            // OpenBLAS's feature list, `HDF5 library version: 1.14.4-3`):
+            // the context before it is what the project keeps across
+            // releases and builds.
             let prefix = generalize_prefix(s, at);
-            if at + version.len() < s.len() && literal_len(&prefix) >= MIN_PREFIX {
+            if literal_len(&prefix) >= MIN_PREFIX {
                 out.push(Template {
                     kind: TemplateKind::String,
                     symbol: String::new(),
