@@ -265,13 +265,18 @@ pub struct IntEncoding {
     pub base: u32,
     /// One exponent per component, strictly decreasing.
     pub exps: Vec<u32>,
+    /// Learned with a remainder below the last field (a release-status
+    /// digit); an exact encoding reads nothing from a value that has one,
+    /// since that value carries a component the encoding lacks.
+    pub loose: bool,
 }
 
 impl fmt::Display for IntEncoding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tag = if self.base == 16 { "x" } else { "d" };
         let exps: Vec<String> = self.exps.iter().map(u32::to_string).collect();
-        write!(f, "{tag}:{}", exps.join(","))
+        let loose = if self.loose { "+" } else { "" };
+        write!(f, "{tag}:{}{loose}", exps.join(","))
     }
 }
 
@@ -279,6 +284,10 @@ impl std::str::FromStr for IntEncoding {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
         let (tag, exps) = s.split_once(':').ok_or(())?;
+        let (exps, loose) = match exps.strip_suffix('+') {
+            Some(e) => (e, true),
+            None => (exps, false),
+        };
         let base = match tag {
             "x" => 16,
             "d" => 10,
@@ -291,7 +300,7 @@ impl std::str::FromStr for IntEncoding {
         if exps.is_empty() || exps.windows(2).any(|w| w[0] <= w[1]) {
             return Err(());
         }
-        Ok(IntEncoding { base, exps })
+        Ok(IntEncoding { base, exps, loose })
     }
 }
 
@@ -318,6 +327,12 @@ impl IntEncoding {
             prev = Some(w);
         }
         if parts[0] == 0 && parts.iter().all(|c| *c == 0) || parts[0] > 999 {
+            return None;
+        }
+        // Data below the last field of an exact encoding: the value has a
+        // component this encoding does not know (0x000909 read as `x:16,8`
+        // is 0.9.9, not 0.9).
+        if !self.loose && prev.is_some_and(|w| v % w != 0) {
             return None;
         }
         Some(
@@ -353,6 +368,7 @@ impl IntEncoding {
                     let enc = IntEncoding {
                         base,
                         exps: chosen.to_vec(),
+                        loose: false,
                     };
                     let mut sum: u64 = 0;
                     for (i, (&c, &e)) in comps.iter().zip(chosen).enumerate() {
@@ -376,7 +392,7 @@ impl IntEncoding {
                     if v == sum {
                         exact.push(enc);
                     } else if v > sum && v - sum < last {
-                        loose.push(enc);
+                        loose.push(IntEncoding { loose: true, ..enc });
                     }
                 },
             );
@@ -707,6 +723,19 @@ mod tests {
             "{xz:?}"
         );
         assert!(IntEncoding::learn(7, &[1, 2]).is_empty());
+    }
+
+    #[test]
+    fn exact_encodings_read_no_value_with_an_extra_component() {
+        let two = IntEncoding::learn(0x010000, &[1, 0]);
+        let hex = two.iter().find(|e| e.to_string() == "x:16,8").unwrap();
+        assert_eq!(hex.decode(0x000a00).as_deref(), Some("0.10"));
+        assert_eq!(hex.decode(0x000909), None);
+        // A loose encoding (xz's status digit) keeps reading past it.
+        let xz = IntEncoding::learn(50040012, &[5, 4, 1]);
+        assert!(xz.iter().all(|e| e.loose), "{xz:?}");
+        let round: IntEncoding = xz[0].to_string().parse().unwrap();
+        assert_eq!(round, xz[0]);
     }
 
     #[test]
