@@ -332,7 +332,7 @@ impl IntEncoding {
         // Data below the last field of an exact encoding: the value has a
         // component this encoding does not know (0x000909 read as `x:16,8`
         // is 0.9.9, not 0.9).
-        if !self.loose && prev.is_some_and(|w| v % w != 0) {
+        if !self.loose && prev.is_some_and(|w| !v.is_multiple_of(w)) {
             return None;
         }
         Some(

@@ -281,7 +281,12 @@ fn function_clues(
         };
         // Per project: the decodes of the best-attested encodings.
         let mut per: BTreeMap<&str, Vec<(i64, u32, String, String)>> = BTreeMap::new();
+        let mut regular: BTreeMap<&str, i64> = BTreeMap::new();
         for (tpl, re) in tpls {
+            if tpl_is_regular(tpl) {
+                let best = regular.entry(&tpl.project).or_insert(tpl.versions);
+                *best = (*best).max(tpl.versions);
+            }
             for (version, detail, odd) in read_function(tpl, re.as_ref(), f) {
                 per.entry(&tpl.project)
                     .or_default()
@@ -289,7 +294,8 @@ fn function_clues(
             }
         }
         for (project, reads) in per {
-            let Some((version, detail)) = settle_reads(reads) else {
+            let regular = regular.get(project).copied();
+            let Some((version, detail)) = settle_reads(reads, regular) else {
                 continue;
             };
             by.entry(project.to_string()).or_default().push(Clue {
@@ -308,12 +314,21 @@ fn function_clues(
 /// or two decimal digits per field: `1.0.0` as `0x010000`), upstream keeps
 /// that one across releases and it alone reads. OpenSSL's `0x30000110`
 /// fits none regularly, so its readings must agree or read nothing.
-fn settle_reads(mut reads: Vec<(i64, u32, String, String)>) -> Option<(String, String)> {
+///
+/// `regular` is the support of the project's best regular integer encoding
+/// for this function, whether or not it read: when that encoding declines a
+/// value (libunistring's `0x000909` has a field `x:16,8` learned from 1.0
+/// lacks), an odd sibling from the same observation (`x:16,0`, reading
+/// `0.2313`) must not read in its place.
+fn settle_reads(
+    mut reads: Vec<(i64, u32, String, String)>,
+    regular: Option<i64>,
+) -> Option<(String, String)> {
     let best = reads.iter().map(|r| r.0).max()?;
     reads.retain(|r| r.0 == best);
     // Oddness 0 or 1: equal natural field widths (see
     // `IntEncoding::regular`).
-    if reads.iter().any(|r| r.1 <= 1) {
+    if reads.iter().any(|r| r.1 <= 1) || regular.is_some_and(|s| s >= best) {
         reads.retain(|r| r.1 <= 1);
     }
     reads.sort_by(|a, b| a.2.cmp(&b.2));
@@ -322,6 +337,19 @@ fn settle_reads(mut reads: Vec<(i64, u32, String, String)>) -> Option<(String, S
         [one] => Some((one.2.clone(), one.3.clone())),
         _ => None,
     }
+}
+
+/// An integer template whose encoding has equal natural field widths.
+fn tpl_is_regular(tpl: &Tpl) -> bool {
+    let enc = match tpl.kind {
+        TemplateKind::FnInt => tpl.pattern.as_str(),
+        TemplateKind::StoreInt => match tpl.pattern.split_once(':') {
+            Some((_, enc)) => enc,
+            None => return false,
+        },
+        _ => return false,
+    };
+    enc.parse::<IntEncoding>().is_ok_and(|e| e.regular())
 }
 
 /// Versions a function template reads from one function: (version,
@@ -748,18 +776,32 @@ mod tests {
     #[test]
     fn a_regular_encoding_reads_alone_and_irregular_ones_must_agree() {
         let read = |odd, v: &str| (1i64, odd, v.to_string(), format!("reads {v}"));
-        let regular = settle_reads(vec![read(0, "1.2.0"), read(7, "1.0.32")]);
+        let regular = settle_reads(vec![read(0, "1.2.0"), read(7, "1.0.32")], Some(1));
         assert_eq!(regular.map(|r| r.0).as_deref(), Some("1.2.0"));
         // OpenSSL 3's 0xMNN00PP0 from one observation: no regular encoding.
         assert_eq!(
-            settle_reads(vec![read(5, "3.48.1"), read(7, "3.3.1")]),
+            settle_reads(vec![read(5, "3.48.1"), read(7, "3.3.1")], None),
             None
         );
         assert_eq!(
-            settle_reads(vec![read(5, "3.3.1"), read(7, "3.3.1")])
+            settle_reads(vec![read(5, "3.3.1"), read(7, "3.3.1")], None)
                 .map(|r| r.0)
                 .as_deref(),
             Some("3.3.1")
+        );
+    }
+
+    #[test]
+    fn an_odd_encoding_does_not_read_what_the_regular_one_declined() {
+        // libunistring 1.0 (0x010000) fits x:16,8 and x:16,0; 0.9.9's
+        // 0x000909 has a third field, so x:16,8 declines it.
+        let read = |odd, v: &str| (1i64, odd, v.to_string(), format!("reads {v}"));
+        assert_eq!(settle_reads(vec![read(2, "0.2313")], Some(1)), None);
+        assert_eq!(
+            settle_reads(vec![read(2, "0.2313")], None)
+                .map(|r| r.0)
+                .as_deref(),
+            Some("0.2313")
         );
     }
 
