@@ -32,6 +32,8 @@ pub struct ImportArgs {
     /// vendored upstream components. Repeatable; records upsert by CVE.
     #[arg(long = "nvd", value_name = "PATH_OR_URL")]
     nvd: Vec<String>,
+    #[command(flatten)]
+    net: super::net::NetArgs,
 }
 
 pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
@@ -41,19 +43,20 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
 }
 
 /// A local path for a path-or-URL argument, downloading URLs (with resume).
-fn local(arg: &str, quiet: bool) -> Result<PathBuf> {
+fn local(arg: &str, net: &super::net::NetArgs, quiet: bool) -> Result<PathBuf> {
     if !kiln_vuln::fetch::is_url(arg) {
         return Ok(PathBuf::from(arg));
     }
+    let client = net.client()?;
     let bar = progress::download(arg, quiet);
     let ticker = bar.clone();
-    let path =
-        kiln_vuln::fetch::fetch(arg, &kiln_vuln::fetch::cache_dir(), &move |done, total| {
-            if let Some(t) = total {
-                ticker.set_length(t);
-            }
-            ticker.set_position(done);
-        })?;
+    let cache = kiln_vuln::fetch::cache_dir();
+    let path = kiln_vuln::fetch::fetch(&client, arg, &cache, &move |done, total| {
+        if let Some(t) = total {
+            ticker.set_length(t);
+        }
+        ticker.set_position(done);
+    })?;
     bar.finish_and_clear();
     Ok(path)
 }
@@ -65,14 +68,14 @@ fn import(args: ImportArgs, quiet: bool) -> Result<ExitCode> {
     let path = args.db.path();
     let mut store = kiln_vuln::Store::open(&path)?;
     for arg in &args.osv {
-        let p = &local(arg, quiet)?;
+        let p = &local(arg, &args.net, quiet)?;
         let n = store.import_with("osv", false, &mut |add| {
             kiln_vuln::load::osv_each(p, &mut |a| add(&a).map_err(Into::into))
         })?;
         eprintln!("kiln: imported {n} OSV record(s) from {}", p.display());
     }
     for arg in &args.debian_tracker {
-        let p = &local(arg, quiet)?;
+        let p = &local(arg, &args.net, quiet)?;
         let records = kiln_vuln::load::debian_tracker(p)?;
         let n = store.import("debian-tracker", &records, true)?;
         eprintln!(
@@ -81,7 +84,7 @@ fn import(args: ImportArgs, quiet: bool) -> Result<ExitCode> {
         );
     }
     for arg in &args.nvd {
-        let p = &local(arg, quiet)?;
+        let p = &local(arg, &args.net, quiet)?;
         let records = kiln_vuln::load::nvd(p)?;
         let n = store.import("nvd", &records, false)?;
         eprintln!("kiln: imported {n} NVD CVE(s) from {}", p.display());

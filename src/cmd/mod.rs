@@ -4,6 +4,8 @@
 pub mod advisories;
 pub mod build;
 pub mod db;
+pub mod dest;
+pub mod net;
 pub mod sbom;
 pub mod scan;
 pub mod slim;

@@ -17,7 +17,8 @@ use crate::progress;
 pub struct Args {
     #[command(flatten)]
     source: SourceArgs,
-    /// Where to write: oci-archive:FILE[:REF] or oci-dir:DIR[:REF].
+    /// Where to write: oci-archive:FILE[:REF], oci-dir:DIR[:REF] or
+    /// registry:HOST/REPO:TAG (pushed; --creds and TLS flags apply).
     dest: String,
     /// static (read the image), dynamic (trace runs under runc) or both.
     #[arg(long, default_value = "both")]
@@ -49,9 +50,10 @@ pub struct Args {
     /// code or stdout differ from the original's.
     #[arg(long)]
     verify: bool,
-    /// Time limit per run, in seconds.
+    /// Time limit per container run, in seconds (`--timeout` is the
+    /// network timeout, shared with every command that reads a registry).
     #[arg(long, default_value_t = 60)]
-    timeout: u64,
+    run_timeout: u64,
     /// Print the report on stdout in this format instead of the summary
     /// on stderr.
     #[arg(long, value_name = "FORMAT", value_enum)]
@@ -72,8 +74,8 @@ fn words(s: &Option<String>, what: &str) -> Result<Option<Vec<String>>> {
 }
 
 pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
-    let dest =
-        SourceRef::parse(&args.dest).with_context(|| format!("bad destination {}", args.dest))?;
+    let destination = super::dest::Destination::parse(&args.dest)?;
+    let dest = destination.target.clone();
     let bar = progress::bytes("reading layers", quiet);
     let ticker = bar.clone();
     let opts = BuildOptions {
@@ -93,7 +95,7 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
         exclude: args.exclude.clone(),
         keep_packages_metadata: args.keep_packages_metadata,
         verify: args.verify,
-        timeout: Duration::from_secs(args.timeout),
+        timeout: Duration::from_secs(args.run_timeout),
         work_dir: None,
     };
     let bar = progress::spinner("slimming", quiet);
@@ -101,6 +103,15 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     bar.finish_and_clear();
     let report =
         report.with_context(|| format!("cannot slim {} into {}", args.source.source, args.dest))?;
+    let source = SourceRef::parse(&args.source.source)?;
+    if let Some(p) = destination.finish(&args.source.net, &source)? {
+        if !quiet {
+            eprintln!(
+                "kiln: pushed {} ({}): {} blob(s) uploaded, {} already there, {} mounted",
+                args.dest, p.manifest_digest, p.uploaded, p.present, p.mounted
+            );
+        }
+    }
     if args.report == Some(ReportFormat::Json) {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !quiet {

@@ -9,7 +9,8 @@ use kiln_tree::{BuildOptions, Tree};
 /// How to find and open the image.
 #[derive(Args, Debug, Clone)]
 pub struct SourceArgs {
-    /// The image: oci-archive:FILE[:REF], oci-dir:DIR[:REF],
+    /// The image: registry:HOST[:PORT]/REPO[:TAG|@DIGEST] (or
+    /// docker://…), oci-archive:FILE[:REF], oci-dir:DIR[:REF],
     /// docker-archive:FILE[:TAG], dir:PATH, or a bare path (detected).
     pub source: String,
     /// Platform to pick from a multi-platform image, as os/arch[/variant].
@@ -21,6 +22,8 @@ pub struct SourceArgs {
     /// Refuse a layer whose uncompressed/compressed ratio passes this.
     #[arg(long, value_name = "RATIO", default_value_t = Limits::default().max_expansion_ratio)]
     pub max_expansion_ratio: u64,
+    #[command(flatten)]
+    pub net: super::net::NetArgs,
 }
 
 impl SourceArgs {
@@ -34,6 +37,7 @@ impl SourceArgs {
                 max_expansion_ratio: self.max_expansion_ratio,
                 ..Limits::default()
             },
+            registry: self.net.registry()?,
         })
     }
 

@@ -16,7 +16,8 @@ use crate::progress;
 pub struct Args {
     #[command(flatten)]
     source: SourceArgs,
-    /// Where to write: oci-archive:FILE[:REF] or oci-dir:DIR[:REF].
+    /// Where to write: oci-archive:FILE[:REF], oci-dir:DIR[:REF] or
+    /// registry:HOST/REPO:TAG (pushed; --creds and TLS flags apply).
     dest: String,
     /// Comma-separated transforms: delete-db, delete-docs, append-elf,
     /// hide-app-metadata, rename-elf [default: all but rename-elf].
@@ -34,8 +35,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
-    let dest =
-        SourceRef::parse(&args.dest).with_context(|| format!("bad destination {}", args.dest))?;
+    let destination = super::dest::Destination::parse(&args.dest)?;
+    let dest = destination.target.clone();
     let mut transforms = if args.transforms.is_empty() {
         Transform::DEFAULT.to_vec()
     } else {
@@ -69,6 +70,13 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
         r
     }
     .with_context(|| format!("cannot write {}", args.dest))?;
+    let pushed = destination.finish(&args.source.net, &reference)?;
+    if let (Some(p), false) = (&pushed, quiet) {
+        eprintln!(
+            "kiln: pushed {} ({}): {} blob(s) uploaded ({} bytes), {} already there, {} mounted",
+            args.dest, p.manifest_digest, p.uploaded, p.uploaded_bytes, p.present, p.mounted
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !quiet {

@@ -98,6 +98,15 @@ pub enum ImageError {
         /// How to pick one.
         hint: String,
     },
+    /// A registry refused or failed a request; `location` is
+    /// `HOST/REPOSITORY` (never with credentials).
+    #[error("{location}: {reason}")]
+    Registry {
+        /// `HOST/REPOSITORY`, or the host alone.
+        location: String,
+        /// What went wrong, with the HTTP status where there is one.
+        reason: String,
+    },
     /// The source is structurally not what it claims to be.
     #[error("{location}: {reason}")]
     Malformed {

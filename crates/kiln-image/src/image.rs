@@ -21,6 +21,8 @@ pub struct OpenOptions {
     pub platform: Option<Platform>,
     /// Decompression limits.
     pub limits: Limits,
+    /// How to reach registries (`registry:` sources).
+    pub registry: crate::registry::RegistryOptions,
 }
 
 /// An opened source: an image, or a plain root filesystem directory.
@@ -127,6 +129,7 @@ impl Image {
                 let store = Arc::new(ArchiveStore::open(path)?);
                 crate::docker::open(reference.clone(), store, r.as_deref(), opts)
             }
+            SourceRef::Registry(r) => crate::registry::open(reference.clone(), r, opts),
             SourceRef::Dir { path } => Err(ImageError::Malformed {
                 location: path.display().to_string(),
                 reason: "a dir: source is a root filesystem, not an image".into(),

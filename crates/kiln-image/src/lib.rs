@@ -36,6 +36,7 @@ mod isal;
 mod oci;
 mod platform;
 mod reference;
+pub mod registry;
 pub mod spec;
 pub mod write;
 

@@ -35,6 +35,9 @@ pub enum SourceRef {
         /// The root directory.
         path: PathBuf,
     },
+    /// `registry:HOST[:PORT]/REPO[:TAG|@DIGEST]` (or skopeo's `docker://`):
+    /// an image in a registry.
+    Registry(crate::registry::RegistryRef),
 }
 
 const TRANSPORTS: &[&str] = &["oci-dir", "oci", "oci-archive", "docker-archive", "dir"];
@@ -61,15 +64,16 @@ impl SourceRef {
                     },
                 });
             }
-            if matches!(
-                transport,
-                "registry" | "docker" | "docker-daemon" | "podman"
-            ) {
+            if transport == "registry" || (transport == "docker" && rest.starts_with("//")) {
+                return crate::registry::RegistryRef::parse(rest).map(SourceRef::Registry);
+            }
+            if matches!(transport, "docker" | "docker-daemon" | "podman") {
                 return Err(ImageError::BadReference {
                     input: input.into(),
                     reason: format!(
-                        "the {transport}: transport is not supported yet; save the image with \
-                         `skopeo copy {transport}:… oci-archive:image.tar` and scan that"
+                        "the {transport}: transport is not supported; read the image from its \
+                         registry (registry:HOST/REPO:TAG) or save it with \
+                         `skopeo copy {transport}:… oci-archive:image.tar`"
                     ),
                 });
             }
@@ -85,6 +89,7 @@ impl SourceRef {
             | SourceRef::OciArchive { path, .. }
             | SourceRef::DockerArchive { path, .. }
             | SourceRef::Dir { path } => Some(path),
+            SourceRef::Registry(_) => None,
         }
     }
 
@@ -95,6 +100,7 @@ impl SourceRef {
             | SourceRef::OciArchive { path, .. }
             | SourceRef::DockerArchive { path, .. }
             | SourceRef::Dir { path } => path.display().to_string(),
+            SourceRef::Registry(r) => r.to_string(),
         }
     }
 
@@ -105,6 +111,7 @@ impl SourceRef {
             SourceRef::OciArchive { .. } => "oci-archive",
             SourceRef::DockerArchive { .. } => "docker-archive",
             SourceRef::Dir { .. } => "dir",
+            SourceRef::Registry(_) => "registry",
         }
     }
 }

@@ -188,12 +188,24 @@ pub struct DockerManifestEntry {
     pub layers: Vec<String>,
 }
 
-/// The current UTC time in RFC 3339 at whole seconds, as image configs and
-/// history entries record it.
-pub fn now_rfc3339() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    t.replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+/// The time an image kiln writes records as its creation (config and
+/// history): `$SOURCE_DATE_EPOCH` when set (reproducible-builds.org), else
+/// the source image's own `created`, else the Unix epoch. Never the clock,
+/// so the same input and flags give the same digest on every run.
+pub fn creation_time(source: Option<&ImageConfig>) -> String {
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok());
+    if let Some(t) = epoch {
+        return t
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| EPOCH.into());
+    }
+    source
+        .and_then(|c| c.created.clone())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| EPOCH.into())
 }
+
+const EPOCH: &str = "1970-01-01T00:00:00Z";

@@ -615,7 +615,7 @@ fn write_image(
         os: "linux".into(),
         ..Default::default()
     });
-    let now = kiln_image::spec::now_rfc3339();
+    let now = kiln_image::spec::creation_time(config);
     if opts.entrypoint.is_some() {
         cfg.config.entrypoint = opts.entrypoint.clone();
     }

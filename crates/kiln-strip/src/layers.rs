@@ -67,7 +67,7 @@ pub fn strip_layers(
     let mut cfg = image.config.clone();
     let names: Vec<&str> = transforms.iter().map(|t| t.name()).collect();
     cfg.history.push(History {
-        created: Some(kiln_image::spec::now_rfc3339()),
+        created: Some(kiln_image::spec::creation_time(Some(&image.config))),
         created_by: Some(format!("kiln strip --transforms {}", names.join(","))),
         empty_layer: true,
     });

@@ -257,6 +257,7 @@ pub fn strip(
     let sink = out.layer_sink(Compression::Gzip)?;
     let sink = tree.export(|p, e| plan(p, e, is_elf(e), transforms), sink)?;
     let layer = sink.finish()?;
+    let created = kiln_image::spec::creation_time(config);
     let mut cfg = config.cloned().unwrap_or_else(|| ImageConfig {
         architecture: "amd64".into(),
         os: "linux".into(),
@@ -264,11 +265,11 @@ pub fn strip(
     });
     let names: Vec<&str> = transforms.iter().map(|t| t.name()).collect();
     cfg.history = vec![History {
-        created: Some(kiln_image::spec::now_rfc3339()),
+        created: Some(created.clone()),
         created_by: Some(format!("kiln strip --transforms {}", names.join(","))),
         empty_layer: false,
     }];
-    cfg.created = Some(kiln_image::spec::now_rfc3339());
+    cfg.created = Some(created);
     let labels = cfg.config.labels.get_or_insert_with(BTreeMap::new);
     labels.insert("dev.kiln.strip.transforms".into(), names.join(","));
     out.finish(cfg, &[layer])?;

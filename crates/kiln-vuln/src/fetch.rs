@@ -50,9 +50,10 @@ fn file_name(url: &str) -> String {
         .collect()
 }
 
-/// Download `url` into `dir`, resuming a previous partial download.
-/// `progress(done, total)` is called as bytes arrive.
+/// Download `url` into `dir` with `client`, resuming a previous partial
+/// download. `progress(done, total)` is called as bytes arrive.
 pub fn fetch(
+    client: &kiln_http::Client,
     url: &str,
     dir: &Path,
     progress: &dyn Fn(u64, Option<u64>),
@@ -66,11 +67,15 @@ pub fn fetch(
     let done_path = dir.join(&name);
     let part = dir.join(format!("{name}.part"));
     let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-    let mut req = ureq::get(url).config().http_status_as_error(false).build();
-    if have > 0 {
-        req = req.header("Range", format!("bytes={have}-"));
-    }
-    let resp = req.call().map_err(|e| fail(e.to_string()))?;
+    let resp = client
+        .retrying(|| {
+            let mut req = client.agent().get(url);
+            if have > 0 {
+                req = req.header("Range", format!("bytes={have}-"));
+            }
+            req.call()
+        })
+        .map_err(|e| fail(e.to_string()))?;
     let status = resp.status().as_u16();
     let (append, start) = match status {
         206 => (true, have),
