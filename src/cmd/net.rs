@@ -16,7 +16,12 @@ pub struct NetArgs {
     /// password from the first line of stdin. Without it, kiln looks in
     /// $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json and
     /// ~/.docker/config.json (including credential helpers).
-    #[arg(long, value_name = "USER[:PASS]", env = "KILN_REGISTRY_CREDS", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "USER[:PASS]",
+        env = "KILN_REGISTRY_CREDS",
+        hide_env_values = true
+    )]
     pub creds: Option<String>,
     /// Directory of extra CA certificates (*.crt) and a client certificate
     /// (*.cert with its *.key), as skopeo's --cert-dir.

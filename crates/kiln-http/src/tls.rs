@@ -104,7 +104,10 @@ pub(crate) fn cert_dir(dir: &Path) -> Result<CertDir, HttpError> {
                 let pem = std::fs::read(&path).map_err(|e| fail(&path, e.to_string()))?;
                 let chain = certificates(&pem);
                 let key_pem = std::fs::read(&key_path).map_err(|e| {
-                    fail(&key_path, format!("client certificate without its key: {e}"))
+                    fail(
+                        &key_path,
+                        format!("client certificate without its key: {e}"),
+                    )
                 })?;
                 let key = private_key(&key_pem)
                     .ok_or_else(|| fail(&key_path, "no PEM private key in it".into()))?;
@@ -128,7 +131,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.crt"), "not pem").unwrap();
         let err = cert_dir(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("ca.crt") && err.contains("no PEM certificate"), "{err}");
+        assert!(
+            err.contains("ca.crt") && err.contains("no PEM certificate"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -98,7 +98,11 @@ struct AuthEntry {
 /// Find credentials for `host` and `repository` in `files`, the first file
 /// that has an entry winning. The most specific key (`host/repo/…`) wins
 /// within a file, as containers-auth.json(5) says.
-pub fn lookup(files: &[PathBuf], host: &str, repository: &str) -> Result<Option<Credentials>, ImageError> {
+pub fn lookup(
+    files: &[PathBuf],
+    host: &str,
+    repository: &str,
+) -> Result<Option<Credentials>, ImageError> {
     for path in files {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
@@ -151,7 +155,10 @@ fn normalise_key(k: &str) -> String {
     let k = k
         .trim_start_matches("https://")
         .trim_start_matches("http://");
-    let k = k.strip_suffix("/v1/").or_else(|| k.strip_suffix("/v2/")).unwrap_or(k);
+    let k = k
+        .strip_suffix("/v1/")
+        .or_else(|| k.strip_suffix("/v2/"))
+        .unwrap_or(k);
     k.trim_end_matches('/').to_string()
 }
 
@@ -210,9 +217,13 @@ fn helper_get(name: &str, host: &str) -> Result<Credentials, ImageError> {
         let msg = String::from_utf8_lossy(&out.stdout);
         return Err(fail(format!("{} ({})", out.status, msg.trim())));
     }
-    let a: HelperAnswer =
-        serde_json::from_slice(&out.stdout).map_err(|_| fail("answer is not JSON with Username and Secret".into()))?;
-    let user = if a.username == "<token>" { "<token>".to_string() } else { a.username };
+    let a: HelperAnswer = serde_json::from_slice(&out.stdout)
+        .map_err(|_| fail("answer is not JSON with Username and Secret".into()))?;
+    let user = if a.username == "<token>" {
+        "<token>".to_string()
+    } else {
+        a.username
+    };
     Ok(Credentials::new(user, a.secret))
 }
 
@@ -245,6 +256,13 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
         }),
         _ => None,
     }
+}
+
+/// The `error=` of a challenge (`insufficient_scope` when the token lacks
+/// the right asked for).
+pub fn challenge_error(header: &str) -> Option<String> {
+    let (_, rest) = header.trim().split_once(' ')?;
+    parse_params(rest).remove("error")
 }
 
 /// `k="v",k2=v2` with quoted strings that may hold commas.
@@ -294,7 +312,10 @@ mod tests {
                 scope: Some("repository:a/b:pull,push".into()),
             })
         );
-        assert_eq!(parse_challenge(r#"Basic realm="x""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="x""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Negotiate"), None);
     }
 
@@ -318,7 +339,10 @@ mod tests {
         assert_eq!(c, Credentials::new("app", "two"));
         let c = lookup(&files, "reg:5000", "team/other").unwrap().unwrap();
         assert_eq!(c, Credentials::new("all", "one"));
-        assert_eq!(lookup(&files, "old.io", "x").unwrap().unwrap().username, "old");
+        assert_eq!(
+            lookup(&files, "old.io", "x").unwrap().unwrap().username,
+            "old"
+        );
         assert!(lookup(&files, "none.io", "x").unwrap().is_none());
         assert!(!format!("{c:?}").contains("one"));
     }
@@ -332,7 +356,8 @@ mod tests {
             "#!/bin/sh\nread host\n[ \"$host\" = reg.io ] || exit 1\necho '{\"Username\":\"u\",\"Secret\":\"s3\"}'\n",
         )
         .unwrap();
-        std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let file: AuthFile =
             serde_json::from_str(r#"{"credHelpers":{"reg.io":"kilntest"}}"#).unwrap();
         let old = std::env::var_os("PATH").unwrap_or_default();
@@ -341,7 +366,9 @@ mod tests {
         path.push(&old);
         // Only this test sets PATH in this crate's unit tests.
         std::env::set_var("PATH", &path);
-        let c = from_file(&file, Path::new("cfg"), "reg.io", "a").unwrap().unwrap();
+        let c = from_file(&file, Path::new("cfg"), "reg.io", "a")
+            .unwrap()
+            .unwrap();
         assert_eq!(c, Credentials::new("u", "s3"));
         let err = from_file(&file, Path::new("cfg"), "reg.io:1", "a");
         assert!(err.unwrap().is_none());

@@ -195,7 +195,12 @@ impl Repository {
 
     fn token(&self, realm: &str, service: Option<&str>, scopes: &[String]) -> Result<String> {
         let key = scopes.join(" ");
-        if let Some(t) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(t) = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok(t.clone());
         }
         let resp = self
@@ -295,24 +300,40 @@ impl Repository {
                     if changed || bearer || authz.is_none() {
                         continue;
                     }
-                    return Err(self.unauthorized());
+                    return Err(self.unauthorized(&resp, access));
                 }
-                401 => return Err(self.unauthorized()),
-                403 => {
-                    return Err(self.error(format!(
-                        "access denied (HTTP 403): the credentials have no {} right here",
-                        match access {
-                            Access::Pull => "pull",
-                            Access::Push => "push",
-                        }
-                    )))
-                }
+                401 => return Err(self.unauthorized(&resp, access)),
+                403 => return Err(self.denied("HTTP 403", access)),
                 _ => return Ok(resp),
             }
         }
     }
 
-    fn unauthorized(&self) -> ImageError {
+    fn denied(&self, why: &str, access: Access) -> ImageError {
+        let right = match access {
+            Access::Pull => "pull",
+            Access::Push => "push",
+        };
+        let who = match &self.creds {
+            Some(c) => format!("user {:?}", c.username),
+            None => "an anonymous client".into(),
+        };
+        self.error(format!(
+            "access denied ({why}): {who} has no {right} right here"
+        ))
+    }
+
+    fn unauthorized(&self, resp: &http::Response<ureq::Body>, access: Access) -> ImageError {
+        let scope_short = resp
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(auth::challenge_error)
+            .any(|e| e == "insufficient_scope");
+        if scope_short {
+            return self.denied("HTTP 401 insufficient_scope", access);
+        }
         match &self.creds {
             Some(c) => self.error(format!(
                 "authentication failed (HTTP 401) as user {:?}: wrong user name or password?",
@@ -343,7 +364,9 @@ fn transient_status(
 pub(crate) fn describe(e: &ureq::Error) -> String {
     match e {
         ureq::Error::StatusCode(s) => format!("HTTP {s} after retries"),
-        ureq::Error::Timeout(t) => format!("timed out ({t}); raise --timeout if the registry is slow"),
+        ureq::Error::Timeout(t) => {
+            format!("timed out ({t}); raise --timeout if the registry is slow")
+        }
         e if e.transient() => format!("{e} (after retries)"),
         e => e.to_string(),
     }
@@ -358,7 +381,10 @@ fn path_of(url: &str) -> &str {
 }
 
 /// Read at most `limit` bytes of a response body; more is an error.
-pub(crate) fn read_limited(resp: http::Response<ureq::Body>, limit: u64) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_limited(
+    resp: http::Response<ureq::Body>,
+    limit: u64,
+) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     resp.into_body()
         .into_with_config()

@@ -40,7 +40,11 @@ impl RegistryOptions {
 }
 
 /// Open the image `reference` names.
-pub(crate) fn open(source: SourceRef, reference: &RegistryRef, opts: &OpenOptions) -> Result<Image> {
+pub(crate) fn open(
+    source: SourceRef,
+    reference: &RegistryRef,
+    opts: &OpenOptions,
+) -> Result<Image> {
     let repo = Arc::new(Repository::connect(
         &reference.host,
         &reference.repository,

@@ -130,10 +130,7 @@ fn push_blob(
 /// Ask the registry to mount `digest` from repository `from`: `None` when
 /// it did, else the upload session it opened instead.
 fn mount(repo: &Repository, digest: &Digest, from: &str) -> Result<Option<String>> {
-    let url = format!(
-        "{}?mount={digest}&from={from}",
-        repo.url("blobs/uploads/")
-    );
+    let url = format!("{}?mount={digest}&from={from}", repo.url("blobs/uploads/"));
     let from_scope = [from.to_string()];
     let resp = repo.send(
         http::Method::POST,
@@ -184,7 +181,13 @@ fn with_query(url: &str, kv: &str) -> String {
 
 /// Upload one blob: one `PUT` when small, else `PATCH` chunks and a
 /// closing `PUT`.
-fn upload(repo: &Repository, location: &str, path: &Path, digest: &Digest, size: u64) -> Result<()> {
+fn upload(
+    repo: &Repository,
+    location: &str,
+    path: &Path,
+    digest: &Digest,
+    size: u64,
+) -> Result<()> {
     let mut file = File::open(path).map_err(|e| ImageError::io(path, e))?;
     let mut location = location.to_string();
     let mut sent = 0u64;
@@ -202,7 +205,14 @@ fn upload(repo: &Repository, location: &str, path: &Path, digest: &Digest, size:
                 ("Content-Range", format!("{sent}-{end}")),
                 ("Content-Length", buf.len().to_string()),
             ];
-            let resp = repo.send(http::Method::PATCH, &location, &headers, Payload::Bytes(&buf), Access::Push, &[])?;
+            let resp = repo.send(
+                http::Method::PATCH,
+                &location,
+                &headers,
+                Payload::Bytes(&buf),
+                Access::Push,
+                &[],
+            )?;
             if resp.status() != 202 {
                 return Err(repo.error(format!(
                     "blob {digest}: chunk at {sent}: HTTP {}",
@@ -214,14 +224,22 @@ fn upload(repo: &Repository, location: &str, path: &Path, digest: &Digest, size:
         }
         buf.clear();
     } else {
-        file.read_to_end(&mut buf).map_err(|e| ImageError::io(path, e))?;
+        file.read_to_end(&mut buf)
+            .map_err(|e| ImageError::io(path, e))?;
     }
     let url = with_query(&location, &format!("digest={digest}"));
     let headers = [
         ("Content-Type", "application/octet-stream".to_string()),
         ("Content-Length", buf.len().to_string()),
     ];
-    let resp = repo.send(http::Method::PUT, &url, &headers, Payload::Bytes(&buf), Access::Push, &[])?;
+    let resp = repo.send(
+        http::Method::PUT,
+        &url,
+        &headers,
+        Payload::Bytes(&buf),
+        Access::Push,
+        &[],
+    )?;
     match resp.status().as_u16() {
         201 | 204 => Ok(()),
         400 => Err(repo.error(format!(
@@ -242,7 +260,14 @@ fn put_manifest(repo: &Repository, reference: &str, media_type: &str, bytes: &[u
         ("Content-Type", media_type.to_string()),
         ("Content-Length", bytes.len().to_string()),
     ];
-    let resp = repo.send(http::Method::PUT, &url, &headers, Payload::Bytes(bytes), Access::Push, &[])?;
+    let resp = repo.send(
+        http::Method::PUT,
+        &url,
+        &headers,
+        Payload::Bytes(bytes),
+        Access::Push,
+        &[],
+    )?;
     match resp.status().as_u16() {
         201 | 200 | 204 => Ok(()),
         s => Err(repo.error(format!("manifest {reference}: HTTP {s}"))),
@@ -250,7 +275,10 @@ fn put_manifest(repo: &Repository, reference: &str, media_type: &str, bytes: &[u
 }
 
 fn blob_path(layout: &Path, digest: &Digest) -> std::path::PathBuf {
-    layout.join("blobs").join(digest.algorithm()).join(digest.hex())
+    layout
+        .join("blobs")
+        .join(digest.algorithm())
+        .join(digest.hex())
 }
 
 fn blob_bytes(layout: &Path, digest: &Digest) -> Result<Vec<u8>> {

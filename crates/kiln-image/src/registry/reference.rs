@@ -160,7 +160,13 @@ mod tests {
 
     #[test]
     fn no_default_registry_and_no_invalid_names() {
-        for bad in ["alpine", "library/alpine:3", "h.io/App", "h.io/a//b", "h.io/a:b@x"] {
+        for bad in [
+            "alpine",
+            "library/alpine:3",
+            "h.io/App",
+            "h.io/a//b",
+            "h.io/a:b@x",
+        ] {
             assert!(RegistryRef::parse(bad).is_err(), "{bad}");
         }
     }

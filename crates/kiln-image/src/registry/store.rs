@@ -100,7 +100,12 @@ impl Repository {
             err,
         })?;
         let media_type = if probe.media_type.is_empty() {
-            content_type.split(';').next().unwrap_or("").trim().to_string()
+            content_type
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
         } else {
             probe.media_type
         };
@@ -114,7 +119,14 @@ impl Repository {
     /// Does the repository hold blob `digest`?
     pub fn has_blob(&self, digest: &Digest) -> Result<bool> {
         let url = self.url(&format!("blobs/{digest}"));
-        let resp = self.send(http::Method::HEAD, &url, &[], Payload::Empty, Access::Pull, &[])?;
+        let resp = self.send(
+            http::Method::HEAD,
+            &url,
+            &[],
+            Payload::Empty,
+            Access::Pull,
+            &[],
+        )?;
         match resp.status().as_u16() {
             200 => Ok(true),
             404 => Ok(false),
@@ -130,7 +142,14 @@ impl Repository {
         } else {
             Vec::new()
         };
-        let resp = self.send(http::Method::GET, &url, &headers, Payload::Empty, Access::Pull, &[])?;
+        let resp = self.send(
+            http::Method::GET,
+            &url,
+            &headers,
+            Payload::Empty,
+            Access::Pull,
+            &[],
+        )?;
         match resp.status().as_u16() {
             200 => Ok((resp.into_body(), false)),
             206 => Ok((resp.into_body(), true)),
@@ -250,7 +269,10 @@ impl RegistryStore {
     fn remember(&self, m: FetchedManifest) {
         if m.media_type == MEDIA_INDEX || m.media_type == MEDIA_DOCKER_LIST {
             if let Ok(index) = serde_json::from_slice::<Index>(&m.bytes) {
-                let mut set = self.manifest_digests.lock().unwrap_or_else(|p| p.into_inner());
+                let mut set = self
+                    .manifest_digests
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
                 for d in index.manifests {
                     if let Ok(dg) = Digest::parse(&d.digest) {
                         set.insert(dg.hex().to_string());
@@ -265,7 +287,12 @@ impl RegistryStore {
     }
 
     fn manifest_bytes(&self, hex: &str) -> Option<Result<Arc<[u8]>>> {
-        if let Some(m) = self.manifests.lock().unwrap_or_else(|p| p.into_inner()).get(hex) {
+        if let Some(m) = self
+            .manifests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hex)
+        {
             return Some(Ok(m.bytes.clone()));
         }
         let known = self

@@ -1,0 +1,732 @@
+//! Registries end to end, against Debian's `docker-registry` started here
+//! on loopback: TLS with a CA made by `openssl`, HTTP basic auth from an
+//! `htpasswd` file, and bearer tokens from a small issuer that signs real
+//! JWTs the registry verifies. Images are pushed with `skopeo copy`;
+//! faults come from a proxy in this file that corrupts, cuts or stalls
+//! the registry's answers.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn tools() -> bool {
+    [
+        "docker-registry",
+        "htpasswd",
+        "openssl",
+        "skopeo",
+        "umoci",
+        "dpkg-deb",
+        "python3",
+    ]
+    .iter()
+    .all(|t| have(t))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(port: u16) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "nothing listens on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A process stopped when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+enum Auth {
+    None,
+    Basic(PathBuf),
+    Token { realm: String, bundle: PathBuf },
+}
+
+struct Registry {
+    _server: Server,
+    host: String,
+}
+
+impl Registry {
+    fn start(dir: &Path, tls: Option<(&Path, &Path)>, auth: Auth) -> Registry {
+        let port = free_port();
+        let data = dir.join(format!("data-{port}"));
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            data.display()
+        );
+        if let Some((cert, key)) = tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
+        match auth {
+            Auth::None => {}
+            Auth::Basic(file) => config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
+                file.display()
+            )),
+            Auth::Token { realm, bundle } => config.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: kiln-test\n    issuer: kiln-test-issuer\n    rootcertbundle: {}\n",
+                bundle.display()
+            )),
+        }
+        let path = dir.join(format!("registry-{port}.yml"));
+        write_file(&path, &config);
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let server = Server(child);
+        wait_for(port);
+        Registry {
+            _server: server,
+            host: format!("127.0.0.1:{port}"),
+        }
+    }
+}
+
+/// A CA, a server certificate for 127.0.0.1 signed by it, and a cert dir
+/// (`ca.crt`) as skopeo and kiln read it.
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ssl = |args: &[&str]| {
+        sh(Command::new("openssl").args(args).current_dir(dir));
+    };
+    ssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kiln-test-ca",
+    ]);
+    ssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    write_file(
+        &dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    );
+    ssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    let certs = dir.join("certs.d");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(dir.join("ca.crt"), certs.join("ca.crt")).unwrap();
+    (dir.join("server.crt"), dir.join("server.key"), certs)
+}
+
+/// A two-layer image with two real debs installed by dpkg, as an OCI
+/// layout; returns (`oci-dir:` source, skopeo `oci:` source, debs dir).
+fn image(dir: &Path) -> (String, String, PathBuf) {
+    let debs = dir.join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let a = Deb {
+        name: "kiln-reg-a",
+        version: "1.2.3-1",
+        source: None,
+        files: &[("usr/share/kiln-reg-a/data.txt", b"layer one\n")],
+    }
+    .build(&debs);
+    let b = Deb {
+        name: "kiln-reg-b",
+        version: "4.5-2",
+        source: None,
+        files: &[("usr/share/kiln-reg-b/data.txt", b"layer two\n")],
+    }
+    .build(&debs);
+    let umoci = Umoci::new(&dir.join("img"), "v1");
+    dpkg_root(&umoci.rootfs());
+    dpkg(&umoci.rootfs(), &["-i", a.to_str().unwrap()]);
+    umoci.repack();
+    dpkg(&umoci.rootfs(), &["-i", b.to_str().unwrap()]);
+    umoci.repack();
+    let layout = umoci.layout.display().to_string();
+    (
+        format!("oci-dir:{layout}:v1"),
+        format!("oci:{layout}:v1"),
+        debs,
+    )
+}
+
+fn skopeo_push(from: &str, to: &str, extra: &[&str]) {
+    sh(Command::new("skopeo")
+        .args(["copy", "-q"])
+        .args(extra)
+        .arg(from)
+        .arg(to));
+}
+
+fn packages(args: &[&str]) -> Vec<(String, String, String)> {
+    rows(&json(args))
+}
+
+#[test]
+fn tls_and_basic_auth_give_the_same_packages_as_the_layout() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (cert, key, certs) = certificates(dir);
+    let htpasswd = dir.join("htpasswd");
+    let out = sh(Command::new("htpasswd").args(["-Bbn", "alice", "s3cret-pw"]));
+    std::fs::write(&htpasswd, out.stdout).unwrap();
+    let reg = Registry::start(dir, Some((&cert, &key)), Auth::Basic(htpasswd));
+    let (local, oci, debs) = image(dir);
+    let certs_s = certs.to_str().unwrap();
+    let dest = format!("docker://{}/team/app:v1", reg.host);
+    skopeo_push(
+        &oci,
+        &dest,
+        &[
+            "--dest-cert-dir",
+            certs_s,
+            "--dest-creds",
+            "alice:s3cret-pw",
+        ],
+    );
+    let src = format!("registry:{}/team/app:v1", reg.host);
+
+    let want = packages(&["sbom", &local, "-o", "json"]);
+    assert_eq!(want.len(), 2, "{want:?}");
+    let creds = ["--cert-dir", certs_s, "--creds", "alice:s3cret-pw"];
+    let mut args = vec!["sbom", &src, "-o", "json"];
+    args.extend(creds);
+    assert_eq!(packages(&args), want);
+    // docker:// is the same source.
+    let alias = format!("docker://{}/team/app:v1", reg.host);
+    let mut args = vec!["sbom", &alias, "-o", "json"];
+    args.extend(creds);
+    assert_eq!(packages(&args), want);
+
+    let db = dir.join("kiln.db");
+    db_build_debs(&db, &debs);
+    let db_s = db.to_str().unwrap();
+    let scan_local = rows(&json(&["scan", &local, "--db", db_s, "-o", "json"]));
+    let mut args = vec!["scan", &src, "--db", db_s, "-o", "json"];
+    args.extend(creds);
+    assert_eq!(rows(&json(&args)), scan_local);
+
+    // Credentials from an auth file, as skopeo login writes it.
+    let auth = dir.join("auth.json");
+    let token = base64_encode(b"alice:s3cret-pw");
+    write_file(
+        &auth,
+        &format!(r#"{{"auths":{{"{}":{{"auth":"{token}"}}}}}}"#, reg.host),
+    );
+    let out = kiln()
+        .args(["sbom", &src, "-o", "json", "--cert-dir", certs_s])
+        .env("REGISTRY_AUTH_FILE", &auth)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(rows(&serde_json::from_slice(&out.stdout).unwrap()), want);
+
+    // A wrong password: 401, named, and the password never printed.
+    let err = failure(&[
+        "sbom",
+        &src,
+        "--cert-dir",
+        certs_s,
+        "--creds",
+        "alice:wrong-pw-123",
+    ]);
+    assert!(err.contains(&format!("{}/team/app", reg.host)), "{err}");
+    assert!(err.contains("401") && err.contains("alice"), "{err}");
+    assert!(!err.contains("wrong-pw-123"), "the password leaked: {err}");
+    // No CA: a TLS error that says what to do.
+    let err = failure(&["sbom", &src, "--creds", "alice:s3cret-pw"]);
+    assert!(
+        err.contains("--tls-verify=false") && err.contains("--cert-dir"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret-pw"), "{err}");
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The token issuer: signing key and certificate made here, users with
+/// their rights.
+fn token_issuer(dir: &Path) -> (Server, String, PathBuf) {
+    sh(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "token.key",
+            "-out",
+            "token.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=kiln-test-issuer",
+        ])
+        .current_dir(dir));
+    let users = dir.join("users");
+    write_file(
+        &users,
+        "alice:a-pass:pull,push\nreader:r-pass:pull\nnobody:n-pass:\n",
+    );
+    let port = free_port();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/registry_support/token_issuer.py");
+    let child = Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(dir.join("token.key"))
+        .arg(dir.join("token.crt"))
+        .args(["kiln-test-issuer", "kiln-test"])
+        .arg(&users)
+        .spawn()
+        .expect("start the token issuer");
+    let server = Server(child);
+    wait_for(port);
+    (
+        server,
+        format!("http://127.0.0.1:{port}/token"),
+        dir.join("token.crt"),
+    )
+}
+
+#[test]
+fn bearer_tokens_and_pushing_what_strip_writes() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (cert, key, certs) = certificates(dir);
+    let (_issuer, realm, bundle) = token_issuer(dir);
+    let reg = Registry::start(dir, Some((&cert, &key)), Auth::Token { realm, bundle });
+    let (local, oci, _) = image(dir);
+    let certs_s = certs.to_str().unwrap();
+    skopeo_push(
+        &oci,
+        &format!("docker://{}/team/app:v1", reg.host),
+        &["--dest-cert-dir", certs_s, "--dest-creds", "alice:a-pass"],
+    );
+    let src = format!("registry:{}/team/app:v1", reg.host);
+    let want = packages(&["sbom", &local, "-o", "json"]);
+    let got = packages(&[
+        "sbom",
+        &src,
+        "-o",
+        "json",
+        "--cert-dir",
+        certs_s,
+        "--creds",
+        "reader:r-pass",
+    ]);
+    assert_eq!(got, want);
+
+    // Signed in, but without the pull right: the registry answers 401
+    // insufficient_scope and kiln says what is missing.
+    let err = failure(&[
+        "sbom",
+        &src,
+        "--cert-dir",
+        certs_s,
+        "--creds",
+        "nobody:n-pass",
+    ]);
+    assert!(
+        err.contains("no pull right") && err.contains("nobody"),
+        "{err}"
+    );
+    // A wrong password at the token service.
+    let err = failure(&[
+        "sbom",
+        &src,
+        "--cert-dir",
+        certs_s,
+        "--creds",
+        "alice:nope-nope",
+    ]);
+    assert!(
+        err.contains("refused the credentials") && !err.contains("nope-nope"),
+        "{err}"
+    );
+
+    // strip to the registry, and to an archive: the same manifest, and
+    // the same digest on every run.
+    let archive = dir.join("stripped.tar");
+    let archive_s = format!("oci-archive:{}", archive.display());
+    let strip = |dest: &str, creds: &str| {
+        kiln()
+            .args([
+                "strip",
+                "-q",
+                &src,
+                dest,
+                "--cert-dir",
+                certs_s,
+                "--creds",
+                creds,
+            ])
+            .output()
+            .unwrap()
+    };
+    let o = strip(&archive_s, "alice:a-pass");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let first = std::fs::read(&archive).unwrap();
+    let o = strip(&archive_s, "alice:a-pass");
+    assert!(o.status.success());
+    assert_eq!(
+        std::fs::read(&archive).unwrap(),
+        first,
+        "strip is not deterministic"
+    );
+    let pushed = format!("registry:{}/team/app:stripped", reg.host);
+    let err = strip(&pushed, "reader:r-pass");
+    assert_eq!(err.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&err.stderr).contains("no push right"));
+    let o = strip(&pushed, "alice:a-pass");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let inspect = sh(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--cert-dir",
+        certs_s,
+        "--creds",
+        "alice:a-pass",
+        &format!("docker://{}/team/app:stripped", reg.host),
+    ]));
+    let local_manifest = manifest_of_archive(&archive, dir);
+    assert_eq!(
+        inspect.stdout, local_manifest,
+        "the pushed manifest differs from the archive's"
+    );
+    let copy = dir.join("copied");
+    sh(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        "--src-cert-dir",
+        certs_s,
+        "--src-creds",
+        "alice:a-pass",
+        &format!("docker://{}/team/app:stripped", reg.host),
+        &format!("oci:{}:stripped", copy.display()),
+    ]));
+    sh(Command::new("umoci")
+        .args([
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:stripped", copy.display()),
+        ])
+        .arg(dir.join("unpacked")));
+    assert!(dir
+        .join("unpacked/rootfs/usr/share/kiln-reg-b/data.txt")
+        .is_file());
+}
+
+/// The manifest bytes an OCI archive's index points at.
+fn manifest_of_archive(archive: &Path, dir: &Path) -> Vec<u8> {
+    let out = dir.join("archive-layout");
+    std::fs::create_dir_all(&out).unwrap();
+    sh(Command::new("tar")
+        .arg("-xf")
+        .arg(archive)
+        .arg("-C")
+        .arg(&out));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    std::fs::read(out.join("blobs/sha256").join(&digest[7..])).unwrap()
+}
+
+/// What the fault proxy does to the next answers.
+#[derive(Clone, Debug, PartialEq)]
+enum Fault {
+    Pass,
+    /// Flip one byte of the body of the blob whose digest the path names.
+    Corrupt(String),
+    /// Send half of that blob's body, then drop the connection (once).
+    Cut(String),
+    /// Answer manifest requests with a body over the limit.
+    HugeManifest,
+}
+
+/// An HTTP/1.1 proxy in front of a plain-HTTP registry, one request per
+/// connection.
+fn fault_proxy(upstream: String, fault: Arc<Mutex<Fault>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let upstream = upstream.clone();
+            let fault = fault.clone();
+            std::thread::spawn(move || {
+                let _ = proxy_one(client, &upstream, &fault);
+            });
+        }
+    });
+    addr
+}
+
+fn proxy_one(mut client: TcpStream, upstream: &str, fault: &Mutex<Fault>) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte)? == 0 {
+            return Ok(());
+        }
+        // A TLS ClientHello (kiln tries HTTPS first): a plain-HTTP server
+        // answers it with an error at once; so does this proxy.
+        if head.is_empty() && byte[0] == 0x16 {
+            client.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")?;
+            return Ok(());
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let path = text.split(' ').nth(1).unwrap_or("").to_string();
+    let mut lines: Vec<&str> = text
+        .split("\r\n")
+        .filter(|l| !l.is_empty() && !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    lines.push("Connection: close");
+    let request = format!("{}\r\n\r\n", lines.join("\r\n"));
+    let mut up = TcpStream::connect(upstream)?;
+    up.write_all(request.as_bytes())?;
+    let mut answer = Vec::new();
+    up.read_to_end(&mut answer)?;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(answer.len(), |p| p + 4);
+    let (head, body) = answer.split_at(split);
+    let current = fault.lock().unwrap().clone();
+    match current {
+        Fault::Corrupt(d) if path.contains("/blobs/") && path.contains(&d) && !body.is_empty() => {
+            let mut body = body.to_vec();
+            let mid = body.len() / 2;
+            body[mid] ^= 0x55;
+            client.write_all(head)?;
+            client.write_all(&body)?;
+        }
+        Fault::Cut(d) if path.contains("/blobs/") && path.contains(&d) && body.len() > 64 => {
+            *fault.lock().unwrap() = Fault::Pass;
+            client.write_all(head)?;
+            client.write_all(&body[..body.len() / 2])?;
+            client.flush()?;
+            let _ = client.shutdown(std::net::Shutdown::Both);
+        }
+        Fault::HugeManifest if path.contains("/manifests/") => {
+            let big = vec![b' '; 5 << 20];
+            client.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    big.len()
+                )
+                .as_bytes(),
+            )?;
+            client.write_all(&big)?;
+        }
+        _ => client.write_all(&answer)?,
+    }
+    Ok(())
+}
+
+#[test]
+fn faults_are_clear_errors_or_are_recovered() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let reg = Registry::start(dir, None, Auth::None);
+    let (local, oci, _) = image(dir);
+    skopeo_push(
+        &oci,
+        &format!("docker://{}/app:v1", reg.host),
+        &["--dest-tls-verify=false"],
+    );
+    let want = packages(&["sbom", &local, "-o", "json"]);
+    let direct = format!("registry:{}/app:v1", reg.host);
+
+    // Plain HTTP needs --tls-verify=false.
+    let err = failure(&["sbom", &direct]);
+    assert!(err.contains("--tls-verify=false"), "{err}");
+    assert_eq!(
+        packages(&["sbom", &direct, "--tls-verify=false", "-o", "json"]),
+        want
+    );
+
+    // Unknown tag and digest, named.
+    let err = failure(&[
+        "sbom",
+        &format!("registry:{}/app:nope", reg.host),
+        "--tls-verify=false",
+    ]);
+    assert!(
+        err.contains(&format!("{}/app", reg.host))
+            && err.contains("nope")
+            && err.contains("not found"),
+        "{err}"
+    );
+    let zero = format!("sha256:{}", "0".repeat(64));
+    let err = failure(&[
+        "sbom",
+        &format!("registry:{}/app@{zero}", reg.host),
+        "--tls-verify=false",
+    ]);
+    assert!(err.contains("not found"), "{err}");
+    // A platform the image does not have.
+    let err = failure(&[
+        "sbom",
+        &direct,
+        "--tls-verify=false",
+        "--platform",
+        "linux/arm64",
+    ]);
+    assert!(
+        err.contains("linux/arm64") && err.contains("linux/amd64"),
+        "{err}"
+    );
+
+    let fault = Arc::new(Mutex::new(Fault::Pass));
+    let proxy = fault_proxy(reg.host.clone(), fault.clone());
+    let via = format!("registry:{proxy}/app:v1");
+    assert_eq!(
+        packages(&["sbom", &via, "--tls-verify=false", "-o", "json"]),
+        want
+    );
+    let doc = json(&["sbom", &via, "--tls-verify=false", "-o", "json"]);
+    let layer = doc["source"]["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A byte flipped in a layer: a digest mismatch, never a result.
+    *fault.lock().unwrap() = Fault::Corrupt(layer[7..].to_string());
+    let err = failure(&["sbom", &via, "--tls-verify=false"]);
+    assert!(err.contains("digest mismatch"), "{err}");
+
+    // A connection cut mid-layer: resumed with Range, same packages.
+    *fault.lock().unwrap() = Fault::Cut(layer[7..].to_string());
+    assert_eq!(
+        packages(&["sbom", &via, "--tls-verify=false", "-o", "json"]),
+        want
+    );
+    assert_eq!(
+        *fault.lock().unwrap(),
+        Fault::Pass,
+        "the cut never happened"
+    );
+
+    // An oversized manifest is refused, not read.
+    *fault.lock().unwrap() = Fault::HugeManifest;
+    let err = failure(&["sbom", &via, "--tls-verify=false"]);
+    assert!(err.contains("limit"), "{err}");
+    *fault.lock().unwrap() = Fault::Pass;
+
+    // A registry that never answers: --timeout, then a clear error.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let start = Instant::now();
+    let err = failure(&[
+        "sbom",
+        &format!("registry:{silent_addr}/app:v1"),
+        "--tls-verify=false",
+        "--timeout",
+        "1",
+    ]);
+    assert!(
+        err.contains("timed out") || err.contains("timeout"),
+        "{err}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(60));
+}
