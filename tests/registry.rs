@@ -468,6 +468,28 @@ fn bearer_tokens_and_pushing_what_strip_writes() {
     let o = strip(&pushed, "alice:a-pass");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
+    // The same strip into another repository of the registry: every blob
+    // is mounted from the source repository, none uploaded again.
+    let other = format!("registry:{}/team/other:stripped", reg.host);
+    let o = kiln()
+        .args([
+            "strip",
+            &src,
+            &other,
+            "--cert-dir",
+            certs_s,
+            "--creds",
+            "alice:a-pass",
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{said}");
+    assert!(
+        said.contains("0 blob(s) uploaded") && !said.contains(" 0 mounted"),
+        "{said}"
+    );
+
     let inspect = sh(Command::new("skopeo").args([
         "inspect",
         "--raw",
@@ -729,4 +751,96 @@ fn faults_are_clear_errors_or_are_recovered() {
         "{err}"
     );
     assert!(start.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn the_signature_db_round_trips_as_an_oci_artifact() {
+    if !tools() || !have("curl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let reg = Registry::start(dir, None, Auth::None);
+    let (local, _, debs) = image(dir);
+    let db = dir.join("kiln.db");
+    db_build_debs(&db, &debs);
+    let db_s = db.to_str().unwrap();
+    let r = format!("registry:{}/kiln/signatures:v1", reg.host);
+    let out = sh(kiln().args(["db", "push", "-q", &r, "--db", db_s, "--tls-verify=false"]));
+    let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+
+    let pulled = dir.join("pulled/kiln.db");
+    let pulled_s = pulled.to_str().unwrap();
+    sh(kiln().args([
+        "db",
+        "pull",
+        "-q",
+        &r,
+        "--db",
+        pulled_s,
+        "--tls-verify=false",
+    ]));
+    let stats = |p: &str| {
+        let mut v = json(&["db", "stats", "--db", p, "-o", "json"]);
+        v.as_object_mut().unwrap().remove("path");
+        v.as_object_mut().unwrap().remove("size_bytes");
+        v
+    };
+    assert_eq!(stats(db_s), stats(pulled_s));
+    let scan = |p: &str| json(&["scan", &local, "--db", p, "-o", "json"])["packages"].clone();
+    assert_eq!(scan(db_s), scan(pulled_s));
+
+    // The same artifact announcing a newer schema: refused, local DB kept.
+    let base = format!("http://{}/v2/kiln/signatures/manifests", reg.host);
+    let accept = "Accept: application/vnd.oci.image.manifest.v1+json";
+    let manifest =
+        sh(Command::new("curl").args(["-sf", "-H", accept, &format!("{base}/v1")])).stdout;
+    let newer = String::from_utf8(manifest).unwrap().replace(
+        "\"dev.kiln.db.schema\":\"3\"",
+        "\"dev.kiln.db.schema\":\"99\"",
+    );
+    assert!(newer.contains("\"99\""), "{newer}");
+    let file = dir.join("newer.json");
+    std::fs::write(&file, &newer).unwrap();
+    sh(Command::new("curl").args([
+        "-sf",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("{base}/v99"),
+    ]));
+    let before = std::fs::read(&pulled).unwrap();
+    let newer_ref = format!("registry:{}/kiln/signatures:v99", reg.host);
+    let err = failure(&[
+        "db",
+        "pull",
+        &newer_ref,
+        "--db",
+        pulled_s,
+        "--tls-verify=false",
+    ]);
+    assert!(
+        err.contains("schema 99") && err.contains("upgrade kiln"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&pulled).unwrap(),
+        before,
+        "a refused pull changed the DB"
+    );
+
+    // An image is not a signature DB.
+    let err = failure(&[
+        "db",
+        "pull",
+        &format!("registry:{}/kiln/nothing:v1", reg.host),
+        "--db",
+        pulled_s,
+        "--tls-verify=false",
+    ]);
+    assert!(err.contains("not found"), "{err}");
 }

@@ -34,6 +34,10 @@ pub enum Command {
     /// Manage vulnerability advisories.
     #[command(subcommand)]
     Vuln(super::advisories::Command),
+    /// Push the DB to a registry as an OCI artifact (registry:HOST/REPO:TAG).
+    Push(super::transfer::TransferArgs),
+    /// Pull a DB pushed with `db push`, replacing the local one atomically.
+    Pull(super::transfer::TransferArgs),
 }
 
 /// `kiln db stats`
@@ -60,6 +64,8 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
         Command::Build(a) => super::build::run(a, quiet),
         Command::Stats(a) => stats(a),
         Command::Vuln(c) => super::advisories::run(c, quiet),
+        Command::Push(a) => super::transfer::push(a, quiet),
+        Command::Pull(a) => super::transfer::pull(a, quiet),
     }
 }
 

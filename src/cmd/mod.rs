@@ -11,6 +11,7 @@ pub mod scan;
 pub mod slim;
 pub mod source;
 pub mod strip;
+pub mod transfer;
 pub mod vuln;
 
 use std::io::{IsTerminal, Write};

@@ -243,6 +243,20 @@ impl Db {
         db_err(&self.path, e)
     }
 
+    /// Write a consistent, compacted copy of the database to `dest` (which
+    /// must not exist) while readers and writers carry on: `VACUUM INTO`
+    /// reads one snapshot of the DB.
+    pub fn snapshot(&self, dest: &Path) -> Result<()> {
+        let text = dest.to_str().ok_or_else(|| RainbowError::Io {
+            path: dest.into(),
+            err: std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"),
+        })?;
+        self.conn
+            .execute("VACUUM INTO ?1", params![text])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// A second, independent read connection to the same database.
     pub(crate) fn reopen(&self) -> Result<Db> {
         Db::open_readonly(&self.path)

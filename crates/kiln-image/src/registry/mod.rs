@@ -2,6 +2,7 @@
 //! straight from `registry:HOST/REPO:TAG` (layers streamed and verified,
 //! nothing written to disk), and images and artifacts pushed to them.
 
+mod artifact;
 mod auth;
 mod client;
 mod push;
@@ -11,6 +12,7 @@ mod store;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use artifact::{pull_artifact, push_artifact, ArtifactSpec, PulledArtifact, MEDIA_EMPTY};
 pub use auth::{auth_files, Credentials};
 pub use client::{Access, Repository};
 pub use push::{push_layout, PushReport};

@@ -17,7 +17,17 @@ use crate::error::{ImageError, Result};
 use crate::spec::*;
 
 /// Blobs up to this size go up in one `PUT`; larger ones in chunks of it.
+/// `$KILN_PUSH_CHUNK` (bytes) changes it, for registries behind proxies
+/// that cap request bodies.
 const CHUNK: u64 = 16 << 20;
+
+fn chunk_size() -> u64 {
+    std::env::var("KILN_PUSH_CHUNK")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(CHUNK)
+}
 
 /// What a push did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -192,11 +202,12 @@ fn upload(
     let mut location = location.to_string();
     let mut sent = 0u64;
     let mut buf = Vec::new();
-    if size > CHUNK {
+    let chunk = chunk_size();
+    if size > chunk {
         while sent < size {
             buf.clear();
             (&mut file)
-                .take(CHUNK)
+                .take(chunk)
                 .read_to_end(&mut buf)
                 .map_err(|e| ImageError::io(path, e))?;
             let end = sent + buf.len() as u64 - 1;
