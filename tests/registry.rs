@@ -844,3 +844,87 @@ fn the_signature_db_round_trips_as_an_oci_artifact() {
     ]);
     assert!(err.contains("not found"), "{err}");
 }
+
+/// The digest and size of what a registry serves for `url`.
+fn manifest_descriptor(url: &str, accept: &str) -> (String, usize) {
+    let body =
+        sh(Command::new("curl").args(["-sf", "-H", &format!("Accept: {accept}"), url])).stdout;
+    let mut sum = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sum.stdin.take().unwrap().write_all(&body).unwrap();
+    let out = sum.wait_with_output().unwrap();
+    let hex = String::from_utf8_lossy(&out.stdout)[..64].to_string();
+    (format!("sha256:{hex}"), body.len())
+}
+
+#[test]
+fn an_image_index_in_a_registry_is_chosen_by_platform() {
+    if !tools() || !have("curl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let reg = Registry::start(dir, None, Auth::None);
+    let (_, amd, _) = image(dir);
+    let arm = Umoci::new(&dir.join("arm"), "v1");
+    write_file(&arm.rootfs().join("etc/os-release"), "ID=kiln-arm\n");
+    arm.repack();
+    arm.config(&["--architecture=arm64", "--os=linux"]);
+    let flags = ["--dest-tls-verify=false"];
+    skopeo_push(&amd, &format!("docker://{}/multi:amd", reg.host), &flags);
+    skopeo_push(
+        &format!("oci:{}", arm.image()),
+        &format!("docker://{}/multi:arm", reg.host),
+        &flags,
+    );
+    let oci = "application/vnd.oci.image.manifest.v1+json";
+    let base = format!("http://{}/v2/multi/manifests", reg.host);
+    let (amd_d, amd_n) = manifest_descriptor(&format!("{base}/amd"), oci);
+    let (arm_d, arm_n) = manifest_descriptor(&format!("{base}/arm"), oci);
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"{oci}","digest":"{amd_d}","size":{amd_n},"platform":{{"architecture":"amd64","os":"linux"}}}},{{"mediaType":"{oci}","digest":"{arm_d}","size":{arm_n},"platform":{{"architecture":"arm64","os":"linux"}}}}]}}"#
+    );
+    let file = dir.join("index.json");
+    std::fs::write(&file, index).unwrap();
+    sh(Command::new("curl").args([
+        "-sf",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.index.v1+json",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("{base}/all"),
+    ]));
+    let src = format!("registry:{}/multi:all", reg.host);
+    let arm_doc = json(&[
+        "sbom",
+        &src,
+        "--tls-verify=false",
+        "--platform",
+        "linux/arm64",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(arm_doc["distro"]["id"], "kiln-arm", "{arm_doc}");
+    assert_eq!(arm_doc["source"]["manifestDigest"], arm_d.as_str());
+    if cfg!(target_arch = "x86_64") {
+        let host = json(&["sbom", &src, "--tls-verify=false", "-o", "json"]);
+        assert_eq!(host["source"]["manifestDigest"], amd_d.as_str());
+        assert_eq!(rows(&host).len(), 2);
+    }
+    let err = failure(&[
+        "sbom",
+        &src,
+        "--tls-verify=false",
+        "--platform",
+        "linux/s390x",
+    ]);
+    assert!(
+        err.contains("linux/s390x") && err.contains("linux/amd64") && err.contains("linux/arm64"),
+        "{err}"
+    );
+}
