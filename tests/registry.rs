@@ -10,10 +10,11 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::registry::{free_port, wait_for, Auth, Registry, Server};
 use common::*;
 
 fn tools() -> bool {
@@ -28,90 +29,6 @@ fn tools() -> bool {
     ]
     .iter()
     .all(|t| have(t))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for(port: u16) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "nothing listens on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A process stopped when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-enum Auth {
-    None,
-    Basic(PathBuf),
-    Token { realm: String, bundle: PathBuf },
-}
-
-struct Registry {
-    _server: Server,
-    host: String,
-}
-
-impl Registry {
-    fn start(dir: &Path, tls: Option<(&Path, &Path)>, auth: Auth) -> Registry {
-        let port = free_port();
-        let data = dir.join(format!("data-{port}"));
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            data.display()
-        );
-        if let Some((cert, key)) = tls {
-            config.push_str(&format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                cert.display(),
-                key.display()
-            ));
-        }
-        match auth {
-            Auth::None => {}
-            Auth::Basic(file) => config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
-                file.display()
-            )),
-            Auth::Token { realm, bundle } => config.push_str(&format!(
-                "auth:\n  token:\n    realm: {realm}\n    service: kiln-test\n    issuer: kiln-test-issuer\n    rootcertbundle: {}\n",
-                bundle.display()
-            )),
-        }
-        let path = dir.join(format!("registry-{port}.yml"));
-        write_file(&path, &config);
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start docker-registry");
-        let server = Server(child);
-        wait_for(port);
-        Registry {
-            _server: server,
-            host: format!("127.0.0.1:{port}"),
-        }
-    }
 }
 
 /// A CA, a server certificate for 127.0.0.1 signed by it, and a cert dir
@@ -660,6 +577,20 @@ fn faults_are_clear_errors_or_are_recovered() {
         packages(&["sbom", &direct, "--tls-verify=false", "-o", "json"]),
         want
     );
+
+    // Docker schema 2 media types read the same.
+    skopeo_push(
+        &oci,
+        &format!("docker://{}/app:v2s2", reg.host),
+        &["--dest-tls-verify=false", "--format", "v2s2"],
+    );
+    let v2s2 = format!("registry:{}/app:v2s2", reg.host);
+    let doc = json(&["sbom", &v2s2, "--tls-verify=false", "-o", "json"]);
+    assert_eq!(rows(&doc), want);
+    assert!(doc["source"]["layers"][0]["mediaType"]
+        .as_str()
+        .unwrap()
+        .starts_with("application/vnd.docker.image.rootfs"));
 
     // Unknown tag and digest, named.
     let err = failure(&[

@@ -441,3 +441,57 @@ fn slim_dynamic_needs_root() {
     assert!(err.contains("dynamic mode needs root"), "{err}");
     assert!(err.contains("--mode static"), "{err}");
 }
+
+#[test]
+fn slim_pushes_to_a_registry_the_same_image_it_writes_to_an_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(src) = runnable_image(tmp.path()) else {
+        return;
+    };
+    if !have("docker-registry") {
+        return;
+    }
+    let reg = common::registry::Registry::start(tmp.path(), None, common::registry::Auth::None);
+    let archive = tmp.path().join("slim.tar");
+    let out = slim(&src, &archive, "dynamic");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dest = format!("registry:{}/app:slim", reg.host);
+    let out = kiln()
+        .args([
+            "slim",
+            &src,
+            &dest,
+            "--mode",
+            "dynamic",
+            "--probe-cmd",
+            "hello",
+        ])
+        .args(["--verify", "--report", "json", "--tls-verify=false"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The manifest in the registry is the archive's, byte for byte: the
+    // same input and flags give the same image.
+    let pushed = sh(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/app:slim", reg.host),
+    ]))
+    .stdout;
+    let local = sh(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}", archive.display()),
+    ]))
+    .stdout;
+    assert_eq!(pushed, local);
+}

@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod registry;
+
 /// A `kiln` command.
 pub fn kiln() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
