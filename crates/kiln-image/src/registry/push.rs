@@ -199,58 +199,17 @@ fn upload(
     size: u64,
 ) -> Result<()> {
     let mut file = File::open(path).map_err(|e| ImageError::io(path, e))?;
-    let mut location = location.to_string();
-    let mut sent = 0u64;
     let mut buf = Vec::new();
     let chunk = chunk_size();
-    if size > chunk {
-        while sent < size {
-            buf.clear();
-            (&mut file)
-                .take(chunk)
-                .read_to_end(&mut buf)
-                .map_err(|e| ImageError::io(path, e))?;
-            let end = sent + buf.len() as u64 - 1;
-            let headers = [
-                ("Content-Type", "application/octet-stream".to_string()),
-                ("Content-Range", format!("{sent}-{end}")),
-                ("Content-Length", buf.len().to_string()),
-            ];
-            let resp = repo.send(
-                http::Method::PATCH,
-                &location,
-                &headers,
-                Payload::Bytes(&buf),
-                Access::Push,
-                &[],
-            )?;
-            if resp.status() != 202 {
-                return Err(repo.error(format!(
-                    "blob {digest}: chunk at {sent}: HTTP {}",
-                    resp.status().as_u16()
-                )));
-            }
-            location = location_of(repo, &resp)?;
-            sent = end + 1;
-        }
-        buf.clear();
+    let location = if size > chunk {
+        send_chunks(repo, location, &mut file, path, digest, chunk)?
     } else {
         file.read_to_end(&mut buf)
             .map_err(|e| ImageError::io(path, e))?;
-    }
+        location.to_string()
+    };
     let url = with_query(&location, &format!("digest={digest}"));
-    let headers = [
-        ("Content-Type", "application/octet-stream".to_string()),
-        ("Content-Length", buf.len().to_string()),
-    ];
-    let resp = repo.send(
-        http::Method::PUT,
-        &url,
-        &headers,
-        Payload::Bytes(&buf),
-        Access::Push,
-        &[],
-    )?;
+    let resp = put_bytes(repo, http::Method::PUT, &url, &buf, None)?;
     match resp.status().as_u16() {
         201 | 204 => Ok(()),
         400 => Err(repo.error(format!(
@@ -258,6 +217,65 @@ fn upload(
         ))),
         s => Err(repo.error(format!("blob {digest}: upload: HTTP {s}"))),
     }
+}
+
+/// `PATCH` the file up in chunks; the session's location after the last.
+fn send_chunks(
+    repo: &Repository,
+    location: &str,
+    file: &mut File,
+    path: &Path,
+    digest: &Digest,
+    chunk: u64,
+) -> Result<String> {
+    let mut location = location.to_string();
+    let mut sent = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        file.take(chunk)
+            .read_to_end(&mut buf)
+            .map_err(|e| ImageError::io(path, e))?;
+        if buf.is_empty() {
+            return Ok(location);
+        }
+        let end = sent + buf.len() as u64 - 1;
+        let range = format!("{sent}-{end}");
+        let resp = put_bytes(repo, http::Method::PATCH, &location, &buf, Some(range))?;
+        if resp.status() != 202 {
+            return Err(repo.error(format!(
+                "blob {digest}: chunk at {sent}: HTTP {}",
+                resp.status().as_u16()
+            )));
+        }
+        location = location_of(repo, &resp)?;
+        sent = end + 1;
+    }
+}
+
+/// Send `bytes` as an octet stream (with a `Content-Range` for a chunk).
+fn put_bytes(
+    repo: &Repository,
+    method: http::Method,
+    url: &str,
+    bytes: &[u8],
+    range: Option<String>,
+) -> Result<http::Response<kiln_http::ureq::Body>> {
+    let mut headers = vec![
+        ("Content-Type", "application/octet-stream".to_string()),
+        ("Content-Length", bytes.len().to_string()),
+    ];
+    if let Some(r) = range {
+        headers.push(("Content-Range", r));
+    }
+    repo.send(
+        method,
+        url,
+        &headers,
+        Payload::Bytes(bytes),
+        Access::Push,
+        &[],
+    )
 }
 
 fn put_manifest(repo: &Repository, reference: &str, media_type: &str, bytes: &[u8]) -> Result<()> {
