@@ -44,6 +44,12 @@ impl Credentials {
         (!u.is_empty()).then(|| Credentials::new(u, p))
     }
 
+    /// The identity (refresh) token, when these credentials are one
+    /// rather than a password (user `<token>`, as docker records them).
+    pub fn identity_token(&self) -> Option<&str> {
+        (self.username == "<token>").then_some(self.secret.as_str())
+    }
+
     /// The `Authorization: Basic …` value.
     pub fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.secret);

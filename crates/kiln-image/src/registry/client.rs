@@ -205,19 +205,7 @@ impl Repository {
         }
         let resp = self
             .http
-            .retrying(|| {
-                let mut req = self.http.agent().get(realm);
-                if let Some(s) = service {
-                    req = req.query("service", s);
-                }
-                for s in scopes {
-                    req = req.query("scope", s);
-                }
-                if let Some(c) = &self.creds {
-                    req = req.header("Authorization", c.basic_header());
-                }
-                transient_status(req.call())
-            })
+            .retrying(|| transient_status(self.token_request(realm, service, scopes)))
             .map_err(|e| self.error(format!("token service {realm}: {}", describe(&e))))?;
         let status = resp.status().as_u16();
         if status != 200 {
@@ -247,6 +235,41 @@ impl Repository {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, token.clone());
         Ok(token)
+    }
+
+    /// Ask the token service: with an identity token (an auth file's
+    /// `identitytoken`), the OAuth2 refresh-token grant the docker token
+    /// spec describes; otherwise a GET with HTTP basic credentials if any.
+    fn token_request(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> std::result::Result<http::Response<ureq::Body>, ureq::Error> {
+        if let Some(refresh) = self.creds.as_ref().and_then(Credentials::identity_token) {
+            let mut form: Vec<(&str, &str)> = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh),
+                ("client_id", "kiln"),
+            ];
+            if let Some(s) = service {
+                form.push(("service", s));
+            }
+            let scope = scopes.join(" ");
+            form.push(("scope", &scope));
+            return self.http.agent().post(realm).send_form(form);
+        }
+        let mut req = self.http.agent().get(realm);
+        if let Some(s) = service {
+            req = req.query("service", s);
+        }
+        for s in scopes {
+            req = req.query("scope", s);
+        }
+        if let Some(c) = &self.creds {
+            req = req.header("Authorization", c.basic_header());
+        }
+        req.call()
     }
 
     /// Send a request, authenticating as the registry asks: on a `401`
