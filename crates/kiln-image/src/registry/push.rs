@@ -99,10 +99,55 @@ fn push_manifest_tree(
     let manifest: Manifest = parse(&bytes, &digest)?;
     let mut blobs = vec![manifest.config.clone()];
     blobs.extend(manifest.layers.iter().cloned());
-    for b in &blobs {
-        push_blob(repo, layout, b, mount_from, report)?;
-    }
+    push_blobs(repo, layout, &blobs, mount_from, report)?;
     Ok(digest)
+}
+
+/// Blobs pushed at once: enough to overlap round trips, few enough not to
+/// flood the registry with connections.
+const PARALLEL: usize = 4;
+
+/// What happened to one blob.
+enum Outcome {
+    Present,
+    Mounted,
+    Uploaded(u64),
+}
+
+/// Push `blobs`, [`PARALLEL`] at a time.
+fn push_blobs(
+    repo: &Repository,
+    layout: &Path,
+    blobs: &[Descriptor],
+    mount_from: Option<&str>,
+    report: &mut PushReport,
+) -> Result<()> {
+    for group in blobs.chunks(PARALLEL) {
+        let outcomes: Vec<Result<Outcome>> = std::thread::scope(|s| {
+            let running: Vec<_> = group
+                .iter()
+                .map(|b| s.spawn(move || push_blob(repo, layout, b, mount_from)))
+                .collect();
+            running
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(repo.error("a push thread panicked")))
+                })
+                .collect()
+        });
+        for outcome in outcomes {
+            match outcome? {
+                Outcome::Present => report.present += 1,
+                Outcome::Mounted => report.mounted += 1,
+                Outcome::Uploaded(n) => {
+                    report.uploaded += 1;
+                    report.uploaded_bytes += n;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn push_blob(
@@ -110,19 +155,14 @@ fn push_blob(
     layout: &Path,
     desc: &Descriptor,
     mount_from: Option<&str>,
-    report: &mut PushReport,
-) -> Result<()> {
+) -> Result<Outcome> {
     let digest = Digest::parse(&desc.digest)?;
     if repo.has_blob(&digest)? {
-        report.present += 1;
-        return Ok(());
+        return Ok(Outcome::Present);
     }
     let location = match mount_from.filter(|m| *m != repo.name()) {
         Some(from) => match mount(repo, &digest, from)? {
-            None => {
-                report.mounted += 1;
-                return Ok(());
-            }
+            None => return Ok(Outcome::Mounted),
             Some(upload) => upload,
         },
         None => start_upload(repo)?,
@@ -132,9 +172,7 @@ fn push_blob(
         .map_err(|e| ImageError::io(&path, e))?
         .len();
     upload(repo, &location, &path, &digest, size)?;
-    report.uploaded += 1;
-    report.uploaded_bytes += size;
-    Ok(())
+    Ok(Outcome::Uploaded(size))
 }
 
 /// Ask the registry to mount `digest` from repository `from`: `None` when
