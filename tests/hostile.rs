@@ -426,3 +426,28 @@ fn odd_but_normal_names_are_accepted() {
     let doc = ok(sbom_of(&l));
     assert_eq!(doc["distro"]["id"], "debian");
 }
+
+/// An image config that is a JSON array: serde would fill the struct from
+/// it field by field; no other reader accepts it, nor does kiln.
+#[test]
+fn config_that_is_a_json_array() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("layout");
+    let mut w = LayoutWriter::create(&root).unwrap();
+    let l = w
+        .add_layer(&layer(&[("etc/os-release", OS, None)]), Compression::Gzip)
+        .unwrap();
+    let cfg = w
+        .add_blob(
+            kiln_image::spec::MEDIA_CONFIG,
+            br#"["amd64", "linux", null, null, {}, {"type": "layers", "diff_ids": []}]"#,
+        )
+        .unwrap();
+    w.add_manifest(cfg, vec![l.0], Some("t"), None).unwrap();
+    w.finish().unwrap();
+    let err = fail(sbom_of(&root));
+    assert!(
+        err.contains("image config") && err.contains("not a JSON object"),
+        "{err}"
+    );
+}

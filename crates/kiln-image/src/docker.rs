@@ -8,8 +8,8 @@ use crate::blobs::BlobStore;
 use crate::digest::Digest;
 use crate::error::{ImageError, Result};
 use crate::image::{
-    check_explicit_platform, display_name, malformed, parse_json, read_required, Check, Image,
-    Layer, OpenOptions,
+    check_explicit_platform, display_name, malformed, parse_json, parse_object, read_required,
+    Check, Image, Layer, OpenOptions,
 };
 use crate::reference::SourceRef;
 use crate::spec::*;
@@ -97,7 +97,7 @@ pub(crate) fn open(
         }
         None => Digest::of(&raw_config),
     };
-    let config: ImageConfig = parse_json(&raw_config, &format!("{config_name} (image config)"))?;
+    let config: ImageConfig = parse_object(&raw_config, &format!("{config_name} (image config)"))?;
     check_explicit_platform(&config, opts, s)?;
     if config.rootfs.diff_ids.len() != entry.layers.len() {
         return Err(malformed(

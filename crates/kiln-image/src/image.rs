@@ -201,6 +201,20 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &st
     })
 }
 
+/// Parse a document the specs define as a JSON object (index, manifest,
+/// config). serde would also fill a struct from an array, field by field,
+/// which no other reader accepts.
+pub(crate) fn parse_object<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ImageError::Malformed {
+            location: what.to_string(),
+            reason: "not a JSON object".into(),
+        });
+    }
+    parse_json(bytes, what)
+}
+
 /// Read a blob by digest, checking size and digest.
 pub(crate) fn read_blob(
     store: &dyn BlobStore,

@@ -9,8 +9,8 @@ use crate::compression::Compression;
 use crate::digest::Digest;
 use crate::error::{ImageError, Result};
 use crate::image::{
-    check_explicit_platform, display_name, malformed, parse_json, read_blob, read_required, Check,
-    Image, Layer, OpenOptions,
+    check_explicit_platform, display_name, malformed, parse_object, read_blob, read_required,
+    Check, Image, Layer, OpenOptions,
 };
 use crate::platform::Platform;
 use crate::reference::SourceRef;
@@ -32,7 +32,7 @@ pub(crate) fn open(
 ) -> Result<Image> {
     let s = store.as_ref();
     let index_bytes = read_required(s, "index.json", "no index.json")?;
-    let index: Index = parse_json(&index_bytes, &format!("{}: index.json", s.location()))?;
+    let index: Index = parse_object(&index_bytes, &format!("{}: index.json", s.location()))?;
     let mut candidates: Vec<Descriptor> = index.manifests.clone();
     let mut name = None;
     if let Some(r) = reference {
@@ -58,7 +58,7 @@ pub(crate) fn open(
     }
     let (manifest_digest, manifest_bytes) =
         read_blob(s, &manifest_desc.digest, Some(manifest_desc.size))?;
-    let manifest: Manifest = parse_json(
+    let manifest: Manifest = parse_object(
         &manifest_bytes,
         &format!("blob {manifest_digest} (image manifest)"),
     )?;
@@ -80,7 +80,7 @@ pub(crate) fn open(
     }
     let (config_digest, raw_config) = read_blob(s, &cfg.digest, Some(cfg.size))?;
     let config: ImageConfig =
-        parse_json(&raw_config, &format!("blob {config_digest} (image config)"))?;
+        parse_object(&raw_config, &format!("blob {config_digest} (image config)"))?;
     check_explicit_platform(&config, opts, s)?;
     let mut layers = Vec::with_capacity(manifest.layers.len());
     for (i, l) in manifest.layers.iter().enumerate() {
@@ -189,7 +189,7 @@ fn select(
             let d = chosen.into_iter().next().expect("one element");
             if is_index(&d.media_type) {
                 let (digest, bytes) = read_blob(store, &d.digest, Some(d.size))?;
-                let nested: Index = parse_json(&bytes, &format!("blob {digest} (image index)"))?;
+                let nested: Index = parse_object(&bytes, &format!("blob {digest} (image index)"))?;
                 let inner = select(
                     store,
                     nested.manifests,
