@@ -91,7 +91,7 @@ fn rewrite<W: Write>(
         let entries = archive.entries().map_err(|e| layer_err(digest, e))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| layer_err(digest, e))?;
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let raw = kiln_tree::member_path(&mut entry).map_err(|e| layer_err(digest, e))?;
             let clean = path::clean(&raw).ok_or_else(|| {
                 layer_err(
                     digest,

@@ -60,7 +60,7 @@ pub(crate) fn read_layer<R: Read>(
         let entries = archive.entries().map_err(corrupt)?;
         for (ordinal, entry) in entries.enumerate() {
             let mut entry = entry.map_err(corrupt)?;
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let raw = crate::member::member_path(&mut entry).map_err(corrupt)?;
             let clean = path::clean(&raw).ok_or_else(|| TreeError::PathEscape {
                 layer: digest.to_string(),
                 path: raw.clone(),

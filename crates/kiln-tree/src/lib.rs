@@ -33,6 +33,7 @@ mod entry;
 mod error;
 mod export;
 mod layer;
+mod member;
 pub mod path;
 mod tree;
 
@@ -40,4 +41,5 @@ pub use build::{BuildOptions, CaptureFn, Facts, InspectFn, InspectIfFn, Progress
 pub use entry::{Entry, Kind};
 pub use error::{Result, TreeError};
 pub use export::Export;
+pub use member::member_path;
 pub use tree::{LayerInfo, Tree, Warning};
