@@ -124,10 +124,16 @@ impl ElfInfo {
     }
 }
 
+/// At most this many notes are read from one file. Real binaries carry a
+/// handful (GCC's annotation notes reach a few thousand); a hostile file
+/// can list the same region in 20,000 headers.
+const MAX_NOTES: usize = 16_384;
+
 /// Every note of `PT_NOTE` segments, then of `SHT_NOTE` sections, as
 /// (type, name without its NUL, descriptor). Walked here rather than with
 /// goblin's note iterator, which repeats the same error forever on a note
-/// whose name is not UTF-8 (GCC's `.gnu.build.attributes`).
+/// whose name is not UTF-8 (GCC's `.gnu.build.attributes`). A region named
+/// by several headers is walked once, and the count is capped.
 fn notes<'a>(data: &'a [u8], elf: &Elf) -> Vec<(u32, &'a [u8], &'a [u8])> {
     use goblin::elf::program_header::PT_NOTE;
     use goblin::elf::section_header::SHT_NOTE;
@@ -152,8 +158,12 @@ fn notes<'a>(data: &'a [u8], elf: &Elf) -> Vec<(u32, &'a [u8], &'a [u8])> {
                 .map(|s| (s.sh_offset, s.sh_size, s.sh_addralign)),
         );
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (offset, size, align) in areas {
         let align = if align == 8 { 8 } else { 4 };
+        if !seen.insert((offset, size, align)) {
+            continue;
+        }
         let Some(area) = usize::try_from(offset)
             .ok()
             .zip(usize::try_from(size).ok())
@@ -184,6 +194,9 @@ fn notes<'a>(data: &'a [u8], elf: &Elf) -> Vec<(u32, &'a [u8], &'a [u8])> {
             };
             let name = name.strip_suffix(&[0]).unwrap_or(name);
             out.push((n_type, name, desc));
+            if out.len() >= MAX_NOTES {
+                return out;
+            }
             if next <= at {
                 break;
             }
@@ -250,6 +263,38 @@ mod tests {
             info.verdefs
         );
         assert!(info.build_id.is_some());
+    }
+
+    /// 20,000 `PT_NOTE` headers over one 1 MiB region of empty notes: the
+    /// region is walked once and the notes are capped (this took a 5 GiB
+    /// allocation).
+    #[test]
+    fn many_headers_over_one_note_region_are_bounded() {
+        let phnum: u16 = 20_000;
+        let region_at = 64 + 56 * u64::from(phnum);
+        let region = 1u64 << 20;
+        let mut d = vec![0u8; (region_at + region) as usize];
+        d[..4].copy_from_slice(b"\x7fELF");
+        d[4] = 2; // 64-bit
+        d[5] = 1; // little-endian
+        d[6] = 1;
+        d[16..18].copy_from_slice(&3u16.to_le_bytes()); // ET_DYN
+        d[18..20].copy_from_slice(&62u16.to_le_bytes()); // x86-64
+        d[20..24].copy_from_slice(&1u32.to_le_bytes());
+        d[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        d[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+        d[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        d[56..58].copy_from_slice(&phnum.to_le_bytes());
+        for i in 0..usize::from(phnum) {
+            let ph = 64 + 56 * i;
+            d[ph..ph + 4].copy_from_slice(&4u32.to_le_bytes()); // PT_NOTE
+            d[ph + 8..ph + 16].copy_from_slice(&region_at.to_le_bytes());
+            d[ph + 32..ph + 40].copy_from_slice(&region.to_le_bytes());
+            d[ph + 48..ph + 56].copy_from_slice(&4u64.to_le_bytes());
+        }
+        let elf = Elf::parse(&d).unwrap();
+        let found = notes(&d, &elf);
+        assert_eq!(found.len(), MAX_NOTES);
     }
 
     /// GCC's annobin notes have non-UTF-8 names; goblin's note iterator
