@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use common::*;
 use kiln_image::spec::ImageConfig;
@@ -450,4 +451,103 @@ fn config_that_is_a_json_array() {
         err.contains("image config") && err.contains("not a JSON object"),
         "{err}"
     );
+}
+
+/// 3,000 hard links to one unknown ELF file: `kiln scan` reads and hashes
+/// the content once (it kept a copy per link: 2 GB and a minute), and
+/// `strip --squash` writes one copy and 2,999 tar hard links.
+#[test]
+fn thousands_of_hard_links_to_one_file() {
+    if !have("gcc") || !have("dpkg-deb") || !have("time") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    // A DB with function signatures, so unknown ELF files are hashed.
+    let src = dir.join("known.c");
+    write_file(
+        &src,
+        "int known(int x) { return x * 3 + 1; }\nint main(void) { return known(2); }\n",
+    );
+    let bin = dir.join("known");
+    sh(Command::new("gcc").arg("-O2").arg("-o").arg(&bin).arg(&src));
+    let bytes = std::fs::read(&bin).unwrap();
+    let deb = Deb {
+        name: "kiln-known",
+        version: "1.0-1",
+        source: None,
+        files: &[("usr/bin/known", &bytes)],
+    }
+    .build(dir);
+    let db = dir.join("kiln.db");
+    db_build_debs(&db, &deb);
+    // The image: an ELF file the DB does not know, and its links.
+    let other = std::fs::read("/proc/self/exe").unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_path("usr/lib/libbig.so").unwrap();
+    h.set_size(other.len() as u64);
+    h.set_mode(0o755);
+    h.set_cksum();
+    b.append(&h, &other[..]).unwrap();
+    for i in 0..3000 {
+        let mut l = tar::Header::new_gnu();
+        l.set_entry_type(tar::EntryType::Link);
+        l.set_size(0);
+        l.set_mode(0o755);
+        b.append_link(&mut l, format!("usr/lib/link{i}.so"), "usr/lib/libbig.so")
+            .unwrap();
+    }
+    let l = layout(dir, &[b.into_inner().unwrap()], Compression::Gzip);
+    let src = format!("oci-dir:{}", l.display());
+    let out = sh(Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "scan",
+            "-q",
+            &src,
+            "--db",
+            db.to_str().unwrap(),
+            "-o",
+            "json",
+        ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let kib: u64 = stderr
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(kib < 512 * 1024, "peak RSS {kib} KiB");
+    let archive = dir.join("squashed.tar");
+    sh(kiln()
+        .args(["strip", "-q", "--squash", &src])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .args(["--transforms", "delete-docs"]));
+    let unpacked = dir.join("x");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    sh(Command::new("tar")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&unpacked));
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(unpacked.join("index.json")).unwrap()).unwrap();
+    let m: Value = serde_json::from_slice(
+        &std::fs::read(blob_path(
+            &unpacked,
+            index["manifests"][0]["digest"].as_str().unwrap(),
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let layer = blob_path(&unpacked, m["layers"][0]["digest"].as_str().unwrap());
+    let listing = sh(Command::new("tar").arg("-tvzf").arg(&layer)).stdout;
+    let links = String::from_utf8_lossy(&listing)
+        .matches(" link to ")
+        .count();
+    assert_eq!(links, 3000);
 }

@@ -299,7 +299,13 @@ pub fn archive_layout(layout: &Path, out: &Path) -> Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    // Readable as a plain create would leave it (umask 022), not 0600.
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+    let tmp = tempfile::Builder::new()
+        .prefix(".kiln-")
+        .permissions(mode)
+        .tempfile_in(dir)
+        .map_err(io)?;
     {
         let mut builder = tar::Builder::new(io::BufWriter::new(tmp.as_file()));
         builder.mode(tar::HeaderMode::Deterministic);

@@ -2,9 +2,10 @@
 //! file content from the source layers. `kiln strip` and `kiln slim` use
 //! this to produce their images.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 
-use crate::entry::{Entry, Kind};
+use crate::entry::{Content, Entry, Kind};
 use crate::error::{Result, TreeError};
 use crate::tree::Tree;
 
@@ -39,7 +40,9 @@ impl Tree {
     /// Write every path `edit` keeps (returns `Some`) as one uncompressed
     /// layer tar into `out`: directories first (parents before children),
     /// then links and devices, then file contents streamed layer by layer.
-    /// Hard links are written as independent files. Returns the writer.
+    /// Paths that share one layer member (hard links) are written once and
+    /// then as tar hard links to it, unless an edit appends to them.
+    /// Returns the writer.
     pub fn export<W: Write>(
         &self,
         edit: impl Fn(&str, &Entry) -> Option<Export>,
@@ -76,14 +79,29 @@ impl Tree {
                 Kind::File => {}
             }
         }
+        let mut written: HashMap<(usize, u64), String> = HashMap::new();
         self.stream_files(
             |p, e| edit(p, e).is_some(),
             |path, e, reader| {
                 let x = edit(path, e).unwrap_or_default();
                 let name = x.rename.as_deref().unwrap_or(path);
+                let member = match e.content {
+                    Content::Layer { layer, ordinal } if x.append.is_empty() => {
+                        Some((layer, ordinal))
+                    }
+                    _ => None,
+                };
+                if let Some(first) = member.and_then(|m| written.get(&m)) {
+                    let mut h = header(e, tar::EntryType::Link, 0);
+                    return b.append_link(&mut h, name, first).map_err(io_err);
+                }
                 let mut h = header(e, tar::EntryType::Regular, e.size + x.append.len() as u64);
                 let mut data = reader.take(e.size).chain(&x.append[..]);
-                b.append_data(&mut h, name, &mut data).map_err(io_err)
+                b.append_data(&mut h, name, &mut data).map_err(io_err)?;
+                if let Some(m) = member {
+                    written.insert(m, name.to_string());
+                }
+                Ok(())
             },
         )?;
         b.into_inner().map_err(io_err)

@@ -246,11 +246,39 @@ pub(crate) fn has_file_functions(db: &Db) -> Result<bool> {
 
 /// Function sets of the tree's files named in `wanted` (path -> caller's
 /// index), read again from the layers; hashing runs on the thread pool
-/// while the next member is read.
+/// while the next member is read. Each distinct content is read and
+/// hashed once, however many paths (hard links, copies) carry it.
 pub(crate) fn hash_tree_files(
     tree: &kiln_tree::Tree,
     wanted: &HashMap<&str, usize>,
 ) -> Result<HashMap<usize, Vec<u64>>> {
+    let mut first: HashMap<[u8; 32], &str> = HashMap::new();
+    let mut reps: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (&path, &i) in wanted {
+        let rep = match tree.get(path).and_then(|e| e.sha256) {
+            Some(h) => *first.entry(h).or_insert(path),
+            None => path,
+        };
+        reps.entry(rep).or_default().push(i);
+    }
+    let hashed = hash_distinct(tree, &reps)?;
+    let mut out = HashMap::new();
+    for (rep, indices) in &reps {
+        if let Some(h) = hashed.get(rep) {
+            for i in indices {
+                out.insert(*i, h.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Function sets of the paths in `reps`, by path.
+fn hash_distinct<'a>(
+    tree: &kiln_tree::Tree,
+    reps: &HashMap<&'a str, Vec<usize>>,
+) -> Result<HashMap<&'a str, Vec<u64>>> {
+    let wanted: HashMap<&str, &'a str> = reps.keys().map(|k| (*k, *k)).collect();
     let out = Mutex::new(HashMap::new());
     let mut failed = None;
     rayon::scope(|s| {
@@ -264,12 +292,12 @@ pub(crate) fn hash_tree_files(
                         err,
                     }
                 })?;
-                if let Some(i) = wanted.get(path).copied() {
+                if let Some(key) = wanted.get(path).copied() {
                     let out = &out;
                     s.spawn(move |_| {
                         let h = kiln_fingerprint::functions::file_function_hashes(&data);
                         if let Ok(mut m) = out.lock() {
-                            m.insert(i, h);
+                            m.insert(key, h);
                         }
                     });
                 }
