@@ -551,3 +551,90 @@ fn thousands_of_hard_links_to_one_file() {
         .count();
     assert_eq!(links, 3000);
 }
+
+/// GNU sparse members, made by GNU tar: a small one reads and strips
+/// expanded, byte for byte; one that claims 2 TiB of holes is refused at
+/// once (strip never finished and left a partial file) and nothing is
+/// written.
+#[test]
+fn gnu_sparse_members() {
+    if !have("tar") || !have("truncate") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let files = dir.join("files");
+    std::fs::create_dir_all(files.join("etc")).unwrap();
+    std::fs::write(files.join("etc/os-release"), OS).unwrap();
+    let small = files.join("small.img");
+    sh(Command::new("truncate").args(["-s", "8M"]).arg(&small));
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&small)
+            .unwrap();
+        f.seek(SeekFrom::Start(5 << 20)).unwrap();
+        f.write_all(b"data in the middle of holes").unwrap();
+    }
+    let tar_of = |name: &str, members: &[&str]| -> Vec<u8> {
+        let out = dir.join(name);
+        sh(Command::new("tar")
+            .args(["--sparse", "--format=gnu", "-cf"])
+            .arg(&out)
+            .arg("-C")
+            .arg(&files)
+            .args(members));
+        std::fs::read(out).unwrap()
+    };
+    let ok_layer = tar_of("small.tar", &["etc/os-release", "small.img"]);
+    let l = layout(&dir.join("ok"), &[ok_layer], Compression::Gzip);
+    let src = format!("oci-dir:{}", l.display());
+    let doc = ok(vec!["sbom".into(), src.clone(), "-o".into(), "json".into()]);
+    assert_eq!(doc["distro"]["id"], "debian");
+    let archive = dir.join("stripped.tar");
+    sh(kiln()
+        .args(["strip", "-q", &src])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .args(["--transforms", "delete-docs"]));
+    let root = umoci_rootfs(&archive, &dir.join("unpacked"));
+    assert_eq!(
+        std::fs::read(root.join("small.img")).unwrap(),
+        std::fs::read(&small).unwrap()
+    );
+
+    let huge = files.join("huge.img");
+    sh(Command::new("truncate").args(["-s", "2T"]).arg(&huge));
+    let bad_layer = tar_of("huge.tar", &["etc/os-release", "huge.img"]);
+    let l = layout(&dir.join("bad"), &[bad_layer], Compression::Gzip);
+    let src = format!("oci-dir:{}", l.display());
+    let dest = dir.join("out/huge.tar");
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    let err = failure(&["strip", &src, &format!("oci-archive:{}", dest.display())]);
+    assert!(err.contains("huge.img") && err.contains("sparse"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.join("out")).unwrap().count(),
+        0,
+        "left a partial output"
+    );
+    let err = fail(sbom_of(&l));
+    assert!(err.contains("huge.img") && err.contains("refused"), "{err}");
+}
+
+/// Unpack an OCI archive with skopeo and umoci; the root filesystem.
+fn umoci_rootfs(archive: &Path, dir: &Path) -> PathBuf {
+    if !have("skopeo") || !have("umoci") {
+        panic!("skopeo and umoci are needed");
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let layout = dir.join("layout");
+    sh(Command::new("skopeo")
+        .args(["copy", "-q"])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .arg(format!("oci:{}:x", layout.display())));
+    sh(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:x", layout.display()))
+        .arg(dir.join("bundle")));
+    dir.join("bundle/rootfs")
+}

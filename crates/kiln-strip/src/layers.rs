@@ -102,7 +102,15 @@ fn rewrite<W: Write>(
                 continue; // the root directory itself
             }
             let mut header = entry.header().clone();
-            let kind = header.entry_type();
+            let mut kind = header.entry_type();
+            if kind == tar::EntryType::GNUSparse {
+                // Written expanded, as a regular file (bounded).
+                let real =
+                    kiln_tree::sparse_size(&entry, &clean).map_err(|e| layer_err(digest, e))?;
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(real);
+                kind = tar::EntryType::Regular;
+            }
             let name = path::file_name(&clean);
             // Whiteouts pass through unless what they hide is deleted anyway.
             if let Some(hidden) = name.strip_prefix(".wh.") {

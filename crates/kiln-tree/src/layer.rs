@@ -65,8 +65,13 @@ pub(crate) fn read_layer<R: Read>(
                 layer: digest.to_string(),
                 path: raw.clone(),
             })?;
+            let sparse = entry.header().entry_type() == tar::EntryType::GNUSparse;
+            let size = if sparse {
+                crate::member::sparse_size(&entry, &clean).map_err(corrupt)?
+            } else {
+                entry.header().size().map_err(corrupt)?
+            };
             let header = entry.header();
-            let size = header.size().map_err(corrupt)?;
             out.bytes += size + 512;
             if let Some(cb) = &opts.progress {
                 cb(size + 512);
@@ -87,16 +92,18 @@ pub(crate) fn read_layer<R: Read>(
             }
             let etype = header.entry_type();
             let kind = match etype {
-                tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Link => {
-                    Kind::File
-                }
+                tar::EntryType::Regular
+                | tar::EntryType::Continuous
+                | tar::EntryType::Link
+                | tar::EntryType::GNUSparse => Kind::File,
                 tar::EntryType::Directory => Kind::Dir,
                 tar::EntryType::Symlink => Kind::Symlink,
                 tar::EntryType::Char => Kind::CharDevice,
                 tar::EntryType::Block => Kind::BlockDevice,
                 tar::EntryType::Fifo => Kind::Fifo,
                 // PAX/GNU extension headers are consumed by tar-rs; anything
-                // else (sparse, volume labels) carries no file for us.
+                // else (volume labels) carries no file for us. Sparse
+                // members read expanded, as their real size.
                 _ => continue,
             };
             let link = entry

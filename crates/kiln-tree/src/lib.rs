@@ -41,5 +41,5 @@ pub use build::{BuildOptions, CaptureFn, Facts, InspectFn, InspectIfFn, Progress
 pub use entry::{Entry, Kind};
 pub use error::{Result, TreeError};
 pub use export::Export;
-pub use member::member_path;
+pub use member::{member_path, sparse_size, MAX_SPARSE_SIZE};
 pub use tree::{LayerInfo, Tree, Warning};

@@ -2,6 +2,26 @@
 
 use std::io::{self, Read};
 
+/// The largest real size of a GNU sparse member kiln expands. A sparse
+/// header can claim a terabyte of holes in a few bytes; expanding it would
+/// never finish.
+pub const MAX_SPARSE_SIZE: u64 = 1 << 30;
+
+/// The real (expanded) size of a GNU sparse member, or an error when it is
+/// over [`MAX_SPARSE_SIZE`].
+pub fn sparse_size<R: Read>(entry: &tar::Entry<'_, R>, path: &str) -> io::Result<u64> {
+    let real = entry.size();
+    if real > MAX_SPARSE_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "sparse file {path} expands to {real} bytes, over the {MAX_SPARSE_SIZE}-byte limit; refused"
+            ),
+        ));
+    }
+    Ok(real)
+}
+
 /// The member's path (lossily UTF-8). A PAX extended header with a record
 /// whose declared length does not match it is an error: the `tar` crate
 /// skips such a record, so its `path=` would be silently ignored and kiln
