@@ -638,3 +638,56 @@ fn umoci_rootfs(archive: &Path, dir: &Path) -> PathBuf {
         .arg(dir.join("bundle")));
     dir.join("bundle/rootfs")
 }
+
+/// 80 layers that each clear a directory and add 50,000 files to it (one
+/// blob, listed 80 times): memory follows the final tree, not the sum of
+/// every layer's entries (this took 1 GB).
+#[test]
+fn many_layers_of_files_whited_out_again() {
+    if !have("time") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: String| {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(&name).unwrap();
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append(&h, &[][..]).unwrap();
+    };
+    add("etc/os-release".into());
+    add("d/.wh..wh..opq".into());
+    for i in 0..50_000 {
+        add(format!("d/file-with-a-longish-name-{i:05}"));
+    }
+    let tar = b.into_inner().unwrap();
+    let root = d.path().join("layout");
+    let mut w = LayoutWriter::create(&root).unwrap();
+    let one = w.add_layer(&tar, Compression::Gzip).unwrap();
+    let layers = vec![one; 80];
+    w.add_image(config(), &layers, Some("t")).unwrap();
+    w.finish().unwrap();
+    let out = sh(Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "sbom",
+            "-q",
+            &format!("oci-dir:{}", root.display()),
+            "-o",
+            "json",
+        ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let kib: u64 = stderr
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    eprintln!("peak RSS {kib} KiB");
+    assert!(kib < 256 * 1024, "peak RSS {kib} KiB");
+}
