@@ -137,6 +137,22 @@ impl Image {
         }
     }
 
+    /// Open an image from any [`BlobStore`] (an embedding's own storage,
+    /// an in-memory store for fuzzing): an OCI layout when the store has
+    /// `index.json`, else a `docker save` archive's members.
+    pub fn from_store(
+        source: SourceRef,
+        store: Arc<dyn BlobStore>,
+        reference: Option<&str>,
+        opts: &OpenOptions,
+    ) -> Result<Self> {
+        if store.contains("index.json") {
+            crate::oci::open(source, store, reference, opts)
+        } else {
+            crate::docker::open(source, store, reference, opts)
+        }
+    }
+
     /// Where the image is read from, as errors name it.
     pub fn location(&self) -> &str {
         self.store.location()

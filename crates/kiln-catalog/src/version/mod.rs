@@ -41,6 +41,17 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// Every scheme.
+    pub const ALL: [Scheme; 7] = [
+        Scheme::Deb,
+        Scheme::Apk,
+        Scheme::Pypi,
+        Scheme::Golang,
+        Scheme::Cargo,
+        Scheme::Npm,
+        Scheme::Generic,
+    ];
+
     /// The scheme's name in a `vers:` URI (`vers:deb/…`).
     pub fn vers_name(self) -> &'static str {
         match self {
@@ -68,11 +79,27 @@ impl Scheme {
         }
     }
 
-    /// A total order for sorting: versions this scheme cannot parse fall
-    /// back to the generic order, so a sort never panics or cycles on
-    /// odd input.
+    /// A total order for sorting: versions this scheme reads come first,
+    /// in its order; strings it cannot read follow, in the generic order.
+    /// (Falling back to the generic order only for the pairs that do not
+    /// parse was not transitive: the fuzzer found `1.0.0-*rc.1` ≤ `1.0.0`
+    /// ≤ `1.0.00.0-rc0ld.5.0` but `1.0.0-*rc.1` > `1.0.00.0-rc0ld.5.0`.)
     pub fn cmp(self, a: &str, b: &str) -> Ordering {
-        self.compare(a, b).unwrap_or_else(|| generic::compare(a, b))
+        match (self.reads(a), self.reads(b)) {
+            (true, true) => self.compare(a, b).unwrap_or(Ordering::Equal),
+            (true, false) => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            (false, false) => generic::compare(a, b),
+        }
+    }
+
+    /// Does this scheme read `v` (the strict ones: PEP 440, semver)?
+    fn reads(self, v: &str) -> bool {
+        match self {
+            Scheme::Pypi => pep440::Version::parse(v).is_some(),
+            Scheme::Golang | Scheme::Cargo | Scheme::Npm => semver::Version::parse(v).is_some(),
+            Scheme::Deb | Scheme::Apk | Scheme::Generic => true,
+        }
     }
 
     /// The scheme of an OSV ecosystem name (`Debian:12`, `PyPI`, `Go`,

@@ -256,7 +256,7 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     match scheme.to_ascii_lowercase().as_str() {
         "basic" => Some(Challenge::Basic),
         "bearer" => Some(Challenge::Bearer {
-            realm: params.get("realm")?.clone(),
+            realm: params.get("realm").filter(|r| !r.is_empty())?.clone(),
             service: params.get("service").cloned(),
             scope: params.get("scope").cloned(),
         }),

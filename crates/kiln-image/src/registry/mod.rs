@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use artifact::{pull_artifact, push_artifact, ArtifactSpec, PulledArtifact, MEDIA_EMPTY};
-pub use auth::{auth_files, Credentials};
+pub use auth::{auth_files, parse_challenge, Challenge, Credentials};
 pub use client::{Access, Repository};
 pub use push::{push_layout, PushReport};
 pub use reference::RegistryRef;

@@ -188,7 +188,7 @@ fn version_bounds(
 }
 
 /// Posting lists: sorted ids as LEB128 varint deltas.
-pub(crate) mod postings {
+pub mod postings {
     /// Encode sorted, distinct `ids`.
     pub fn encode(ids: &[u32]) -> Vec<u8> {
         let mut out = Vec::with_capacity(ids.len() * 2);

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Run every fuzz target (fuzz/fuzz_targets) for SECONDS each, as many at a
+# time as there are cores, and print executions, coverage (edges) and
+# crashes per target. Corpora grow in fuzz/corpus/TARGET (seeded from
+# fuzz/seeds/TARGET, made by fuzz/seeds.sh); crashes land in
+# fuzz/artifacts/TARGET. Needs cargo-fuzz (`cargo install cargo-fuzz`);
+# RUSTC_BOOTSTRAP=1 lets the stable toolchain build with libFuzzer.
+#
+#   bench/fuzz.sh [SECONDS] [TARGET…]
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+secs=${1:-60}
+shift || true
+export RUSTC_BOOTSTRAP=1
+command -v cargo-fuzz >/dev/null || cargo install -q --locked cargo-fuzz
+[ -d seeds ] || bash seeds.sh
+cargo fuzz build -O >/dev/null 2>&1 || cargo fuzz build -O
+if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cargo fuzz list); fi
+logs=../bench/out/fuzz
+mkdir -p "$logs"
+run() {
+    local t=$1 secs=$2 logs=$3
+    mkdir -p "corpus/$t" "artifacts/$t"
+    cargo fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
+        -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 -timeout=20 \
+        >"$logs/$t.log" 2>&1 || true
+}
+export -f run
+printf '%s\n' "${targets[@]}" | xargs -P "$(nproc)" -I{} bash -c 'run "$@"' _ {} "$secs" "$logs"
+printf '\n%-20s %14s %8s %8s %8s\n' target executions edges corpus crashes
+total=0
+for t in "${targets[@]}"; do
+    l=$logs/$t.log
+    execs=$(awk '/stat::number_of_executed_units/ { print $2 }' "$l" | tail -1)
+    edges=$(grep -oE 'cov: [0-9]+' "$l" | tail -1 | awk '{print $2}')
+    corpus=$(find "corpus/$t" -type f | wc -l)
+    crashes=$(find "artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' -o -name 'leak-*' \) | wc -l)
+    printf '%-20s %14s %8s %8s %8s\n' "$t" "${execs:-?}" "${edges:-?}" "$corpus" "$crashes"
+    total=$((total + ${execs:-0}))
+done
+echo "total executions: $total (${secs} s per target, $(nproc) at a time)"

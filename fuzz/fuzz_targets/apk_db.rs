@@ -1,0 +1,9 @@
+//! The apk `installed` database.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = kiln_catalog::apk::parse(text);
+    }
+});
