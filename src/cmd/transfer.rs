@@ -131,8 +131,11 @@ pub fn pull(args: TransferArgs, quiet: bool) -> Result<ExitCode> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    // Readable as a plain create would leave it (umask 022), not 0600.
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o644);
     let tmp = tempfile::Builder::new()
         .prefix(".kiln-db-pull-")
+        .permissions(mode)
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a file in {}", dir.display()))?;
     unpack(&mut art.layer, tmp.as_file()).with_context(|| format!("cannot pull {src}"))?;

@@ -132,15 +132,78 @@ impl std::fmt::Display for Stats {
     }
 }
 
+/// A connection that can read `path`. A database in WAL mode needs its
+/// shared-memory file even to be read; on a read-only file system (a DB
+/// shipped in an image or a read-only volume) that cannot be made, so the
+/// file is opened as immutable, which it is there.
+fn connect_for_reading(path: &Path) -> Result<Connection> {
+    let usable = |c: Connection| -> rusqlite::Result<Connection> {
+        c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(c)
+    };
+    let normal = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .or_else(|_| Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY))
+    .and_then(usable);
+    let err = match normal {
+        Ok(c) => return Ok(c),
+        Err(e) => e,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if tempfile::tempfile_in(dir).is_ok() {
+        return Err(db_err(path, err));
+    }
+    let abs = std::fs::canonicalize(path).map_err(|e| RainbowError::Io {
+        path: path.into(),
+        err: e,
+    })?;
+    let uri = format!("file:{}?immutable=1", uri_escape(&abs.to_string_lossy()));
+    Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .and_then(usable)
+    .map_err(|e| db_err(path, e))
+}
+
+/// Escape what a SQLite URI filename gives meaning to.
+fn uri_escape(p: &str) -> String {
+    p.chars()
+        .map(|c| match c {
+            '%' => "%25".to_string(),
+            '?' => "%3f".to_string(),
+            '#' => "%23".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 impl Db {
-    /// Open (creating if needed) for writing.
+    /// Open (creating if needed) for writing. A directory kiln cannot
+    /// write in (a read-only file system) is said to be one, rather than
+    /// SQLite's "unable to open database file".
     pub fn open(path: &Path) -> Result<Db> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| RainbowError::Io {
-                path: dir.into(),
-                err: e,
-            })?;
-        }
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| RainbowError::Io {
+            path: dir.into(),
+            err: e,
+        })?;
+        tempfile::tempfile_in(dir).map_err(|e| RainbowError::Io {
+            path: dir.into(),
+            err: e,
+        })?;
         let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
         let db = Db {
             conn,
@@ -158,7 +221,7 @@ impl Db {
         Ok(db)
     }
 
-    /// Open an existing database for reading.
+    /// Open an existing database for reading, also from read-only media.
     pub fn open_readonly(path: &Path) -> Result<Db> {
         if !path.exists() {
             return Err(RainbowError::Io {
@@ -169,12 +232,7 @@ impl Db {
                 ),
             });
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .or_else(|_| Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY))
-        .map_err(|e| db_err(path, e))?;
+        let conn = connect_for_reading(path)?;
         let db = Db {
             conn,
             path: path.into(),

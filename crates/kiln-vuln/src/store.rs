@@ -36,6 +36,28 @@ pub enum StoreError {
         /// SQLite's complaint.
         err: rusqlite::Error,
     },
+    /// The database cannot be written where it is (a read-only file
+    /// system, no permission).
+    #[error("database {}: cannot write in {}: {err}", path.display(), dir.display())]
+    Unwritable {
+        /// The database file.
+        path: PathBuf,
+        /// Its directory.
+        dir: PathBuf,
+        /// Why.
+        err: std::io::Error,
+    },
+}
+
+/// The directory of `path` and why a file cannot be made in it, if not.
+fn unwritable(path: &Path) -> Option<(PathBuf, std::io::Error)> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    tempfile::tempfile_in(dir)
+        .err()
+        .map(|e| (dir.to_path_buf(), e))
 }
 
 /// Stores one advisory; handed to the feed of [`Store::import_with`].
@@ -63,10 +85,19 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
-        let conn = Connection::open(path).map_err(err)?;
+        // SQLite says only "unable to open database file"; say why.
+        let why = |e: rusqlite::Error| match unwritable(path) {
+            Some((dir, io)) => StoreError::Unwritable {
+                path: path.into(),
+                dir,
+                err: io,
+            },
+            None => err(e),
+        };
+        let conn = Connection::open(path).map_err(why)?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-            .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+            .map_err(why)?;
+        conn.execute_batch(SCHEMA).map_err(why)?;
         Ok(Store {
             conn,
             path: path.into(),
