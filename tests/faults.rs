@@ -408,3 +408,66 @@ fn strip_survives_kill_full_disk_and_read_only() {
 fn slim_static_survives_kill_full_disk_and_read_only() {
     writer_faults(&["slim", "-q"], &["--mode", "static", "--report", "json"]);
 }
+
+/// A signature DB cut short, overwritten in the middle, of a newer schema,
+/// or not a DB at all: `db stats` (which checks every page) fails with an
+/// error naming the file; `scan` fails the same way, or — where the damage
+/// is in pages it never reads — answers exactly as with the good DB.
+#[test]
+fn damaged_signature_dbs_are_clear_errors() {
+    if !have("dpkg-deb") || !have("sqlite3") || !have("umoci") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let debs = debs(&dir.join("a"), 3);
+    let good = dir.join("good.db");
+    db_build_debs(&good, &debs);
+    // A clean, checkpointed file to damage.
+    sh(Command::new("sqlite3")
+        .arg(&good)
+        .arg("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;"));
+    let bytes = std::fs::read(&good).unwrap();
+    let umoci = Umoci::new(&dir.join("img"), "v1");
+    std::fs::create_dir_all(umoci.rootfs().join("etc")).unwrap();
+    std::fs::write(umoci.rootfs().join("etc/os-release"), "ID=debian\n").unwrap();
+    umoci.repack();
+    let src = format!("oci-dir:{}", umoci.image());
+
+    let truncated = dir.join("truncated.db");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let overwritten = dir.join("overwritten.db");
+    let mut o = bytes.clone();
+    let mid = o.len() / 2;
+    for b in &mut o[mid..mid + 8192] {
+        *b = 0xa5;
+    }
+    std::fs::write(&overwritten, o).unwrap();
+    let garbage = dir.join("garbage.db");
+    std::fs::write(&garbage, b"this is not a database").unwrap();
+    let newer = dir.join("newer.db");
+    std::fs::write(&newer, &bytes).unwrap();
+    sh(Command::new("sqlite3")
+        .arg(&newer)
+        .arg("UPDATE meta SET value = '99' WHERE key = 'schema_version'"));
+
+    let want =
+        json(&["scan", &src, "--db", good.to_str().unwrap(), "-o", "json"])["packages"].clone();
+    for db in [&truncated, &overwritten, &garbage, &newer] {
+        let d = db.to_str().unwrap();
+        let out = run(&["scan", &src, "--db", d, "-o", "json"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        if out.status.success() {
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(doc["packages"], want, "{d}: a different answer");
+        } else {
+            assert_eq!(out.status.code(), Some(2));
+            assert!(stderr.contains(d), "{stderr}");
+        }
+        let err = failure(&["db", "stats", "--db", d]);
+        assert!(err.contains(d), "{err}");
+    }
+    let err = failure(&["db", "stats", "--db", newer.to_str().unwrap()]);
+    assert!(err.contains("99"), "{err}");
+}

@@ -71,6 +71,7 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
 
 fn stats(args: StatsArgs) -> Result<ExitCode> {
     let db = Db::open_readonly(&args.db.path())?;
+    db.check()?;
     let s = db.stats()?;
     match args.output {
         StatsFormat::Json => println!("{}", serde_json::to_string_pretty(&s)?),

@@ -315,6 +315,25 @@ impl Db {
         Ok(())
     }
 
+    /// SQLite's `quick_check`: every page and index is readable and well
+    /// formed. An error names the first problem found.
+    pub fn check(&self) -> Result<()> {
+        let first: String = self
+            .conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if first == "ok" {
+            return Ok(());
+        }
+        Err(RainbowError::Io {
+            path: self.path.clone(),
+            err: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the database is damaged: {first}"),
+            ),
+        })
+    }
+
     /// A second, independent read connection to the same database.
     pub(crate) fn reopen(&self) -> Result<Db> {
         Db::open_readonly(&self.path)
