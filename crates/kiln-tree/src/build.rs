@@ -134,7 +134,14 @@ impl Tree {
             self.remove_children(&gone);
             self.entries.remove(&gone);
         }
-        for change in scan.changes {
+        // Taken from the back of the reversed list, which shrinks as the
+        // tree grows, so a layer of a million entries is not held twice.
+        let mut changes = scan.changes;
+        changes.reverse();
+        while let Some(change) = changes.pop() {
+            if changes.len() < changes.capacity() / 2 {
+                changes.shrink_to_fit();
+            }
             let parent = self.resolve_parent_dir(path::parent(&change.path));
             let target = path::join(&parent, path::file_name(&change.path));
             let mut entry = change.entry;
