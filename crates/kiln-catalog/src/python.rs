@@ -109,7 +109,11 @@ pub fn parse_metadata(text: &str) -> Option<(String, String, Option<String>)> {
             }
         }
     }
-    Some((name?, version?, license))
+    // An empty `Name:` or `Version:` is no package (the fuzzer found
+    // one reported with an empty name).
+    let name = name.filter(|n| !n.is_empty())?;
+    let version = version.filter(|v| !v.is_empty())?;
+    Some((name, version, license))
 }
 
 fn read_record(
