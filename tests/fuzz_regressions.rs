@@ -38,7 +38,13 @@ fn a_bearer_challenge_without_a_realm_is_no_challenge() {
 #[test]
 fn python_metadata_with_an_empty_name_or_version_is_no_package() {
     use kiln_catalog::python::parse_metadata;
-    assert_eq!(parse_metadata("Metadata-Version: 2.1\nName:\nVersion: 1.0\n"), None);
-    assert_eq!(parse_metadata("Metadata-Version: 2.1\nName: x\nVersion:  \n"), None);
+    assert_eq!(
+        parse_metadata("Metadata-Version: 2.1\nName:\nVersion: 1.0\n"),
+        None
+    );
+    assert_eq!(
+        parse_metadata("Metadata-Version: 2.1\nName: x\nVersion:  \n"),
+        None
+    );
     assert!(parse_metadata("Name: x\nVersion: 1.0\n").is_some());
 }

@@ -174,8 +174,8 @@ fn corpus(dir: &Path, escape: &str) -> Vec<(&'static str, PathBuf)> {
         many.entry(format!("m/{:02x}/{i}", i % 251).as_bytes(), b'0', b"", b"");
     }
     add("a-million-empty-files", many.done(), Compression::Gzip);
-    // A 10 GB file of zeros: the layer is about 10 MB of gzip, refused by
-    // the expansion ratio long before 10 GB come out.
+    // A file that says it is 10 GB of zeros (1 GiB of them are written):
+    // refused by the expansion ratio long before its end.
     let mut zeros = TarOut::new();
     zeros.file("etc/os-release", OS);
     let mut big = zeros.done();
@@ -183,20 +183,116 @@ fn corpus(dir: &Path, escape: &str) -> Vec<(&'static str, PathBuf)> {
     big.extend_from_slice(&raw(b"big.img", b'0', 10 << 30, b""));
     out.push((
         "ten-gigabytes-of-zeros",
-        zeros_layout(&dir.join("zeros"), &big),
+        zeros_layout(&dir.join("zeros"), &big, Compression::Gzip, 1 << 10),
+    ));
+    let mut zhead = TarOut::new();
+    zhead.file("etc/os-release", OS);
+    let mut zbig = zhead.done();
+    zbig.truncate(zbig.len() - 1024);
+    zbig.extend_from_slice(&raw(b"big.img", b'0', 1 << 30, b""));
+    out.push((
+        "zstd-bomb",
+        zeros_layout(&dir.join("zstd"), &zbig, Compression::Zstd, 1 << 10),
+    ));
+    let plain = TarOut::new()
+        .file("etc/os-release", OS)
+        .file("f", &[7u8; 4096])
+        .done();
+    out.push((
+        "truncated-blob",
+        truncated_blob(&dir.join("truncated"), &plain),
+    ));
+    out.push((
+        "wrong-size-in-descriptor",
+        wrong_size(&dir.join("wrong-size"), &plain),
+    ));
+    out.push((
+        "index-nesting-1000-levels",
+        nested(&dir.join("nested"), &plain, 1000),
     ));
     out
 }
 
-/// A layout whose one gzip layer is `head` followed by 10 GiB of zeros,
+fn blob(dir: &Path, digest: &str) -> PathBuf {
+    dir.join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+fn json_of(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// Store `v` as a blob; its descriptor.
+fn put_blob(dir: &Path, v: &serde_json::Value, media: &str) -> serde_json::Value {
+    use sha2::Digest as _;
+    let bytes = serde_json::to_vec(v).unwrap();
+    let hex = hex::encode(sha2::Sha256::digest(&bytes));
+    std::fs::write(dir.join("blobs/sha256").join(&hex), &bytes).unwrap();
+    serde_json::json!({"mediaType": media, "digest": format!("sha256:{hex}"), "size": bytes.len()})
+}
+
+fn set_index(dir: &Path, mut desc: serde_json::Value) {
+    desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "t"});
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [desc]});
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+}
+
+fn the_manifest(dir: &Path) -> serde_json::Value {
+    let index = json_of(&dir.join("index.json"));
+    json_of(&blob(
+        dir,
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ))
+}
+
+/// The layer blob cut to half its length.
+fn truncated_blob(dir: &Path, layer: &[u8]) -> PathBuf {
+    one_layer(dir, layer, Compression::Gzip);
+    let m = the_manifest(dir);
+    let p = blob(dir, m["layers"][0]["digest"].as_str().unwrap());
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    dir.to_path_buf()
+}
+
+/// The manifest says the layer is one byte longer than it is.
+fn wrong_size(dir: &Path, layer: &[u8]) -> PathBuf {
+    one_layer(dir, layer, Compression::Gzip);
+    let mut m = the_manifest(dir);
+    let n = m["layers"][0]["size"].as_u64().unwrap();
+    m["layers"][0]["size"] = (n + 1).into();
+    let d = put_blob(dir, &m, "application/vnd.oci.image.manifest.v1+json");
+    set_index(dir, d);
+    dir.to_path_buf()
+}
+
+/// `levels` image indexes, each listing the next, above the manifest.
+fn nested(dir: &Path, layer: &[u8], levels: usize) -> PathBuf {
+    one_layer(dir, layer, Compression::Gzip);
+    let index = json_of(&dir.join("index.json"));
+    let mut desc = index["manifests"][0].clone();
+    desc.as_object_mut().unwrap().remove("annotations");
+    for _ in 0..levels {
+        let idx = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [desc],
+        });
+        desc = put_blob(dir, &idx, "application/vnd.oci.image.index.v1+json");
+    }
+    set_index(dir, desc);
+    dir.to_path_buf()
+}
+
+/// A layout whose one layer is `head` followed by `mib` MiB of zeros,
 /// compressed as it is written (never held whole).
-fn zeros_layout(dir: &Path, head: &[u8]) -> PathBuf {
+fn zeros_layout(dir: &Path, head: &[u8], c: Compression, mib: usize) -> PathBuf {
     use std::io::Write;
     let mut w = LayoutWriter::create(dir).unwrap();
-    let mut sink = w.layer_sink(Compression::Gzip).unwrap();
+    let mut sink = w.layer_sink(c).unwrap();
     sink.write_all(head).unwrap();
     let block = vec![0u8; 1 << 20];
-    for _ in 0..(10 << 10) {
+    for _ in 0..mib {
         sink.write_all(&block).unwrap();
     }
     sink.write_all(&[0u8; 1024]).unwrap();
