@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Run every fuzz target (fuzz/fuzz_targets) for SECONDS each, as many at a
-# time as there are cores, and print executions, coverage (edges) and
-# crashes per target. Corpora grow in fuzz/corpus/TARGET (seeded from
+# Run every fuzz target (fuzz/fuzz_targets) within SECONDS of wall time in
+# all (each target gets SECONDS x cores / targets, as many at a time as
+# there are cores), and print executions, coverage (edges) and crashes
+# per target. Corpora grow in fuzz/corpus/TARGET (seeded from
 # fuzz/seeds/TARGET, made by fuzz/seeds.sh); crashes land in
 # fuzz/artifacts/TARGET. Needs cargo-fuzz (`cargo install cargo-fuzz`);
 # RUSTC_BOOTSTRAP=1 lets the stable toolchain build with libFuzzer.
 #
-#   bench/fuzz.sh [SECONDS] [TARGET…]
+#   bench/fuzz.sh [SECONDS] [TARGET…]      (PER_TARGET=S sets each target's time instead)
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs=${1:-60}
@@ -16,6 +17,8 @@ command -v cargo-fuzz >/dev/null || cargo install -q --locked cargo-fuzz
 [ -d seeds ] || bash seeds.sh
 cargo fuzz build -O >/dev/null 2>&1 || cargo fuzz build -O
 if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cargo fuzz list); fi
+per=${PER_TARGET:-$((secs * $(nproc) / ${#targets[@]}))}
+[ "$per" -ge 1 ] || per=1
 logs=../bench/out/fuzz
 mkdir -p "$logs"
 # The built binaries run directly, so editing the sources during a
@@ -32,7 +35,10 @@ run() {
         >"$logs/$t.log" 2>&1 || true
 }
 export -f run
-printf '%s\n' "${targets[@]}" | xargs -P "$(nproc)" -I{} bash -c 'run "$@"' _ {} "$secs" "$logs" "$bin"
+# FUZZ_REPORT_ONLY=1 prints the table of the last run without fuzzing.
+if [ -z "${FUZZ_REPORT_ONLY:-}" ]; then
+    printf '%s\n' "${targets[@]}" | xargs -P "$(nproc)" -I{} bash -c 'run "$@"' _ {} "$per" "$logs" "$bin"
+fi
 printf '\n%-20s %14s %8s %8s %8s\n' target executions edges corpus crashes
 total=0
 for t in "${targets[@]}"; do
@@ -44,4 +50,4 @@ for t in "${targets[@]}"; do
     printf '%-20s %14s %8s %8s %8s\n' "$t" "${execs:-?}" "${edges:-?}" "$corpus" "$crashes"
     total=$((total + ${execs:-0}))
 done
-echo "total executions: $total (${secs} s per target, $(nproc) at a time)"
+echo "total executions: $total (${per} s per target, $(nproc) at a time, ${#targets[@]} targets)"
