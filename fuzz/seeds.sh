@@ -49,6 +49,10 @@ cfg=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["Config
 cp /usr/bin/true "$S/elf/true"
 cp "$(readlink -f /lib/x86_64-linux-gnu/libz.so.1)" "$S/elf/libz.so"
 head -c 65536 /usr/lib/x86_64-linux-gnu/libc.so.6 >"$S/elf/libc-head"
+if command -v aarch64-linux-gnu-gcc >/dev/null; then
+    printf 'int f(int x) { return x * 3 + 1; }\nconst char v[] = "1.2.3";\n' >"$W/a.c"
+    aarch64-linux-gnu-gcc -O2 -shared -fPIC -o "$S/elf/aarch64.so" "$W/a.c"
+fi
 
 printf '' >"$S/postings/empty"
 printf '\x01\x81\x01\x7f' >"$S/postings/small"
