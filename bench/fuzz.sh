@@ -13,6 +13,8 @@ cd "$(dirname "$0")/../fuzz"
 secs=${1:-60}
 shift || true
 export RUSTC_BOOTSTRAP=1
+# No leak report at exit either (see below).
+export ASAN_OPTIONS=detect_leaks=0
 command -v cargo-fuzz >/dev/null || cargo install -q --locked cargo-fuzz
 [ -d seeds ] || bash seeds.sh
 cargo fuzz build -O >/dev/null 2>&1 || cargo fuzz build -O

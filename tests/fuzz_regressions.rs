@@ -48,3 +48,58 @@ fn python_metadata_with_an_empty_name_or_version_is_no_package() {
     );
     assert!(parse_metadata("Name: x\nVersion: 1.0\n").is_some());
 }
+
+/// osv: events whose versions a strict scheme cannot all read made the
+/// event sort's comparator partial, and `sort_by` panicked (the record the
+/// fuzzer found is `tests/fuzz-regressions/osv-partial-order.json`).
+#[test]
+fn osv_ranges_with_unreadable_versions_do_not_panic() {
+    let found = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz-regressions/osv-partial-order.json"),
+    )
+    .unwrap();
+    let a: kiln_vuln::osv::Advisory = serde_json::from_slice(&found).unwrap();
+    for affected in &a.affected {
+        for eco in [
+            "Debian:12",
+            "PyPI",
+            "Alpine:v3.19",
+            "npm",
+            "crates.io",
+            "Go",
+        ] {
+            for v in ["0", "1.0", "2.36-9+deb12u4", "1.2.3-r0", "v1.0.0"] {
+                let _ = kiln_vuln::osv::affects(affected, eco, v);
+            }
+        }
+    }
+    let odd = [
+        "0",
+        "1.0.0",
+        "x",
+        "2.0.0-",
+        "1.0.0+b",
+        "v3",
+        "1..0",
+        "",
+        "9.9.9",
+        "~1",
+        "1.0.0-rc.1",
+    ];
+    let mut events = Vec::new();
+    for (i, v) in odd.iter().cycle().take(40).enumerate() {
+        let kind = ["introduced", "fixed", "last_affected", "limit"][i % 4];
+        events.push(serde_json::json!({ kind: v }));
+    }
+    let affected: kiln_vuln::osv::Affected = serde_json::from_value(serde_json::json!({
+        "package": {"ecosystem": "npm", "name": "x"},
+        "ranges": [{"type": "SEMVER", "events": events}],
+    }))
+    .unwrap();
+    for eco in ["npm", "PyPI", "Go", "crates.io", "Debian:12"] {
+        for v in odd {
+            let _ = kiln_vuln::osv::affects(&affected, eco, v);
+        }
+    }
+}

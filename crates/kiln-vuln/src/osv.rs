@@ -149,7 +149,15 @@ pub fn affects(affected: &Affected, ecosystem: &str, version: &str) -> Option<Op
             continue;
         }
         let mut events = range.events.clone();
-        events.sort_by(|a, b| cmp(a.version(), b.version()));
+        // Sorting needs a total order (a partial one made `sort_by` panic
+        // on a fuzzed record): "0" first, then the scheme's total order.
+        let scheme = kiln_catalog::version::Scheme::from_osv(ecosystem);
+        events.sort_by(|a, b| match (a.version(), b.version()) {
+            ("0", "0") => Ordering::Equal,
+            ("0", _) => Ordering::Less,
+            (_, "0") => Ordering::Greater,
+            (x, y) => scheme.cmp(x, y),
+        });
         // The evaluation in the OSV schema's "Evaluation" section.
         let mut hit = false;
         let mut fix = None;
