@@ -13,13 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// A tmpfs mounted for the test, unmounted when it ends.
 struct Tmpfs(PathBuf);
 

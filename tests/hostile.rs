@@ -500,27 +500,20 @@ fn thousands_of_hard_links_to_one_file() {
     }
     let l = layout(dir, &[b.into_inner().unwrap()], Compression::Gzip);
     let src = format!("oci-dir:{}", l.display());
-    let out = sh(Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
-        .arg(env!("CARGO_BIN_EXE_kiln"))
-        .args([
-            "scan",
-            "-q",
-            &src,
-            "--db",
-            db.to_str().unwrap(),
-            "-o",
-            "json",
-        ]));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let kib: u64 = stderr
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let (out, kib) = run_measured(&[
+        "scan",
+        "-q",
+        &src,
+        "--db",
+        db.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(kib < 512 * 1024, "peak RSS {kib} KiB");
     let archive = dir.join("squashed.tar");
     sh(kiln()
@@ -669,25 +662,13 @@ fn many_layers_of_files_whited_out_again() {
     let layers = vec![one; 80];
     w.add_image(config(), &layers, Some("t")).unwrap();
     w.finish().unwrap();
-    let out = sh(Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
-        .arg(env!("CARGO_BIN_EXE_kiln"))
-        .args([
-            "sbom",
-            "-q",
-            &format!("oci-dir:{}", root.display()),
-            "-o",
-            "json",
-        ]));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let kib: u64 = stderr
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let layout = format!("oci-dir:{}", root.display());
+    let (out, kib) = run_measured(&["sbom", "-q", &layout, "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     eprintln!("peak RSS {kib} KiB");
     assert!(kib < 256 * 1024, "peak RSS {kib} KiB");
 }

@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use kiln_image::spec::ImageConfig;
@@ -304,18 +303,9 @@ fn zeros_layout(dir: &Path, head: &[u8], c: Compression, mib: usize) -> PathBuf 
 
 /// Run kiln under `/usr/bin/time`: (exit status, stderr, peak KiB).
 fn measured(args: &[String]) -> (i32, String, u64) {
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "peak=%M"])
-        .arg(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .unwrap();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (out, peak) = run_measured(&args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let peak = stderr
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("peak=")?.trim().parse().ok())
-        .unwrap_or(0);
     (out.status.code().unwrap_or(-1), stderr, peak)
 }
 

@@ -16,13 +16,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// Copy a host file into `root` at the same (canonical) path, with the
 /// symlink chain that names it.
 fn copy_in(root: &Path, host: &Path) {

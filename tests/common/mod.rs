@@ -15,6 +15,30 @@ pub fn kiln() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
 }
 
+/// Is the test running as root (mounts, runc)?
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Run kiln under GNU time: its output and its peak RSS in KiB.
+pub fn run_measured(args: &[&str]) -> (Output, u64) {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "peak=%M"])
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .output()
+        .expect("run kiln under /usr/bin/time");
+    let peak = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("peak=")?.trim().parse().ok())
+        .unwrap_or(0);
+    (out, peak)
+}
+
 /// Run kiln and return its output.
 pub fn run(args: &[&str]) -> Output {
     kiln().args(args).output().expect("run kiln")

@@ -162,7 +162,8 @@ pub fn pull_artifact(
         )));
     };
     let digest = Digest::parse(&layer.digest)?;
-    let store = RegistryStore::open(repo.clone(), reference)?;
+    let manifest_digest = fetched.digest.clone();
+    let store = RegistryStore::with_manifest(repo.clone(), reference, fetched);
     let raw = store
         .open(&format!("blobs/sha256/{}", digest.hex()))
         .ok_or_else(|| ImageError::MissingBlob {
@@ -170,7 +171,7 @@ pub fn pull_artifact(
             location: repo.location(),
         })??;
     Ok(PulledArtifact {
-        manifest_digest: fetched.digest,
+        manifest_digest,
         annotations: m.annotations,
         size: layer.size,
         layer: Box::new(VerifyingReader::new(raw, digest, Some(layer.size))),

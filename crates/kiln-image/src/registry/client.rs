@@ -134,19 +134,19 @@ impl Repository {
         if resp.status() != 401 {
             return false;
         }
-        let header = resp
+        // Prefer a bearer challenge when the registry offers several.
+        let challenges: Vec<Challenge> = resp
             .headers()
             .get_all("www-authenticate")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .filter_map(auth::parse_challenge)
+            .collect();
+        let header = challenges
+            .iter()
             .find(|c| matches!(c, Challenge::Bearer { .. }))
-            .or_else(|| {
-                resp.headers()
-                    .get("www-authenticate")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(auth::parse_challenge)
-            });
+            .or(challenges.first())
+            .cloned();
         let state = match header {
             Some(Challenge::Basic) => AuthState::Basic,
             Some(Challenge::Bearer { realm, service, .. }) => AuthState::Bearer { realm, service },

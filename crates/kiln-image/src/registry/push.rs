@@ -178,15 +178,10 @@ fn push_blob(
 /// Ask the registry to mount `digest` from repository `from`: `None` when
 /// it did, else the upload session it opened instead.
 fn mount(repo: &Repository, digest: &Digest, from: &str) -> Result<Option<String>> {
-    let url = format!("{}?mount={digest}&from={from}", repo.url("blobs/uploads/"));
-    let from_scope = [from.to_string()];
-    let resp = repo.send(
-        http::Method::POST,
-        &url,
-        &[("Content-Length", "0".into())],
-        Payload::Empty,
-        Access::Push,
-        &from_scope,
+    let resp = post_upload(
+        repo,
+        &format!("?mount={digest}&from={from}"),
+        &[from.to_string()],
     )?;
     match resp.status().as_u16() {
         201 => Ok(None),
@@ -196,19 +191,28 @@ fn mount(repo: &Repository, digest: &Digest, from: &str) -> Result<Option<String
 }
 
 fn start_upload(repo: &Repository) -> Result<String> {
-    let url = repo.url("blobs/uploads/");
-    let resp = repo.send(
+    let resp = post_upload(repo, "", &[])?;
+    match resp.status().as_u16() {
+        202 => location_of(repo, &resp),
+        s => Err(repo.error(format!("starting an upload: HTTP {s}"))),
+    }
+}
+
+/// `POST /v2/REPO/blobs/uploads/QUERY`, with pull rights on `mount_from`.
+fn post_upload(
+    repo: &Repository,
+    query: &str,
+    mount_from: &[String],
+) -> Result<http::Response<kiln_http::ureq::Body>> {
+    let url = format!("{}{query}", repo.url("blobs/uploads/"));
+    repo.send(
         http::Method::POST,
         &url,
         &[("Content-Length", "0".into())],
         Payload::Empty,
         Access::Push,
-        &[],
-    )?;
-    match resp.status().as_u16() {
-        202 => location_of(repo, &resp),
-        s => Err(repo.error(format!("starting an upload: HTTP {s}"))),
-    }
+        mount_from,
+    )
 }
 
 fn location_of(repo: &Repository, resp: &http::Response<kiln_http::ureq::Body>) -> Result<String> {

@@ -238,6 +238,15 @@ impl RegistryStore {
     /// Fetch `reference`'s manifest and present it as a one-entry layout.
     pub fn open(repo: Arc<Repository>, reference: &RegistryRef) -> Result<Self> {
         let top = repo.manifest(&reference.manifest_reference())?;
+        Ok(Self::with_manifest(repo, reference, top))
+    }
+
+    /// The same, around a manifest already fetched.
+    pub fn with_manifest(
+        repo: Arc<Repository>,
+        reference: &RegistryRef,
+        top: FetchedManifest,
+    ) -> Self {
         let mut annotations = BTreeMap::new();
         annotations.insert(ANNOTATION_REF_NAME.to_string(), reference.to_string());
         let index = serde_json::json!({
@@ -258,7 +267,7 @@ impl RegistryStore {
             manifest_digests: Mutex::new(HashSet::new()),
         };
         store.remember(top);
-        Ok(store)
+        store
     }
 
     /// The repository this store reads.
