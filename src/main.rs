@@ -36,6 +36,11 @@ enum Command {
     /// Build and inspect the signature database (the rainbow table).
     #[command(subcommand)]
     Db(cmd::db::Command),
+    /// Enter a running container, a process or an image with a toolbox,
+    /// changing nothing of it.
+    Debug(cmd::debug::Args),
+    /// List the runc containers kiln can enter.
+    Ps(cmd::debug::PsArgs),
 }
 
 /// Exit status when kiln did its job and a policy (`--fail-on`) failed.
@@ -45,6 +50,12 @@ pub const EXIT_POLICY: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
+    let mut argv = std::env::args_os();
+    if argv.nth(1).as_deref() == Some(kiln_runtime::attach::HELPER_ARG.as_ref()) {
+        let spec = argv.next().unwrap_or_default();
+        let code = kiln_runtime::attach::helper_main(&spec.to_string_lossy());
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sbom(args) => cmd::sbom::run(args, cli.quiet),
@@ -53,6 +64,8 @@ fn main() -> ExitCode {
         Command::Slim(args) => cmd::slim::run(args, cli.quiet),
         Command::Vuln(args) => cmd::vuln::run(args, cli.quiet),
         Command::Db(c) => cmd::db::run(c, cli.quiet),
+        Command::Debug(args) => cmd::debug::run(args),
+        Command::Ps(args) => cmd::debug::ps(args),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 pub mod advisories;
 pub mod build;
 pub mod db;
+pub mod debug;
 pub mod dest;
 pub mod net;
 pub mod sbom;

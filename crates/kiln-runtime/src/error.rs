@@ -30,6 +30,40 @@ pub enum RuntimeError {
         /// The cause.
         err: std::io::Error,
     },
+    /// No container with this id under the state roots searched.
+    #[error("no runc container named '{id}' (searched {roots}); `kiln ps` lists the ones kiln can see, --runc-root names another state root")]
+    UnknownContainer {
+        /// The id given.
+        id: String,
+        /// The roots searched.
+        roots: String,
+    },
+    /// The container exists but cannot be entered.
+    #[error("container '{id}' is {status}: {}", match status {
+        crate::container::Status::Paused => "resume it first (runc resume)",
+        _ => "only a running container can be entered",
+    })]
+    NotRunning {
+        /// The container.
+        id: String,
+        /// Its status.
+        status: crate::container::Status,
+    },
+    /// `pid:N` names no process.
+    #[error("no process with pid {0}")]
+    NoProcess(String),
+    /// Entering namespaces and mounting need root.
+    #[error("{0} needs root (it joins another process's namespaces and mounts); run it with sudo")]
+    NotRoot(&'static str),
+    /// No toolbox: neither given nor installed.
+    #[error("{0}")]
+    Toolbox(String),
+    /// A path given for `cp` that leaves the target's root.
+    #[error("{path}: climbs out of the target's root through '..'")]
+    Escapes {
+        /// The path.
+        path: String,
+    },
     /// Interrupted by a signal; everything was cleaned up.
     #[error("interrupted; mounts and containers were cleaned up")]
     Interrupted,

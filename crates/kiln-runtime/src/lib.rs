@@ -19,11 +19,17 @@
 //! ([`runc::is_root`]).
 #![deny(missing_docs)]
 
+pub mod attach;
+pub mod container;
 mod error;
+mod exec;
 pub mod fanotify;
+mod reap;
 pub mod rootfs;
 pub mod runc;
 pub mod seccomp;
+mod sys;
 pub mod tmpfs;
+pub mod toolbox;
 
 pub use error::{Result, RuntimeError};

@@ -92,7 +92,7 @@ pub struct RunResult {
     pub timed_out: bool,
 }
 
-const CAPS: &[&str] = &[
+pub(crate) const CAPS: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_FSETID",
@@ -166,7 +166,7 @@ fn base_config(rootfs: &Path, p: &Process) -> serde_json::Value {
 /// A fresh container id and its bundle directory with the config for `p`.
 fn bundle(work: &Path, rootfs: &Path, p: &Process) -> Result<(String, PathBuf)> {
     let n = NEXT_ID.fetch_add(1, Ordering::SeqCst);
-    let id = format!("kiln-slim-{}-{n}", std::process::id());
+    let id = format!("kiln-{}-{n}", std::process::id());
     let bundle = work.join(format!("bundle-{n}"));
     std::fs::create_dir_all(&bundle).map_err(|err| RuntimeError::Io {
         path: bundle.clone(),
@@ -439,6 +439,55 @@ fn wait_output(mut cmd: Command, limit: Duration, on_timeout: &dyn Fn()) -> Resu
         timed_out,
     })
 }
+
+/// A container made with `runc create` and never started: its namespaces
+/// and root exist, but no program of the image runs (its init waits in
+/// runc until deleted). What `kiln debug IMAGE` attaches to.
+pub struct Created {
+    _guard: Container,
+    /// Host pid of the container's (waiting) init.
+    pub pid: i32,
+    /// Container id.
+    pub id: String,
+}
+
+/// Create (not start) a container over `rootfs` with private namespaces
+/// and no network. runc checks that `p.args[0]` exists in the root; it is
+/// never run.
+pub fn create(runc: &Runc, work: &Path, rootfs: &Path, p: &Process) -> Result<Created> {
+    let (id, bundle) = bundle(work, rootfs, p)?;
+    let guard = Container {
+        runc: runc.clone(),
+        id: id.clone(),
+    };
+    let out = Command::new(&runc.0)
+        .args(["create", "--bundle"])
+        .arg(&bundle)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|err| RuntimeError::Sys {
+            what: format!("cannot start {}", runc.0.display()),
+            err,
+        })?;
+    if !out.status.success() {
+        return Err(RuntimeError::Sys {
+            what: format!("runc create {id}: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            err: std::io::Error::other("container was not created"),
+        });
+    }
+    let pid = crate::container::find(&[PathBuf::from(RUNC_ROOT)], &id)?.pid;
+    Ok(Created {
+        _guard: guard,
+        pid,
+        id,
+    })
+}
+
+/// runc's default state root (as root).
+const RUNC_ROOT: &str = "/run/runc";
 
 /// Deletes its container on drop.
 struct Container {
