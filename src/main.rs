@@ -39,6 +39,10 @@ enum Command {
     /// Enter a running container, a process or an image with a toolbox,
     /// changing nothing of it.
     Debug(cmd::debug::Args),
+    /// Copy files between the host and a target, confined to its root.
+    Cp(cmd::cp::CpArgs),
+    /// Forward a local port to a port inside a target's network namespace.
+    PortForward(cmd::cp::ForwardArgs),
     /// List the runc containers kiln can enter.
     Ps(cmd::debug::PsArgs),
 }
@@ -50,10 +54,8 @@ pub const EXIT_POLICY: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
-    let mut argv = std::env::args_os();
-    if argv.nth(1).as_deref() == Some(kiln_runtime::attach::HELPER_ARG.as_ref()) {
-        let spec = argv.next().unwrap_or_default();
-        let code = kiln_runtime::attach::helper_main(&spec.to_string_lossy());
+    if std::env::args_os().nth(1).as_deref() == Some(kiln_runtime::attach::HELPER_ARG.as_ref()) {
+        let code = kiln_runtime::attach::helper_main();
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     let cli = Cli::parse();
@@ -66,6 +68,8 @@ fn main() -> ExitCode {
         Command::Db(c) => cmd::db::run(c, cli.quiet),
         Command::Debug(args) => cmd::debug::run(args),
         Command::Ps(args) => cmd::debug::ps(args),
+        Command::Cp(args) => cmd::cp::cp(args),
+        Command::PortForward(args) => cmd::cp::port_forward(args),
     };
     match result {
         Ok(code) => code,

@@ -16,39 +16,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-/// Copy a host file into `root` at the same (canonical) path, with the
-/// symlink chain that names it.
-fn copy_in(root: &Path, host: &Path) {
-    let mut p = host.to_path_buf();
-    for _ in 0..10 {
-        let dest = root.join(p.strip_prefix("/").unwrap());
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        let meta = std::fs::symlink_metadata(&p).unwrap();
-        if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&p).unwrap();
-            let _ = std::fs::remove_file(&dest);
-            std::os::unix::fs::symlink(&target, &dest).unwrap();
-            p = p.parent().unwrap().join(target);
-        } else {
-            sh(Command::new("cp").arg("-a").arg(&p).arg(&dest));
-            return;
-        }
-    }
-}
-
-/// The libraries `ldd` reports for a host binary.
-fn ldd(bin: &Path) -> Vec<PathBuf> {
-    let out = sh(Command::new("ldd").arg(bin));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.split_whitespace()
-                .find(|w| w.starts_with('/'))
-                .map(PathBuf::from)
-        })
-        .collect()
-}
-
 fn build_image(dir: &Path) -> Option<String> {
     let python = Path::new("/usr/bin/python3.11");
     if !python.exists() {

@@ -28,7 +28,7 @@ use kiln_tree::{BuildOptions, Tree};
     kiln debug web                                  # a shell in container 'web'\n  \
     kiln debug web -- sh -c 'ps; netstat -tln'\n  \
     kiln debug --chroot web -- ls /                 # the target's root as /\n  \
-    kiln debug pid:4242 --user                      # any process, as its own user\n  \
+    kiln debug --user pid:4242                      # any process, as its own user\n  \
     kiln debug oci-archive:app.tar                  # an image, started only for the session\n  \
     kiln debug web --toolbox registry:reg.example/tools:1 -- curl -s localhost:8080")]
 pub struct Args {
@@ -44,9 +44,10 @@ pub struct Args {
     /// Run with the target's root as / and the (static) toolbox at /.kiln.
     #[arg(long)]
     pub chroot: bool,
-    /// Run as UID[:GID] instead of root; --user alone runs as the target's
-    /// own user. Either way the user has no capabilities.
-    #[arg(long, value_name = "UID[:GID]", num_args = 0..=1, default_missing_value = "target")]
+    /// Run as the target's own user instead of root (--user), or as any
+    /// --user=UID[:GID]. Either way the user has no capabilities.
+    #[arg(long, value_name = "UID[:GID]", num_args = 0..=1, require_equals = true,
+          default_missing_value = "target")]
     pub user: Option<String>,
     /// runc state root to find the container in [default: /run/runc,
     /// /run/docker/runtime-runc/moby, /run/containerd/runc/k8s.io,
@@ -107,6 +108,7 @@ fn session(args: &Args, pid: i32, name: &str, toolbox: Toolbox, mode: Mode) -> R
         args: args.command.clone(),
         env,
         stage: std::env::temp_dir(),
+        tty: args.command.is_empty() && std::io::IsTerminal::is_terminal(&std::io::stdin()),
     })
 }
 
@@ -114,7 +116,7 @@ fn parse_user(spec: &str) -> Result<(u32, u32)> {
     let (u, g) = spec.split_once(':').unwrap_or((spec, spec));
     match (u.parse(), g.parse()) {
         (Ok(u), Ok(g)) => Ok((u, g)),
-        _ => bail!("--user {spec}: expected UID[:GID] (numbers), or --user alone for the target's own user"),
+        _ => bail!("--user={spec}: expected UID[:GID] (numbers), or --user alone for the target's own user"),
     }
 }
 
@@ -187,6 +189,9 @@ fn toolbox(spec: Option<&str>, net: &super::net::NetArgs) -> Result<Toolbox> {
 /// no network, the entrypoint never started), entered, and deleted.
 fn debug_image(args: &Args, toolbox: Toolbox, mode: Mode) -> Result<i32> {
     let runc = kiln_runtime::runc::Runc::find()?;
+    // Until the session starts, Ctrl-C and SIGTERM stop the set-up and
+    // clean up (the work directory and the container are dropped).
+    kiln_runtime::runc::catch_signals();
     let source = super::source::SourceArgs {
         source: args.target.clone(),
         platform: None,
@@ -211,6 +216,9 @@ fn debug_image(args: &Args, toolbox: Toolbox, mode: Mode) -> Result<i32> {
         seccomp_listener: None,
     };
     let created = kiln_runtime::runc::create(&runc, work.path(), &rootfs, &process)?;
+    if kiln_runtime::runc::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(RuntimeError::Interrupted.into());
+    }
     let name = format!("image {}", args.target);
     let session = session(args, created.pid, &name, toolbox, mode)?;
     let code = attach::run(&exe()?, &session);

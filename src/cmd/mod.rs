@@ -3,6 +3,7 @@
 
 pub mod advisories;
 pub mod build;
+pub mod cp;
 pub mod db;
 pub mod debug;
 pub mod dest;

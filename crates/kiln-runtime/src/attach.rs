@@ -32,6 +32,10 @@ use crate::sys::{self, Forked};
 /// The first argument that makes `kiln` run as the attach helper.
 pub const HELPER_ARG: &str = "__kiln-attach-helper";
 
+/// The environment variable the session is passed in (not argv, which
+/// `ps` shows to everyone in the target).
+pub const SESSION_ENV: &str = "KILN_ATTACH_SESSION";
+
 /// Where the session sees the target's root (default mode) and the
 /// toolbox (`--chroot` mode).
 pub const TARGET_DIR: &str = "target";
@@ -67,6 +71,9 @@ pub struct Session {
     pub env: Vec<String>,
     /// A directory the private namespace may mount its staging tmpfs on.
     pub stage: PathBuf,
+    /// Give the command a terminal of its own, relayed to kiln's (an
+    /// interactive shell on a terminal).
+    pub tty: bool,
 }
 
 static HELPER_PID: AtomicI32 = AtomicI32::new(0);
@@ -98,7 +105,7 @@ pub fn run(exe: &Path, session: &Session) -> Result<i32> {
     sys::on_signal(libc::SIGTERM, forward_term as *const () as libc::sighandler_t);
     let mut child = std::process::Command::new(exe)
         .arg(HELPER_ARG)
-        .arg(spec)
+        .env(SESSION_ENV, spec)
         .spawn()
         .map_err(|err| RuntimeError::Sys {
             what: format!("start {}", exe.display()),
@@ -119,8 +126,10 @@ pub fn run(exe: &Path, session: &Session) -> Result<i32> {
 
 /// The helper's entry point: decode the session, run it, and return the
 /// exit code (errors are printed here, as the helper has no other voice).
-pub fn helper_main(spec: &str) -> i32 {
-    let session: Session = match serde_json::from_str(spec) {
+pub fn helper_main() -> i32 {
+    let spec = std::env::var(SESSION_ENV).unwrap_or_default();
+    std::env::remove_var(SESSION_ENV);
+    let session: Session = match serde_json::from_str(&spec) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("kiln: error: bad debug session: {e}");
@@ -199,12 +208,18 @@ fn helper(s: &Session) -> Result<i32> {
     sys::unshare_mounts()?;
     let root = s.stage.clone();
     build_root(s.mode, &root, tools, target)?;
+    let pty = if s.tty { terminal(&root) } else { None };
     for (fd, kind, name) in &ns.joined {
         sys::setns(fd, *kind, name)?;
     }
+    let (master, slave) = match pty {
+        Some(p) => (Some(p.master), Some(p.slave)),
+        None => (None, None),
+    };
     match sys::fork()? {
         Forked::Child => {
-            let code = match session_init(s, &root, ns.user.as_ref()) {
+            drop(master);
+            let code = match session_init(s, &root, ns.user.as_ref(), slave) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("kiln: error: {e}");
@@ -213,11 +228,44 @@ fn helper(s: &Session) -> Result<i32> {
             };
             std::process::exit(code);
         }
-        Forked::Parent(init) => sys::wait(init, &mut || {
-            if TERMINATED.load(Ordering::SeqCst) {
-                sys::kill(init, libc::SIGTERM);
+        Forked::Parent(init) => {
+            drop(slave);
+            let mut forward = || {
+                if TERMINATED.load(Ordering::SeqCst) {
+                    sys::kill(init, libc::SIGTERM);
+                }
+            };
+            if let Some(m) = master {
+                crate::pty::relay(&m, &mut forward);
             }
-        }),
+            sys::wait(init, &mut forward)
+        }
+    }
+}
+
+/// A pseudo-terminal from a devpts instance mounted over the session's
+/// `/dev/pts`. Without a `/dev/pts` to mount on, and where making one
+/// would write into the target's `/dev`, the session uses kiln's own
+/// terminal instead.
+fn terminal(root: &Path) -> Option<crate::pty::Pty> {
+    let dev = root.join("dev");
+    let pts = dev.join("pts");
+    if !dev.exists() {
+        mkdir(&dev).ok()?;
+    }
+    if !pts.is_dir() {
+        let ours = |p: &Path| std::fs::metadata(p).ok().map(|m| m.dev());
+        if ours(&dev) != ours(root) {
+            return None;
+        }
+        mkdir(&pts).ok()?;
+    }
+    match crate::pty::open(&pts) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("kiln: warning: no terminal of the session's own ({e}); using this one");
+            None
+        }
     }
 }
 
@@ -311,7 +359,12 @@ fn mirror(src: &Path, dst: &Path, readonly: bool, skip: &[&str]) -> Result<()> {
 
 /// The first process in the target's pid namespace: pivots into the
 /// session's root, runs the command and reaps it and its leftovers.
-fn session_init(s: &Session, root: &Path, user_ns: Option<&OwnedFd>) -> Result<i32> {
+fn session_init(
+    s: &Session,
+    root: &Path,
+    user_ns: Option<&OwnedFd>,
+    tty: Option<OwnedFd>,
+) -> Result<i32> {
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, "set the parent-death signal")?;
     if s.mode == Mode::Toolbox {
         let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
@@ -324,11 +377,19 @@ fn session_init(s: &Session, root: &Path, user_ns: Option<&OwnedFd>) -> Result<i
     sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, "become the session's reaper")?;
     match sys::fork()? {
         Forked::Child => {
+            if let Some(t) = &tty {
+                if let Err(e) = crate::pty::become_controlling(t) {
+                    eprintln!("kiln: error: {e}");
+                    std::process::exit(127);
+                }
+            }
+            drop(tty);
             let err = crate::exec::exec(s);
             eprintln!("kiln: error: {err}");
             std::process::exit(127);
         }
         Forked::Parent(cmd) => {
+            drop(tty);
             let code = sys::wait(cmd, &mut || {
                 if TERMINATED.load(Ordering::SeqCst) {
                     crate::reap::kill_all();

@@ -21,9 +21,12 @@
 
 pub mod attach;
 pub mod container;
+pub mod copy;
 mod error;
 mod exec;
 pub mod fanotify;
+pub mod forward;
+mod pty;
 mod reap;
 pub mod rootfs;
 pub mod runc;

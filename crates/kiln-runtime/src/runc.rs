@@ -460,21 +460,34 @@ pub fn create(runc: &Runc, work: &Path, rootfs: &Path, p: &Process) -> Result<Cr
         runc: runc.clone(),
         id: id.clone(),
     };
-    let out = Command::new(&runc.0)
+    // runc's init inherits stdio and keeps it open: a log file, not a pipe.
+    let log = bundle.join("create.log");
+    let out = std::fs::File::create(&log).map_err(|err| RuntimeError::Io {
+        path: log.clone(),
+        err,
+    })?;
+    let err_out = out.try_clone().map_err(|err| RuntimeError::Io {
+        path: log.clone(),
+        err,
+    })?;
+    let status = Command::new(&runc.0)
         .args(["create", "--bundle"])
         .arg(&bundle)
         .arg(&id)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
+        .stdout(out)
+        .stderr(err_out)
+        .status()
         .map_err(|err| RuntimeError::Sys {
             what: format!("cannot start {}", runc.0.display()),
             err,
         })?;
-    if !out.status.success() {
+    if !status.success() {
         return Err(RuntimeError::Sys {
-            what: format!("runc create {id}: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            what: format!(
+                "runc create {id}: {}",
+                std::fs::read_to_string(&log).unwrap_or_default().trim()
+            ),
             err: std::io::Error::other("container was not created"),
         });
     }
