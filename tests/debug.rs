@@ -42,17 +42,27 @@ struct Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new("runc").args(["delete", "--force", &self.id]).status();
+        let _ = Command::new("runc")
+            .args(["delete", "--force", &self.id])
+            .status();
     }
 }
 
 fn ready() -> bool {
     if !is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs the suite as root");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the suite as root"
+        );
         eprintln!("skipping: kiln debug joins namespaces and mounts, which needs root");
         return false;
     }
-    have("runc") && have("dpkg-deb") && have("busybox") && have("umoci") && have("script") && have("setpriv")
+    have("runc")
+        && have("dpkg-deb")
+        && have("busybox")
+        && have("umoci")
+        && have("script")
+        && have("setpriv")
 }
 
 /// The nginx root filesystem: the binary from Debian's .deb, the host's
@@ -62,13 +72,25 @@ fn build_rootfs(dir: &Path) -> Option<PathBuf> {
     if !apt_download(&debs, &["nginx"]) {
         return None;
     }
-    let deb = std::fs::read_dir(&debs).unwrap().flatten().map(|e| e.path()).find(|p| {
-        p.file_name().unwrap().to_string_lossy().starts_with("nginx_")
-    })?;
+    let deb = std::fs::read_dir(&debs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("nginx_")
+        })?;
     let x = dir.join("x");
     sh(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x));
     let root = dir.join("rootfs");
-    for (link, target) in [("lib", "usr/lib"), ("lib64", "usr/lib64"), ("bin", "usr/bin"), ("sbin", "usr/sbin")] {
+    for (link, target) in [
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+        ("bin", "usr/bin"),
+        ("sbin", "usr/sbin"),
+    ] {
         std::fs::create_dir_all(root.join(target)).unwrap();
         std::os::unix::fs::symlink(target, root.join(link)).unwrap();
     }
@@ -76,7 +98,10 @@ fn build_rootfs(dir: &Path) -> Option<PathBuf> {
     for lib in ldd(&nginx) {
         copy_in(&root, &lib);
     }
-    sh(Command::new("cp").arg("-a").arg(&nginx).arg(root.join("usr/sbin/nginx")));
+    sh(Command::new("cp")
+        .arg("-a")
+        .arg(&nginx)
+        .arg(root.join("usr/sbin/nginx")));
     write_file(&root.join("etc/nginx/nginx.conf"), &nginx_conf());
     write_file(&root.join("etc/passwd"), "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n");
     write_file(&root.join("etc/group"), "root:x:0:\nnonroot:x:65532:\n");
@@ -112,7 +137,8 @@ fn run_container(dir: &Path, rootfs: &Path, id: &str, args: &[&str]) -> Containe
     c["process"]["args"] = serde_json::json!(args);
     c["process"]["user"] = serde_json::json!({ "uid": 65532, "gid": 65532 });
     c["hostname"] = "nginx-fixture".into();
-    c["annotations"] = serde_json::json!({ "org.opencontainers.image.ref.name": "fixture/nginx:test" });
+    c["annotations"] =
+        serde_json::json!({ "org.opencontainers.image.ref.name": "fixture/nginx:test" });
     c["mounts"].as_array_mut().unwrap().push(serde_json::json!({
         "destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
         "options": ["nosuid", "nodev", "mode=1777", "size=64m"]
@@ -128,7 +154,11 @@ fn run_container(dir: &Path, rootfs: &Path, id: &str, args: &[&str]) -> Containe
         .stderr(log)
         .status()
         .unwrap();
-    assert!(status.success(), "runc run: {}", std::fs::read_to_string(bundle.join("log")).unwrap_or_default());
+    assert!(
+        status.success(),
+        "runc run: {}",
+        std::fs::read_to_string(bundle.join("log")).unwrap_or_default()
+    );
     let state = Command::new("runc").args(["state", id]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
     Container {
@@ -172,7 +202,10 @@ fn fingerprint(root: &Path) -> Vec<String> {
         if m.file_type().is_symlink() {
             line += &format!(" -> {}", std::fs::read_link(e.path()).unwrap().display());
         } else if m.is_file() {
-            line += &format!(" {}", hex::encode(sha2::Sha256::digest(std::fs::read(e.path()).unwrap())));
+            line += &format!(
+                " {}",
+                hex::encode(sha2::Sha256::digest(std::fs::read(e.path()).unwrap()))
+            );
         }
         out.push(line);
     }
@@ -186,7 +219,12 @@ fn pid_ns_members(pid: i32) -> BTreeSet<i32> {
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok().as_ref() == Some(&ns))
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{p}/ns/pid"))
+                .ok()
+                .as_ref()
+                == Some(&ns)
+        })
         .collect()
 }
 
@@ -228,10 +266,22 @@ impl Invariants {
         while pid_ns_members(self.pid) != self.procs && start.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert_eq!(pid_ns_members(self.pid), self.procs, "processes left in the target after {after}");
+        assert_eq!(
+            pid_ns_members(self.pid),
+            self.procs,
+            "processes left in the target after {after}"
+        );
         assert_eq!(helpers_running(), 0, "a helper outlived {after}");
-        assert_eq!(fingerprint(&self.rootfs), self.files, "the target's root changed after {after}");
-        assert_eq!(std::fs::read_to_string("/proc/self/mountinfo").unwrap(), self.host_mounts, "host mounts changed after {after}");
+        assert_eq!(
+            fingerprint(&self.rootfs),
+            self.files,
+            "the target's root changed after {after}"
+        );
+        assert_eq!(
+            std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+            self.host_mounts,
+            "host mounts changed after {after}"
+        );
         assert_eq!(
             std::fs::read_to_string(format!("/proc/{}/mountinfo", self.pid)).unwrap(),
             self.target_mounts,
@@ -244,11 +294,21 @@ impl Invariants {
 fn wait_for_nginx(id: &str) {
     let start = Instant::now();
     loop {
-        let out = debug(&[id, "--", "wget", "-qO-", &format!("http://127.0.0.1:{PORT}/")]);
+        let out = debug(&[
+            id,
+            "--",
+            "wget",
+            "-qO-",
+            &format!("http://127.0.0.1:{PORT}/"),
+        ]);
         if String::from_utf8_lossy(&out.stdout).contains("kiln debug fixture") {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "nginx did not answer: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "nginx did not answer: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         if String::from_utf8_lossy(&out.stderr).contains("is stopped") {
             panic!("nginx exited: {}", String::from_utf8_lossy(&out.stderr));
         }
@@ -271,9 +331,25 @@ fn fixture(tag: &str) -> Option<Fixture> {
     let dir = tmp.path().to_path_buf();
     let rootfs = build_rootfs(&dir)?;
     let id = format!("kiln-test-{tag}-{}", std::process::id());
-    let nginx = run_container(&dir, &rootfs, &id, &["/usr/sbin/nginx", "-g", "daemon off;", "-c", "/etc/nginx/nginx.conf"]);
+    let nginx = run_container(
+        &dir,
+        &rootfs,
+        &id,
+        &[
+            "/usr/sbin/nginx",
+            "-g",
+            "daemon off;",
+            "-c",
+            "/etc/nginx/nginx.conf",
+        ],
+    );
     wait_for_nginx(&id);
-    Some(Fixture { _dir: tmp, dir, rootfs, nginx })
+    Some(Fixture {
+        _dir: tmp,
+        dir,
+        rootfs,
+        nginx,
+    })
 }
 
 #[test]
@@ -282,8 +358,17 @@ fn debug_sessions_leave_the_target_as_it_was() {
     let id = f.nginx.id.as_str();
     let inv = Invariants::take(&f.rootfs, f.nginx.pid);
 
-    let out = ok(&debug(&[id, "--", "sh", "-c", &format!("ps; wget -qO- http://127.0.0.1:{PORT}/")]));
-    assert!(out.contains("nginx: master process") && out.contains("nginx: worker process"), "{out}");
+    let out = ok(&debug(&[
+        id,
+        "--",
+        "sh",
+        "-c",
+        &format!("ps; wget -qO- http://127.0.0.1:{PORT}/"),
+    ]));
+    assert!(
+        out.contains("nginx: master process") && out.contains("nginx: worker process"),
+        "{out}"
+    );
     assert!(out.contains("kiln debug fixture"), "{out}");
     inv.check("ps and wget");
 
@@ -299,23 +384,56 @@ fn debug_sessions_leave_the_target_as_it_was() {
     for n in ["etc", "usr", "srv", "tmp", ".kiln"] {
         assert!(names.contains(n), "{n} missing from {out}");
     }
-    let out = ok(&debug(&["--chroot", id, "--", "cat", "/etc/current/nginx.conf"]));
+    let out = ok(&debug(&[
+        "--chroot",
+        id,
+        "--",
+        "cat",
+        "/etc/current/nginx.conf",
+    ]));
     assert_eq!(out, nginx_conf());
     inv.check("--chroot");
 
     // As the target's own user: no capabilities.
-    let out = ok(&debug(&["--user", id, "--", "sh", "-c", "id -u; grep CapEff /proc/self/status"]));
-    assert!(out.starts_with("65532\n") && out.contains("0000000000000000"), "{out}");
+    let out = ok(&debug(&[
+        "--user",
+        id,
+        "--",
+        "sh",
+        "-c",
+        "id -u; grep CapEff /proc/self/status",
+    ]));
+    assert!(
+        out.starts_with("65532\n") && out.contains("0000000000000000"),
+        "{out}"
+    );
     let out = ok(&debug(&["--user=1000:1001", id, "--", "id"]));
     assert!(out.starts_with("uid=1000 gid=1001"), "{out}");
-    let out = ok(&debug(&[id, "--", "sh", "-c", "id -u; grep CapBnd /proc/self/status"]));
-    assert!(out.starts_with("0\n") && out.contains("00000000a80425fb"), "root with runc's default capabilities: {out}");
+    let out = ok(&debug(&[
+        id,
+        "--",
+        "sh",
+        "-c",
+        "id -u; grep CapBnd /proc/self/status",
+    ]));
+    assert!(
+        out.starts_with("0\n") && out.contains("00000000a80425fb"),
+        "root with runc's default capabilities: {out}"
+    );
 
     // The exit code is the command's.
-    assert_eq!(debug(&[id, "--", "sh", "-c", "exit 7"]).status.code(), Some(7));
+    assert_eq!(
+        debug(&[id, "--", "sh", "-c", "exit 7"]).status.code(),
+        Some(7)
+    );
 
     // pid:N reaches any process.
-    let out = ok(&debug(&[&format!("pid:{}", f.nginx.pid), "--", "cat", "/target/srv/www/index.html"]));
+    let out = ok(&debug(&[
+        &format!("pid:{}", f.nginx.pid),
+        "--",
+        "cat",
+        "/target/srv/www/index.html",
+    ]));
     assert_eq!(out, PAGE);
     inv.check("pid:N");
 
@@ -327,22 +445,40 @@ fn debug_sessions_leave_the_target_as_it_was() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"echo hi-$((40+2))\ntty\nexit 3\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo hi-$((40+2))\ntty\nexit 3\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("hi-42"), "{text}");
-    assert!(text.contains("/dev/pts/"), "the shell has a terminal: {text}");
+    assert!(
+        text.contains("/dev/pts/"),
+        "the shell has a terminal: {text}"
+    );
     assert_eq!(out.status.code(), Some(3), "{text}");
     inv.check("an interactive shell");
 
     // SIGTERM ends the session and everything it started.
     let mut child = kiln()
-        .args(["debug", id, "--", "sh", "-c", "sleep 1000 & (sleep 1000 &); sleep 1000"])
+        .args([
+            "debug",
+            id,
+            "--",
+            "sh",
+            "-c",
+            "sleep 1000 & (sleep 1000 &); sleep 1000",
+        ])
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     assert!(pid_ns_members(f.nginx.pid).len() >= inv.procs.len() + 3);
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(143));
     inv.check("SIGTERM");
 
@@ -369,20 +505,39 @@ fn cp_and_port_forward_stay_inside_the_target() {
     std::fs::create_dir_all(&out_dir).unwrap();
 
     // Out, through an absolute symlink, resolved inside the target.
-    ok(&run(&["cp", &format!("{id}:/etc/current"), out_dir.to_str().unwrap()]));
-    assert_eq!(std::fs::read_to_string(out_dir.join("current/nginx.conf")).unwrap(), nginx_conf());
+    ok(&run(&[
+        "cp",
+        &format!("{id}:/etc/current"),
+        out_dir.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("current/nginx.conf")).unwrap(),
+        nginx_conf()
+    );
     // A directory keeps modes, ownership and holes.
-    ok(&run(&["cp", &format!("{id}:/srv"), out_dir.to_str().unwrap()]));
+    ok(&run(&[
+        "cp",
+        &format!("{id}:/srv"),
+        out_dir.to_str().unwrap(),
+    ]));
     let (a, b) = (f.rootfs.join("srv/data.bin"), out_dir.join("srv/data.bin"));
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     let mb = std::fs::metadata(&b).unwrap();
-    assert!(mb.blocks() * 512 < 1 << 20, "holes kept: {} blocks", mb.blocks());
+    assert!(
+        mb.blocks() * 512 < 1 << 20,
+        "holes kept: {} blocks",
+        mb.blocks()
+    );
     assert_eq!(mb.mode(), std::fs::metadata(&a).unwrap().mode());
     assert_eq!(mb.mtime(), std::fs::metadata(&a).unwrap().mtime());
     // A symlink that climbs above the root lands inside it (the target's
     // /tmp), never on the host's.
     let marker = format!("kiln-cp-{}", std::process::id());
-    let out = run(&["cp", &format!("{id}:/etc/escape/{marker}"), out_dir.to_str().unwrap()]);
+    let out = run(&[
+        "cp",
+        &format!("{id}:/etc/escape/{marker}"),
+        out_dir.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     // As a tar stream.
     let tar = ok(&run(&["cp", &format!("{id}:/etc/nginx"), "-"]));
@@ -390,24 +545,63 @@ fn cp_and_port_forward_stay_inside_the_target() {
     inv.check("cp out");
 
     // In: to the writable /tmp, through a symlink made in the target.
-    ok(&debug(&[id, "--", "sh", "-c", &format!("mkdir /target/tmp/real && ln -s /tmp/real /target/tmp/{marker}")]));
+    ok(&debug(&[
+        id,
+        "--",
+        "sh",
+        "-c",
+        &format!("mkdir /target/tmp/real && ln -s /tmp/real /target/tmp/{marker}"),
+    ]));
     let local = f.dir.join("upload");
     write_file(&local.join("a.txt"), "uploaded\n");
     std::os::unix::fs::symlink("a.txt", local.join("link")).unwrap();
-    ok(&run(&["cp", local.to_str().unwrap(), &format!("{id}:/tmp/{marker}")]));
-    let out = ok(&debug(&[id, "--", "sh", "-c", "cat /target/tmp/real/upload/a.txt; readlink /target/tmp/real/upload/link"]));
+    ok(&run(&[
+        "cp",
+        local.to_str().unwrap(),
+        &format!("{id}:/tmp/{marker}"),
+    ]));
+    let out = ok(&debug(&[
+        id,
+        "--",
+        "sh",
+        "-c",
+        "cat /target/tmp/real/upload/a.txt; readlink /target/tmp/real/upload/link",
+    ]));
     assert_eq!(out, "uploaded\na.txt\n");
-    assert!(!Path::new("/tmp/real/upload").exists(), "the host's /tmp was written");
+    assert!(
+        !Path::new("/tmp/real/upload").exists(),
+        "the host's /tmp was written"
+    );
     // Through the escaping symlink: the target's /tmp.
-    ok(&run(&["cp", local.join("a.txt").to_str().unwrap(), &format!("{id}:/etc/escape/{marker}-2")]));
-    let out = ok(&debug(&[id, "--", "cat", &format!("/target/tmp/{marker}-2")]));
+    ok(&run(&[
+        "cp",
+        local.join("a.txt").to_str().unwrap(),
+        &format!("{id}:/etc/escape/{marker}-2"),
+    ]));
+    let out = ok(&debug(&[
+        id,
+        "--",
+        "cat",
+        &format!("/target/tmp/{marker}-2"),
+    ]));
     assert_eq!(out, "uploaded\n");
-    assert!(!Path::new(&format!("/tmp/{marker}-2")).exists(), "the host's /tmp was written");
+    assert!(
+        !Path::new(&format!("/tmp/{marker}-2")).exists(),
+        "the host's /tmp was written"
+    );
     // '..' above the root is refused.
-    let err = failure(&["cp", local.join("a.txt").to_str().unwrap(), &format!("{id}:/../../{marker}")]);
+    let err = failure(&[
+        "cp",
+        local.join("a.txt").to_str().unwrap(),
+        &format!("{id}:/../../{marker}"),
+    ]);
     assert!(err.contains("climbs out of the target's root"), "{err}");
     // The read-only root refuses writes.
-    let err = failure(&["cp", local.join("a.txt").to_str().unwrap(), &format!("{id}:/etc/")]);
+    let err = failure(&[
+        "cp",
+        local.join("a.txt").to_str().unwrap(),
+        &format!("{id}:/etc/"),
+    ]);
     assert!(err.contains("Read-only file system"), "{err}");
     inv.check("cp in");
 
@@ -443,13 +637,19 @@ fn port_forward_serves_concurrent_requests(id: &str) {
         .collect();
     for t in threads {
         let body = t.join().unwrap();
-        assert!(body.starts_with("HTTP/1.1 200") && body.ends_with(PAGE), "{body}");
+        assert!(
+            body.starts_with("HTTP/1.1 200") && body.ends_with(PAGE),
+            "{body}"
+        );
     }
     // The port is taken while it runs.
     let port = addr.rsplit(':').next().unwrap();
     let e = failure(&["port-forward", id, &format!("{port}:{PORT}")]);
     assert!(e.contains("in use"), "{e}");
-    Command::new("kill").args(["-INT", &pf.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-INT", &pf.id().to_string()])
+        .status()
+        .unwrap();
     assert!(pf.wait().unwrap().success());
     let mut rest = String::new();
     err.read_to_string(&mut rest).unwrap();
@@ -464,7 +664,9 @@ fn throwaways() -> Vec<String> {
         .filter_map(|v| v["id"].as_str().map(String::from))
         .filter(|id| {
             let parts: Vec<&str> = id.split('-').collect();
-            parts.len() == 3 && parts[0] == "kiln" && parts[1..].iter().all(|p| p.parse::<u64>().is_ok())
+            parts.len() == 3
+                && parts[0] == "kiln"
+                && parts[1..].iter().all(|p| p.parse::<u64>().is_ok())
         })
         .collect()
 }
@@ -474,26 +676,57 @@ fn images_and_toolboxes() {
     let Some(f) = fixture("image") else { return };
     let cache = f.dir.join("cache");
     let env_run = |args: &[&str]| {
-        kiln().args(args).env("XDG_CACHE_HOME", &cache).output().unwrap()
+        kiln()
+            .args(args)
+            .env("XDG_CACHE_HOME", &cache)
+            .output()
+            .unwrap()
     };
     // The nginx root as an image: debugged without running it.
     let umoci = Umoci::new(&f.dir.join("img"), "v1");
-    sh(Command::new("cp").arg("-a").arg(format!("{}/.", f.rootfs.display())).arg(umoci.rootfs()));
+    sh(Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", f.rootfs.display()))
+        .arg(umoci.rootfs()));
     umoci.repack();
     umoci.config(&["--config.entrypoint", "/usr/sbin/nginx"]);
     let image = format!("oci-dir:{}", umoci.image());
-    let out = ok(&env_run(&["debug", &image, "--", "sh", "-c", "ls /target/usr/sbin; ps; cat /proc/net/dev"]));
+    let out = ok(&env_run(&[
+        "debug",
+        &image,
+        "--",
+        "sh",
+        "-c",
+        "ls /target/usr/sbin; ps; cat /proc/net/dev",
+    ]));
     assert!(out.contains("nginx\n"), "{out}");
-    assert!(!out.contains("nginx:"), "the entrypoint must not run: {out}");
-    assert!(out.contains("lo:") && !out.contains("eth0"), "no network: {out}");
-    assert_eq!(throwaways(), Vec::<String>::new(), "the throwaway container is gone");
+    assert!(
+        !out.contains("nginx:"),
+        "the entrypoint must not run: {out}"
+    );
+    assert!(
+        out.contains("lo:") && !out.contains("eth0"),
+        "no network: {out}"
+    );
+    assert_eq!(
+        throwaways(),
+        Vec::<String>::new(),
+        "the throwaway container is gone"
+    );
     let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with(".kiln-debug-"))
         .collect();
     assert!(left.is_empty(), "work directories left: {left:?}");
-    let out = ok(&env_run(&["debug", "--chroot", &image, "--", "ls", "/usr/sbin"]));
+    let out = ok(&env_run(&[
+        "debug",
+        "--chroot",
+        &image,
+        "--",
+        "ls",
+        "/usr/sbin",
+    ]));
     assert_eq!(out, "nginx\n");
 
     // A toolbox image with a dynamically linked shell and its libraries.
@@ -501,13 +734,25 @@ fn images_and_toolboxes() {
     for lib in ldd(Path::new("/bin/dash")) {
         copy_in(&tools.rootfs(), &lib);
     }
-    copy_in(&tools.rootfs(), &std::fs::canonicalize("/bin/dash").unwrap());
+    copy_in(
+        &tools.rootfs(),
+        &std::fs::canonicalize("/bin/dash").unwrap(),
+    );
     tools.repack();
     let toolbox = format!("oci-dir:{}", tools.image());
     let dash = std::fs::canonicalize("/bin/dash").unwrap();
     let dash = dash.to_str().unwrap();
     for _ in 0..2 {
-        let out = ok(&env_run(&["debug", &f.nginx.id, "--toolbox", &toolbox, "--", dash, "-c", "echo $((6*7)); echo /target/srv/*"]));
+        let out = ok(&env_run(&[
+            "debug",
+            &f.nginx.id,
+            "--toolbox",
+            &toolbox,
+            "--",
+            dash,
+            "-c",
+            "echo $((6*7)); echo /target/srv/*",
+        ]));
         assert_eq!(out, "42\n/target/srv/data.bin /target/srv/www\n");
     }
     let cached: Vec<String> = std::fs::read_dir(cache.join("kiln/toolbox"))
@@ -516,7 +761,11 @@ fn images_and_toolboxes() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("sha256-"))
         .collect();
-    assert_eq!(cached.len(), 1, "unpacked once, keyed by digest: {cached:?}");
+    assert_eq!(
+        cached.len(),
+        1,
+        "unpacked once, keyed by digest: {cached:?}"
+    );
 }
 
 #[test]
@@ -524,14 +773,22 @@ fn bad_targets_and_toolboxes_are_refused_clearly() {
     let Some(f) = fixture("bad") else { return };
     let id = f.nginx.id.as_str();
     let e = failure(&["debug", "no-such-container", "--", "true"]);
-    assert!(e.contains("no runc container named 'no-such-container'") && e.contains("/run/runc"), "{e}");
+    assert!(
+        e.contains("no runc container named 'no-such-container'") && e.contains("/run/runc"),
+        "{e}"
+    );
     let e = failure(&["debug", "pid:2147483000", "--", "true"]);
     assert!(e.contains("no process with pid 2147483000"), "{e}");
     let e = failure(&["cp", "pid:2147483000:/etc/passwd", "/tmp/x"]);
     assert!(e.contains("no process with pid 2147483000"), "{e}");
 
     // Stopped: a container whose process has exited.
-    let stopped = run_container(&f.dir, &f.rootfs, &format!("{id}-stopped"), &["/usr/sbin/nginx", "-v"]);
+    let stopped = run_container(
+        &f.dir,
+        &f.rootfs,
+        &format!("{id}-stopped"),
+        &["/usr/sbin/nginx", "-v"],
+    );
     let start = Instant::now();
     while !ok(&run(&["ps", "-o", "json"])).contains("\"stopped\"") {
         assert!(start.elapsed() < Duration::from_secs(10));
@@ -547,7 +804,16 @@ fn bad_targets_and_toolboxes_are_refused_clearly() {
 
     // Not root.
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_kiln"), "debug", id, "--", "true"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_kiln"),
+            "debug",
+            id,
+            "--",
+            "true",
+        ])
         .output()
         .unwrap();
     let e = String::from_utf8_lossy(&out.stderr);
@@ -557,7 +823,14 @@ fn bad_targets_and_toolboxes_are_refused_clearly() {
     // A toolbox that is not an image.
     let not_image = f.dir.join("notes.tar");
     write_file(&not_image, "just text\n");
-    let e = failure(&["debug", id, "--toolbox", &format!("oci-archive:{}", not_image.display()), "--", "true"]);
+    let e = failure(&[
+        "debug",
+        id,
+        "--toolbox",
+        &format!("oci-archive:{}", not_image.display()),
+        "--",
+        "true",
+    ]);
     assert!(e.contains("not an image"), "{e}");
     let e = failure(&["debug", id, "--toolbox", "dir:/no/such/dir", "--", "true"]);
     assert!(e.contains("/no/such/dir"), "{e}");

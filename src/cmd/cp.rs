@@ -50,7 +50,13 @@ fn side(arg: &str, roots: &[PathBuf]) -> Result<(Side, bool)> {
         Some((t, path)) => {
             let target = Target::resolve(t, roots)?;
             let path = if path.is_empty() { "/" } else { path };
-            Ok((Side::Target { pid: target.pid(), path: path.to_string() }, true))
+            Ok((
+                Side::Target {
+                    pid: target.pid(),
+                    path: path.to_string(),
+                },
+                true,
+            ))
         }
         None => Ok((Side::Host(PathBuf::from(arg)), false)),
     }
@@ -102,8 +108,8 @@ pub fn port_forward(args: ForwardArgs) -> Result<ExitCode> {
     let target = Target::resolve(&args.target, &roots)?;
     let (addr, port) = args.ports;
     let connector = forward::Connector::new(target.pid(), port)?;
-    let listener = std::net::TcpListener::bind(addr)
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr().context("listening socket")?;
     kiln_runtime::runc::catch_signals();
     eprintln!("Forwarding from {local} -> {port} in {}", target.name());

@@ -73,7 +73,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Err(RuntimeError::NotRoot("kiln debug").into());
     }
     let toolbox = toolbox(args.toolbox.as_deref(), &args.net)?;
-    let mode = if args.chroot { Mode::Chroot } else { Mode::Toolbox };
+    let mode = if args.chroot {
+        Mode::Chroot
+    } else {
+        Mode::Toolbox
+    };
     let code = if is_image(&args.target) {
         debug_image(&args, toolbox, mode)?
     } else {
@@ -136,10 +140,7 @@ fn target_user(pid: i32) -> Result<(u32, u32)> {
     let (Some(uid), Some(gid)) = (field("Uid:"), field("Gid:")) else {
         bail!("cannot read the user of process {pid}");
     };
-    Ok((
-        map_id(pid, "uid_map", uid),
-        map_id(pid, "gid_map", gid),
-    ))
+    Ok((map_id(pid, "uid_map", uid), map_id(pid, "gid_map", gid)))
 }
 
 /// A host id as the target's user namespace sees it (unchanged without
@@ -147,7 +148,10 @@ fn target_user(pid: i32) -> Result<(u32, u32)> {
 fn map_id(pid: i32, map: &str, host: u32) -> u32 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/{map}")).unwrap_or_default();
     for line in text.lines() {
-        let f: Vec<u64> = line.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
         if let [inside, outside, count] = f[..] {
             let h = u64::from(host);
             if h >= outside && h < outside + count {
@@ -265,7 +269,11 @@ pub fn ps(args: PsArgs) -> Result<ExitCode> {
             }
             return Ok(());
         }
-        writeln!(out, "{:<24} {:>8} {:<8} {:<32} {:<32} ROOT", "ID", "PID", "STATUS", "IMAGE", "BUNDLE")?;
+        writeln!(
+            out,
+            "{:<24} {:>8} {:<8} {:<32} {:<32} ROOT",
+            "ID", "PID", "STATUS", "IMAGE", "BUNDLE"
+        )?;
         for c in &found {
             writeln!(
                 out,

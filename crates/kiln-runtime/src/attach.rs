@@ -102,7 +102,10 @@ pub fn run(exe: &Path, session: &Session) -> Result<i32> {
     })?;
     sys::on_signal(libc::SIGINT, libc::SIG_IGN);
     sys::on_signal(libc::SIGQUIT, libc::SIG_IGN);
-    sys::on_signal(libc::SIGTERM, forward_term as *const () as libc::sighandler_t);
+    sys::on_signal(
+        libc::SIGTERM,
+        forward_term as *const () as libc::sighandler_t,
+    );
     let mut child = std::process::Command::new(exe)
         .arg(HELPER_ARG)
         .env(SESSION_ENV, spec)
@@ -189,7 +192,11 @@ impl Namespaces {
 
 fn helper(s: &Session) -> Result<i32> {
     // Parent gone (kiln killed): end the session as SIGTERM would.
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, "set the parent-death signal")?;
+    sys::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGTERM as libc::c_ulong,
+        "set the parent-death signal",
+    )?;
     sys::on_signal(libc::SIGINT, libc::SIG_IGN);
     sys::on_signal(libc::SIGQUIT, libc::SIG_IGN);
     sys::on_signal(libc::SIGTERM, note_term as *const () as libc::sighandler_t);
@@ -272,7 +279,13 @@ fn terminal(root: &Path) -> Option<crate::pty::Pty> {
 /// The session's root on a fresh tmpfs at `root`.
 fn build_root(mode: Mode, root: &Path, tools: OwnedFd, target: OwnedFd) -> Result<()> {
     let flags = libc::MS_NOSUID | libc::MS_NODEV;
-    sys::mount("tmpfs", root, Some("tmpfs"), flags, Some("mode=755,size=1m"))?;
+    sys::mount(
+        "tmpfs",
+        root,
+        Some("tmpfs"),
+        flags,
+        Some("mode=755,size=1m"),
+    )?;
     let src = root.join(".kiln-src");
     mkdir(&src)?;
     match mode {
@@ -292,7 +305,13 @@ fn build_root(mode: Mode, root: &Path, tools: OwnedFd, target: OwnedFd) -> Resul
                     sys::bind(&t.join(d), &root.join(d), d == "sys")?;
                 }
             }
-            sys::mount("tmpfs", &root.join("tmp"), Some("tmpfs"), flags, Some("mode=1777"))?;
+            sys::mount(
+                "tmpfs",
+                &root.join("tmp"),
+                Some("tmpfs"),
+                flags,
+                Some("mode=1777"),
+            )?;
         }
         Mode::Chroot => {
             sys::attach(&target, &src)?;
@@ -365,7 +384,11 @@ fn session_init(
     user_ns: Option<&OwnedFd>,
     tty: Option<OwnedFd>,
 ) -> Result<i32> {
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, "set the parent-death signal")?;
+    sys::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGTERM as libc::c_ulong,
+        "set the parent-death signal",
+    )?;
     if s.mode == Mode::Toolbox {
         let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
         sys::mount("proc", &root.join("proc"), Some("proc"), flags, None)?;
@@ -374,7 +397,11 @@ fn session_init(
     if let Some(fd) = user_ns {
         sys::setns(fd, libc::CLONE_NEWUSER, "target's user")?;
     }
-    sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, "become the session's reaper")?;
+    sys::prctl(
+        libc::PR_SET_CHILD_SUBREAPER,
+        1,
+        "become the session's reaper",
+    )?;
     match sys::fork()? {
         Forked::Child => {
             if let Some(t) = &tty {

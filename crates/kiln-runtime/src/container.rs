@@ -241,10 +241,7 @@ impl Target {
         let c = find(roots, spec)?;
         match c.status {
             Status::Running | Status::Created => Ok(Target::Container(c)),
-            status => Err(RuntimeError::NotRunning {
-                id: c.id,
-                status,
-            }),
+            status => Err(RuntimeError::NotRunning { id: c.id, status }),
         }
     }
 

@@ -9,15 +9,16 @@ use caps::{CapSet, Capability, CapsHashSet};
 use crate::attach::{Mode, Session, CHROOT_TOOLS};
 use crate::error::{sys, RuntimeError};
 
-/// Directories a chroot-mode session searches before the toolbox.
-const SYSTEM_PATH: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
-
 /// Become the session's command; returns only on failure.
 pub fn exec(s: &Session) -> RuntimeError {
     for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGPIPE] {
         crate::sys::on_signal(sig, libc::SIG_DFL);
     }
-    if let Err(e) = crate::sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, "set the parent-death signal") {
+    if let Err(e) = crate::sys::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        "set the parent-death signal",
+    ) {
         return e;
     }
     if let Err(e) = credentials(s.user) {
@@ -44,7 +45,10 @@ fn environment(s: &Session) -> Vec<(String, String)> {
     let (path, home) = match s.mode {
         Mode::Toolbox => (s.toolbox_path.clone(), "/tmp"),
         Mode::Chroot => {
-            let mut p: Vec<String> = SYSTEM_PATH.iter().map(|d| d.to_string()).collect();
+            let mut p: Vec<String> = crate::toolbox::SYSTEM_PATH
+                .iter()
+                .map(|d| d.to_string())
+                .collect();
             p.extend(s.toolbox_path.iter().map(|d| format!("/{CHROOT_TOOLS}{d}")));
             (p, "/")
         }

@@ -77,7 +77,11 @@ pub struct Counters {
 
 /// Accept on `listener` until `stop` is set, relaying each connection to
 /// the target through `connector`.
-pub fn serve(listener: TcpListener, connector: Connector, stop: &AtomicBool) -> Result<Arc<Counters>> {
+pub fn serve(
+    listener: TcpListener,
+    connector: Connector,
+    stop: &AtomicBool,
+) -> Result<Arc<Counters>> {
     let counters = Arc::new(Counters::default());
     let local = listener.local_addr().ok();
     while !stop.load(Ordering::SeqCst) {
@@ -165,7 +169,11 @@ pub fn parse_spec(spec: &str) -> std::result::Result<(SocketAddr, u16), String> 
         Some((a, l)) => (a.trim_start_matches('[').trim_end_matches(']'), l),
         None => ("127.0.0.1", rest),
     };
-    let local: u16 = if local.is_empty() { 0 } else { local.parse().map_err(|_| bad())? };
+    let local: u16 = if local.is_empty() {
+        0
+    } else {
+        local.parse().map_err(|_| bad())?
+    };
     let ip: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
     Ok((SocketAddr::new(ip, local), port))
 }
@@ -176,10 +184,22 @@ mod tests {
 
     #[test]
     fn specs() {
-        assert_eq!(parse_spec("8080:80").unwrap(), ("127.0.0.1:8080".parse().unwrap(), 80));
-        assert_eq!(parse_spec(":80").unwrap(), ("127.0.0.1:0".parse().unwrap(), 80));
-        assert_eq!(parse_spec("0.0.0.0:9000:80").unwrap(), ("0.0.0.0:9000".parse().unwrap(), 80));
-        assert_eq!(parse_spec("[::1]:9000:80").unwrap(), ("[::1]:9000".parse().unwrap(), 80));
+        assert_eq!(
+            parse_spec("8080:80").unwrap(),
+            ("127.0.0.1:8080".parse().unwrap(), 80)
+        );
+        assert_eq!(
+            parse_spec(":80").unwrap(),
+            ("127.0.0.1:0".parse().unwrap(), 80)
+        );
+        assert_eq!(
+            parse_spec("0.0.0.0:9000:80").unwrap(),
+            ("0.0.0.0:9000".parse().unwrap(), 80)
+        );
+        assert_eq!(
+            parse_spec("[::1]:9000:80").unwrap(),
+            ("[::1]:9000".parse().unwrap(), 80)
+        );
         for bad in ["80", "x:80", "8080:0", "8080:70000", "host:1:2"] {
             assert!(parse_spec(bad).is_err(), "{bad}");
         }

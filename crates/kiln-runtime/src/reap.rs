@@ -77,6 +77,9 @@ mod tests {
     #[test]
     fn own_parent_is_read() {
         let me = std::process::id() as i32;
-        assert_eq!(super::parent(me), Some(std::os::unix::process::parent_id() as i32));
+        assert_eq!(
+            super::parent(me),
+            Some(std::os::unix::process::parent_id() as i32)
+        );
     }
 }

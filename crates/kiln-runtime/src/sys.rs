@@ -87,7 +87,10 @@ pub fn attach(tree: &OwnedFd, target: &Path) -> Result<()> {
         )
     };
     if r != 0 {
-        return Err(sys(format!("attach a mount at {} (move_mount)", target.display())));
+        return Err(sys(format!(
+            "attach a mount at {} (move_mount)",
+            target.display()
+        )));
     }
     Ok(())
 }

@@ -14,6 +14,17 @@ use crate::error::{Result, RuntimeError};
 /// Where busybox-static installs the binary (and the usrmerge path).
 const BUSYBOX: &[&str] = &["/bin/busybox", "/usr/bin/busybox"];
 
+/// The usual directories of executables, as a root lays them out (and as
+/// a chroot-mode session searches them before the toolbox's).
+pub(crate) const SYSTEM_PATH: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
 /// A root filesystem of tools.
 #[derive(Debug, Clone)]
 pub struct Toolbox {
@@ -26,7 +37,7 @@ pub struct Toolbox {
 
 impl Toolbox {
     fn new(root: PathBuf) -> Toolbox {
-        let path = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        let path = SYSTEM_PATH
             .iter()
             .filter(|d| root.join(d.trim_start_matches('/')).is_dir())
             .map(|d| d.to_string())
@@ -54,7 +65,9 @@ impl Toolbox {
     /// Unpack `tree` into `cache` under `key`, atomically: the directory
     /// appears whole or not at all, and a concurrent maker's copy wins.
     pub fn unpack(cache: &Path, key: &str, tree: &Tree) -> Result<Toolbox> {
-        make(cache, key, |dir| crate::rootfs::unpack(tree, dir, &|_| true))
+        make(cache, key, |dir| {
+            crate::rootfs::unpack(tree, dir, &|_| true)
+        })
     }
 
     /// The host's static busybox (Debian's `busybox-static`), with a link
@@ -138,7 +151,13 @@ fn write_busybox(dir: &Path, data: &[u8], applets: &[String]) -> Result<()> {
 
 fn safe_key(key: &str) -> String {
     key.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 

@@ -86,14 +86,29 @@ struct OpenHow {
 /// Open `path` below `root` as a chroot would resolve it
 /// (`RESOLVE_IN_ROOT`, following symlinks), or on the host when there is
 /// no root. `flags` as for `open`.
-pub fn resolve(root: Option<&OwnedFd>, path: &Path, flags: libc::c_int, name: &str) -> Result<OwnedFd> {
+pub fn resolve(
+    root: Option<&OwnedFd>,
+    path: &Path,
+    flags: libc::c_int,
+    name: &str,
+) -> Result<OwnedFd> {
     let flags = flags | libc::O_CLOEXEC;
     let Some(root) = root else {
-        let p = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+        let p = if path.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            path
+        };
         // SAFETY: valid C string.
-        return own(unsafe { libc::open(c(p).as_ptr(), flags) }, || name.to_string());
+        return own(unsafe { libc::open(c(p).as_ptr(), flags) }, || {
+            name.to_string()
+        });
     };
-    let p = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+    let p = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
     let how = OpenHow {
         flags: flags as u64,
         mode: 0,
@@ -142,7 +157,12 @@ fn read_link(fd: &OwnedFd) -> Result<PathBuf> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
     // SAFETY: buffer of the given length; empty path reads the link fd.
     let n = unsafe {
-        libc::readlinkat(fd.as_raw_fd(), c"".as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+        libc::readlinkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
     };
     if n < 0 {
         return Err(err("readlink"));
@@ -161,7 +181,13 @@ pub fn walk(fd: OwnedFd, shown: &Path, sink: &mut dyn Sink) -> Result<Stats> {
     Ok(stats)
 }
 
-fn node(fd: OwnedFd, rel: PathBuf, sink: &mut dyn Sink, stats: &mut Stats, shown: &Path) -> Result<()> {
+fn node(
+    fd: OwnedFd,
+    rel: PathBuf,
+    sink: &mut dyn Sink,
+    stats: &mut Stats,
+    shown: &Path,
+) -> Result<()> {
     let st = fstat(&fd)?;
     let m = Meta::of(&st);
     stats.entries += 1;
@@ -169,18 +195,23 @@ fn node(fd: OwnedFd, rel: PathBuf, sink: &mut dyn Sink, stats: &mut Stats, shown
         libc::S_IFDIR => {
             sink.dir(&rel, &m)?;
             let d = reopen(&fd, libc::O_RDONLY | libc::O_DIRECTORY)?;
-            let mut names: Vec<PathBuf> = std::fs::read_dir(format!("/proc/self/fd/{}", d.as_raw_fd()))
-                .map_err(|e| RuntimeError::Io { path: shown.join(&rel), err: e })?
-                .flatten()
-                .map(|e| PathBuf::from(e.file_name()))
-                .collect();
+            let mut names: Vec<PathBuf> =
+                std::fs::read_dir(format!("/proc/self/fd/{}", d.as_raw_fd()))
+                    .map_err(|e| RuntimeError::Io {
+                        path: shown.join(&rel),
+                        err: e,
+                    })?
+                    .flatten()
+                    .map(|e| PathBuf::from(e.file_name()))
+                    .collect();
             names.sort();
             for n in names {
                 let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
                 // SAFETY: valid fd and C string.
-                let child = own(unsafe { libc::openat(d.as_raw_fd(), c(&n).as_ptr(), flags) }, || {
-                    shown.join(&rel).join(&n).display().to_string()
-                })?;
+                let child = own(
+                    unsafe { libc::openat(d.as_raw_fd(), c(&n).as_ptr(), flags) },
+                    || shown.join(&rel).join(&n).display().to_string(),
+                )?;
                 node(child, rel.join(&n), sink, stats, shown)?;
             }
             sink.dir_done(&rel, &m)
@@ -223,12 +254,32 @@ impl FdSink {
                 _ => None,
             })
             .collect();
-        let last = parts.pop().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        let last = parts
+            .pop()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
         let mut dir = reopen(&self.base, libc::O_RDONLY | libc::O_DIRECTORY)?;
         for p in parts {
             dir = open_child_dir(&dir, Path::new(p), true)?;
         }
         Ok((dir, last))
+    }
+
+    /// Owner of `name` in `dir`, not following a symlink (root only;
+    /// best effort, as `cp -a` as a user).
+    fn chown_at(&self, dir: &OwnedFd, name: &Path, m: &Meta) {
+        if self.root {
+            // SAFETY: valid fd and C string.
+            unsafe {
+                libc::fchownat(
+                    dir.as_raw_fd(),
+                    c(name).as_ptr(),
+                    m.uid,
+                    m.gid,
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            };
+        }
     }
 
     fn own_and_time(&self, fd: &OwnedFd, m: &Meta) -> Result<()> {
@@ -274,9 +325,15 @@ fn open_child_dir(dir: &OwnedFd, name: &Path, create: bool) -> Result<OwnedFd> {
         unsafe { libc::mkdirat(dir.as_raw_fd(), c(name).as_ptr(), 0o700) };
     }
     // SAFETY: valid fd and C string.
-    own(unsafe { libc::openat(dir.as_raw_fd(), c(name).as_ptr(), flags) }, || {
-        format!("open directory {} (not a directory, or a symlink)", name.display())
-    })
+    own(
+        unsafe { libc::openat(dir.as_raw_fd(), c(name).as_ptr(), flags) },
+        || {
+            format!(
+                "open directory {} (not a directory, or a symlink)",
+                name.display()
+            )
+        },
+    )
 }
 
 /// Remove a non-directory that is in the way.
@@ -300,12 +357,14 @@ impl Sink for FdSink {
 
     fn file(&mut self, rel: &Path, m: &Meta, content: Content<'_>) -> Result<u64> {
         let (p, last) = self.parent(rel).map_err(self.fail(rel))?;
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let flags =
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         let open = || {
             // SAFETY: valid fd and C string.
-            own(unsafe { libc::openat(p.as_raw_fd(), c(&last).as_ptr(), flags, 0o600) }, || {
-                "create".to_string()
-            })
+            own(
+                unsafe { libc::openat(p.as_raw_fd(), c(&last).as_ptr(), flags, 0o600) },
+                || "create".to_string(),
+            )
         };
         let fd = match open() {
             Ok(fd) => fd,
@@ -319,7 +378,10 @@ impl Sink for FdSink {
             Content::File(f) => copy_sparse(f, &out, m.size),
             Content::Stream(r) => write_sparse(r, &out, m.size),
         }
-        .map_err(|e| RuntimeError::Io { path: self.name.join(rel), err: e })?;
+        .map_err(|e| RuntimeError::Io {
+            path: self.name.join(rel),
+            err: e,
+        })?;
         let fd = OwnedFd::from(out);
         self.own_and_time(&fd, m).map_err(self.fail(rel))?;
         Ok(n)
@@ -333,11 +395,14 @@ impl Sink for FdSink {
             if libc::symlinkat(c(to).as_ptr(), p.as_raw_fd(), c(&last).as_ptr()) != 0 {
                 return Err(self.fail(rel)(err("symlink")));
             }
-            if self.root {
-                libc::fchownat(p.as_raw_fd(), c(&last).as_ptr(), m.uid, m.gid, libc::AT_SYMLINK_NOFOLLOW);
-            }
+            self.chown_at(&p, &last, m);
             let t = [times(m), times(m)];
-            libc::utimensat(p.as_raw_fd(), c(&last).as_ptr(), t.as_ptr(), libc::AT_SYMLINK_NOFOLLOW);
+            libc::utimensat(
+                p.as_raw_fd(),
+                c(&last).as_ptr(),
+                t.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            );
         }
         Ok(())
     }
@@ -354,9 +419,7 @@ impl Sink for FdSink {
             if libc::mknodat(p.as_raw_fd(), c(&last).as_ptr(), m.mode, m.rdev) != 0 {
                 return Err(self.fail(rel)(err("mknod")));
             }
-            if self.root {
-                libc::fchownat(p.as_raw_fd(), c(&last).as_ptr(), m.uid, m.gid, libc::AT_SYMLINK_NOFOLLOW);
-            }
+            self.chown_at(&p, &last, m);
         }
         Ok(())
     }

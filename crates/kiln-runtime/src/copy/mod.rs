@@ -96,7 +96,10 @@ fn destination(side: &Side, src_name: &Path) -> Result<(OwnedFd, PathBuf)> {
         return Ok((dir, src_name.to_path_buf()));
     }
     let (parent, name) = split(&path, side)?;
-    Ok((fs::open_dir(root.as_ref(), &parent, &side_name(side))?, name))
+    Ok((
+        fs::open_dir(root.as_ref(), &parent, &side_name(side))?,
+        name,
+    ))
 }
 
 fn side_name(side: &Side) -> String {
@@ -125,18 +128,18 @@ fn resolve_side(side: &Side) -> Result<(Option<OwnedFd>, PathBuf)> {
 
 /// A target path made relative to its root; a path whose `..` would climb
 /// above the root is refused rather than silently clamped.
-pub fn confine(path: &str) -> Result<PathBuf> {
+pub fn confine(path: impl AsRef<Path>) -> Result<PathBuf> {
+    let path = path.as_ref();
     let mut out = PathBuf::new();
-    for c in Path::new(path).components() {
+    for c in path.components() {
         match c {
             Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    return Err(RuntimeError::Escapes {
-                        path: path.to_string(),
-                    });
-                }
+            Component::ParentDir if !out.pop() => {
+                return Err(RuntimeError::Escapes {
+                    path: path.display().to_string(),
+                });
             }
+            Component::ParentDir => {}
             Component::Normal(n) => out.push(n),
         }
     }
@@ -165,7 +168,10 @@ mod tests {
 
     #[test]
     fn target_paths_are_confined() {
-        assert_eq!(confine("/etc/../etc/nginx").unwrap(), Path::new("etc/nginx"));
+        assert_eq!(
+            confine("/etc/../etc/nginx").unwrap(),
+            Path::new("etc/nginx")
+        );
         assert_eq!(confine("a/./b/").unwrap(), Path::new("a/b"));
         assert!(confine("/../etc/passwd").is_err());
         assert!(confine("etc/../../x").is_err());

@@ -3,7 +3,7 @@
 //! sink that confines every entry.
 
 use std::io::{Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::fs::{Content, Meta};
 use super::{Sink, Stats};
@@ -80,7 +80,9 @@ impl<W: Write> Sink for TarSink<W> {
             Content::File(f) => Box::new(f.take(m.size)),
             Content::Stream(r) => Box::new(r.take(m.size)),
         };
-        self.tar.append_data(&mut h, &name, reader).map_err(io(&name))?;
+        self.tar
+            .append_data(&mut h, &name, reader)
+            .map_err(io(&name))?;
         Ok(m.size)
     }
 
@@ -118,7 +120,7 @@ pub fn read(input: impl Read, sink: &mut dyn Sink) -> Result<Stats> {
     for entry in archive.entries().map_err(io(stdin))? {
         let mut entry = entry.map_err(io(stdin))?;
         let raw = entry.path().map_err(io(stdin))?.into_owned();
-        let rel = relative(&raw)?;
+        let rel = super::confine(&raw)?;
         let h = entry.header();
         let m = Meta {
             mode: h.mode().unwrap_or(0o644),
@@ -161,7 +163,10 @@ pub fn read(input: impl Read, sink: &mut dyn Sink) -> Result<Stats> {
                 sink.special(&rel, &m)?;
             }
             _ => {
-                eprintln!("kiln: warning: {}: skipped ({kind:?} entries are not copied)", raw.display());
+                eprintln!(
+                    "kiln: warning: {}: skipped ({kind:?} entries are not copied)",
+                    raw.display()
+                );
             }
         }
     }
@@ -170,22 +175,4 @@ pub fn read(input: impl Read, sink: &mut dyn Sink) -> Result<Stats> {
         sink.dir_done(rel, m)?;
     }
     Ok(stats)
-}
-
-fn relative(name: &Path) -> Result<PathBuf> {
-    let mut out = PathBuf::new();
-    for c in name.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                if !out.pop() {
-                    return Err(RuntimeError::Escapes {
-                        path: name.display().to_string(),
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
 }
