@@ -127,6 +127,17 @@ fn build_rootfs(dir: &Path) -> Option<PathBuf> {
 
 /// `runc run -d` of `args` over `rootfs` as uid 65532 with a read-only root.
 fn run_container(dir: &Path, rootfs: &Path, id: &str, args: &[&str]) -> Container {
+    run_container_with(dir, rootfs, id, args, |_| {})
+}
+
+/// As `run_container`, with a last change to the runtime config.
+fn run_container_with(
+    dir: &Path,
+    rootfs: &Path,
+    id: &str,
+    args: &[&str],
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Container {
     let bundle = dir.join(format!("bundle-{id}"));
     std::fs::create_dir_all(&bundle).unwrap();
     sh(Command::new("runc").arg("spec").current_dir(&bundle));
@@ -143,6 +154,7 @@ fn run_container(dir: &Path, rootfs: &Path, id: &str, args: &[&str]) -> Containe
         "destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
         "options": ["nosuid", "nodev", "mode=1777", "size=64m"]
     }));
+    edit(&mut c);
     std::fs::write(&path, c.to_string()).unwrap();
     let log = std::fs::File::create(bundle.join("log")).unwrap();
     let status = Command::new("runc")
@@ -482,6 +494,33 @@ fn debug_sessions_leave_the_target_as_it_was() {
     assert_eq!(child.wait().unwrap().code(), Some(143));
     inv.check("SIGTERM");
 
+    // Ctrl-C (SIGINT to the foreground process group) likewise.
+    let mut child = Command::new("setsid")
+        .args([
+            env!("CARGO_BIN_EXE_kiln"),
+            "debug",
+            id,
+            "--",
+            "sh",
+            "-c",
+            "(sleep 1000 &); sleep 1000",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    inv.check("Ctrl-C");
+
+    // A command that does not exist: 127, as a shell says, and nothing left.
+    let out = debug(&[id, "--", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-command"));
+    inv.check("a missing command");
+
     // kiln ps sees the container, with its image annotation.
     let out = ok(&run(&["ps", "-o", "json"]));
     let row: serde_json::Value = out
@@ -494,6 +533,75 @@ fn debug_sessions_leave_the_target_as_it_was() {
     assert_eq!(row["image"], "fixture/nginx:test");
     assert_eq!(row["root"], "/run/runc");
     inv.check("kiln ps");
+}
+
+/// A target in a user namespace of its own (container root is host uid
+/// 100000): the session joins it, so `--user` is the target's uid as the
+/// namespace numbers it.
+#[test]
+fn user_namespaced_targets_are_joined() {
+    let Some(f) = fixture("userns") else { return };
+    // The mapped root must reach the root filesystem through the test's
+    // private temporary directory.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&f.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let id = format!("{}-ns", f.nginx.id);
+    let args = [
+        "/usr/sbin/nginx",
+        "-g",
+        "daemon off;",
+        "-c",
+        "/etc/nginx/nginx.conf",
+    ];
+    let c = run_container_with(&f.dir, &f.rootfs, &id, &args, |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({ "type": "user" }));
+        let map = serde_json::json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+        // sysfs and cgroups cannot be mounted from a user namespace: bind them.
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["destination"] != "/sys" && m["destination"] != "/sys/fs/cgroup");
+        mounts.push(
+            serde_json::json!({ "destination": "/sys", "type": "none", "source": "/sys",
+            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"] }),
+        );
+    });
+    wait_for_nginx(&id);
+    let inv = Invariants::take(&f.rootfs, c.pid);
+    let out = ok(&debug(&[
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; ps",
+    ]));
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("0"), "{out}");
+    let map: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        map,
+        ["0", "100000", "65536"],
+        "in the target's user namespace: {out}"
+    );
+    assert!(out.contains("nginx: worker process"), "{out}");
+    let out = ok(&debug(&["--user", &id, "--", "id", "-u"]));
+    assert_eq!(out, "65532\n");
+    let out = ok(&debug(&[
+        "--chroot",
+        &id,
+        "--",
+        "cat",
+        "/srv/www/index.html",
+    ]));
+    assert_eq!(out, PAGE);
+    inv.check("a user-namespaced target");
 }
 
 #[test]
