@@ -15,6 +15,7 @@ $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-rec
     dpkg-dev tar gzip zstd time libisal-dev sqlite3 golang-go \
     umoci skopeo runc gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
     docker-registry apache2-utils openssl busybox-static \
+    clang libbpf-dev bpftool libelf-dev zlib1g-dev bpftrace \
     python3 python3-venv python3-pip libicu72 >/dev/null
 
 # Microsoft's SARIF validator (npm). It runs a bundled .NET binary whose

@@ -43,6 +43,8 @@ enum Command {
     Cp(cmd::cp::CpArgs),
     /// Forward a local port to a port inside a target's network namespace.
     PortForward(cmd::cp::ForwardArgs),
+    /// Trace containers with eBPF gadgets (exec, open).
+    Trace(cmd::trace::Args),
     /// List the runc containers kiln can enter.
     Ps(cmd::debug::PsArgs),
 }
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Db(c) => cmd::db::run(c, cli.quiet),
         Command::Debug(args) => cmd::debug::run(args),
         Command::Ps(args) => cmd::debug::ps(args),
+        Command::Trace(args) => cmd::trace::run(args, cli.quiet),
         Command::Cp(args) => cmd::cp::cp(args),
         Command::PortForward(args) => cmd::cp::port_forward(args),
     };

@@ -13,6 +13,7 @@ pub mod scan;
 pub mod slim;
 pub mod source;
 pub mod strip;
+pub mod trace;
 pub mod transfer;
 pub mod vuln;
 

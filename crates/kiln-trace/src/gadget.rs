@@ -1,0 +1,75 @@
+//! The gadgets and the BPF programs each one needs.
+
+use serde::Serialize;
+
+/// A gadget: one kind of event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Gadget {
+    /// Every `execve`/`execveat` in a container, with argv and result.
+    Exec,
+    /// Every `open`/`openat`/`openat2` in a container, with path, flags and
+    /// result.
+    Open,
+}
+
+impl Gadget {
+    /// Every gadget.
+    pub const ALL: &'static [Gadget] = &[Gadget::Exec, Gadget::Open];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Gadget::Exec => "exec",
+            Gadget::Open => "open",
+        }
+    }
+
+    /// The BPF programs (skeleton names) it attaches.
+    pub(crate) fn programs(self) -> &'static [&'static str] {
+        match self {
+            Gadget::Exec => &[
+                "enter_execve",
+                "enter_execveat",
+                "exit_execve",
+                "exit_execveat",
+            ],
+            Gadget::Open => &[
+                "enter_open",
+                "enter_openat",
+                "enter_openat2",
+                "exit_open",
+                "exit_openat",
+                "exit_openat2",
+            ],
+        }
+    }
+
+    /// Its slot in the kernel's lost-event counters (`enum lost_slot`).
+    pub(crate) fn lost_slot(self) -> u32 {
+        match self {
+            Gadget::Exec => 0,
+            Gadget::Open => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Gadget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Gadget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Gadget::ALL
+            .iter()
+            .copied()
+            .find(|g| g.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Gadget::ALL.iter().map(|g| g.name()).collect();
+                format!("unknown gadget '{s}' (gadgets: {})", names.join(", "))
+            })
+    }
+}

@@ -1,0 +1,281 @@
+//! One trace: load the gadgets' programs, attach them, poll the ring
+//! buffer, attribute events to containers, and count what was lost.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags};
+use serde::Serialize;
+
+use crate::containers::{mntns_of, Resolver};
+use crate::error::{Result, TraceError};
+use crate::event::{self, Event, Raw};
+use crate::gadget::Gadget;
+use crate::skel::{TraceSkel, TraceSkelBuilder};
+use crate::tracefs::Tracefs;
+
+const BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// What to trace.
+pub struct Options<'a> {
+    /// Gadgets to run.
+    pub gadgets: Vec<Gadget>,
+    /// runc state roots to find containers in.
+    pub roots: Vec<PathBuf>,
+    /// Container ids to trace; None for every container.
+    pub containers: Option<BTreeSet<String>>,
+    /// Stop after this long; None to run until `stop`.
+    pub duration: Option<Duration>,
+    /// Set (by a signal handler) to stop.
+    pub stop: &'a AtomicBool,
+}
+
+/// Counts at the end of a trace.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Summary {
+    /// Events delivered, per gadget and container.
+    pub events: BTreeMap<Gadget, BTreeMap<String, u64>>,
+    /// Events the kernel could not deliver (ring buffer or per-thread
+    /// table full), per gadget.
+    pub lost: BTreeMap<Gadget, u64>,
+    /// Containers traced.
+    pub containers: Vec<String>,
+}
+
+fn kernel(gadget: &str, what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> TraceError {
+    let (gadget, what) = (gadget.to_string(), what.into());
+    move |err| TraceError::Kernel { gadget, what, err }
+}
+
+/// Trace until `opts.stop` is set or `opts.duration` passes, calling
+/// `on_ready` once every program is attached and `on_event` for every
+/// event in a traced container.
+pub fn run(
+    opts: &Options<'_>,
+    on_ready: &mut dyn FnMut(),
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Summary> {
+    if !kiln_runtime::runc::is_root() {
+        return Err(TraceError::NotRoot);
+    }
+    if !Path::new(BTF).exists() {
+        return Err(TraceError::NoBtf(BTF.into()));
+    }
+    let _tracefs = Tracefs::ensure()?;
+    let names: Vec<&str> = opts.gadgets.iter().map(|g| g.name()).collect();
+    let all = names.join(",");
+    let mut object = MaybeUninit::uninit();
+    let mut open = TraceSkelBuilder::default()
+        .open(&mut object)
+        .map_err(kernel(&all, "opening the BPF object"))?;
+    if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+        ro.host_mntns = mntns_of(std::process::id() as i32).unwrap_or(0);
+    }
+    let wanted: BTreeSet<&str> = opts
+        .gadgets
+        .iter()
+        .flat_map(|g| g.programs())
+        .copied()
+        .collect();
+    for mut p in open.open_object_mut().progs_mut() {
+        let keep = p.name().to_str().is_some_and(|n| wanted.contains(n));
+        p.set_autoload(keep);
+    }
+    let skel = open.load().map_err(kernel(&all, "loading the programs"))?;
+    let _links = attach(&skel, &opts.gadgets)?;
+    let resolver = Resolver::new(opts.roots.clone(), opts.containers.clone());
+    for ns in resolver.unwanted() {
+        ignore(&skel, ns);
+    }
+    on_ready();
+    poll(&skel, opts, resolver, on_event, &all)
+}
+
+fn attach(skel: &TraceSkel<'_>, gadgets: &[Gadget]) -> Result<Vec<libbpf_rs::Link>> {
+    let mut links = Vec::new();
+    for g in gadgets {
+        for p in skel.object().progs_mut() {
+            let name = p.name().to_string_lossy().into_owned();
+            if g.programs().contains(&name.as_str()) {
+                links.push(
+                    p.attach()
+                        .map_err(kernel(g.name(), format!("attaching {name}")))?,
+                );
+            }
+        }
+    }
+    Ok(links)
+}
+
+/// Tell the kernel to drop a mount namespace's events.
+fn ignore(skel: &TraceSkel<'_>, ns: u32) {
+    let _ = skel
+        .maps
+        .ignored
+        .update(&ns.to_ne_bytes(), &[1], MapFlags::ANY);
+}
+
+fn poll(
+    skel: &TraceSkel<'_>,
+    opts: &Options<'_>,
+    resolver: Resolver,
+    on_event: &mut dyn FnMut(&Event),
+    all: &str,
+) -> Result<Summary> {
+    let queue: RefCell<Vec<Raw>> = RefCell::new(Vec::new());
+    let mut builder = libbpf_rs::RingBufferBuilder::new();
+    builder
+        .add(&skel.maps.events, |data: &[u8]| {
+            if let Some(raw) = event::decode(data) {
+                queue.borrow_mut().push(raw);
+            }
+            0
+        })
+        .map_err(kernel(all, "setting up the ring buffer"))?;
+    let ring = builder
+        .build()
+        .map_err(kernel(all, "setting up the ring buffer"))?;
+    let mut router = Router {
+        skel,
+        resolver,
+        held: Held::default(),
+        summary: Summary::default(),
+    };
+    let start = Instant::now();
+    loop {
+        let done =
+            opts.stop.load(Ordering::SeqCst) || opts.duration.is_some_and(|d| start.elapsed() >= d);
+        if done {
+            let _ = ring.consume();
+        } else {
+            // EINTR (a signal) is not an error: the loop checks `stop`.
+            let _ = ring.poll(Duration::from_millis(100));
+        }
+        let batch = std::mem::take(&mut *queue.borrow_mut());
+        for raw in batch {
+            router.route(raw, on_event);
+        }
+        router.settle(on_event, done);
+        if done {
+            break;
+        }
+    }
+    let mut summary = router.summary;
+    for g in &opts.gadgets {
+        summary.lost.insert(*g, lost(skel, *g));
+    }
+    summary.containers = router
+        .resolver
+        .traced()
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    Ok(summary)
+}
+
+/// How long events from an unknown mount namespace wait for its
+/// container's state to appear before the namespace is ignored.
+const GRACE: Duration = Duration::from_secs(2);
+/// Most events held for one unknown namespace.
+const HELD_MAX: usize = 65_536;
+
+/// Events from mount namespaces not known yet, by namespace.
+#[derive(Default)]
+struct Held(HashMap<u32, (Instant, Vec<Raw>)>);
+
+/// Attribution, delivery and counting.
+struct Router<'s, 'o> {
+    skel: &'s TraceSkel<'o>,
+    resolver: Resolver,
+    held: Held,
+    summary: Summary,
+}
+
+impl Router<'_, '_> {
+    fn route(&mut self, raw: Raw, on_event: &mut dyn FnMut(&Event)) {
+        let ns = raw.head().mntns;
+        match self.resolver.lookup(ns) {
+            Some(Some(info)) => self.emit(&raw, &info, on_event),
+            Some(None) => {}
+            None => {
+                let slot = self
+                    .held
+                    .0
+                    .entry(ns)
+                    .or_insert_with(|| (Instant::now(), Vec::new()));
+                if slot.1.len() < HELD_MAX {
+                    slot.1.push(raw);
+                }
+            }
+        }
+    }
+
+    /// Read the state roots again for held namespaces: deliver what now
+    /// belongs to a container, give up on the ones past the grace period.
+    fn settle(&mut self, on_event: &mut dyn FnMut(&Event), force: bool) {
+        if self.held.0.is_empty() {
+            return;
+        }
+        self.resolver.scan();
+        let held = std::mem::take(&mut self.held.0);
+        for (ns, (since, events)) in held {
+            match self.resolver.lookup(ns) {
+                Some(Some(info)) => {
+                    for raw in &events {
+                        self.emit(raw, &info, on_event);
+                    }
+                }
+                Some(None) => {}
+                None if force || since.elapsed() >= GRACE => {
+                    self.resolver.mark_unwanted(ns);
+                    ignore(self.skel, ns);
+                }
+                None => {
+                    self.held.0.insert(ns, (since, events));
+                }
+            }
+        }
+    }
+
+    fn emit(
+        &mut self,
+        raw: &Raw,
+        info: &crate::containers::Info,
+        on_event: &mut dyn FnMut(&Event),
+    ) {
+        let e = event::event(raw, &info.id, info.init_pid);
+        *self
+            .summary
+            .events
+            .entry(e.gadget)
+            .or_default()
+            .entry(e.container.clone())
+            .or_default() += 1;
+        on_event(&e);
+    }
+}
+
+/// The kernel's count of lost events for a gadget, summed over CPUs.
+fn lost(skel: &TraceSkel<'_>, g: Gadget) -> u64 {
+    let key = g.lost_slot().to_ne_bytes();
+    let per_cpu = skel
+        .maps
+        .lost
+        .lookup_percpu(&key, MapFlags::ANY)
+        .ok()
+        .flatten();
+    per_cpu
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| {
+            v.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_ne_bytes)
+        })
+        .sum()
+}

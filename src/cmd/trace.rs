@@ -1,0 +1,146 @@
+//! `kiln trace`: eBPF gadgets for runc containers.
+
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use kiln_trace::event::{Detail, Event};
+use kiln_trace::gadget::Gadget;
+use kiln_trace::session::{self, Options};
+
+/// Trace containers with eBPF, on the kernel's stable tracepoints.
+///
+/// Events are attributed to containers by mount namespace; containers come
+/// from runc's state roots (as for kiln debug) and are picked up while
+/// tracing, from their entrypoint's first exec. Events the kernel could not
+/// deliver are counted and reported, never dropped silently. Needs root.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    kiln trace exec                       # every exec in every container\n  \
+    kiln trace exec,open --container web  # one container\n  \
+    kiln trace open --duration 10 -o json | jq .path")]
+pub struct Args {
+    /// Gadgets: exec, open (several as exec,open).
+    #[arg(value_delimiter = ',', required = true, value_parser = clap::value_parser!(Gadget))]
+    pub gadgets: Vec<Gadget>,
+    /// Trace this container (repeatable) [default: all].
+    #[arg(long = "container", value_name = "ID")]
+    pub containers: Vec<String>,
+    /// Trace every container (the default).
+    #[arg(long, conflicts_with = "containers")]
+    pub all: bool,
+    /// runc state root [default: /run/runc, /run/docker/runtime-runc/moby,
+    /// /run/containerd/runc/k8s.io, /run/containerd/runc/default].
+    #[arg(long, value_name = "DIR")]
+    pub runc_root: Option<PathBuf>,
+    /// Stop after SECS seconds [default: at Ctrl-C].
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Output: table or json (one event per line) [default: table on a
+    /// terminal, else json].
+    #[arg(short, long, value_name = "FORMAT", value_parser = ["table", "json"])]
+    pub output: Option<String>,
+}
+
+/// Run the gadgets until Ctrl-C or the duration.
+pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
+    let json = match args.output.as_deref() {
+        Some(o) => o == "json",
+        None => !std::io::stdout().is_terminal(),
+    };
+    kiln_runtime::runc::catch_signals();
+    let opts = Options {
+        gadgets: args
+            .gadgets
+            .iter()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        roots: kiln_runtime::container::roots(args.runc_root.as_deref()),
+        containers: (!args.containers.is_empty())
+            .then(|| args.containers.iter().cloned().collect()),
+        duration: args.duration.map(Duration::from_secs_f64),
+        stop: &kiln_runtime::runc::INTERRUPTED,
+    };
+    let names: Vec<&str> = opts.gadgets.iter().map(|g| g.name()).collect();
+    let names = names.join(", ");
+    let mut out = std::io::stdout().lock();
+    if !json {
+        let _ = writeln!(
+            out,
+            "{:<20} {:>8} {:>8} {:<16} {:<5} DETAILS",
+            "CONTAINER", "PID", "PPID", "COMM", "EVENT"
+        );
+    }
+    let mut ready = || {
+        if !quiet {
+            eprintln!("kiln: tracing {names}; Ctrl-C to stop");
+        }
+    };
+    let summary = session::run(&opts, &mut ready, &mut |e| {
+        let _ = if json {
+            serde_json::to_writer(&mut out, e)
+                .map_err(std::io::Error::other)
+                .and_then(|_| writeln!(out))
+        } else {
+            writeln!(out, "{}", row(e))
+        };
+    })?;
+    drop(out);
+    for (g, n) in &summary.lost {
+        if *n > 0 {
+            eprintln!("kiln: warning: {n} {g} events were lost (the kernel's buffers were full)");
+        }
+    }
+    if !quiet {
+        let total: u64 = summary.events.values().flat_map(|m| m.values()).sum();
+        let lost: u64 = summary.lost.values().sum();
+        eprintln!(
+            "kiln: {total} events from {} containers, {lost} lost",
+            summary.containers.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn row(e: &Event) -> String {
+    let detail = match &e.detail {
+        Detail::Exec {
+            args,
+            error,
+            entered,
+            ..
+        } => {
+            let mut s = args.join(" ");
+            if *entered {
+                s = format!("[entered] {s}");
+            }
+            if let Some(err) = error {
+                s += &format!("  ({err})");
+            }
+            s
+        }
+        Detail::Open {
+            path,
+            flags,
+            fd,
+            error,
+        } => match (fd, error) {
+            (Some(fd), _) => format!("{path} {} = {fd}", flags.join("|")),
+            (None, Some(err)) => format!("{path} {} ({err})", flags.join("|")),
+            _ => path.clone(),
+        },
+    };
+    format!(
+        "{:<20} {:>8} {:>8} {:<16} {:<5} {detail}",
+        e.container,
+        e.pid,
+        e.ppid,
+        e.comm,
+        e.gadget.name()
+    )
+}

@@ -1,0 +1,259 @@
+//! `kiln trace exec,open` against real runc containers (a static busybox
+//! root): `runc exec` calls counted and flagged as entering from outside,
+//! a named file's open seen with its path, and a container started after
+//! tracing began attributed from its entrypoint's first exec.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("runc")
+            .args(["delete", "--force", &self.0])
+            .status();
+    }
+}
+
+fn ready() -> bool {
+    if !is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the suite as root"
+        );
+        eprintln!("skipping: kiln trace loads eBPF programs, which needs root");
+        return false;
+    }
+    have("runc") && have("busybox")
+}
+
+/// A busybox root with a marker file, run detached with `args`.
+fn start(dir: &Path, id: &str, args: &[&str]) -> Container {
+    let bundle = dir.join(id);
+    let root = bundle.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    for d in ["proc", "dev", "sys", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    write_file(&root.join("etc/kiln-marker"), "marker\n");
+    sh(Command::new("runc").arg("spec").current_dir(&bundle));
+    let path = bundle.join("config.json");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    c["process"]["terminal"] = false.into();
+    c["process"]["args"] = serde_json::json!(args);
+    c["root"]["readonly"] = true.into();
+    std::fs::write(&path, c.to_string()).unwrap();
+    let status = Command::new("runc")
+        .args(["run", "-d", "--bundle"])
+        .arg(&bundle)
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "runc run {id}");
+    Container(id.to_string())
+}
+
+/// `kiln trace ARGS -o json`, returned once its programs are attached.
+fn trace(args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>) {
+    let mut child = kiln()
+        .arg("trace")
+        .args(args)
+        .args(["-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("tracing"), "kiln trace did not start: {line}");
+    (child, err)
+}
+
+/// Stop a trace with Ctrl-C; its events and its closing line.
+fn stop(mut child: Child, mut err: BufReader<std::process::ChildStderr>) -> (Vec<Value>, String) {
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut tail = String::new();
+    err.read_to_string(&mut tail).unwrap();
+    assert!(child.wait().unwrap().success(), "{tail}");
+    let events = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (events, tail)
+}
+
+fn exec_in(id: &str, args: &[&str]) {
+    sh(Command::new("runc").args(["exec", id]).args(args));
+}
+
+#[test]
+fn exec_and_open_events_are_attributed_to_containers() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tag = std::process::id();
+    let a = start(
+        dir.path(),
+        &format!("kiln-trace-a-{tag}"),
+        &["/bin/busybox", "sleep", "1000"],
+    );
+    let (child, err) = trace(&["exec,open"]);
+    for _ in 0..20 {
+        exec_in(&a.0, &["/bin/busybox", "true"]);
+    }
+    exec_in(&a.0, &["/bin/busybox", "cat", "/etc/kiln-marker"]);
+    // Started while tracing: its entrypoint's first exec is seen.
+    let b = start(
+        dir.path(),
+        &format!("kiln-trace-b-{tag}"),
+        &["/bin/busybox", "sh", "-c", "exec /bin/busybox sleep 1000"],
+    );
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(500) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (events, tail) = stop(child, err);
+    assert!(tail.contains(", 0 lost"), "{tail}");
+
+    let execs: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["gadget"] == "exec" && e["container"] == a.0.as_str())
+        .collect();
+    let trues: Vec<_> = execs
+        .iter()
+        .filter(|e| e["args"] == serde_json::json!(["/bin/busybox", "true"]))
+        .collect();
+    assert_eq!(trues.len(), 20, "{execs:#?}");
+    assert!(trues.iter().all(|e| e["entered"] == true && e["ret"] == 0));
+
+    let opens: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["gadget"] == "open"
+                && e["container"] == a.0.as_str()
+                && e["path"] == "/etc/kiln-marker"
+        })
+        .collect();
+    assert_eq!(opens.len(), 1, "{events:#?}");
+    assert!(opens[0]["fd"].as_i64().unwrap() >= 0);
+    assert_eq!(opens[0]["comm"], "busybox");
+
+    let b_execs: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["gadget"] == "exec" && e["container"] == b.0.as_str())
+        .collect();
+    assert!(!b_execs.is_empty(), "container b unseen: {events:#?}");
+    assert_eq!(
+        b_execs[0]["args"],
+        serde_json::json!(["/bin/busybox", "sh", "-c", "exec /bin/busybox sleep 1000"]),
+        "the entrypoint is the first exec seen"
+    );
+    assert_eq!(
+        b_execs[0]["entered"], false,
+        "the entrypoint did not enter from outside"
+    );
+    // Nothing from the host: every event is some runc container's.
+    let ids: Vec<String> = String::from_utf8_lossy(&run(&["ps", "-o", "json"]).stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["id"].as_str().map(String::from))
+        .collect();
+    for e in &events {
+        let c = e["container"].as_str().unwrap_or_default();
+        // (or the other test's container, deleted by now)
+        assert!(
+            ids.iter().any(|id| id == c) || c.starts_with("kiln-trace-"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_open_and_a_failed_exec_carry_their_errors() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let id = format!("kiln-trace-c-{}", std::process::id());
+    let c = start(dir.path(), &id, &["/bin/busybox", "sleep", "1000"]);
+    let (child, err) = trace(&["open,exec", "--container", &c.0]);
+    let _ = Command::new("runc")
+        .args(["exec", &c.0, "/bin/busybox", "cat", "/no/such/file"])
+        .output();
+    let _ = Command::new("runc")
+        .args([
+            "exec",
+            &c.0,
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "/no/such/program; true",
+        ])
+        .output();
+    std::thread::sleep(Duration::from_millis(300));
+    let (events, _) = stop(child, err);
+    let open = events
+        .iter()
+        .find(|e| e["path"] == "/no/such/file")
+        .expect("the failed open");
+    assert_eq!(open["error"], "No such file or directory");
+    assert!(open.get("fd").is_none());
+    let exec = events
+        .iter()
+        .find(|e| e["gadget"] == "exec" && e["args"][0] == "/no/such/program")
+        .expect("the failed exec");
+    assert_eq!(exec["ret"], -2);
+    assert_eq!(
+        exec["entered"], false,
+        "run by a shell inside the container"
+    );
+}
+
+#[test]
+fn trace_refuses_clearly() {
+    let out = run(&["trace", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown gadget 'nosuch'"));
+    if !is_root() || !have("setpriv") {
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_kiln"),
+            "trace",
+            "exec",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs root"));
+}
