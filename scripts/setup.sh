@@ -18,6 +18,19 @@ $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-rec
     clang libbpf-dev bpftool libelf-dev zlib1g-dev bpftrace \
     python3 python3-venv python3-pip libicu72 >/dev/null
 
+# Prometheus scrapes kiln trace's metrics in the tests; the tests start their
+# own server, so keep the package's service from starting at install.
+if ! command -v prometheus >/dev/null 2>&1; then
+    guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+        $sudo chmod +x /usr/sbin/policy-rc.d
+        guard=1
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    if [ -n "$guard" ]; then $sudo rm -f /usr/sbin/policy-rc.d; fi
+fi
+
 # Microsoft's SARIF validator (npm). It runs a bundled .NET binary whose
 # postinstall chmod newer npm skips unless allowed, so do it here.
 if ! command -v npm >/dev/null 2>&1; then

@@ -82,6 +82,28 @@ fn trace(args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>) {
     (child, err)
 }
 
+/// As `trace`, with `--metrics` on a free port; also returns ADDR:PORT.
+fn trace_with_metrics(args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>, String) {
+    let mut child = kiln()
+        .arg("trace")
+        .args(args)
+        .args(["-o", "json", "--metrics", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line
+        .split("metrics at http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no metrics address in {line:?}"))
+        .to_string();
+    (child, err, addr)
+}
+
 /// Stop a trace with Ctrl-C; its events and its closing line.
 fn stop(mut child: Child, mut err: BufReader<std::process::ChildStderr>) -> (Vec<Value>, String) {
     Command::new("kill")
@@ -105,6 +127,67 @@ fn stop(mut child: Child, mut err: BufReader<std::process::ChildStderr>) -> (Vec
     (events, tail)
 }
 
+/// Debian's Prometheus on a free loopback port, scraping `target` every
+/// second; killed on drop.
+struct Prometheus {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    fn start(target: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let port = common::registry::free_port();
+        let cfg = dir.path().join("prometheus.yml");
+        write_file(
+            &cfg,
+            &format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: kiln\n    static_configs:\n      - targets: [\"{target}\"]\n"
+            ),
+        );
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        common::registry::wait_for(port);
+        Prometheus {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// The value of an instant query with one result, if any.
+    fn value(&self, query: &str) -> Option<u64> {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "--get",
+                &format!("http://127.0.0.1:{}/api/v1/query", self.port),
+            ])
+            .args(["--data-urlencode", &format!("query={query}")])
+            .output()
+            .ok()?;
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+}
+
 fn exec_in(id: &str, args: &[&str]) {
     sh(Command::new("runc").args(["exec", id]).args(args));
 }
@@ -121,7 +204,17 @@ fn exec_and_open_events_are_attributed_to_containers() {
         &format!("kiln-trace-a-{tag}"),
         &["/bin/busybox", "sleep", "1000"],
     );
-    let (child, err) = trace(&["exec,open"]);
+    let rules = dir.path().join("rules.yaml");
+    write_file(
+        &rules,
+        &format!(
+            "rules:\n  - name: no-cat\n    containers: [\"{}\"]\n    deny: [\"/bin/busybox\"]\n",
+            a.0
+        ),
+    );
+    let (child, err, metrics) =
+        trace_with_metrics(&["exec,open,exec-alert", "--rules", rules.to_str().unwrap()]);
+    let prom = Prometheus::start(&metrics);
     for _ in 0..20 {
         exec_in(&a.0, &["/bin/busybox", "true"]);
     }
@@ -132,10 +225,36 @@ fn exec_and_open_events_are_attributed_to_containers() {
         &format!("kiln-trace-b-{tag}"),
         &["/bin/busybox", "sh", "-c", "exec /bin/busybox sleep 1000"],
     );
+    // Prometheus scrapes the counters: wait until it has what kiln serves.
+    let query = format!(
+        "kiln_trace_events_total{{gadget=\"exec\",container=\"{}\"}}",
+        a.0
+    );
+    let served = |q: &str| -> Option<u64> {
+        let body = String::from_utf8(
+            sh(Command::new("curl").args(["-sf", &format!("http://{metrics}/metrics")])).stdout,
+        )
+        .ok()?;
+        body.lines()
+            .find(|l| l.starts_with(q))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
     let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(500) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let scraped = loop {
+        let (p, k) = (prom.value(&query), served(&query));
+        if p.is_some() && p == k {
+            break p.unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "Prometheus never caught up: {p:?} vs {k:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let alerts_scraped = prom.value(&format!(
+        "sum(kiln_trace_alerts_total{{container=\"{}\"}})",
+        a.0
+    ));
     let (events, tail) = stop(child, err);
     assert!(tail.contains(", 0 lost"), "{tail}");
 
@@ -149,6 +268,27 @@ fn exec_and_open_events_are_attributed_to_containers() {
         .collect();
     assert_eq!(trues.len(), 20, "{execs:#?}");
     assert!(trues.iter().all(|e| e["entered"] == true && e["ret"] == 0));
+
+    // Every exec in a is 21 (20 + cat); Prometheus saw the same count.
+    assert_eq!(
+        scraped as usize,
+        execs.len(),
+        "Prometheus against the events"
+    );
+    let alerts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["gadget"] == "exec-alert" && e["container"] == a.0.as_str())
+        .collect();
+    let entered = alerts
+        .iter()
+        .filter(|e| e["alert"]["reason"] == "entered")
+        .count();
+    let denied = alerts
+        .iter()
+        .filter(|e| e["alert"]["rule"] == "no-cat")
+        .count();
+    assert_eq!((entered, denied), (21, 21), "{alerts:#?}");
+    assert_eq!(alerts_scraped, Some(42));
 
     let opens: Vec<&Value> = events
         .iter()

@@ -7,9 +7,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
+use kiln_trace::alert::Rules;
 use kiln_trace::event::{Detail, Event};
 use kiln_trace::gadget::Gadget;
+use kiln_trace::metrics::Metrics;
 use kiln_trace::session::{self, Options};
+use std::sync::Arc;
 
 /// Trace containers with eBPF, on the kernel's stable tracepoints.
 ///
@@ -23,7 +26,7 @@ use kiln_trace::session::{self, Options};
     kiln trace exec,open --container web  # one container\n  \
     kiln trace open --duration 10 -o json | jq .path")]
 pub struct Args {
-    /// Gadgets: exec, open (several as exec,open).
+    /// Gadgets: exec, open, exec-alert (several as exec,open).
     #[arg(value_delimiter = ',', required = true, value_parser = clap::value_parser!(Gadget))]
     pub gadgets: Vec<Gadget>,
     /// Trace this container (repeatable) [default: all].
@@ -39,6 +42,14 @@ pub struct Args {
     /// Stop after SECS seconds [default: at Ctrl-C].
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// exec-alert rules: a YAML file of allowed/denied binary paths per
+    /// container (see the README).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (port 0 picks
+    /// a free one; the address is printed).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
     /// Output: table or json (one event per line) [default: table on a
     /// terminal, else json].
     #[arg(short, long, value_name = "FORMAT", value_parser = ["table", "json"])]
@@ -65,6 +76,15 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
             .then(|| args.containers.iter().cloned().collect()),
         duration: args.duration.map(Duration::from_secs_f64),
         stop: &kiln_runtime::runc::INTERRUPTED,
+        rules: match &args.rules {
+            Some(p) => Rules::load(p)?,
+            None => Rules::default(),
+        },
+        metrics: args.metrics.as_ref().map(|_| Arc::new(Metrics::default())),
+    };
+    let served = match (&args.metrics, &opts.metrics) {
+        (Some(addr), Some(m)) => Some(kiln_trace::metrics::serve(addr, m.clone())?),
+        _ => None,
     };
     let names: Vec<&str> = opts.gadgets.iter().map(|g| g.name()).collect();
     let names = names.join(", ");
@@ -78,7 +98,10 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     }
     let mut ready = || {
         if !quiet {
-            eprintln!("kiln: tracing {names}; Ctrl-C to stop");
+            let at = served
+                .map(|a| format!("; metrics at http://{a}/metrics"))
+                .unwrap_or_default();
+            eprintln!("kiln: tracing {names}{at}; Ctrl-C to stop");
         }
     };
     let summary = session::run(&opts, &mut ready, &mut |e| {

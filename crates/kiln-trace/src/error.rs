@@ -27,6 +27,22 @@ pub enum TraceError {
         /// libbpf's error.
         err: libbpf_rs::Error,
     },
+    /// A rule file that cannot be used.
+    #[error("{path}: {why}")]
+    Rules {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The metrics address cannot be listened on.
+    #[error("cannot serve metrics on {addr}: {why}")]
+    Metrics {
+        /// The address.
+        addr: String,
+        /// Why.
+        why: String,
+    },
     /// A container named with --container is not under the state roots.
     #[error(transparent)]
     Runtime(#[from] kiln_runtime::RuntimeError),

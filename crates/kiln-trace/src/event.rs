@@ -30,6 +30,9 @@ pub struct Event {
     /// What happened.
     #[serde(flatten)]
     pub detail: Detail,
+    /// For `exec-alert`: why this exec raised an alert.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<crate::alert::Alert>,
 }
 
 /// Per-gadget fields.
@@ -154,6 +157,7 @@ pub(crate) fn event(raw: &Raw, container: &str, init_pid: i32) -> Event {
         comm: text(&h.comm),
         time_ns: h.ts_ns,
         detail,
+        alert: None,
     }
 }
 

@@ -11,24 +11,29 @@ pub enum Gadget {
     /// Every `open`/`openat`/`openat2` in a container, with path, flags and
     /// result.
     Open,
+    /// Alerts: a process entering a container from outside its process
+    /// tree, and execs that break a rule file's rules.
+    #[serde(rename = "exec-alert")]
+    ExecAlert,
 }
 
 impl Gadget {
     /// Every gadget.
-    pub const ALL: &'static [Gadget] = &[Gadget::Exec, Gadget::Open];
+    pub const ALL: &'static [Gadget] = &[Gadget::Exec, Gadget::Open, Gadget::ExecAlert];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Gadget::Exec => "exec",
             Gadget::Open => "open",
+            Gadget::ExecAlert => "exec-alert",
         }
     }
 
     /// The BPF programs (skeleton names) it attaches.
     pub(crate) fn programs(self) -> &'static [&'static str] {
         match self {
-            Gadget::Exec => &[
+            Gadget::Exec | Gadget::ExecAlert => &[
                 "enter_execve",
                 "enter_execveat",
                 "exit_execve",
@@ -48,7 +53,7 @@ impl Gadget {
     /// Its slot in the kernel's lost-event counters (`enum lost_slot`).
     pub(crate) fn lost_slot(self) -> u32 {
         match self {
-            Gadget::Exec => 0,
+            Gadget::Exec | Gadget::ExecAlert => 0,
             Gadget::Open => 1,
         }
     }

@@ -10,10 +10,12 @@
 //!   and of events lost (never silently).
 #![deny(missing_docs)]
 
+pub mod alert;
 pub mod containers;
 mod error;
 pub mod event;
 pub mod gadget;
+pub mod metrics;
 pub mod session;
 mod tracefs;
 

@@ -33,6 +33,10 @@ pub struct Options<'a> {
     pub duration: Option<Duration>,
     /// Set (by a signal handler) to stop.
     pub stop: &'a AtomicBool,
+    /// Rules for `exec-alert` (the `entered` alert needs none).
+    pub rules: crate::alert::Rules,
+    /// Counters to keep for `--metrics`.
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 /// Counts at the end of a trace.
@@ -98,15 +102,17 @@ pub fn run(
 
 fn attach(skel: &TraceSkel<'_>, gadgets: &[Gadget]) -> Result<Vec<libbpf_rs::Link>> {
     let mut links = Vec::new();
-    for g in gadgets {
-        for p in skel.object().progs_mut() {
-            let name = p.name().to_string_lossy().into_owned();
-            if g.programs().contains(&name.as_str()) {
-                links.push(
-                    p.attach()
-                        .map_err(kernel(g.name(), format!("attaching {name}")))?,
-                );
-            }
+    for p in skel.object().progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        // Gadgets may share programs (exec and exec-alert): attach once.
+        if let Some(g) = gadgets
+            .iter()
+            .find(|g| g.programs().contains(&name.as_str()))
+        {
+            links.push(
+                p.attach()
+                    .map_err(kernel(g.name(), format!("attaching {name}")))?,
+            );
         }
     }
     Ok(links)
@@ -142,6 +148,7 @@ fn poll(
         .map_err(kernel(all, "setting up the ring buffer"))?;
     let mut router = Router {
         skel,
+        opts,
         resolver,
         held: Held::default(),
         summary: Summary::default(),
@@ -161,6 +168,7 @@ fn poll(
             router.route(raw, on_event);
         }
         router.settle(on_event, done);
+        router.update_lost();
         if done {
             break;
         }
@@ -191,6 +199,7 @@ struct Held(HashMap<u32, (Instant, Vec<Raw>)>);
 /// Attribution, delivery and counting.
 struct Router<'s, 'o> {
     skel: &'s TraceSkel<'o>,
+    opts: &'s Options<'s>,
     resolver: Resolver,
     held: Held,
     summary: Summary,
@@ -249,6 +258,27 @@ impl Router<'_, '_> {
         on_event: &mut dyn FnMut(&Event),
     ) {
         let e = event::event(raw, &info.id, info.init_pid);
+        if self.opts.gadgets.contains(&e.gadget) {
+            self.count(&e);
+            on_event(&e);
+        }
+        if e.gadget == Gadget::Exec && self.opts.gadgets.contains(&Gadget::ExecAlert) {
+            for alert in self.opts.rules.check(&e) {
+                if let Some(m) = &self.opts.metrics {
+                    m.alert(alert.rule(), &e.container);
+                }
+                let a = Event {
+                    gadget: Gadget::ExecAlert,
+                    alert: Some(alert),
+                    ..e.clone()
+                };
+                self.count(&a);
+                on_event(&a);
+            }
+        }
+    }
+
+    fn count(&mut self, e: &Event) {
         *self
             .summary
             .events
@@ -256,7 +286,18 @@ impl Router<'_, '_> {
             .or_default()
             .entry(e.container.clone())
             .or_default() += 1;
-        on_event(&e);
+        if let Some(m) = &self.opts.metrics {
+            m.event(e.gadget.name(), &e.container);
+        }
+    }
+
+    /// The kernel's lost counts, into the metrics.
+    fn update_lost(&self) {
+        if let Some(m) = &self.opts.metrics {
+            for g in &self.opts.gadgets {
+                m.lost_total(g.name(), lost(self.skel, *g));
+            }
+        }
     }
 }
 

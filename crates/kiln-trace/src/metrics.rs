@@ -1,0 +1,155 @@
+//! `--metrics ADDR:PORT`: per-container counters of every gadget, alert
+//! counters by rule, and lost-event counters per gadget, served at
+//! `/metrics` in the OpenMetrics text format (Prometheus reads it).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+use crate::error::{Result, TraceError};
+
+type Labels = Vec<(String, String)>;
+
+/// The metrics of one trace.
+pub struct Metrics {
+    registry: Registry,
+    events: Family<Labels, Counter<u64, AtomicU64>>,
+    alerts: Family<Labels, Counter<u64, AtomicU64>>,
+    lost: Family<Labels, Counter<u64, AtomicU64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("kiln_trace");
+        let events = Family::default();
+        let alerts = Family::default();
+        let lost = Family::default();
+        registry.register(
+            "events",
+            "Events delivered, by gadget and container",
+            events.clone(),
+        );
+        registry.register(
+            "alerts",
+            "exec-alert alerts, by rule and container",
+            alerts.clone(),
+        );
+        registry.register(
+            "lost_events",
+            "Events the kernel could not deliver (buffers full), by gadget",
+            lost.clone(),
+        );
+        Metrics {
+            registry,
+            events,
+            alerts,
+            lost,
+        }
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Metrics {
+    /// One event of `gadget` in `container`.
+    pub fn event(&self, gadget: &str, container: &str) {
+        self.events
+            .get_or_create(&labels(&[("gadget", gadget), ("container", container)]))
+            .inc();
+    }
+
+    /// One alert by `rule` in `container`.
+    pub fn alert(&self, rule: &str, container: &str) {
+        self.alerts
+            .get_or_create(&labels(&[("rule", rule), ("container", container)]))
+            .inc();
+    }
+
+    /// The kernel's lost count for `gadget` is now `total`.
+    pub fn lost_total(&self, gadget: &str, total: u64) {
+        let c = self.lost.get_or_create(&labels(&[("gadget", gadget)]));
+        let now = c.get();
+        if total > now {
+            c.inc_by(total - now);
+        }
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = encode(&mut s, &self.registry);
+        s
+    }
+}
+
+/// Serve `metrics` at `http://ADDR/metrics` from a thread, until the
+/// process ends. Returns the address bound (for port 0).
+pub fn serve(addr: &str, metrics: Arc<Metrics>) -> Result<std::net::SocketAddr> {
+    let server = tiny_http::Server::http(addr).map_err(|e| TraceError::Metrics {
+        addr: addr.to_string(),
+        why: e.to_string(),
+    })?;
+    let bound = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| TraceError::Metrics {
+            addr: addr.to_string(),
+            why: "not an IP address".into(),
+        })?;
+    std::thread::spawn(move || {
+        let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+        let header = tiny_http::Header::from_bytes("Content-Type", kind).ok();
+        for req in server.incoming_requests() {
+            let resp = if req.url() == "/metrics" {
+                let mut r = tiny_http::Response::from_string(metrics.render());
+                if let Some(h) = header.clone() {
+                    r.add_header(h);
+                }
+                r
+            } else {
+                tiny_http::Response::from_string("kiln trace: metrics are at /metrics\n")
+                    .with_status_code(404)
+            };
+            let _ = req.respond(resp);
+        }
+    });
+    Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_render() {
+        let m = Metrics::default();
+        m.event("exec", "web");
+        m.event("exec", "web");
+        m.alert("entered", "web");
+        m.lost_total("open", 3);
+        m.lost_total("open", 5);
+        let text = m.render();
+        assert!(
+            text.contains("kiln_trace_events_total{gadget=\"exec\",container=\"web\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kiln_trace_alerts_total{rule=\"entered\",container=\"web\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kiln_trace_lost_events_total{gadget=\"open\"} 5"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
