@@ -320,7 +320,7 @@ fn slim_interrupted_cleans_up() {
         .unwrap();
     // Wait until the sleeping probe's container exists: its state
     // directory under runc's root, named after kiln's pid.
-    let prefix = format!("kiln-slim-{}-", child.id());
+    let prefix = format!("kiln-{}-", child.id());
     let running = || {
         std::fs::read_dir("/run/runc")
             .map(|rd| {

@@ -242,8 +242,10 @@ fn exec_and_open_events_are_attributed_to_containers() {
     let start = Instant::now();
     let scraped = loop {
         let (p, k) = (prom.value(&query), served(&query));
-        if p.is_some() && p == k {
-            break p.unwrap();
+        if let (Some(p), Some(k)) = (p, k) {
+            if p == k {
+                break p;
+            }
         }
         assert!(
             start.elapsed() < Duration::from_secs(30),

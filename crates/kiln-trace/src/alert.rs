@@ -66,6 +66,7 @@ struct RuleSpec {
     deny: Option<Vec<String>>,
 }
 
+#[derive(Debug)]
 struct Rule {
     name: String,
     containers: Option<GlobSet>,
@@ -74,7 +75,7 @@ struct Rule {
 }
 
 /// The rules of a rule file (none: only `entered` alerts).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Rules(Vec<Rule>);
 
 fn globs(path: &Path, rule: &str, pats: &[String]) -> Result<GlobSet> {
