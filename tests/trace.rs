@@ -65,61 +65,69 @@ fn start(dir: &Path, id: &str, args: &[&str]) -> Container {
     Container(id.to_string())
 }
 
-/// `kiln trace ARGS -o json`, returned once its programs are attached.
-fn trace(args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>) {
-    let mut child = kiln()
-        .arg("trace")
-        .args(args)
-        .args(["-o", "json"])
+/// A running trace: the process, its stderr, and its stdout read by a
+/// thread as it comes (a full pipe would stall kiln).
+struct Trace {
+    child: Child,
+    err: BufReader<std::process::ChildStderr>,
+    out: std::thread::JoinHandle<String>,
+}
+
+fn spawn_trace(mut cmd: Command) -> Trace {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut stdout = child.stdout.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = BufReader::new(child.stderr.take().unwrap());
+    Trace { child, err, out }
+}
+
+/// `kiln trace ARGS -o json`, returned once its programs are attached.
+fn trace(args: &[&str]) -> Trace {
+    let mut cmd = kiln();
+    cmd.arg("trace").args(args).args(["-o", "json"]);
+    let mut t = spawn_trace(cmd);
     let mut line = String::new();
-    err.read_line(&mut line).unwrap();
+    t.err.read_line(&mut line).unwrap();
     assert!(line.contains("tracing"), "kiln trace did not start: {line}");
-    (child, err)
+    t
 }
 
 /// As `trace`, with `--metrics` on a free port; also returns ADDR:PORT.
-fn trace_with_metrics(args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>, String) {
-    let mut child = kiln()
-        .arg("trace")
+fn trace_with_metrics(args: &[&str]) -> (Trace, String) {
+    let mut cmd = kiln();
+    cmd.arg("trace")
         .args(args)
-        .args(["-o", "json", "--metrics", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
+        .args(["-o", "json", "--metrics", "127.0.0.1:0"]);
+    let mut t = spawn_trace(cmd);
     let mut line = String::new();
-    err.read_line(&mut line).unwrap();
+    t.err.read_line(&mut line).unwrap();
     let addr = line
         .split("metrics at http://")
         .nth(1)
         .and_then(|r| r.split('/').next())
         .unwrap_or_else(|| panic!("no metrics address in {line:?}"))
         .to_string();
-    (child, err, addr)
+    (t, addr)
 }
 
 /// Stop a trace with Ctrl-C; its events and its closing line.
-fn stop(mut child: Child, mut err: BufReader<std::process::ChildStderr>) -> (Vec<Value>, String) {
+fn stop(mut t: Trace) -> (Vec<Value>, String) {
     Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &t.child.id().to_string()])
         .status()
         .unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
     let mut tail = String::new();
-    err.read_to_string(&mut tail).unwrap();
-    assert!(child.wait().unwrap().success(), "{tail}");
+    t.err.read_to_string(&mut tail).unwrap();
+    assert!(t.child.wait().unwrap().success(), "{tail}");
+    let out = t.out.join().unwrap();
     let events = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -212,7 +220,7 @@ fn exec_and_open_events_are_attributed_to_containers() {
             a.0
         ),
     );
-    let (child, err, metrics) =
+    let (tracing, metrics) =
         trace_with_metrics(&["exec,open,exec-alert", "--rules", rules.to_str().unwrap()]);
     let prom = Prometheus::start(&metrics);
     for _ in 0..20 {
@@ -242,8 +250,9 @@ fn exec_and_open_events_are_attributed_to_containers() {
     let start = Instant::now();
     let scraped = loop {
         let (p, k) = (prom.value(&query), served(&query));
-        if let (Some(p), Some(k)) = (p, k) {
-            if p == k {
+        // kiln delivers asynchronously: wait for all 21 execs (20 + cat).
+        if let (Some(p), Some(21)) = (p, k) {
+            if p == 21 {
                 break p;
             }
         }
@@ -257,7 +266,7 @@ fn exec_and_open_events_are_attributed_to_containers() {
         "sum(kiln_trace_alerts_total{{container=\"{}\"}})",
         a.0
     ));
-    let (events, tail) = stop(child, err);
+    let (events, tail) = stop(tracing);
     assert!(tail.contains(", 0 lost"), "{tail}");
 
     let execs: Vec<&Value> = events
@@ -342,7 +351,7 @@ fn a_failed_open_and_a_failed_exec_carry_their_errors() {
     let dir = tempfile::tempdir().unwrap();
     let id = format!("kiln-trace-c-{}", std::process::id());
     let c = start(dir.path(), &id, &["/bin/busybox", "sleep", "1000"]);
-    let (child, err) = trace(&["open,exec", "--container", &c.0]);
+    let tracing = trace(&["open,exec", "--container", &c.0]);
     let _ = Command::new("runc")
         .args(["exec", &c.0, "/bin/busybox", "cat", "/no/such/file"])
         .output();
@@ -357,7 +366,7 @@ fn a_failed_open_and_a_failed_exec_carry_their_errors() {
         ])
         .output();
     std::thread::sleep(Duration::from_millis(300));
-    let (events, _) = stop(child, err);
+    let (events, _) = stop(tracing);
     let open = events
         .iter()
         .find(|e| e["path"] == "/no/such/file")
@@ -398,4 +407,91 @@ fn trace_refuses_clearly() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs root"));
+}
+
+#[test]
+fn tcp_events_and_rtt_histograms_from_http_requests() {
+    if !ready() || !have("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let id = format!("kiln-trace-http-{}", std::process::id());
+    let www = dir.path().join(&id).join("rootfs/www");
+    write_file(&www.join("index.html"), "hello from busybox httpd\n");
+    let c = start(
+        dir.path(),
+        &id,
+        &[
+            "/bin/busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "127.0.0.1:8080",
+            "-h",
+            "/www",
+        ],
+    );
+    let (tracing, metrics) = trace_with_metrics(&["tcp,tcprtt", "--container", &c.0]);
+    for _ in 0..5 {
+        let out = Command::new("runc")
+            .args([
+                "exec",
+                &c.0,
+                "/bin/busybox",
+                "wget",
+                "-qO-",
+                "http://127.0.0.1:8080/",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello from busybox httpd\n"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let body = String::from_utf8(
+        sh(Command::new("curl").args(["-sf", &format!("http://{metrics}/metrics")])).stdout,
+    )
+    .unwrap();
+    let (events, tail) = stop(tracing);
+    assert!(tail.contains(", 0 lost"), "{tail}");
+    let tcp = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| {
+                e["gadget"] == "tcp" && e["event"] == kind && e["container"] == c.0.as_str()
+            })
+            .count()
+    };
+    assert!(tcp("connect") >= 5, "{events:#?}");
+    let accepts: Vec<&Value> = events.iter().filter(|e| e["event"] == "accept").collect();
+    assert_eq!(accepts.len(), 5, "{events:#?}");
+    assert!(accepts
+        .iter()
+        .all(|e| e["sport"] == 8080 && e["saddr"] == "127.0.0.1" && e["comm"] == "busybox"));
+    assert!(
+        tcp("close") >= 10,
+        "both ends of 5 connections close: {events:#?}"
+    );
+    let rtt = events
+        .iter()
+        .find(|e| e["gadget"] == "tcprtt")
+        .expect("a tcprtt histogram");
+    assert_eq!(rtt["container"], c.0.as_str());
+    assert!(rtt["count"].as_u64().unwrap() > 0, "{rtt}");
+    let count_line = format!(
+        "kiln_trace_tcp_rtt_microseconds_count{{container=\"{}\"}}",
+        c.0
+    );
+    let served: u64 = body
+        .lines()
+        .find(|l| l.starts_with(&count_line))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no RTT histogram in the metrics: {body}"));
+    assert!(served > 0);
+    assert!(
+        body.contains("kiln_trace_tcp_rtt_microseconds_bucket{"),
+        "{body}"
+    );
 }

@@ -11,7 +11,7 @@ use kiln_trace::alert::Rules;
 use kiln_trace::event::{Detail, Event};
 use kiln_trace::gadget::Gadget;
 use kiln_trace::metrics::Metrics;
-use kiln_trace::session::{self, Options};
+use kiln_trace::session::{self, Options, Sinks};
 use std::sync::Arc;
 
 /// Trace containers with eBPF, on the kernel's stable tracepoints.
@@ -26,7 +26,7 @@ use std::sync::Arc;
     kiln trace exec,open --container web  # one container\n  \
     kiln trace open --duration 10 -o json | jq .path")]
 pub struct Args {
-    /// Gadgets: exec, open, exec-alert (several as exec,open).
+    /// Gadgets: exec, open, exec-alert, tcp, tcprtt (several as exec,open).
     #[arg(value_delimiter = ',', required = true, value_parser = clap::value_parser!(Gadget))]
     pub gadgets: Vec<Gadget>,
     /// Trace this container (repeatable) [default: all].
@@ -42,6 +42,12 @@ pub struct Args {
     /// Stop after SECS seconds [default: at Ctrl-C].
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// tcprtt: print the histograms every SECS seconds (and at the end).
+    #[arg(long, value_name = "SECS")]
+    pub interval: Option<f64>,
+    /// tcprtt: one histogram per remote address, not only per container.
+    #[arg(long)]
+    pub by_remote: bool,
     /// exec-alert rules: a YAML file of allowed/denied binary paths per
     /// container (see the README).
     #[arg(long, value_name = "FILE")]
@@ -81,6 +87,8 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
             None => Rules::default(),
         },
         metrics: args.metrics.as_ref().map(|_| Arc::new(Metrics::default())),
+        rtt_by_remote: args.by_remote,
+        rtt_interval: args.interval.map(Duration::from_secs_f64),
     };
     let served = match (&args.metrics, &opts.metrics) {
         (Some(addr), Some(m)) => Some(kiln_trace::metrics::serve(addr, m.clone())?),
@@ -88,12 +96,15 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     };
     let names: Vec<&str> = opts.gadgets.iter().map(|g| g.name()).collect();
     let names = names.join(", ");
-    let mut out = std::io::stdout().lock();
-    if !json {
+    if !json && opts.gadgets.iter().any(|g| *g != Gadget::Tcprtt) {
         let _ = writeln!(
-            out,
-            "{:<20} {:>8} {:>8} {:<16} {:<5} DETAILS",
-            "CONTAINER", "PID", "PPID", "COMM", "EVENT"
+            std::io::stdout(),
+            "{:<20} {:>8} {:>8} {:<16} {:<10} DETAILS",
+            "CONTAINER",
+            "PID",
+            "PPID",
+            "COMM",
+            "EVENT"
         );
     }
     let mut ready = || {
@@ -104,7 +115,8 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
             eprintln!("kiln: tracing {names}{at}; Ctrl-C to stop");
         }
     };
-    let summary = session::run(&opts, &mut ready, &mut |e| {
+    let mut on_event = |e: &Event| {
+        let mut out = std::io::stdout().lock();
         let _ = if json {
             serde_json::to_writer(&mut out, e)
                 .map_err(std::io::Error::other)
@@ -112,8 +124,16 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
         } else {
             writeln!(out, "{}", row(e))
         };
-    })?;
-    drop(out);
+    };
+    let mut on_rtt = |t: &kiln_trace::rtt::Table, _done: bool| print_rtt(t, json);
+    let summary = session::run(
+        &opts,
+        Sinks {
+            ready: &mut ready,
+            event: &mut on_event,
+            rtt: &mut on_rtt,
+        },
+    )?;
     for (g, n) in &summary.lost {
         if *n > 0 {
             eprintln!("kiln: warning: {n} {g} events were lost (the kernel's buffers were full)");
@@ -147,6 +167,22 @@ fn row(e: &Event) -> String {
             }
             s
         }
+        Detail::Tcp {
+            event,
+            saddr,
+            sport,
+            daddr,
+            dport,
+            oldstate,
+            newstate,
+            ..
+        } => {
+            let states = match oldstate {
+                Some(o) => format!("{o} -> {newstate}"),
+                None => newstate.to_string(),
+            };
+            format!("{event} {saddr}:{sport} -> {daddr}:{dport} {states}")
+        }
         Detail::Open {
             path,
             flags,
@@ -159,11 +195,37 @@ fn row(e: &Event) -> String {
         },
     };
     format!(
-        "{:<20} {:>8} {:>8} {:<16} {:<5} {detail}",
+        "{:<20} {:>8} {:>8} {:<16} {:<10} {detail}",
         e.container,
         e.pid,
         e.ppid,
         e.comm,
         e.gadget.name()
     )
+}
+
+/// tcprtt histograms: JSON lines, or text histograms.
+fn print_rtt(table: &kiln_trace::rtt::Table, json: bool) {
+    let mut out = std::io::stdout().lock();
+    for ((container, remote), h) in table {
+        let _ = if json {
+            let v = serde_json::json!({
+                "gadget": "tcprtt",
+                "container": container,
+                "remote": remote.map(|r| r.to_string()),
+                "count": h.count,
+                "sum_us": h.sum_us,
+                "buckets": h.buckets.iter().enumerate().filter(|(_, n)| **n > 0)
+                    .map(|(i, n)| serde_json::json!({ "le_us": (1u64 << (i + 1)) - 1, "count": n }))
+                    .collect::<Vec<_>>(),
+            });
+            writeln!(out, "{v}")
+        } else {
+            let title = match remote {
+                Some(r) => format!("{container} to {r}"),
+                None => container.clone(),
+            };
+            writeln!(out, "{}", kiln_trace::rtt::render(&title, h))
+        };
+    }
 }

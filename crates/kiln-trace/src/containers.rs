@@ -7,10 +7,11 @@
 //! container's after a grace period (or is a container not asked for) is
 //! remembered, and the kernel is told to drop its events from then on.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -23,18 +24,47 @@ pub struct Info {
     pub init_pid: i32,
 }
 
-/// Mount namespaces to containers.
+/// A namespace inode, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Namespace {
+    /// A mount namespace (processes).
+    Mnt(u32),
+    /// A network namespace (sockets).
+    Net(u32),
+}
+
+/// Namespaces to containers. Containers are found by namespace inode (as
+/// `/proc/PID/ns` shows it), from a scan of the state roots repeated when
+/// an unknown namespace shows up and every second (so a deleted
+/// container's inode, once reused, is not taken for it). Namespaces ruled
+/// out are remembered by the kernel's never-reused namespace id.
 pub struct Resolver {
     roots: Vec<PathBuf>,
     want: Option<BTreeSet<String>>,
-    known: HashMap<u32, Option<Arc<Info>>>,
+    containers: HashMap<Namespace, Option<Arc<Info>>>,
+    unwanted: HashSet<(bool, u64)>,
+    /// The kernel id first seen for each container namespace: an event
+    /// with the same inode and another id is a new namespace that reuses
+    /// the inode of a container's, not that container.
+    ids: HashMap<Namespace, (String, u64)>,
+    scanned: Instant,
+}
+
+/// A namespace inode of a process (`kind` is `mnt` or `net`).
+fn ns_of(pid: i32, kind: &str) -> Option<u32> {
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+        .ok()
+        .map(|m| m.ino() as u32)
 }
 
 /// The mount namespace inode of a process.
 pub fn mntns_of(pid: i32) -> Option<u32> {
-    std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
-        .ok()
-        .map(|m| m.ino() as u32)
+    ns_of(pid, "mnt")
+}
+
+/// The network namespace inode of a process.
+pub fn netns_of(pid: i32) -> Option<u32> {
+    ns_of(pid, "net")
 }
 
 impl Resolver {
@@ -43,7 +73,10 @@ impl Resolver {
         let mut r = Resolver {
             roots,
             want,
-            known: HashMap::new(),
+            containers: HashMap::new(),
+            unwanted: HashSet::new(),
+            ids: HashMap::new(),
+            scanned: Instant::now(),
         };
         r.scan();
         r
@@ -51,16 +84,23 @@ impl Resolver {
 
     /// The containers traced now.
     pub fn traced(&self) -> Vec<Arc<Info>> {
-        let mut v: Vec<_> = self.known.values().flatten().cloned().collect();
+        let mut v: Vec<_> = self.containers.values().flatten().cloned().collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v.dedup();
         v
     }
 
-    /// Read the state roots again.
+    /// Read the state roots again. A container sharing the host's network
+    /// namespace is attributed by mount namespace only.
     pub fn scan(&mut self) {
+        let host_net = netns_of(std::process::id() as i32);
+        let mut fresh = HashMap::new();
         for c in kiln_runtime::container::list(&self.roots) {
-            let Some(ns) = mntns_of(c.pid) else { continue };
+            // A stopped container's pid may belong to another process now.
+            if c.status == kiln_runtime::container::Status::Stopped {
+                continue;
+            }
+            let Some(mnt) = mntns_of(c.pid) else { continue };
             let wanted = self.want.as_ref().is_none_or(|w| w.contains(&c.id));
             let info = wanted.then(|| {
                 Arc::new(Info {
@@ -68,28 +108,55 @@ impl Resolver {
                     init_pid: c.pid,
                 })
             });
-            self.known.insert(ns, info);
+            if let Some(net) = netns_of(c.pid).filter(|n| Some(*n) != host_net) {
+                fresh.insert(Namespace::Net(net), info.clone());
+            }
+            fresh.insert(Namespace::Mnt(mnt), info);
+        }
+        self.ids.retain(|ns, (id, _)| {
+            fresh
+                .get(ns)
+                .is_some_and(|c| c.as_ref().is_some_and(|c| &c.id == id))
+        });
+        self.containers = fresh;
+        self.scanned = Instant::now();
+    }
+
+    /// Scan again if the last scan is older than `age`.
+    pub fn refresh(&mut self, age: Duration) {
+        if self.scanned.elapsed() >= age {
+            self.scan();
         }
     }
 
-    /// What `mntns` is, if known: a traced container, or None for a
-    /// namespace not traced.
-    pub fn lookup(&self, mntns: u32) -> Option<Option<Arc<Info>>> {
-        self.known.get(&mntns).cloned()
+    /// The container of namespace `ns`: Some(None) for a container not
+    /// traced, None for no container known.
+    pub fn lookup(&self, ns: Namespace) -> Option<Option<Arc<Info>>> {
+        self.containers.get(&ns).cloned()
     }
 
-    /// Remember a namespace as not traced.
-    pub fn mark_unwanted(&mut self, mntns: u32) {
-        self.known.insert(mntns, None);
+    /// The traced container of namespace `ns` whose kernel id is `id`; None
+    /// when the id shows another namespace reusing the container's inode.
+    pub fn confirm(&mut self, ns: Namespace, id: u64) -> Option<Arc<Info>> {
+        let info = self.containers.get(&ns).cloned().flatten()?;
+        let (owner, first) = self.ids.entry(ns).or_insert_with(|| (info.id.clone(), id));
+        (*owner == info.id && *first == id).then_some(info)
     }
 
-    /// Namespaces already known to be unwanted (to tell the kernel at start).
-    pub fn unwanted(&self) -> Vec<u32> {
-        self.known
-            .iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| *k)
-            .collect()
+    /// Has the namespace with this id been ruled out?
+    pub fn is_unwanted(&self, ns: Namespace, id: u64) -> bool {
+        self.unwanted.contains(&(ns.is_net(), id))
+    }
+
+    /// Rule out the namespace with this id.
+    pub fn mark_unwanted(&mut self, ns: Namespace, id: u64) {
+        self.unwanted.insert((ns.is_net(), id));
+    }
+}
+
+impl Namespace {
+    fn is_net(self) -> bool {
+        matches!(self, Namespace::Net(_))
     }
 }
 
@@ -98,13 +165,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_namespaces_stay_unknown_until_marked() {
+    fn ruled_out_ids_are_per_kind() {
         let dir = std::env::temp_dir().join("kiln-trace-no-roots");
         let mut r = Resolver::new(vec![dir], None);
-        assert!(r.lookup(1).is_none());
-        r.mark_unwanted(1);
-        assert_eq!(r.lookup(1), Some(None));
-        assert_eq!(r.unwanted(), vec![1]);
+        assert!(r.lookup(Namespace::Mnt(1)).is_none());
+        r.mark_unwanted(Namespace::Mnt(1), 77);
+        assert!(r.is_unwanted(Namespace::Mnt(5), 77));
+        assert!(!r.is_unwanted(Namespace::Net(5), 77));
+        assert!(
+            !r.is_unwanted(Namespace::Mnt(1), 78),
+            "a reused inode is a new namespace"
+        );
         assert!(mntns_of(std::process::id() as i32).is_some());
     }
 }

@@ -5,6 +5,7 @@ use std::mem::size_of;
 
 use serde::Serialize;
 
+use crate::containers::Namespace;
 use crate::gadget::Gadget;
 use crate::skel::types;
 
@@ -52,6 +53,26 @@ pub enum Detail {
         /// (`runc exec`, `docker exec`, `kubectl exec`).
         entered: bool,
     },
+    /// A TCP connect, accept, close or state change.
+    Tcp {
+        /// connect, accept, close or state.
+        event: &'static str,
+        /// ipv4 or ipv6.
+        family: &'static str,
+        /// Local address.
+        saddr: String,
+        /// Local port.
+        sport: u16,
+        /// Remote address.
+        daddr: String,
+        /// Remote port.
+        dport: u16,
+        /// State before (state changes).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        oldstate: Option<&'static str>,
+        /// State after.
+        newstate: &'static str,
+    },
     /// An open.
     Open {
         /// The path as given.
@@ -71,6 +92,7 @@ pub enum Detail {
 pub(crate) enum Raw {
     Exec(Box<types::exec_event>),
     Open(Box<types::open_event>),
+    Tcp(Box<types::tcp_event>),
 }
 
 impl Raw {
@@ -78,6 +100,16 @@ impl Raw {
         match self {
             Raw::Exec(e) => &e.h,
             Raw::Open(e) => &e.h,
+            Raw::Tcp(e) => &e.h,
+        }
+    }
+
+    /// The namespace that attributes it: the socket's network namespace
+    /// for TCP, the task's mount namespace otherwise.
+    pub(crate) fn namespace(&self) -> Namespace {
+        match self {
+            Raw::Tcp(e) => Namespace::Net(e.netns),
+            other => Namespace::Mnt(other.head().mntns),
         }
     }
 }
@@ -95,6 +127,12 @@ pub(crate) fn decode(data: &[u8]) -> Option<Raw> {
         2 if data.len() >= size_of::<types::open_event>() => {
             // SAFETY: as above.
             Some(Raw::Open(Box::new(unsafe {
+                std::ptr::read_unaligned(data.as_ptr().cast())
+            })))
+        }
+        3 if data.len() >= size_of::<types::tcp_event>() => {
+            // SAFETY: as above.
+            Some(Raw::Tcp(Box::new(unsafe {
                 std::ptr::read_unaligned(data.as_ptr().cast())
             })))
         }
@@ -137,6 +175,7 @@ pub(crate) fn event(raw: &Raw, container: &str, init_pid: i32) -> Event {
                 entered: h.parent_mntns != h.mntns && h.pid as i32 != init_pid,
             }
         }
+        Raw::Tcp(t) => tcp(t),
         Raw::Open(o) => Detail::Open {
             path: text(&o.path),
             flags: open_flags(o.flags),
@@ -148,6 +187,7 @@ pub(crate) fn event(raw: &Raw, container: &str, init_pid: i32) -> Event {
         gadget: match raw {
             Raw::Exec(_) => Gadget::Exec,
             Raw::Open(_) => Gadget::Open,
+            Raw::Tcp(_) => Gadget::Tcp,
         },
         container: container.to_string(),
         pid: h.pid,
@@ -158,6 +198,53 @@ pub(crate) fn event(raw: &Raw, container: &str, init_pid: i32) -> Event {
         time_ns: h.ts_ns,
         detail,
         alert: None,
+    }
+}
+
+fn tcp(t: &types::tcp_event) -> Detail {
+    let v6 = t.family == 10;
+    Detail::Tcp {
+        event: match t.r#type {
+            1 => "connect",
+            2 => "accept",
+            3 => "close",
+            _ => "state",
+        },
+        family: if v6 { "ipv6" } else { "ipv4" },
+        saddr: address(&t.saddr, v6).to_string(),
+        sport: t.sport,
+        daddr: address(&t.daddr, v6).to_string(),
+        dport: t.dport,
+        oldstate: (t.r#type != 2).then(|| tcp_state(t.oldstate)),
+        newstate: tcp_state(t.newstate),
+    }
+}
+
+/// An address as the kernel stores it (network order).
+pub fn address(raw: &[u8; 16], v6: bool) -> std::net::IpAddr {
+    if v6 {
+        std::net::IpAddr::from(*raw)
+    } else {
+        std::net::IpAddr::from([raw[0], raw[1], raw[2], raw[3]])
+    }
+}
+
+/// The kernel's TCP states (`include/net/tcp_states.h`).
+pub fn tcp_state(s: u8) -> &'static str {
+    match s {
+        1 => "ESTABLISHED",
+        2 => "SYN_SENT",
+        3 => "SYN_RECV",
+        4 => "FIN_WAIT1",
+        5 => "FIN_WAIT2",
+        6 => "TIME_WAIT",
+        7 => "CLOSE",
+        8 => "CLOSE_WAIT",
+        9 => "LAST_ACK",
+        10 => "LISTEN",
+        11 => "CLOSING",
+        12 => "NEW_SYN_RECV",
+        _ => "UNKNOWN",
     }
 }
 

@@ -15,11 +15,21 @@ pub enum Gadget {
     /// tree, and execs that break a rule file's rules.
     #[serde(rename = "exec-alert")]
     ExecAlert,
+    /// TCP connects, accepts, closes and state changes, IPv4 and IPv6.
+    Tcp,
+    /// A log2 histogram of smoothed TCP round-trip times per container.
+    Tcprtt,
 }
 
 impl Gadget {
     /// Every gadget.
-    pub const ALL: &'static [Gadget] = &[Gadget::Exec, Gadget::Open, Gadget::ExecAlert];
+    pub const ALL: &'static [Gadget] = &[
+        Gadget::Exec,
+        Gadget::Open,
+        Gadget::ExecAlert,
+        Gadget::Tcp,
+        Gadget::Tcprtt,
+    ];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
@@ -27,6 +37,8 @@ impl Gadget {
             Gadget::Exec => "exec",
             Gadget::Open => "open",
             Gadget::ExecAlert => "exec-alert",
+            Gadget::Tcp => "tcp",
+            Gadget::Tcprtt => "tcprtt",
         }
     }
 
@@ -39,6 +51,8 @@ impl Gadget {
                 "exit_execve",
                 "exit_execveat",
             ],
+            Gadget::Tcp => &["on_tcp_state", "exit_accept4", "exit_accept"],
+            Gadget::Tcprtt => &["on_tcp_probe"],
             Gadget::Open => &[
                 "enter_open",
                 "enter_openat",
@@ -55,6 +69,8 @@ impl Gadget {
         match self {
             Gadget::Exec | Gadget::ExecAlert => 0,
             Gadget::Open => 1,
+            Gadget::Tcp => 2,
+            Gadget::Tcprtt => 3,
         }
     }
 }

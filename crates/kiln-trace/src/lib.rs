@@ -16,6 +16,7 @@ mod error;
 pub mod event;
 pub mod gadget;
 pub mod metrics;
+pub mod rtt;
 pub mod session;
 mod tracefs;
 

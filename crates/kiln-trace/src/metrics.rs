@@ -16,6 +16,8 @@ type Labels = Vec<(String, String)>;
 
 /// The metrics of one trace.
 pub struct Metrics {
+    /// tcprtt histograms, as last read from the kernel.
+    pub rtt: crate::rtt::Shared,
     registry: Registry,
     events: Family<Labels, Counter<u64, AtomicU64>>,
     alerts: Family<Labels, Counter<u64, AtomicU64>>,
@@ -43,7 +45,10 @@ impl Default for Metrics {
             "Events the kernel could not deliver (buffers full), by gadget",
             lost.clone(),
         );
+        let rtt = crate::rtt::Shared::default();
+        registry.register_collector(Box::new(crate::rtt::RttCollector(rtt.clone())));
         Metrics {
+            rtt,
             registry,
             events,
             alerts,

@@ -12,10 +12,11 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags};
 use serde::Serialize;
 
-use crate::containers::{mntns_of, Resolver};
+use crate::containers::{mntns_of, netns_of, Namespace, Resolver};
 use crate::error::{Result, TraceError};
 use crate::event::{self, Event, Raw};
 use crate::gadget::Gadget;
+use crate::rtt;
 use crate::skel::{TraceSkel, TraceSkelBuilder};
 use crate::tracefs::Tracefs;
 
@@ -35,8 +36,23 @@ pub struct Options<'a> {
     pub stop: &'a AtomicBool,
     /// Rules for `exec-alert` (the `entered` alert needs none).
     pub rules: crate::alert::Rules,
+    /// tcprtt: a histogram per remote address, not only per container.
+    pub rtt_by_remote: bool,
+    /// tcprtt: hand the histograms over every this often (and at the end).
+    pub rtt_interval: Option<Duration>,
     /// Counters to keep for `--metrics`.
     pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+}
+
+/// Where a trace's output goes.
+pub struct Sinks<'a> {
+    /// Called once every program is attached.
+    pub ready: &'a mut dyn FnMut(),
+    /// Called for every event in a traced container.
+    pub event: &'a mut dyn FnMut(&Event),
+    /// Called with the tcprtt histograms every interval and at the end
+    /// (`true`).
+    pub rtt: &'a mut dyn FnMut(&rtt::Table, bool),
 }
 
 /// Counts at the end of a trace.
@@ -56,14 +72,8 @@ fn kernel(gadget: &str, what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error
     move |err| TraceError::Kernel { gadget, what, err }
 }
 
-/// Trace until `opts.stop` is set or `opts.duration` passes, calling
-/// `on_ready` once every program is attached and `on_event` for every
-/// event in a traced container.
-pub fn run(
-    opts: &Options<'_>,
-    on_ready: &mut dyn FnMut(),
-    on_event: &mut dyn FnMut(&Event),
-) -> Result<Summary> {
+/// Trace until `opts.stop` is set or `opts.duration` passes.
+pub fn run(opts: &Options<'_>, sinks: Sinks<'_>) -> Result<Summary> {
     if !kiln_runtime::runc::is_root() {
         return Err(TraceError::NotRoot);
     }
@@ -79,6 +89,8 @@ pub fn run(
         .map_err(kernel(&all, "opening the BPF object"))?;
     if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
         ro.host_mntns = mntns_of(std::process::id() as i32).unwrap_or(0);
+        ro.host_netns = netns_of(std::process::id() as i32).unwrap_or(0);
+        ro.rtt_by_remote = u8::from(opts.rtt_by_remote);
     }
     let wanted: BTreeSet<&str> = opts
         .gadgets
@@ -93,11 +105,8 @@ pub fn run(
     let skel = open.load().map_err(kernel(&all, "loading the programs"))?;
     let _links = attach(&skel, &opts.gadgets)?;
     let resolver = Resolver::new(opts.roots.clone(), opts.containers.clone());
-    for ns in resolver.unwanted() {
-        ignore(&skel, ns);
-    }
-    on_ready();
-    poll(&skel, opts, resolver, on_event, &all)
+    (sinks.ready)();
+    poll(&skel, opts, resolver, sinks, &all)
 }
 
 fn attach(skel: &TraceSkel<'_>, gadgets: &[Gadget]) -> Result<Vec<libbpf_rs::Link>> {
@@ -119,20 +128,22 @@ fn attach(skel: &TraceSkel<'_>, gadgets: &[Gadget]) -> Result<Vec<libbpf_rs::Lin
 }
 
 /// Tell the kernel to drop a mount namespace's events.
-fn ignore(skel: &TraceSkel<'_>, ns: u32) {
-    let _ = skel
-        .maps
-        .ignored
-        .update(&ns.to_ne_bytes(), &[1], MapFlags::ANY);
+fn ignore(skel: &TraceSkel<'_>, ns: Namespace, id: u64) {
+    let map = match ns {
+        Namespace::Mnt(_) => &skel.maps.ignored,
+        Namespace::Net(_) => &skel.maps.ignored_net,
+    };
+    let _ = map.update(&id.to_ne_bytes(), &[1], MapFlags::ANY);
 }
 
 fn poll(
     skel: &TraceSkel<'_>,
     opts: &Options<'_>,
     resolver: Resolver,
-    on_event: &mut dyn FnMut(&Event),
+    sinks: Sinks<'_>,
     all: &str,
 ) -> Result<Summary> {
+    let on_event = sinks.event;
     let queue: RefCell<Vec<Raw>> = RefCell::new(Vec::new());
     let mut builder = libbpf_rs::RingBufferBuilder::new();
     builder
@@ -152,6 +163,7 @@ fn poll(
         resolver,
         held: Held::default(),
         summary: Summary::default(),
+        rtt_at: (Instant::now(), Instant::now()),
     };
     let start = Instant::now();
     loop {
@@ -169,6 +181,7 @@ fn poll(
         }
         router.settle(on_event, done);
         router.update_lost();
+        router.rtt(done, sinks.rtt);
         if done {
             break;
         }
@@ -194,7 +207,7 @@ const HELD_MAX: usize = 65_536;
 
 /// Events from mount namespaces not known yet, by namespace.
 #[derive(Default)]
-struct Held(HashMap<u32, (Instant, Vec<Raw>)>);
+struct Held(HashMap<(Namespace, u64), (Instant, Vec<Raw>)>);
 
 /// Attribution, delivery and counting.
 struct Router<'s, 'o> {
@@ -203,24 +216,36 @@ struct Router<'s, 'o> {
     resolver: Resolver,
     held: Held,
     summary: Summary,
+    /// Last read of the histograms, last hand-over.
+    rtt_at: (Instant, Instant),
 }
 
 impl Router<'_, '_> {
     fn route(&mut self, raw: Raw, on_event: &mut dyn FnMut(&Event)) {
-        let ns = raw.head().mntns;
+        let (ns, id) = (raw.namespace(), raw.head().ns_id);
         match self.resolver.lookup(ns) {
+            Some(Some(_)) if self.resolver.confirm(ns, id).is_none() => self.hold(ns, id, raw),
             Some(Some(info)) => self.emit(&raw, &info, on_event),
-            Some(None) => {}
-            None => {
-                let slot = self
-                    .held
-                    .0
-                    .entry(ns)
-                    .or_insert_with(|| (Instant::now(), Vec::new()));
-                if slot.1.len() < HELD_MAX {
-                    slot.1.push(raw);
+            Some(None) => {
+                // A container not asked for: the kernel drops it from now on.
+                if !self.resolver.is_unwanted(ns, id) {
+                    self.resolver.mark_unwanted(ns, id);
+                    ignore(self.skel, ns, id);
                 }
             }
+            None if self.resolver.is_unwanted(ns, id) => {}
+            None => self.hold(ns, id, raw),
+        }
+    }
+
+    fn hold(&mut self, ns: Namespace, id: u64, raw: Raw) {
+        let slot = self
+            .held
+            .0
+            .entry((ns, id))
+            .or_insert_with(|| (Instant::now(), Vec::new()));
+        if slot.1.len() < HELD_MAX {
+            slot.1.push(raw);
         }
     }
 
@@ -228,24 +253,30 @@ impl Router<'_, '_> {
     /// belongs to a container, give up on the ones past the grace period.
     fn settle(&mut self, on_event: &mut dyn FnMut(&Event), force: bool) {
         if self.held.0.is_empty() {
+            self.resolver.refresh(Duration::from_secs(1));
             return;
         }
         self.resolver.scan();
         let held = std::mem::take(&mut self.held.0);
-        for (ns, (since, events)) in held {
-            match self.resolver.lookup(ns) {
-                Some(Some(info)) => {
+        for ((ns, id), (since, events)) in held {
+            let known = self.resolver.lookup(ns);
+            let confirmed = match known {
+                Some(Some(_)) => self.resolver.confirm(ns, id),
+                _ => None,
+            };
+            match (confirmed, known) {
+                (Some(info), _) => {
                     for raw in &events {
                         self.emit(raw, &info, on_event);
                     }
                 }
-                Some(None) => {}
-                None if force || since.elapsed() >= GRACE => {
-                    self.resolver.mark_unwanted(ns);
-                    ignore(self.skel, ns);
+                (None, Some(None)) => {}
+                (None, _) if force || since.elapsed() >= GRACE => {
+                    self.resolver.mark_unwanted(ns, id);
+                    ignore(self.skel, ns, id);
                 }
-                None => {
-                    self.held.0.insert(ns, (since, events));
+                (None, _) => {
+                    self.held.0.insert((ns, id), (since, events));
                 }
             }
         }
@@ -288,6 +319,34 @@ impl Router<'_, '_> {
             .or_default() += 1;
         if let Some(m) = &self.opts.metrics {
             m.event(e.gadget.name(), &e.container);
+        }
+    }
+
+    /// tcprtt: read the histograms every second (for the metrics), and hand
+    /// them over every interval and at the end.
+    fn rtt(&mut self, done: bool, sink: &mut dyn FnMut(&rtt::Table, bool)) {
+        if !self.opts.gadgets.contains(&Gadget::Tcprtt) {
+            return;
+        }
+        let (read_due, send_due) = (
+            self.rtt_at.0.elapsed() >= Duration::from_secs(1),
+            self.opts
+                .rtt_interval
+                .is_some_and(|i| self.rtt_at.1.elapsed() >= i),
+        );
+        if !(done || read_due || send_due) {
+            return;
+        }
+        let table = rtt::read(self.skel, &mut self.resolver, self.opts.rtt_by_remote);
+        self.rtt_at.0 = Instant::now();
+        if let Some(m) = &self.opts.metrics {
+            if let Ok(mut t) = m.rtt.lock() {
+                *t = table.clone();
+            }
+        }
+        if done || send_due {
+            sink(&table, done);
+            self.rtt_at.1 = Instant::now();
         }
     }
 

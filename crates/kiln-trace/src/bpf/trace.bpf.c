@@ -9,7 +9,12 @@
 #include <bpf/bpf_core_read.h>
 #include "trace.h"
 
+#define AF_INET 2
+#define AF_INET6 10
+
 const volatile __u32 host_mntns = 0;
+const volatile __u32 host_netns = 0;
+const volatile __u8 rtt_by_remote = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -20,8 +25,8 @@ struct {
  * it was asked to trace). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
 	__type(value, __u8);
 } ignored SEC(".maps");
 
@@ -46,20 +51,12 @@ struct {
 	__type(value, struct open_event);
 } opens SEC(".maps");
 
-/* Scratch space: events are too big for the BPF stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct exec_event);
-} exec_scratch SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct open_event);
-} open_scratch SEC(".maps");
+/* Events are too big for the BPF stack, and a per-CPU scratch buffer is
+ * not safe either (a preempted program's half-built event would be
+ * overwritten by the next one on that CPU): each event is built in place in
+ * its thread's slot of the stash map, created from these zeroes. */
+const struct exec_event zero_exec = {};
+const struct open_event zero_open = {};
 
 static __always_inline void count_lost(__u32 slot)
 {
@@ -68,11 +65,21 @@ static __always_inline void count_lost(__u32 slot)
 		*n += 1;
 }
 
-/* The mount namespace of the current task; 0 when it is filtered out. */
-static __always_inline __u32 wanted_mntns(struct task_struct *t)
+/* A namespace's unique id (kernels with ns_common.ns_id); else its inode. */
+static __always_inline __u64 ns_id_of(struct ns_common *ns)
 {
-	__u32 ns = BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
-	if (ns == host_mntns || bpf_map_lookup_elem(&ignored, &ns))
+	if (bpf_core_field_exists(ns->ns_id))
+		return BPF_CORE_READ(ns, ns_id);
+	return BPF_CORE_READ(ns, inum);
+}
+
+/* The mount namespace of the current task; 0 when it is filtered out. */
+static __always_inline __u32 wanted_mntns(struct task_struct *t, __u64 *id)
+{
+	struct mnt_namespace *mnt = BPF_CORE_READ(t, nsproxy, mnt_ns);
+	__u32 ns = BPF_CORE_READ(mnt, ns.inum);
+	*id = ns_id_of(&mnt->ns);
+	if (ns == host_mntns || bpf_map_lookup_elem(&ignored, id))
 		return 0;
 	return ns;
 }
@@ -89,6 +96,7 @@ static __always_inline void fill_head(struct head *h, __u32 kind, __u32 ns, stru
 	h->uid = (__u32)bpf_get_current_uid_gid();
 	h->ret = 0;
 	h->cgroup = bpf_get_current_cgroup_id();
+	h->ns_id = 0;
 	h->ts_ns = bpf_ktime_get_boot_ns();
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
@@ -96,14 +104,22 @@ static __always_inline void fill_head(struct head *h, __u32 kind, __u32 ns, stru
 static __always_inline int stash_exec(const char *filename, const char *const *argv)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	__u32 ns = wanted_mntns(t);
+	__u64 id = 0;
+	__u32 ns = wanted_mntns(t, &id);
 	if (!ns)
 		return 0;
-	__u32 zero = 0;
-	struct exec_event *e = bpf_map_lookup_elem(&exec_scratch, &zero);
+	/* Keyed by process, not thread: an exec from a non-leader thread
+	 * returns in the leader's thread id. */
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (bpf_map_update_elem(&execs, &tgid, &zero_exec, BPF_ANY)) {
+		count_lost(LOST_EXEC);
+		return 0;
+	}
+	struct exec_event *e = bpf_map_lookup_elem(&execs, &tgid);
 	if (!e)
 		return 0;
 	fill_head(&e->h, KIND_EXEC, ns, t);
+	e->h.ns_id = id;
 	e->args_count = 0;
 	e->args_size = 0;
 	/* argv[0] may differ from the file run: record the file first. */
@@ -124,24 +140,22 @@ static __always_inline int stash_exec(const char *filename, const char *const *a
 		e->args_count++;
 		e->args_size += n;
 	}
-	__u32 tid = e->h.tid;
-	if (bpf_map_update_elem(&execs, &tid, e, BPF_ANY))
-		count_lost(LOST_EXEC);
 	return 0;
 }
 
 static __always_inline int emit_exec(long ret)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct exec_event *e = bpf_map_lookup_elem(&execs, &tid);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct exec_event *e = bpf_map_lookup_elem(&execs, &tgid);
 	if (!e)
 		return 0;
 	e->h.ret = ret;
 	/* After a successful exec the name is the new program's. */
 	bpf_get_current_comm(e->h.comm, sizeof(e->h.comm));
+	e->h.tid = (__u32)bpf_get_current_pid_tgid();
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0))
 		count_lost(LOST_EXEC);
-	bpf_map_delete_elem(&execs, &tid);
+	bpf_map_delete_elem(&execs, &tgid);
 	return 0;
 }
 
@@ -172,21 +186,24 @@ int exit_execveat(struct trace_event_raw_sys_exit *ctx)
 static __always_inline int stash_open(const char *path, int flags, __u32 mode)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	__u32 ns = wanted_mntns(t);
+	__u64 id = 0;
+	__u32 ns = wanted_mntns(t, &id);
 	if (!ns)
 		return 0;
-	__u32 zero = 0;
-	struct open_event *e = bpf_map_lookup_elem(&open_scratch, &zero);
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&opens, &tid, &zero_open, BPF_ANY)) {
+		count_lost(LOST_OPEN);
+		return 0;
+	}
+	struct open_event *e = bpf_map_lookup_elem(&opens, &tid);
 	if (!e)
 		return 0;
 	fill_head(&e->h, KIND_OPEN, ns, t);
+	e->h.ns_id = id;
 	e->flags = flags;
 	e->mode = mode;
 	if (bpf_probe_read_user_str(e->path, sizeof(e->path), path) < 0)
 		e->path[0] = 0;
-	__u32 tid = e->h.tid;
-	if (bpf_map_update_elem(&opens, &tid, e, BPF_ANY))
-		count_lost(LOST_OPEN);
 	return 0;
 }
 
@@ -239,6 +256,206 @@ SEC("tracepoint/syscalls/sys_exit_openat2")
 int exit_openat2(struct trace_event_raw_sys_exit *ctx)
 {
 	return emit_open(ctx->ret);
+}
+
+/* ---- tcp ---- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} ignored_net SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct rtt_key);
+	__type(value, __u64);
+} rtt_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct rtt_total_key);
+	__type(value, struct rtt_total);
+} rtt_totals SEC(".maps");
+
+/* Never written: names struct tcp_event in a map so the skeleton generates
+ * its Rust layout for the decoder. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tcp_event);
+} tcp_layout SEC(".maps");
+
+/* The socket's network namespace; 0 when it is filtered out. */
+static __always_inline __u32 wanted_netns(const struct sock *sk, __u64 *id)
+{
+	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	__u32 ns = BPF_CORE_READ(net, ns.inum);
+	*id = ns_id_of(&net->ns);
+	if (ns == host_netns || bpf_map_lookup_elem(&ignored_net, id))
+		return 0;
+	return ns;
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int on_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	__u64 id = 0;
+	__u32 ns = wanted_netns((const struct sock *)ctx->skaddr, &id);
+	if (!ns)
+		return 0;
+	struct tcp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(LOST_TCP);
+		return 0;
+	}
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	fill_head(&e->h, KIND_TCP, BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum), t);
+	e->h.ns_id = id;
+	e->netns = ns;
+	e->family = ctx->family;
+	e->sport = ctx->sport;
+	e->dport = ctx->dport;
+	e->oldstate = ctx->oldstate;
+	e->newstate = ctx->newstate;
+	if (ctx->oldstate == TCP_CLOSE && ctx->newstate == TCP_SYN_SENT)
+		e->type = EV_CONNECT;
+	else if (ctx->newstate == TCP_CLOSE)
+		e->type = EV_CLOSE;
+	else
+		e->type = EV_STATE;
+	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
+	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+	/* The context's arrays are copied with a helper: the verifier refuses
+	 * loads through an offset context pointer. */
+	if (ctx->family == AF_INET) {
+		bpf_probe_read_kernel(e->saddr, 4, ctx->saddr);
+		bpf_probe_read_kernel(e->daddr, 4, ctx->daddr);
+	} else {
+		bpf_probe_read_kernel(e->saddr, 16, ctx->saddr_v6);
+		bpf_probe_read_kernel(e->daddr, 16, ctx->daddr_v6);
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* accept: the new socket, found through the returned fd, in the task that
+ * accepted it (so the pid is the server's). */
+static __always_inline int emit_accept(long fd)
+{
+	if (fd < 0)
+		return 0;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct file **fds = BPF_CORE_READ(t, files, fdt, fd);
+	struct file *f = 0;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd & 0xfffff]) || !f)
+		return 0;
+	struct socket *sock = (struct socket *)BPF_CORE_READ(f, private_data);
+	const struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	__u64 id = 0;
+	__u32 ns = wanted_netns(sk, &id);
+	if (!ns)
+		return 0;
+	struct tcp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(LOST_TCP);
+		return 0;
+	}
+	fill_head(&e->h, KIND_TCP, BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum), t);
+	e->h.ret = fd;
+	e->h.ns_id = id;
+	e->netns = ns;
+	e->type = EV_ACCEPT;
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->dport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	e->oldstate = 0;
+	e->newstate = BPF_CORE_READ(sk, __sk_common.skc_state);
+	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
+	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+	if (e->family == AF_INET) {
+		__u32 s4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 d4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->saddr, &s4, 4);
+		__builtin_memcpy(e->daddr, &d4, 4);
+	} else {
+		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr);
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return emit_accept(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return emit_accept(ctx->ret);
+}
+
+/* ---- tcprtt ---- */
+
+static __always_inline __u32 log2_slot(__u32 v)
+{
+	__u32 r = 0;
+	for (int i = 16; i > 0; i >>= 1) {
+		if (v >= (1u << i)) {
+			v >>= i;
+			r += i;
+		}
+	}
+	return r < RTT_SLOTS ? r : RTT_SLOTS - 1;
+}
+
+SEC("tracepoint/tcp/tcp_probe")
+int on_tcp_probe(struct trace_event_raw_tcp_probe *ctx)
+{
+	__u64 id = 0;
+	__u32 ns = wanted_netns((const struct sock *)ctx->skaddr, &id);
+	if (!ns)
+		return 0;
+	__u32 srtt = ctx->srtt;
+	struct rtt_key k = {};
+	k.netns = ns;
+	k.slot = log2_slot(srtt);
+	struct rtt_total_key tk = {};
+	tk.netns = ns;
+	if (rtt_by_remote) {
+		/* sockaddr_in: address at 4; sockaddr_in6: at 8. */
+		if (ctx->family == AF_INET)
+			bpf_probe_read_kernel(k.daddr, 4, &ctx->daddr[4]);
+		else
+			bpf_probe_read_kernel(k.daddr, 16, &ctx->daddr[8]);
+		__builtin_memcpy(tk.daddr, k.daddr, 16);
+	}
+	__u64 one = 1;
+	__u64 *n = bpf_map_lookup_elem(&rtt_hist, &k);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else if (bpf_map_update_elem(&rtt_hist, &k, &one, BPF_NOEXIST))
+		count_lost(LOST_RTT);
+	struct rtt_total *tot = bpf_map_lookup_elem(&rtt_totals, &tk);
+	if (tot) {
+		__sync_fetch_and_add(&tot->sum_us, srtt);
+		__sync_fetch_and_add(&tot->count, 1);
+	} else {
+		struct rtt_total first = { .sum_us = srtt, .count = 1 };
+		bpf_map_update_elem(&rtt_totals, &tk, &first, BPF_NOEXIST);
+	}
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";
