@@ -495,3 +495,62 @@ fn tcp_events_and_rtt_histograms_from_http_requests() {
         "{body}"
     );
 }
+
+#[test]
+fn traceloop_dumps_a_failing_init_and_on_request() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tag = std::process::id();
+    let busy = start(
+        dir.path(),
+        &format!("kiln-trace-loop-a-{tag}"),
+        &["/bin/busybox", "sleep", "1000"],
+    );
+    let tracing = trace(&["traceloop", "--calls", "64"]);
+    // Started while tracing; its program fails right after a known call.
+    let failing = start(
+        dir.path(),
+        &format!("kiln-trace-loop-b-{tag}"),
+        &["/bin/busybox", "test", "-e", "/kiln-missing"],
+    );
+    exec_in(&busy.0, &["/bin/busybox", "cat", "/etc/kiln-marker"]);
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill")
+        .args(["-USR1", &tracing.child.id().to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (events, tail) = stop(tracing);
+    assert!(tail.contains(", 0 lost"), "{tail}");
+    let dump = |container: &str, reason: &str| {
+        events
+            .iter()
+            .find(|e| {
+                e["container"] == container
+                    && e["reason"].as_str().is_some_and(|r| r.contains(reason))
+            })
+            .unwrap_or_else(|| panic!("no '{reason}' dump for {container}: {events:#?}"))
+            .clone()
+    };
+    let d = dump(&failing.0, "init exited with status 1");
+    let calls = d["calls"].as_array().unwrap();
+    assert!(calls.len() <= 64);
+    let last = calls.last().unwrap();
+    assert_eq!(last["syscall"], "exit_group", "{d:#}");
+    let returned: Vec<&Value> = calls.iter().filter(|c| c.get("ret").is_some()).collect();
+    let known = returned.last().unwrap();
+    assert!(known["syscall"].as_str().unwrap().contains("stat"), "{d:#}");
+    assert_eq!(known["args"][1], "\"/kiln-missing\"");
+    assert_eq!(known["ret"], -2);
+    assert_eq!(known["error"], "No such file or directory");
+    // On request: the busy container's ring holds the cat's open.
+    let d = dump(&busy.0, "requested");
+    let opened = d["calls"].as_array().unwrap().iter().any(|c| {
+        c["args"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "\"/etc/kiln-marker\""))
+    });
+    assert!(opened, "{d:#}");
+}

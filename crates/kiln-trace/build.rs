@@ -27,7 +27,35 @@ fn main() {
         .clang_args([format!("-I{}", out.display()), "-Isrc/bpf".to_string()])
         .build_and_generate(out.join("trace.skel.rs"))
         .expect("compile the BPF programs (clang and libbpf-dev)");
+    syscall_names(&out);
     println!("cargo:rerun-if-changed={SRC}");
     println!("cargo:rerun-if-changed=src/bpf/trace.h");
     println!("cargo:rerun-if-env-changed=KILN_BTF");
+}
+
+/// x86-64 system call names by number, from the kernel's UAPI header
+/// (linux-libc-dev), for traceloop's decoder.
+fn syscall_names(out: &std::path::Path) {
+    let header = [
+        "/usr/include/x86_64-linux-gnu/asm/unistd_64.h",
+        "/usr/include/asm/unistd_64.h",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok())
+    .expect("the x86-64 system call numbers (apt-get install linux-libc-dev)");
+    let mut names: Vec<(i64, String)> = header
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("#define __NR_")?;
+            let (name, nr) = rest.split_once(char::is_whitespace)?;
+            Some((nr.trim().parse().ok()?, name.to_string()))
+        })
+        .collect();
+    names.sort();
+    let body: String = names
+        .iter()
+        .map(|(n, s)| format!("    ({n}, \"{s}\"),\n"))
+        .collect();
+    let code = format!("/// (number, name), sorted by number.\npub(crate) static SYSCALLS: &[(i64, &str)] = &[\n{body}];\n");
+    std::fs::write(out.join("syscalls.rs"), code).expect("write syscalls.rs");
 }

@@ -26,7 +26,8 @@ use std::sync::Arc;
     kiln trace exec,open --container web  # one container\n  \
     kiln trace open --duration 10 -o json | jq .path")]
 pub struct Args {
-    /// Gadgets: exec, open, exec-alert, tcp, tcprtt (several as exec,open).
+    /// Gadgets: exec, open, exec-alert, tcp, tcprtt, traceloop (several as
+    /// exec,open).
     #[arg(value_delimiter = ',', required = true, value_parser = clap::value_parser!(Gadget))]
     pub gadgets: Vec<Gadget>,
     /// Trace this container (repeatable) [default: all].
@@ -48,6 +49,11 @@ pub struct Args {
     /// tcprtt: one histogram per remote address, not only per container.
     #[arg(long)]
     pub by_remote: bool,
+    /// traceloop: system calls kept per container (the last N are dumped
+    /// on SIGUSR1, and when a container's init exits with a non-zero
+    /// status).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub calls: usize,
     /// exec-alert rules: a YAML file of allowed/denied binary paths per
     /// container (see the README).
     #[arg(long, value_name = "FILE")]
@@ -89,7 +95,9 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
         metrics: args.metrics.as_ref().map(|_| Arc::new(Metrics::default())),
         rtt_by_remote: args.by_remote,
         rtt_interval: args.interval.map(Duration::from_secs_f64),
+        loop_calls: args.calls,
     };
+    kiln_trace::traceloop::dump_on_sigusr1();
     let served = match (&args.metrics, &opts.metrics) {
         (Some(addr), Some(m)) => Some(kiln_trace::metrics::serve(addr, m.clone())?),
         _ => None,
@@ -126,12 +134,14 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
         };
     };
     let mut on_rtt = |t: &kiln_trace::rtt::Table, _done: bool| print_rtt(t, json);
+    let mut on_dump = |d: &kiln_trace::traceloop::Dump| print_dump(d, json);
     let summary = session::run(
         &opts,
         Sinks {
             ready: &mut ready,
             event: &mut on_event,
             rtt: &mut on_rtt,
+            dump: &mut on_dump,
         },
     )?;
     for (g, n) in &summary.lost {
@@ -227,5 +237,38 @@ fn print_rtt(table: &kiln_trace::rtt::Table, json: bool) {
             };
             writeln!(out, "{}", kiln_trace::rtt::render(&title, h))
         };
+    }
+}
+
+/// A traceloop dump: one JSON document, or a listing.
+fn print_dump(d: &kiln_trace::traceloop::Dump, json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let mut v = serde_json::to_value(d).unwrap_or_default();
+        v["gadget"] = "traceloop".into();
+        let _ = writeln!(out, "{v}");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "traceloop {}: {} ({} calls)",
+        d.container,
+        d.reason,
+        d.calls.len()
+    );
+    for c in &d.calls {
+        let ret = match (&c.ret, &c.error) {
+            (Some(_), Some(e)) => format!(" = {} ({e})", c.ret.unwrap_or_default()),
+            (Some(r), None) => format!(" = {r}"),
+            (None, _) => " = ?".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>8} {:<16} {}({}){ret}",
+            c.tid,
+            c.comm,
+            c.syscall,
+            c.args.join(", ")
+        );
     }
 }

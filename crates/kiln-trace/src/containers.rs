@@ -47,6 +47,8 @@ pub struct Resolver {
     /// with the same inode and another id is a new namespace that reuses
     /// the inode of a container's, not that container.
     ids: HashMap<Namespace, (String, u64)>,
+    /// Init pids of every listed container (running or not) to ids.
+    inits: HashMap<i32, String>,
     scanned: Instant,
 }
 
@@ -76,6 +78,7 @@ impl Resolver {
             containers: HashMap::new(),
             unwanted: HashSet::new(),
             ids: HashMap::new(),
+            inits: HashMap::new(),
             scanned: Instant::now(),
         };
         r.scan();
@@ -95,9 +98,18 @@ impl Resolver {
     pub fn scan(&mut self) {
         let host_net = netns_of(std::process::id() as i32);
         let mut fresh = HashMap::new();
-        for c in kiln_runtime::container::list(&self.roots) {
-            // A stopped container's pid may belong to another process now.
+        let listed = kiln_runtime::container::list(&self.roots);
+        self.inits = listed.iter().map(|c| (c.pid, c.id.clone())).collect();
+        for c in listed {
+            // A stopped container's pid may belong to another process now:
+            // keep what was learned while it ran (its last events may still
+            // be on their way), learn nothing new.
             if c.status == kiln_runtime::container::Status::Stopped {
+                for (ns, info) in &self.containers {
+                    if info.as_ref().is_some_and(|i| i.id == c.id) {
+                        fresh.insert(*ns, info.clone());
+                    }
+                }
                 continue;
             }
             let Some(mnt) = mntns_of(c.pid) else { continue };
@@ -141,6 +153,23 @@ impl Resolver {
         let info = self.containers.get(&ns).cloned().flatten()?;
         let (owner, first) = self.ids.entry(ns).or_insert_with(|| (info.id.clone(), id));
         (*owner == info.id && *first == id).then_some(info)
+    }
+
+    /// A container whose init is one of `pids`, for events from a
+    /// namespace no scan saw alive (a container that ran and exited
+    /// between two scans): the namespace is taken as that container's.
+    pub fn adopt(&mut self, ns: Namespace, pids: &[u32]) -> Option<Arc<Info>> {
+        let (pid, id) = pids.iter().find_map(|p| {
+            self.inits
+                .get(&(*p as i32))
+                .map(|id| (*p as i32, id.clone()))
+        })?;
+        if self.want.as_ref().is_some_and(|w| !w.contains(&id)) {
+            return None;
+        }
+        let info = Arc::new(Info { id, init_pid: pid });
+        self.containers.insert(ns, Some(info.clone()));
+        Some(info)
     }
 
     /// Has the namespace with this id been ruled out?

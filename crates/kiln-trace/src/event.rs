@@ -93,6 +93,7 @@ pub(crate) enum Raw {
     Exec(Box<types::exec_event>),
     Open(Box<types::open_event>),
     Tcp(Box<types::tcp_event>),
+    Sys(Box<types::sys_event>),
 }
 
 impl Raw {
@@ -101,6 +102,7 @@ impl Raw {
             Raw::Exec(e) => &e.h,
             Raw::Open(e) => &e.h,
             Raw::Tcp(e) => &e.h,
+            Raw::Sys(e) => &e.h,
         }
     }
 
@@ -127,6 +129,12 @@ pub(crate) fn decode(data: &[u8]) -> Option<Raw> {
         2 if data.len() >= size_of::<types::open_event>() => {
             // SAFETY: as above.
             Some(Raw::Open(Box::new(unsafe {
+                std::ptr::read_unaligned(data.as_ptr().cast())
+            })))
+        }
+        4..=6 if data.len() >= size_of::<types::sys_event>() => {
+            // SAFETY: as above.
+            Some(Raw::Sys(Box::new(unsafe {
                 std::ptr::read_unaligned(data.as_ptr().cast())
             })))
         }
@@ -157,10 +165,12 @@ fn error(ret: i32) -> Option<String> {
 }
 
 /// The event for `raw`, in `container`; `init_pid` tells the container's
-/// own init from a process that entered it.
-pub(crate) fn event(raw: &Raw, container: &str, init_pid: i32) -> Event {
+/// own init from a process that entered it. None for traceloop's records,
+/// which go to the flight recorder instead.
+pub(crate) fn event(raw: &Raw, container: &str, init_pid: i32) -> Option<Event> {
     let h = raw.head();
     let detail = match raw {
+        Raw::Sys(_) => return None,
         Raw::Exec(e) => {
             let size = (e.args_size as usize).min(e.args.len());
             let args = e.args[..size]
@@ -183,11 +193,12 @@ pub(crate) fn event(raw: &Raw, container: &str, init_pid: i32) -> Event {
             error: error(h.ret),
         },
     };
-    Event {
+    Some(Event {
         gadget: match raw {
             Raw::Exec(_) => Gadget::Exec,
             Raw::Open(_) => Gadget::Open,
             Raw::Tcp(_) => Gadget::Tcp,
+            Raw::Sys(_) => Gadget::Traceloop,
         },
         container: container.to_string(),
         pid: h.pid,
@@ -198,7 +209,7 @@ pub(crate) fn event(raw: &Raw, container: &str, init_pid: i32) -> Event {
         time_ns: h.ts_ns,
         detail,
         alert: None,
-    }
+    })
 }
 
 fn tcp(t: &types::tcp_event) -> Detail {

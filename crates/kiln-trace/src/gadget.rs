@@ -19,6 +19,8 @@ pub enum Gadget {
     Tcp,
     /// A log2 histogram of smoothed TCP round-trip times per container.
     Tcprtt,
+    /// A flight recorder of each container's system calls.
+    Traceloop,
 }
 
 impl Gadget {
@@ -29,6 +31,7 @@ impl Gadget {
         Gadget::ExecAlert,
         Gadget::Tcp,
         Gadget::Tcprtt,
+        Gadget::Traceloop,
     ];
 
     /// Its name on the command line.
@@ -39,6 +42,7 @@ impl Gadget {
             Gadget::ExecAlert => "exec-alert",
             Gadget::Tcp => "tcp",
             Gadget::Tcprtt => "tcprtt",
+            Gadget::Traceloop => "traceloop",
         }
     }
 
@@ -53,6 +57,7 @@ impl Gadget {
             ],
             Gadget::Tcp => &["on_tcp_state", "exit_accept4", "exit_accept"],
             Gadget::Tcprtt => &["on_tcp_probe"],
+            Gadget::Traceloop => &["loop_enter", "loop_exit", "loop_proc_exit"],
             Gadget::Open => &[
                 "enter_open",
                 "enter_openat",
@@ -71,6 +76,7 @@ impl Gadget {
             Gadget::Open => 1,
             Gadget::Tcp => 2,
             Gadget::Tcprtt => 3,
+            Gadget::Traceloop => 4,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod rtt;
 pub mod session;
 mod tracefs;
+pub mod traceloop;
 
 pub use error::{Result, TraceError};
 

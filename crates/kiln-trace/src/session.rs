@@ -19,6 +19,7 @@ use crate::gadget::Gadget;
 use crate::rtt;
 use crate::skel::{TraceSkel, TraceSkelBuilder};
 use crate::tracefs::Tracefs;
+use crate::traceloop::{self, Recorder};
 
 const BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -40,6 +41,8 @@ pub struct Options<'a> {
     pub rtt_by_remote: bool,
     /// tcprtt: hand the histograms over every this often (and at the end).
     pub rtt_interval: Option<Duration>,
+    /// traceloop: calls kept per container.
+    pub loop_calls: usize,
     /// Counters to keep for `--metrics`.
     pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
@@ -53,6 +56,8 @@ pub struct Sinks<'a> {
     /// Called with the tcprtt histograms every interval and at the end
     /// (`true`).
     pub rtt: &'a mut dyn FnMut(&rtt::Table, bool),
+    /// Called with each traceloop dump.
+    pub dump: &'a mut dyn FnMut(&traceloop::Dump),
 }
 
 /// Counts at the end of a trace.
@@ -144,6 +149,7 @@ fn poll(
     all: &str,
 ) -> Result<Summary> {
     let on_event = sinks.event;
+    let on_dump = sinks.dump;
     let queue: RefCell<Vec<Raw>> = RefCell::new(Vec::new());
     let mut builder = libbpf_rs::RingBufferBuilder::new();
     builder
@@ -164,6 +170,8 @@ fn poll(
         held: Held::default(),
         summary: Summary::default(),
         rtt_at: (Instant::now(), Instant::now()),
+        recorder: Recorder::new(opts.loop_calls),
+        dumps: Vec::new(),
     };
     let start = Instant::now();
     loop {
@@ -182,6 +190,16 @@ fn poll(
         router.settle(on_event, done);
         router.update_lost();
         router.rtt(done, sinks.rtt);
+        if traceloop::DUMP_REQUESTED.swap(false, Ordering::SeqCst) {
+            for c in router.recorder.containers() {
+                router
+                    .dumps
+                    .push(router.recorder.dump(&c, "requested (SIGUSR1)"));
+            }
+        }
+        for d in router.dumps.drain(..) {
+            on_dump(&d);
+        }
         if done {
             break;
         }
@@ -218,6 +236,10 @@ struct Router<'s, 'o> {
     summary: Summary,
     /// Last read of the histograms, last hand-over.
     rtt_at: (Instant, Instant),
+    /// traceloop's rings.
+    recorder: Recorder,
+    /// Dumps due, handed over after each batch.
+    dumps: Vec<traceloop::Dump>,
 }
 
 impl Router<'_, '_> {
@@ -259,7 +281,11 @@ impl Router<'_, '_> {
         self.resolver.scan();
         let held = std::mem::take(&mut self.held.0);
         for ((ns, id), (since, events)) in held {
-            let known = self.resolver.lookup(ns);
+            let mut known = self.resolver.lookup(ns);
+            if known.is_none() {
+                let pids: Vec<u32> = events.iter().map(|r| r.head().pid).collect();
+                known = self.resolver.adopt(ns, &pids).map(Some);
+            }
             let confirmed = match known {
                 Some(Some(_)) => self.resolver.confirm(ns, id),
                 _ => None,
@@ -288,7 +314,12 @@ impl Router<'_, '_> {
         info: &crate::containers::Info,
         on_event: &mut dyn FnMut(&Event),
     ) {
-        let e = event::event(raw, &info.id, info.init_pid);
+        if let Raw::Sys(s) = raw {
+            return self.record(s, info);
+        }
+        let Some(e) = event::event(raw, &info.id, info.init_pid) else {
+            return;
+        };
         if self.opts.gadgets.contains(&e.gadget) {
             self.count(&e);
             on_event(&e);
@@ -347,6 +378,34 @@ impl Router<'_, '_> {
         if done || send_due {
             sink(&table, done);
             self.rtt_at.1 = Instant::now();
+        }
+    }
+
+    /// traceloop: into the container's ring; a failing init dumps it.
+    fn record(&mut self, s: &crate::skel::types::sys_event, info: &crate::containers::Info) {
+        if !self.opts.gadgets.contains(&Gadget::Traceloop) {
+            return;
+        }
+        if s.h.kind == 6 {
+            if s.h.pid as i32 == info.init_pid {
+                if let Some(why) = traceloop::failure(s.exit_code) {
+                    self.dumps.push(self.recorder.dump(&info.id, &why));
+                }
+            }
+            return;
+        }
+        self.recorder.record(&info.id, s);
+        if s.h.kind == 4 {
+            *self
+                .summary
+                .events
+                .entry(Gadget::Traceloop)
+                .or_default()
+                .entry(info.id.clone())
+                .or_default() += 1;
+            if let Some(m) = &self.opts.metrics {
+                m.event(Gadget::Traceloop.name(), &info.id);
+            }
         }
     }
 

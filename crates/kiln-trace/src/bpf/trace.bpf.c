@@ -458,4 +458,115 @@ int on_tcp_probe(struct trace_event_raw_tcp_probe *ctx)
 	return 0;
 }
 
+/* ---- traceloop ---- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sys_event);
+} sys_layout SEC(".maps");
+
+/* Which argument of an x86-64 system call is a path (1-based; 0: none). */
+static __always_inline __u32 path_arg(long nr)
+{
+	switch (nr) {
+	case 2: case 4: case 6: case 21: case 59: case 80: case 82: case 83:
+	case 84: case 85: case 86: case 87: case 88: case 89: case 90: case 92:
+	case 133: case 161: case 165: case 166:
+		return 1;
+	case 257: case 258: case 259: case 260: case 262: case 263: case 265:
+	case 266: case 267: case 268: case 269: case 280: case 322: case 332:
+	case 437: case 439:
+		return 2;
+	default:
+		return 0;
+	}
+}
+
+SEC("tracepoint/raw_syscalls/sys_enter")
+int loop_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 id = 0;
+	__u32 ns = wanted_mntns(t, &id);
+	if (!ns)
+		return 0;
+	struct sys_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(LOST_LOOP);
+		return 0;
+	}
+	fill_head(&e->h, KIND_SYS_ENTER, ns, t);
+	e->h.ns_id = id;
+	e->nr = ctx->id;
+	bpf_probe_read_kernel(e->args, sizeof(e->args), ctx->args);
+	e->ret = 0;
+	e->exit_code = 0;
+	e->path_arg = path_arg(ctx->id);
+	e->path[0] = 0;
+	if (e->path_arg == 1)
+		bpf_probe_read_user_str(e->path, sizeof(e->path), (void *)ctx->args[0]);
+	else if (e->path_arg == 2)
+		bpf_probe_read_user_str(e->path, sizeof(e->path), (void *)ctx->args[1]);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tracepoint/raw_syscalls/sys_exit")
+int loop_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 id = 0;
+	__u32 ns = wanted_mntns(t, &id);
+	if (!ns)
+		return 0;
+	struct sys_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(LOST_LOOP);
+		return 0;
+	}
+	fill_head(&e->h, KIND_SYS_EXIT, ns, t);
+	e->h.ns_id = id;
+	e->nr = ctx->id;
+	e->ret = ctx->ret;
+	e->exit_code = 0;
+	e->path_arg = 0;
+	e->path[0] = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* A process (thread group leader) exits, with its status. */
+SEC("tracepoint/sched/sched_process_exit")
+int loop_proc_exit(void *ctx)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if ((__u32)pid_tgid != (__u32)(pid_tgid >> 32))
+		return 0;
+	__u64 id = 0;
+	__u32 ns = wanted_mntns(t, &id);
+	if (!ns)
+		return 0;
+	struct sys_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(LOST_LOOP);
+		return 0;
+	}
+	fill_head(&e->h, KIND_PROC_EXIT, ns, t);
+	e->h.ns_id = id;
+	e->nr = -1;
+	e->ret = 0;
+	int code = BPF_CORE_READ(t, exit_code);
+	unsigned int flags = BPF_CORE_READ(t, signal, flags);
+	if (flags & 0x4 /* SIGNAL_GROUP_EXIT */)
+		code = BPF_CORE_READ(t, signal, group_exit_code);
+	e->exit_code = code;
+	e->path_arg = 0;
+	e->path[0] = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "GPL";

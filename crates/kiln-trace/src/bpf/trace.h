@@ -9,8 +9,9 @@
 #define ARGS_SIZE (ARG_SIZE * MAX_ARGS)
 #define PATH_SIZE 256
 
-enum kind { KIND_EXEC = 1, KIND_OPEN = 2, KIND_TCP = 3 };
-enum lost_slot { LOST_EXEC = 0, LOST_OPEN = 1, LOST_TCP = 2, LOST_RTT = 3, LOST_SLOTS = 4 };
+enum kind { KIND_EXEC = 1, KIND_OPEN = 2, KIND_TCP = 3, KIND_SYS_ENTER = 4, KIND_SYS_EXIT = 5, KIND_PROC_EXIT = 6 };
+enum lost_slot { LOST_EXEC = 0, LOST_OPEN = 1, LOST_TCP = 2, LOST_RTT = 3, LOST_LOOP = 4, LOST_SLOTS = 5 };
+#define SYS_PATH_SIZE 64
 enum tcp_type { EV_CONNECT = 1, EV_ACCEPT = 2, EV_CLOSE = 3, EV_STATE = 4 };
 #define RTT_SLOTS 32
 
@@ -81,6 +82,18 @@ struct rtt_total_key {
 	__u32 netns;
 	__u32 pad;
 	__u8 daddr[16];
+};
+
+/* traceloop: one system call entered (with a path argument read for the
+ * calls that take one) or returned, or a process that exited. */
+struct sys_event {
+	struct head h;
+	__s64 nr;
+	__u64 args[6];
+	__s64 ret;
+	__s32 exit_code;
+	__u32 path_arg;
+	char path[SYS_PATH_SIZE];
 };
 
 #endif
