@@ -123,18 +123,33 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
             eprintln!("kiln: tracing {names}{at}; Ctrl-C to stop");
         }
     };
+    // Buffered, flushed after each batch: a write per event would cost more
+    // than the event.
+    let out = std::cell::RefCell::new(std::io::BufWriter::with_capacity(
+        1 << 16,
+        std::io::stdout(),
+    ));
     let mut on_event = |e: &Event| {
-        let mut out = std::io::stdout().lock();
+        let mut out = out.borrow_mut();
         let _ = if json {
-            serde_json::to_writer(&mut out, e)
+            serde_json::to_writer(&mut *out, e)
                 .map_err(std::io::Error::other)
                 .and_then(|_| writeln!(out))
         } else {
             writeln!(out, "{}", row(e))
         };
     };
-    let mut on_rtt = |t: &kiln_trace::rtt::Table, _done: bool| print_rtt(t, json);
-    let mut on_dump = |d: &kiln_trace::traceloop::Dump| print_dump(d, json);
+    let mut batch_done = || {
+        let _ = out.borrow_mut().flush();
+    };
+    let mut on_rtt = |t: &kiln_trace::rtt::Table, _done: bool| {
+        let _ = out.borrow_mut().flush();
+        print_rtt(t, json);
+    };
+    let mut on_dump = |d: &kiln_trace::traceloop::Dump| {
+        let _ = out.borrow_mut().flush();
+        print_dump(d, json);
+    };
     let summary = session::run(
         &opts,
         Sinks {
@@ -142,6 +157,7 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
             event: &mut on_event,
             rtt: &mut on_rtt,
             dump: &mut on_dump,
+            batch_done: &mut batch_done,
         },
     )?;
     for (g, n) in &summary.lost {

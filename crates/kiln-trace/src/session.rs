@@ -58,6 +58,8 @@ pub struct Sinks<'a> {
     pub rtt: &'a mut dyn FnMut(&rtt::Table, bool),
     /// Called with each traceloop dump.
     pub dump: &'a mut dyn FnMut(&traceloop::Dump),
+    /// Called after each batch of events (a sink may buffer until then).
+    pub batch_done: &'a mut dyn FnMut(),
 }
 
 /// Counts at the end of a trace.
@@ -150,6 +152,7 @@ fn poll(
 ) -> Result<Summary> {
     let on_event = sinks.event;
     let on_dump = sinks.dump;
+    let batch_done = sinks.batch_done;
     let queue: RefCell<Vec<Raw>> = RefCell::new(Vec::new());
     let mut builder = libbpf_rs::RingBufferBuilder::new();
     builder
@@ -200,6 +203,7 @@ fn poll(
         for d in router.dumps.drain(..) {
             on_dump(&d);
         }
+        batch_done();
         if done {
             break;
         }
