@@ -345,13 +345,13 @@ impl Router<'_, '_> {
     }
 
     fn count(&mut self, e: &Event) {
-        *self
-            .summary
-            .events
-            .entry(e.gadget)
-            .or_default()
-            .entry(e.container.clone())
-            .or_default() += 1;
+        let per = self.summary.events.entry(e.gadget).or_default();
+        match per.get_mut(&e.container) {
+            Some(n) => *n += 1,
+            None => {
+                per.insert(e.container.clone(), 1);
+            }
+        }
         if let Some(m) = &self.opts.metrics {
             m.event(e.gadget.name(), &e.container);
         }
