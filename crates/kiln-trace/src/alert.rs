@@ -169,6 +169,7 @@ mod tests {
             ppid: 0,
             uid: 0,
             comm: "x".into(),
+            cgroup: 0,
             time_ns: 0,
             detail: Detail::Exec {
                 args: vec![bin.into()],

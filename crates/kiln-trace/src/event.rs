@@ -26,6 +26,10 @@ pub struct Event {
     pub uid: u32,
     /// Command name (after an exec, the new program's).
     pub comm: String,
+    /// The task's cgroup (v2) id: with the namespace, which part of the
+    /// container it ran in. For TCP state changes in softirq context it is
+    /// whatever task the kernel interrupted.
+    pub cgroup: u64,
     /// Time since boot, nanoseconds.
     pub time_ns: u64,
     /// What happened.
@@ -206,6 +210,7 @@ pub(crate) fn event(raw: &Raw, container: &str, init_pid: i32) -> Option<Event> 
         ppid: h.ppid,
         uid: h.uid,
         comm: text(&h.comm),
+        cgroup: h.cgroup,
         time_ns: h.ts_ns,
         detail,
         alert: None,
