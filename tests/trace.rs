@@ -449,6 +449,32 @@ fn tcp_events_and_rtt_histograms_from_http_requests() {
             "hello from busybox httpd\n"
         );
     }
+    // IPv6: a second server on ::1, started inside the container.
+    sh(Command::new("runc").args([
+        "exec",
+        &c.0,
+        "/bin/busybox",
+        "httpd",
+        "-p",
+        "[::1]:8081",
+        "-h",
+        "/www",
+    ]));
+    let out = Command::new("runc")
+        .args([
+            "exec",
+            &c.0,
+            "/bin/busybox",
+            "wget",
+            "-qO-",
+            "http://[::1]:8081/",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from busybox httpd\n"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let body = String::from_utf8(
         sh(Command::new("curl").args(["-sf", &format!("http://{metrics}/metrics")])).stdout,
@@ -465,8 +491,20 @@ fn tcp_events_and_rtt_histograms_from_http_requests() {
             .count()
     };
     assert!(tcp("connect") >= 5, "{events:#?}");
-    let accepts: Vec<&Value> = events.iter().filter(|e| e["event"] == "accept").collect();
+    let accepts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "accept" && e["family"] == "ipv4")
+        .collect();
     assert_eq!(accepts.len(), 5, "{events:#?}");
+    let v6: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "accept" && e["family"] == "ipv6")
+        .collect();
+    assert_eq!(v6.len(), 1, "{events:#?}");
+    assert_eq!(
+        (v6[0]["saddr"].as_str(), v6[0]["sport"].as_u64()),
+        (Some("::1"), Some(8081))
+    );
     assert!(accepts
         .iter()
         .all(|e| e["sport"] == 8080 && e["saddr"] == "127.0.0.1" && e["comm"] == "busybox"));
