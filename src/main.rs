@@ -43,7 +43,8 @@ enum Command {
     Cp(cmd::cp::CpArgs),
     /// Forward a local port to a port inside a target's network namespace.
     PortForward(cmd::cp::ForwardArgs),
-    /// Trace containers with eBPF gadgets (exec, open).
+    /// Trace containers with eBPF gadgets: exec, open, exec-alert, tcp,
+    /// tcprtt, traceloop.
     Trace(cmd::trace::Args),
     /// List the runc containers kiln can enter.
     Ps(cmd::debug::PsArgs),
