@@ -863,6 +863,28 @@ fn images_and_toolboxes() {
         ]));
         assert_eq!(out, "42\n/target/srv/data.bin /target/srv/www\n");
     }
+    // The same toolbox from a registry (Debian's docker-registry on
+    // loopback): the same digest, so the cached copy serves it.
+    if have("docker-registry") && have("skopeo") {
+        let reg = common::registry::Registry::start(&f.dir, None, common::registry::Auth::None);
+        sh(Command::new("skopeo")
+            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}", tools.image()))
+            .arg(format!("docker://{}/tools:v1", reg.host)));
+        let remote = format!("registry:{}/tools:v1", reg.host);
+        let out = ok(&env_run(&[
+            "debug",
+            &f.nginx.id,
+            "--toolbox",
+            &remote,
+            "--tls-verify=false",
+            "--",
+            dash,
+            "-c",
+            "echo from-registry",
+        ]));
+        assert_eq!(out, "from-registry\n");
+    }
     let cached: Vec<String> = std::fs::read_dir(cache.join("kiln/toolbox"))
         .unwrap()
         .flatten()
