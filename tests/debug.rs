@@ -34,30 +34,9 @@ fn nginx_conf() -> String {
     )
 }
 
-/// A runc container, deleted on drop.
-struct Container {
-    id: String,
-    pid: i32,
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("runc")
-            .args(["delete", "--force", &self.id])
-            .status();
-    }
-}
-
 fn ready() -> bool {
-    if !is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs the suite as root"
-        );
-        eprintln!("skipping: kiln debug joins namespaces and mounts, which needs root");
-        return false;
-    }
-    have("runc")
+    root_or_skip("kiln debug joins namespaces and mounts")
+        && have("runc")
         && have("dpkg-deb")
         && have("busybox")
         && have("umoci")
@@ -126,7 +105,7 @@ fn build_rootfs(dir: &Path) -> Option<PathBuf> {
 }
 
 /// `runc run -d` of `args` over `rootfs` as uid 65532 with a read-only root.
-fn run_container(dir: &Path, rootfs: &Path, id: &str, args: &[&str]) -> Container {
+fn run_container(dir: &Path, rootfs: &Path, id: &str, args: &[&str]) -> RuncContainer {
     run_container_with(dir, rootfs, id, args, |_| {})
 }
 
@@ -137,7 +116,7 @@ fn run_container_with(
     id: &str,
     args: &[&str],
     edit: impl FnOnce(&mut serde_json::Value),
-) -> Container {
+) -> RuncContainer {
     let bundle = dir.join(format!("bundle-{id}"));
     std::fs::create_dir_all(&bundle).unwrap();
     sh(Command::new("runc").arg("spec").current_dir(&bundle));
@@ -156,27 +135,7 @@ fn run_container_with(
     }));
     edit(&mut c);
     std::fs::write(&path, c.to_string()).unwrap();
-    let log = std::fs::File::create(bundle.join("log")).unwrap();
-    let status = Command::new("runc")
-        .args(["run", "-d", "--bundle"])
-        .arg(&bundle)
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "runc run: {}",
-        std::fs::read_to_string(bundle.join("log")).unwrap_or_default()
-    );
-    let state = Command::new("runc").args(["state", id]).output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
-    Container {
-        id: id.into(),
-        pid: v["pid"].as_i64().unwrap() as i32,
-    }
+    RuncContainer::run(&bundle, id)
 }
 
 fn debug(args: &[&str]) -> std::process::Output {
@@ -332,7 +291,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     dir: PathBuf,
     rootfs: PathBuf,
-    nginx: Container,
+    nginx: RuncContainer,
 }
 
 fn fixture(tag: &str) -> Option<Fixture> {

@@ -13,30 +13,12 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-struct Container(String);
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("runc")
-            .args(["delete", "--force", &self.0])
-            .status();
-    }
-}
-
 fn ready() -> bool {
-    if !is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs the suite as root"
-        );
-        eprintln!("skipping: kiln trace loads eBPF programs, which needs root");
-        return false;
-    }
-    have("runc") && have("busybox")
+    root_or_skip("kiln trace loads eBPF programs") && have("runc") && have("busybox")
 }
 
 /// A busybox root with a marker file, run detached with `args`.
-fn start(dir: &Path, id: &str, args: &[&str]) -> Container {
+fn start(dir: &Path, id: &str, args: &[&str]) -> RuncContainer {
     let bundle = dir.join(id);
     let root = bundle.join("rootfs");
     std::fs::create_dir_all(root.join("bin")).unwrap();
@@ -52,17 +34,7 @@ fn start(dir: &Path, id: &str, args: &[&str]) -> Container {
     c["process"]["args"] = serde_json::json!(args);
     c["root"]["readonly"] = true.into();
     std::fs::write(&path, c.to_string()).unwrap();
-    let status = Command::new("runc")
-        .args(["run", "-d", "--bundle"])
-        .arg(&bundle)
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "runc run {id}");
-    Container(id.to_string())
+    RuncContainer::run(&bundle, id)
 }
 
 /// A running trace: the process, its stderr, and its stdout read by a
@@ -217,16 +189,16 @@ fn exec_and_open_events_are_attributed_to_containers() {
         &rules,
         &format!(
             "rules:\n  - name: no-cat\n    containers: [\"{}\"]\n    deny: [\"/bin/busybox\"]\n",
-            a.0
+            a.id
         ),
     );
     let (tracing, metrics) =
         trace_with_metrics(&["exec,open,exec-alert", "--rules", rules.to_str().unwrap()]);
     let prom = Prometheus::start(&metrics);
     for _ in 0..20 {
-        exec_in(&a.0, &["/bin/busybox", "true"]);
+        exec_in(&a.id, &["/bin/busybox", "true"]);
     }
-    exec_in(&a.0, &["/bin/busybox", "cat", "/etc/kiln-marker"]);
+    exec_in(&a.id, &["/bin/busybox", "cat", "/etc/kiln-marker"]);
     // Started while tracing: its entrypoint's first exec is seen.
     let b = start(
         dir.path(),
@@ -236,7 +208,7 @@ fn exec_and_open_events_are_attributed_to_containers() {
     // Prometheus scrapes the counters: wait until it has what kiln serves.
     let query = format!(
         "kiln_trace_events_total{{gadget=\"exec\",container=\"{}\"}}",
-        a.0
+        a.id
     );
     let served = |q: &str| -> Option<u64> {
         let body = String::from_utf8(
@@ -264,14 +236,14 @@ fn exec_and_open_events_are_attributed_to_containers() {
     };
     let alerts_scraped = prom.value(&format!(
         "sum(kiln_trace_alerts_total{{container=\"{}\"}})",
-        a.0
+        a.id
     ));
     let (events, tail) = stop(tracing);
     assert!(tail.contains(", 0 lost"), "{tail}");
 
     let execs: Vec<&Value> = events
         .iter()
-        .filter(|e| e["gadget"] == "exec" && e["container"] == a.0.as_str())
+        .filter(|e| e["gadget"] == "exec" && e["container"] == a.id.as_str())
         .collect();
     let trues: Vec<_> = execs
         .iter()
@@ -288,7 +260,7 @@ fn exec_and_open_events_are_attributed_to_containers() {
     );
     let alerts: Vec<&Value> = events
         .iter()
-        .filter(|e| e["gadget"] == "exec-alert" && e["container"] == a.0.as_str())
+        .filter(|e| e["gadget"] == "exec-alert" && e["container"] == a.id.as_str())
         .collect();
     let entered = alerts
         .iter()
@@ -305,7 +277,7 @@ fn exec_and_open_events_are_attributed_to_containers() {
         .iter()
         .filter(|e| {
             e["gadget"] == "open"
-                && e["container"] == a.0.as_str()
+                && e["container"] == a.id.as_str()
                 && e["path"] == "/etc/kiln-marker"
         })
         .collect();
@@ -315,7 +287,7 @@ fn exec_and_open_events_are_attributed_to_containers() {
 
     let b_execs: Vec<&Value> = events
         .iter()
-        .filter(|e| e["gadget"] == "exec" && e["container"] == b.0.as_str())
+        .filter(|e| e["gadget"] == "exec" && e["container"] == b.id.as_str())
         .collect();
     assert!(!b_execs.is_empty(), "container b unseen: {events:#?}");
     assert_eq!(
@@ -351,14 +323,14 @@ fn a_failed_open_and_a_failed_exec_carry_their_errors() {
     let dir = tempfile::tempdir().unwrap();
     let id = format!("kiln-trace-c-{}", std::process::id());
     let c = start(dir.path(), &id, &["/bin/busybox", "sleep", "1000"]);
-    let tracing = trace(&["open,exec", "--container", &c.0]);
+    let tracing = trace(&["open,exec", "--container", &c.id]);
     let _ = Command::new("runc")
-        .args(["exec", &c.0, "/bin/busybox", "cat", "/no/such/file"])
+        .args(["exec", &c.id, "/bin/busybox", "cat", "/no/such/file"])
         .output();
     let _ = Command::new("runc")
         .args([
             "exec",
-            &c.0,
+            &c.id,
             "/bin/busybox",
             "sh",
             "-c",
@@ -431,12 +403,12 @@ fn tcp_events_and_rtt_histograms_from_http_requests() {
             "/www",
         ],
     );
-    let (tracing, metrics) = trace_with_metrics(&["tcp,tcprtt", "--container", &c.0]);
+    let (tracing, metrics) = trace_with_metrics(&["tcp,tcprtt", "--container", &c.id]);
     for _ in 0..5 {
         let out = Command::new("runc")
             .args([
                 "exec",
-                &c.0,
+                &c.id,
                 "/bin/busybox",
                 "wget",
                 "-qO-",
@@ -452,7 +424,7 @@ fn tcp_events_and_rtt_histograms_from_http_requests() {
     // IPv6: a second server on ::1, started inside the container.
     sh(Command::new("runc").args([
         "exec",
-        &c.0,
+        &c.id,
         "/bin/busybox",
         "httpd",
         "-p",
@@ -463,7 +435,7 @@ fn tcp_events_and_rtt_histograms_from_http_requests() {
     let out = Command::new("runc")
         .args([
             "exec",
-            &c.0,
+            &c.id,
             "/bin/busybox",
             "wget",
             "-qO-",
@@ -486,7 +458,7 @@ fn tcp_events_and_rtt_histograms_from_http_requests() {
         events
             .iter()
             .filter(|e| {
-                e["gadget"] == "tcp" && e["event"] == kind && e["container"] == c.0.as_str()
+                e["gadget"] == "tcp" && e["event"] == kind && e["container"] == c.id.as_str()
             })
             .count()
     };
@@ -516,11 +488,11 @@ fn tcp_events_and_rtt_histograms_from_http_requests() {
         .iter()
         .find(|e| e["gadget"] == "tcprtt")
         .expect("a tcprtt histogram");
-    assert_eq!(rtt["container"], c.0.as_str());
+    assert_eq!(rtt["container"], c.id.as_str());
     assert!(rtt["count"].as_u64().unwrap() > 0, "{rtt}");
     let count_line = format!(
         "kiln_trace_tcp_rtt_microseconds_count{{container=\"{}\"}}",
-        c.0
+        c.id
     );
     let served: u64 = body
         .lines()
@@ -553,7 +525,7 @@ fn traceloop_dumps_a_failing_init_and_on_request() {
         &format!("kiln-trace-loop-b-{tag}"),
         &["/bin/busybox", "test", "-e", "/kiln-missing"],
     );
-    exec_in(&busy.0, &["/bin/busybox", "cat", "/etc/kiln-marker"]);
+    exec_in(&busy.id, &["/bin/busybox", "cat", "/etc/kiln-marker"]);
     std::thread::sleep(Duration::from_millis(500));
     Command::new("kill")
         .args(["-USR1", &tracing.child.id().to_string()])
@@ -572,7 +544,7 @@ fn traceloop_dumps_a_failing_init_and_on_request() {
             .unwrap_or_else(|| panic!("no '{reason}' dump for {container}: {events:#?}"))
             .clone()
     };
-    let d = dump(&failing.0, "init exited with status 1");
+    let d = dump(&failing.id, "init exited with status 1");
     let calls = d["calls"].as_array().unwrap();
     assert!(calls.len() <= 64);
     let last = calls.last().unwrap();
@@ -584,7 +556,7 @@ fn traceloop_dumps_a_failing_init_and_on_request() {
     assert_eq!(known["ret"], -2);
     assert_eq!(known["error"], "No such file or directory");
     // On request: the busy container's ring holds the cat's open.
-    let d = dump(&busy.0, "requested");
+    let d = dump(&busy.id, "requested");
     let opened = d["calls"].as_array().unwrap().iter().any(|c| {
         c["args"]
             .as_array()

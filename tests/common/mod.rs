@@ -421,3 +421,56 @@ pub fn ldd(bin: &Path) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// Root, as the runtime tests need; otherwise a skip (a failure in CI,
+/// which runs the suite as root).
+pub fn root_or_skip(why: &str) -> bool {
+    if !is_root() {
+        assert!(!in_ci(), "CI runs the suite as root");
+        eprintln!("skipping: {why}, which needs root");
+    }
+    is_root()
+}
+
+/// A runc container started with `runc run -d`, deleted on drop.
+pub struct RuncContainer {
+    pub id: String,
+    /// Host pid of its init.
+    pub pid: i32,
+}
+
+impl RuncContainer {
+    /// `runc run -d --bundle BUNDLE ID`; runc's output goes to
+    /// `BUNDLE/log` (the container's init keeps runc's stdio open).
+    pub fn run(bundle: &Path, id: &str) -> RuncContainer {
+        let log = std::fs::File::create(bundle.join("log")).unwrap();
+        let status = Command::new("runc")
+            .args(["run", "-d", "--bundle"])
+            .arg(bundle)
+            .arg(id)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "runc run {id}: {}",
+            std::fs::read_to_string(bundle.join("log")).unwrap_or_default()
+        );
+        let state = sh(Command::new("runc").args(["state", id]));
+        let v: Value = serde_json::from_slice(&state.stdout).unwrap();
+        RuncContainer {
+            id: id.into(),
+            pid: v["pid"].as_i64().unwrap() as i32,
+        }
+    }
+}
+
+impl Drop for RuncContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("runc")
+            .args(["delete", "--force", &self.id])
+            .status();
+    }
+}

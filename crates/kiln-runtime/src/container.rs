@@ -209,9 +209,20 @@ fn frozen(cgroups: &BTreeMap<String, String>) -> bool {
 /// A process's start time in clock ticks since boot (`/proc/PID/stat`
 /// field 22), which tells a process from a later one with the same pid.
 pub fn start_time(pid: i32) -> Option<u64> {
+    stat_field(pid, 22)
+}
+
+/// Field `n` (1-based, as `proc(5)` numbers them; `n` ≥ 3) of
+/// `/proc/PID/stat`, read after the command name, which may hold spaces
+/// and parentheses.
+pub(crate) fn stat_field<T: std::str::FromStr>(pid: i32, n: usize) -> Option<T> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    after
+        .split_whitespace()
+        .nth(n.checked_sub(3)?)?
+        .parse()
+        .ok()
 }
 
 /// What `kiln debug`, `cp` and `port-forward` act on.

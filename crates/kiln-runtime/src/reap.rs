@@ -67,9 +67,7 @@ fn descendants(root: i32) -> Vec<i32> {
 }
 
 fn parent(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
+    crate::container::stat_field(pid, 4)
 }
 
 #[cfg(test)]

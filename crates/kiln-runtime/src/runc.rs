@@ -220,23 +220,37 @@ pub struct Detached {
 /// Start `p` detached over `rootfs`; its output goes to a log file.
 pub fn start(runc: &Runc, work: &Path, rootfs: &Path, p: &Process) -> Result<Detached> {
     let (id, bundle) = bundle(work, rootfs, p)?;
-    let log = bundle.join("output.log");
-    let out = std::fs::File::create(&log).map_err(|err| RuntimeError::Io {
-        path: log.clone(),
-        err,
-    })?;
-    let err_out = out.try_clone().map_err(|err| RuntimeError::Io {
-        path: log.clone(),
-        err,
-    })?;
     let guard = Container {
         runc: runc.clone(),
         id: id.clone(),
     };
+    let log = launch(runc, &["run", "--detach"], &bundle, &id, "output.log")?;
+    let pid = crate::container::find(&[PathBuf::from(RUNC_ROOT)], &id)?.pid;
+    Ok(Detached {
+        guard,
+        pid,
+        process: p.clone(),
+        log,
+    })
+}
+
+/// `runc VERB… --bundle BUNDLE ID` for a command that returns while the
+/// container's init goes on. The init inherits runc's stdio and keeps it
+/// open, so it goes to a log file in the bundle (a pipe would never end);
+/// a failure says what runc wrote there.
+fn launch(runc: &Runc, verb: &[&str], bundle: &Path, id: &str, log: &str) -> Result<PathBuf> {
+    let log = bundle.join(log);
+    let io = |err| RuntimeError::Io {
+        path: log.clone(),
+        err,
+    };
+    let out = std::fs::File::create(&log).map_err(io)?;
+    let err_out = out.try_clone().map_err(io)?;
     let status = Command::new(&runc.0)
-        .args(["run", "--detach", "--bundle"])
-        .arg(&bundle)
-        .arg(&id)
+        .args(verb)
+        .arg("--bundle")
+        .arg(bundle)
+        .arg(id)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err_out)
@@ -248,29 +262,14 @@ pub fn start(runc: &Runc, work: &Path, rootfs: &Path, p: &Process) -> Result<Det
     if !status.success() {
         return Err(RuntimeError::Sys {
             what: format!(
-                "runc run --detach {id}: {}",
+                "runc {} {id}: {}",
+                verb.join(" "),
                 std::fs::read_to_string(&log).unwrap_or_default().trim()
             ),
             err: std::io::Error::other("container did not start"),
         });
     }
-    let state = Command::new(&runc.0)
-        .args(["state", &id])
-        .output()
-        .map_err(|err| RuntimeError::Sys {
-            what: format!("runc state {id}"),
-            err,
-        })?;
-    let pid = serde_json::from_slice::<serde_json::Value>(&state.stdout)
-        .ok()
-        .and_then(|v| v["pid"].as_i64())
-        .unwrap_or(0) as i32;
-    Ok(Detached {
-        guard,
-        pid,
-        process: p.clone(),
-        log,
-    })
+    Ok(log)
 }
 
 impl Detached {
@@ -460,37 +459,7 @@ pub fn create(runc: &Runc, work: &Path, rootfs: &Path, p: &Process) -> Result<Cr
         runc: runc.clone(),
         id: id.clone(),
     };
-    // runc's init inherits stdio and keeps it open: a log file, not a pipe.
-    let log = bundle.join("create.log");
-    let out = std::fs::File::create(&log).map_err(|err| RuntimeError::Io {
-        path: log.clone(),
-        err,
-    })?;
-    let err_out = out.try_clone().map_err(|err| RuntimeError::Io {
-        path: log.clone(),
-        err,
-    })?;
-    let status = Command::new(&runc.0)
-        .args(["create", "--bundle"])
-        .arg(&bundle)
-        .arg(&id)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err_out)
-        .status()
-        .map_err(|err| RuntimeError::Sys {
-            what: format!("cannot start {}", runc.0.display()),
-            err,
-        })?;
-    if !status.success() {
-        return Err(RuntimeError::Sys {
-            what: format!(
-                "runc create {id}: {}",
-                std::fs::read_to_string(&log).unwrap_or_default().trim()
-            ),
-            err: std::io::Error::other("container was not created"),
-        });
-    }
+    launch(runc, &["create"], &bundle, &id, "create.log")?;
     let pid = crate::container::find(&[PathBuf::from(RUNC_ROOT)], &id)?.pid;
     Ok(Created {
         _guard: guard,

@@ -152,7 +152,8 @@ pub(crate) fn decode(data: &[u8]) -> Option<Raw> {
     }
 }
 
-fn text(bytes: &[i8]) -> String {
+/// A NUL-terminated C string from a kernel record.
+pub(crate) fn text(bytes: &[i8]) -> String {
     let b: Vec<u8> = bytes
         .iter()
         .map(|c| *c as u8)
@@ -161,9 +162,10 @@ fn text(bytes: &[i8]) -> String {
     String::from_utf8_lossy(&b).into_owned()
 }
 
-fn error(ret: i32) -> Option<String> {
-    (ret < 0).then(|| {
-        let e = std::io::Error::from_raw_os_error(-ret).to_string();
+/// The message of a system call's `-errno` result; None for a success.
+pub(crate) fn error(ret: i64) -> Option<String> {
+    (-4095..0).contains(&ret).then(|| {
+        let e = std::io::Error::from_raw_os_error(-ret as i32).to_string();
         e.split(" (os error").next().unwrap_or(&e).to_string()
     })
 }
@@ -185,7 +187,7 @@ pub(crate) fn event(raw: &Raw, container: &str, init_pid: i32) -> Option<Event> 
             Detail::Exec {
                 args,
                 ret: h.ret,
-                error: error(h.ret),
+                error: error(h.ret.into()),
                 entered: h.parent_mntns != h.mntns && h.pid as i32 != init_pid,
             }
         }
@@ -194,7 +196,7 @@ pub(crate) fn event(raw: &Raw, container: &str, init_pid: i32) -> Option<Event> 
             path: text(&o.path),
             flags: open_flags(o.flags),
             fd: (h.ret >= 0).then_some(h.ret),
-            error: error(h.ret),
+            error: error(h.ret.into()),
         },
     };
     Some(Event {

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
+use crate::event::{error, text};
 use crate::skel::types;
 
 include!(concat!(env!("OUT_DIR"), "/syscalls.rs"));
@@ -83,15 +84,6 @@ pub struct Recorder {
     rings: HashMap<String, VecDeque<Call>>,
 }
 
-fn text(bytes: &[i8]) -> String {
-    let b: Vec<u8> = bytes
-        .iter()
-        .map(|c| *c as u8)
-        .take_while(|c| *c != 0)
-        .collect();
-    String::from_utf8_lossy(&b).into_owned()
-}
-
 /// A raw argument: small numbers and negative ones (64- or 32-bit, as
 /// `AT_FDCWD` often arrives) in decimal, anything else (pointers) in hex.
 fn arg(v: u64) -> String {
@@ -103,13 +95,6 @@ fn arg(v: u64) -> String {
     } else {
         format!("{v:#x}")
     }
-}
-
-fn error(ret: i64) -> Option<String> {
-    (-4095..0).contains(&ret).then(|| {
-        let e = std::io::Error::from_raw_os_error(-ret as i32).to_string();
-        e.split(" (os error").next().unwrap_or(&e).to_string()
-    })
 }
 
 impl Recorder {

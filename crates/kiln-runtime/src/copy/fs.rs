@@ -92,23 +92,15 @@ pub fn resolve(
     flags: libc::c_int,
     name: &str,
 ) -> Result<OwnedFd> {
-    let flags = flags | libc::O_CLOEXEC;
-    let Some(root) = root else {
-        let p = if path.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            path
-        };
-        // SAFETY: valid C string.
-        return own(unsafe { libc::open(c(p).as_ptr(), flags) }, || {
-            name.to_string()
-        });
-    };
     let p = if path.as_os_str().is_empty() {
         Path::new(".")
     } else {
         path
     };
+    let Some(root) = root else {
+        return crate::sys::open(p, flags);
+    };
+    let flags = flags | libc::O_CLOEXEC;
     let how = OpenHow {
         flags: flags as u64,
         mode: 0,

@@ -301,15 +301,10 @@ static __always_inline __u32 wanted_netns(const struct sock *sk, __u64 *id)
 	return ns;
 }
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int on_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
+/* A TCP event for the socket in namespace (ns, id), reserved in the ring
+ * with its head and zeroed addresses; NULL (counted as lost) when full. */
+static __always_inline struct tcp_event *reserve_tcp(__u32 ns, __u64 id, __u8 type)
 {
-	if (ctx->protocol != IPPROTO_TCP)
-		return 0;
-	__u64 id = 0;
-	__u32 ns = wanted_netns((const struct sock *)ctx->skaddr, &id);
-	if (!ns)
-		return 0;
 	struct tcp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost(LOST_TCP);
@@ -319,19 +314,35 @@ int on_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	fill_head(&e->h, KIND_TCP, BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum), t);
 	e->h.ns_id = id;
 	e->netns = ns;
+	e->type = type;
+	e->oldstate = 0;
+	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
+	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+	return e;
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int on_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	__u64 id = 0;
+	__u32 ns = wanted_netns((const struct sock *)ctx->skaddr, &id);
+	if (!ns)
+		return 0;
+	__u8 type = EV_STATE;
+	if (ctx->oldstate == TCP_CLOSE && ctx->newstate == TCP_SYN_SENT)
+		type = EV_CONNECT;
+	else if (ctx->newstate == TCP_CLOSE)
+		type = EV_CLOSE;
+	struct tcp_event *e = reserve_tcp(ns, id, type);
+	if (!e)
+		return 0;
 	e->family = ctx->family;
 	e->sport = ctx->sport;
 	e->dport = ctx->dport;
 	e->oldstate = ctx->oldstate;
 	e->newstate = ctx->newstate;
-	if (ctx->oldstate == TCP_CLOSE && ctx->newstate == TCP_SYN_SENT)
-		e->type = EV_CONNECT;
-	else if (ctx->newstate == TCP_CLOSE)
-		e->type = EV_CLOSE;
-	else
-		e->type = EV_STATE;
-	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
-	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
 	/* The context's arrays are copied with a helper: the verifier refuses
 	 * loads through an offset context pointer. */
 	if (ctx->family == AF_INET) {
@@ -364,23 +375,14 @@ static __always_inline int emit_accept(long fd)
 	__u32 ns = wanted_netns(sk, &id);
 	if (!ns)
 		return 0;
-	struct tcp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost(LOST_TCP);
+	struct tcp_event *e = reserve_tcp(ns, id, EV_ACCEPT);
+	if (!e)
 		return 0;
-	}
-	fill_head(&e->h, KIND_TCP, BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum), t);
 	e->h.ret = fd;
-	e->h.ns_id = id;
-	e->netns = ns;
-	e->type = EV_ACCEPT;
 	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	e->dport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	e->oldstate = 0;
 	e->newstate = BPF_CORE_READ(sk, __sk_common.skc_state);
-	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
-	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
 	if (e->family == AF_INET) {
 		__u32 s4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
 		__u32 d4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
@@ -484,10 +486,11 @@ static __always_inline __u32 path_arg(long nr)
 	}
 }
 
-SEC("tracepoint/raw_syscalls/sys_enter")
-int loop_enter(struct trace_event_raw_sys_enter *ctx)
+/* A traceloop record of the current task, reserved in the ring with its
+ * head and neutral fields; NULL when the task is not traced, or when the
+ * ring is full (counted as lost). */
+static __always_inline struct sys_event *reserve_sys(__u32 kind, struct task_struct *t)
 {
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	__u64 id = 0;
 	__u32 ns = wanted_mntns(t, &id);
 	if (!ns)
@@ -497,14 +500,26 @@ int loop_enter(struct trace_event_raw_sys_enter *ctx)
 		count_lost(LOST_LOOP);
 		return 0;
 	}
-	fill_head(&e->h, KIND_SYS_ENTER, ns, t);
+	fill_head(&e->h, kind, ns, t);
 	e->h.ns_id = id;
-	e->nr = ctx->id;
-	bpf_probe_read_kernel(e->args, sizeof(e->args), ctx->args);
+	e->nr = -1;
 	e->ret = 0;
 	e->exit_code = 0;
-	e->path_arg = path_arg(ctx->id);
+	e->path_arg = 0;
 	e->path[0] = 0;
+	return e;
+}
+
+SEC("tracepoint/raw_syscalls/sys_enter")
+int loop_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct sys_event *e = reserve_sys(KIND_SYS_ENTER, t);
+	if (!e)
+		return 0;
+	e->nr = ctx->id;
+	bpf_probe_read_kernel(e->args, sizeof(e->args), ctx->args);
+	e->path_arg = path_arg(ctx->id);
 	if (e->path_arg == 1)
 		bpf_probe_read_user_str(e->path, sizeof(e->path), (void *)ctx->args[0]);
 	else if (e->path_arg == 2)
@@ -517,22 +532,11 @@ SEC("tracepoint/raw_syscalls/sys_exit")
 int loop_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	__u64 id = 0;
-	__u32 ns = wanted_mntns(t, &id);
-	if (!ns)
+	struct sys_event *e = reserve_sys(KIND_SYS_EXIT, t);
+	if (!e)
 		return 0;
-	struct sys_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost(LOST_LOOP);
-		return 0;
-	}
-	fill_head(&e->h, KIND_SYS_EXIT, ns, t);
-	e->h.ns_id = id;
 	e->nr = ctx->id;
 	e->ret = ctx->ret;
-	e->exit_code = 0;
-	e->path_arg = 0;
-	e->path[0] = 0;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
@@ -541,30 +545,18 @@ int loop_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/sched/sched_process_exit")
 int loop_proc_exit(void *ctx)
 {
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if ((__u32)pid_tgid != (__u32)(pid_tgid >> 32))
 		return 0;
-	__u64 id = 0;
-	__u32 ns = wanted_mntns(t, &id);
-	if (!ns)
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct sys_event *e = reserve_sys(KIND_PROC_EXIT, t);
+	if (!e)
 		return 0;
-	struct sys_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost(LOST_LOOP);
-		return 0;
-	}
-	fill_head(&e->h, KIND_PROC_EXIT, ns, t);
-	e->h.ns_id = id;
-	e->nr = -1;
-	e->ret = 0;
 	int code = BPF_CORE_READ(t, exit_code);
 	unsigned int flags = BPF_CORE_READ(t, signal, flags);
 	if (flags & 0x4 /* SIGNAL_GROUP_EXIT */)
 		code = BPF_CORE_READ(t, signal, group_exit_code);
 	e->exit_code = code;
-	e->path_arg = 0;
-	e->path[0] = 0;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
