@@ -199,12 +199,19 @@ fn pid_ns_members(pid: i32) -> BTreeSet<i32> {
         .collect()
 }
 
-fn helpers_running() -> usize {
+/// Attach helpers of sessions into the target of `pid` (a helper joins the
+/// target's network namespace; other tests' sessions, running at the same
+/// time, are in other ones).
+fn helpers_running(pid: i32) -> usize {
+    let net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .filter(|c| String::from_utf8_lossy(c).contains("__kiln-attach-helper"))
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("__kiln-attach-helper"))
+        })
+        .filter(|e| std::fs::read_link(e.path().join("ns/net")).ok().as_ref() == Some(&net))
         .count()
 }
 
@@ -242,7 +249,7 @@ impl Invariants {
             self.procs,
             "processes left in the target after {after}"
         );
-        assert_eq!(helpers_running(), 0, "a helper outlived {after}");
+        assert_eq!(helpers_running(self.pid), 0, "a helper outlived {after}");
         assert_eq!(
             fingerprint(&self.rootfs),
             self.files,
