@@ -23,9 +23,33 @@ pub enum Ecosystem {
     Go,
     /// Rust crates, from `cargo auditable` data in Rust binaries.
     Cargo,
+    /// rpm packages (RHEL, Fedora, SUSE, Amazon Linux…), from the rpmdb.
+    Rpm,
+    /// npm packages, from `node_modules` or lockfiles.
+    Npm,
+    /// Java archives, named by Maven coordinates (`group:artifact`).
+    Java,
+    /// Ruby gems.
+    Gem,
+    /// PHP Composer packages (`vendor/name`).
+    Composer,
+    /// .NET (NuGet) packages, from `*.deps.json`.
+    Dotnet,
     /// Upstream projects found inside other files (vendored libraries),
     /// named by kiln's canonical project names.
     Generic,
+}
+
+/// How a package name splits into a purl namespace and name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameSplit {
+    /// The whole name is the purl name.
+    Whole,
+    /// Up to the last `/` is the namespace (Go module paths, npm scopes,
+    /// Composer vendors).
+    LastSlash,
+    /// Up to the first `:` is the namespace (Maven `group:artifact`).
+    Colon,
 }
 
 /// Where an ecosystem's advisories are published, as OSV names it.
@@ -35,6 +59,10 @@ pub enum OsvName {
     DebianRelease,
     /// `Alpine:vX.Y`, from the image's os-release.
     AlpineRelease,
+    /// The rpm distribution's own (`Rocky Linux:9`, `AlmaLinux:9`,
+    /// `Red Hat`, `openSUSE:Leap 15.5`, `SUSE:…`); none for distros OSV
+    /// has no advisories for.
+    RpmRelease,
     /// One fixed name (`PyPI`, `Go`, `crates.io`).
     Fixed(&'static str),
 }
@@ -57,6 +85,8 @@ pub struct Descriptor {
     pub spdx_origin: &'static str,
     /// Its version order and `vers:` scheme.
     pub scheme: Scheme,
+    /// How names split into a purl namespace and name.
+    pub name_split: NameSplit,
 }
 
 const DEB: Descriptor = Descriptor {
@@ -67,6 +97,7 @@ const DEB: Descriptor = Descriptor {
     osv: OsvName::DebianRelease,
     spdx_origin: "DPKG DB",
     scheme: Scheme::Deb,
+    name_split: NameSplit::Whole,
 };
 const APK: Descriptor = Descriptor {
     label: "apk",
@@ -76,6 +107,7 @@ const APK: Descriptor = Descriptor {
     osv: OsvName::AlpineRelease,
     spdx_origin: "APK DB",
     scheme: Scheme::Apk,
+    name_split: NameSplit::Whole,
 };
 const PYTHON: Descriptor = Descriptor {
     label: "python",
@@ -85,6 +117,7 @@ const PYTHON: Descriptor = Descriptor {
     osv: OsvName::Fixed("PyPI"),
     spdx_origin: "installed Python package metadata",
     scheme: Scheme::Pypi,
+    name_split: NameSplit::Whole,
 };
 const GO: Descriptor = Descriptor {
     label: "go-module",
@@ -94,6 +127,7 @@ const GO: Descriptor = Descriptor {
     osv: OsvName::Fixed("Go"),
     spdx_origin: "Go build info",
     scheme: Scheme::Golang,
+    name_split: NameSplit::LastSlash,
 };
 const CARGO: Descriptor = Descriptor {
     label: "rust-crate",
@@ -103,6 +137,7 @@ const CARGO: Descriptor = Descriptor {
     osv: OsvName::Fixed("crates.io"),
     spdx_origin: "cargo auditable data",
     scheme: Scheme::Cargo,
+    name_split: NameSplit::Whole,
 };
 const GENERIC: Descriptor = Descriptor {
     label: "generic",
@@ -112,16 +147,83 @@ const GENERIC: Descriptor = Descriptor {
     osv: OsvName::Fixed("generic"),
     spdx_origin: "file contents (vendored component)",
     scheme: Scheme::Generic,
+    name_split: NameSplit::Whole,
+};
+const RPM: Descriptor = Descriptor {
+    label: "rpm",
+    purl_type: "rpm",
+    purl_namespace: Some("redhat"),
+    distro_package: true,
+    osv: OsvName::RpmRelease,
+    spdx_origin: "RPM DB",
+    scheme: Scheme::Rpm,
+    name_split: NameSplit::Whole,
+};
+const NPM: Descriptor = Descriptor {
+    label: "npm",
+    purl_type: "npm",
+    purl_namespace: None,
+    distro_package: false,
+    osv: OsvName::Fixed("npm"),
+    spdx_origin: "installed npm package metadata",
+    scheme: Scheme::Npm,
+    name_split: NameSplit::LastSlash,
+};
+const JAVA: Descriptor = Descriptor {
+    label: "java-archive",
+    purl_type: "maven",
+    purl_namespace: None,
+    distro_package: false,
+    osv: OsvName::Fixed("Maven"),
+    spdx_origin: "Java archive metadata",
+    scheme: Scheme::Maven,
+    name_split: NameSplit::Colon,
+};
+const GEM: Descriptor = Descriptor {
+    label: "gem",
+    purl_type: "gem",
+    purl_namespace: None,
+    distro_package: false,
+    osv: OsvName::Fixed("RubyGems"),
+    spdx_origin: "installed gemspec",
+    scheme: Scheme::Gem,
+    name_split: NameSplit::Whole,
+};
+const COMPOSER: Descriptor = Descriptor {
+    label: "php-composer",
+    purl_type: "composer",
+    purl_namespace: None,
+    distro_package: false,
+    osv: OsvName::Fixed("Packagist"),
+    spdx_origin: "Composer metadata",
+    scheme: Scheme::Composer,
+    name_split: NameSplit::LastSlash,
+};
+const DOTNET: Descriptor = Descriptor {
+    label: "dotnet",
+    purl_type: "nuget",
+    purl_namespace: None,
+    distro_package: false,
+    osv: OsvName::Fixed("NuGet"),
+    spdx_origin: ".NET deps.json",
+    scheme: Scheme::Nuget,
+    name_split: NameSplit::Whole,
 };
 
 impl Ecosystem {
     /// Every ecosystem.
-    pub const ALL: [Ecosystem; 6] = [
+    pub const ALL: [Ecosystem; 12] = [
         Ecosystem::Deb,
         Ecosystem::Apk,
         Ecosystem::Python,
         Ecosystem::Go,
         Ecosystem::Cargo,
+        Ecosystem::Rpm,
+        Ecosystem::Npm,
+        Ecosystem::Java,
+        Ecosystem::Gem,
+        Ecosystem::Composer,
+        Ecosystem::Dotnet,
         Ecosystem::Generic,
     ];
 
@@ -133,6 +235,12 @@ impl Ecosystem {
             Ecosystem::Python => &PYTHON,
             Ecosystem::Go => &GO,
             Ecosystem::Cargo => &CARGO,
+            Ecosystem::Rpm => &RPM,
+            Ecosystem::Npm => &NPM,
+            Ecosystem::Java => &JAVA,
+            Ecosystem::Gem => &GEM,
+            Ecosystem::Composer => &COMPOSER,
+            Ecosystem::Dotnet => &DOTNET,
             Ecosystem::Generic => &GENERIC,
         }
     }
@@ -163,15 +271,23 @@ impl Ecosystem {
             Ecosystem::Python => "python",
             Ecosystem::Go => "go",
             Ecosystem::Cargo => "cargo",
+            Ecosystem::Rpm => "rpm",
+            Ecosystem::Npm => "npm",
+            Ecosystem::Java => "java",
+            Ecosystem::Gem => "gem",
+            Ecosystem::Composer => "composer",
+            Ecosystem::Dotnet => "dotnet",
             Ecosystem::Generic => "generic",
         }
     }
 
     /// A package name as the ecosystem compares names (PEP 503 for Python;
+    /// lower case for NuGet and Composer, whose registries ignore case;
     /// verbatim elsewhere).
     pub fn normalize_name(self, name: &str) -> String {
         match self {
             Ecosystem::Python => crate::purl::normalize_python_name(name),
+            Ecosystem::Dotnet | Ecosystem::Composer => name.to_ascii_lowercase(),
             _ => name.to_string(),
         }
     }
@@ -193,6 +309,7 @@ impl Ecosystem {
                 let minor: Vec<&str> = v.split('.').take(2).collect();
                 Some(format!("Alpine:v{}", minor.join(".")))
             }
+            OsvName::RpmRelease => rpm_osv_name(distro?),
         }
     }
 
@@ -216,6 +333,26 @@ impl Ecosystem {
             (None, Some(b)) => Some(format!("vers:{s}/<{b}")),
             (None, None) => None,
         }
+    }
+}
+
+/// OSV's ecosystem name for an rpm distribution release.
+fn rpm_osv_name(d: &Distro) -> Option<String> {
+    let v = d.version_id.as_deref()?;
+    let major = v.split('.').next().unwrap_or(v);
+    match d.id.as_str() {
+        "rocky" => Some(format!("Rocky Linux:{major}")),
+        "almalinux" => Some(format!("AlmaLinux:{major}")),
+        "rhel" => Some("Red Hat".to_string()),
+        "opensuse-leap" => Some(format!("openSUSE:Leap {v}")),
+        "opensuse-tumbleweed" => Some("openSUSE:Tumbleweed".to_string()),
+        "sles" => Some(format!(
+            "SUSE:Linux Enterprise Server {}",
+            v.replace('.', " SP")
+        )),
+        "mageia" => Some(format!("Mageia:{v}")),
+        "openEuler" | "openeuler" => Some(format!("openEuler:{v}")),
+        _ => None,
     }
 }
 
@@ -256,7 +393,8 @@ mod tests {
             let json = serde_json::to_string(&e).unwrap();
             assert_eq!(json, format!("\"{}\"", e.name()));
         }
-        assert_eq!(Ecosystem::from_label("rpm"), None);
+        assert_eq!(Ecosystem::from_label("rpm"), Some(Ecosystem::Rpm));
+        assert_eq!(Ecosystem::from_label("nope"), None);
     }
 
     #[test]
@@ -285,6 +423,22 @@ mod tests {
             Some("Alpine:v3.19")
         );
         assert_eq!(Ecosystem::Python.osv_name(None).as_deref(), Some("PyPI"));
+        let rocky = Distro {
+            id: "rocky".into(),
+            version_id: Some("9.3".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Ecosystem::Rpm.osv_name(Some(&rocky)).as_deref(),
+            Some("Rocky Linux:9")
+        );
+        let fedora = Distro {
+            id: "fedora".into(),
+            version_id: Some("39".into()),
+            ..Default::default()
+        };
+        assert_eq!(Ecosystem::Rpm.osv_name(Some(&fedora)), None);
+        assert_eq!(Ecosystem::Java.osv_name(None).as_deref(), Some("Maven"));
         assert_eq!(
             Ecosystem::Cargo.osv_name(None).as_deref(),
             Some("crates.io")

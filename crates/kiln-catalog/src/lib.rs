@@ -55,7 +55,7 @@ pub mod version;
 
 use kiln_tree::Tree;
 
-pub use ecosystem::{Descriptor, Ecosystem, OsvName};
+pub use ecosystem::{Descriptor, Ecosystem, NameSplit, OsvName};
 pub use evidence::{Contribution, Evidence, Occurrence, Resolution, Technique};
 pub use package::{Catalog, Distro, Location, OwnedFile, Package, Unknown};
 

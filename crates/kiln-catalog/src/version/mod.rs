@@ -7,13 +7,21 @@
 //! - PyPI: PEP 440 ([`pep440`]);
 //! - Go, crates.io, npm: semantic versioning ([`semver`]);
 //! - Alpine: apk's version rules ([`apk`]);
+//! - rpm: `rpmvercmp` after the epoch ([`rpm`]);
+//! - Maven: `ComparableVersion` ([`maven`]); RubyGems: `Gem::Version`
+//!   ([`gem`]); NuGet and Composer: dotted numbers with a pre-release tail
+//!   ([`dotted`]);
 //! - everything else, including OpenSSL-style letter releases (`1.1.1w`):
 //!   [`generic`].
 
 pub mod apk;
+pub mod dotted;
 mod dpkg;
+pub mod gem;
 pub mod generic;
+pub mod maven;
 pub mod pep440;
+pub mod rpm;
 pub mod semver;
 
 use std::cmp::Ordering;
@@ -36,19 +44,34 @@ pub enum Scheme {
     Cargo,
     /// Semantic versioning, as npm uses it.
     Npm,
+    /// rpm's order (epoch, `rpmvercmp` of version and release).
+    Rpm,
+    /// Maven's `ComparableVersion`.
+    Maven,
+    /// RubyGems' `Gem::Version`.
+    Gem,
+    /// NuGet's versions.
+    Nuget,
+    /// Composer's versions.
+    Composer,
     /// Dotted numbers with letter suffixes, for upstream projects.
     Generic,
 }
 
 impl Scheme {
     /// Every scheme.
-    pub const ALL: [Scheme; 7] = [
+    pub const ALL: [Scheme; 12] = [
         Scheme::Deb,
         Scheme::Apk,
         Scheme::Pypi,
         Scheme::Golang,
         Scheme::Cargo,
         Scheme::Npm,
+        Scheme::Rpm,
+        Scheme::Maven,
+        Scheme::Gem,
+        Scheme::Nuget,
+        Scheme::Composer,
         Scheme::Generic,
     ];
 
@@ -61,6 +84,11 @@ impl Scheme {
             Scheme::Golang => "golang",
             Scheme::Cargo => "cargo",
             Scheme::Npm => "npm",
+            Scheme::Rpm => "rpm",
+            Scheme::Maven => "maven",
+            Scheme::Gem => "gem",
+            Scheme::Nuget => "nuget",
+            Scheme::Composer => "composer",
             Scheme::Generic => "generic",
         }
     }
@@ -75,6 +103,11 @@ impl Scheme {
             Scheme::Golang | Scheme::Cargo | Scheme::Npm => {
                 Some(semver::Version::parse(a)?.cmp(&semver::Version::parse(b)?))
             }
+            Scheme::Rpm => Some(rpm::compare(a, b)),
+            Scheme::Maven => Some(maven::compare(a, b)),
+            Scheme::Gem => Some(gem::compare(a, b)),
+            Scheme::Nuget => dotted::nuget(a, b),
+            Scheme::Composer => dotted::composer(a, b),
             Scheme::Generic => Some(generic::compare(a, b)),
         }
     }
@@ -98,7 +131,14 @@ impl Scheme {
         match self {
             Scheme::Pypi => pep440::Version::parse(v).is_some(),
             Scheme::Golang | Scheme::Cargo | Scheme::Npm => semver::Version::parse(v).is_some(),
-            Scheme::Deb | Scheme::Apk | Scheme::Generic => true,
+            Scheme::Nuget => dotted::nuget(v, v).is_some(),
+            Scheme::Composer => dotted::composer(v, v).is_some(),
+            Scheme::Deb
+            | Scheme::Apk
+            | Scheme::Rpm
+            | Scheme::Maven
+            | Scheme::Gem
+            | Scheme::Generic => true,
         }
     }
 
@@ -112,6 +152,12 @@ impl Scheme {
             "crates.io" => Scheme::Cargo,
             "npm" => Scheme::Npm,
             "Alpine" => Scheme::Apk,
+            "Red Hat" | "Rocky Linux" | "AlmaLinux" | "openSUSE" | "SUSE" | "Mageia"
+            | "openEuler" => Scheme::Rpm,
+            "Maven" => Scheme::Maven,
+            "RubyGems" => Scheme::Gem,
+            "NuGet" => Scheme::Nuget,
+            "Packagist" => Scheme::Composer,
             _ => Scheme::Generic,
         }
     }
@@ -129,6 +175,17 @@ mod tests {
         assert_eq!(Scheme::Golang.cmp("v1.2.3-beta", "v1.2.3"), Ordering::Less);
         assert_eq!(Scheme::Apk.cmp("1.2.3-r1", "1.2.3-r10"), Ordering::Less);
         assert_eq!(Scheme::Generic.cmp("1.1.1w", "1.1.1"), Ordering::Greater);
+        assert_eq!(
+            Scheme::Rpm.cmp("1:1.0-1.el9", "2.0-1.el9"),
+            Ordering::Greater
+        );
+        assert_eq!(Scheme::Maven.cmp("1.0-rc1", "1.0"), Ordering::Less);
+        assert_eq!(Scheme::Gem.cmp("2.2.4", "2.2.10"), Ordering::Less);
+        assert_eq!(Scheme::Nuget.cmp("6.0.0-preview", "6.0.0"), Ordering::Less);
+        assert_eq!(
+            Scheme::Composer.cmp("v2.0.0-beta1", "2.0.0"),
+            Ordering::Less
+        );
     }
 
     #[test]
@@ -144,5 +201,11 @@ mod tests {
         assert_eq!(Scheme::from_osv("Alpine:v3.19"), Scheme::Apk);
         assert_eq!(Scheme::from_osv("crates.io"), Scheme::Cargo);
         assert_eq!(Scheme::from_osv("NVD-CPE"), Scheme::Generic);
+        assert_eq!(Scheme::from_osv("Rocky Linux:9"), Scheme::Rpm);
+        assert_eq!(
+            Scheme::from_osv("Red Hat:enterprise_linux:9::appstream"),
+            Scheme::Rpm
+        );
+        assert_eq!(Scheme::from_osv("Packagist"), Scheme::Composer);
     }
 }
