@@ -14,6 +14,7 @@
 //!
 //! - [`dpkg`] reads `var/lib/dpkg/status`, distroless `status.d/`, `info/*.list`, `*.md5sums`;
 //! - [`apk`] reads `lib/apk/db/installed`;
+//! - [`rpm`] reads the rpmdb (SQLite, Berkeley DB or NDB);
 //! - [`python`] reads `*.dist-info`, `*.egg-info`;
 //! - [`golang`] reads the build info inside Go binaries, and
 //!   [`rust`] reads `cargo auditable` data inside Rust binaries
@@ -50,6 +51,7 @@ mod package;
 pub mod projects;
 pub mod purl;
 pub mod python;
+pub mod rpm;
 pub mod rust;
 pub mod version;
 
@@ -77,6 +79,10 @@ const CATALOGERS: &[Cataloger] = &[
     Cataloger {
         wants: apk::wants,
         run: apk::catalog,
+    },
+    Cataloger {
+        wants: rpm::wants,
+        run: rpm::catalog,
     },
     Cataloger {
         wants: python::wants,
