@@ -16,6 +16,10 @@
 //! - [`apk`] reads `lib/apk/db/installed`;
 //! - [`rpm`] reads the rpmdb (SQLite, Berkeley DB or NDB);
 //! - [`python`] reads `*.dist-info`, `*.egg-info`;
+//! - [`java`] reads jar/war/ear archives, nested ones included;
+//! - [`ruby`] reads gemspecs and `Gemfile.lock`, [`php`] Composer's
+//!   `installed.json` and `composer.lock`, [`dotnet`] `*.deps.json`;
+//! - [`npm`] reads `node_modules/**/package.json` and lockfiles;
 //! - [`golang`] reads the build info inside Go binaries, and
 //!   [`rust`] reads `cargo auditable` data inside Rust binaries
 //!   (both need the tree built with an ELF inspector, as `kiln-scan`
@@ -42,16 +46,21 @@
 
 pub mod apk;
 pub mod deb822;
+pub mod dotnet;
 pub mod dpkg;
 mod ecosystem;
 mod evidence;
 pub mod golang;
+pub mod java;
+pub mod npm;
 pub mod os_release;
 mod package;
+pub mod php;
 pub mod projects;
 pub mod purl;
 pub mod python;
 pub mod rpm;
+pub mod ruby;
 pub mod rust;
 pub mod version;
 
@@ -87,6 +96,26 @@ const CATALOGERS: &[Cataloger] = &[
     Cataloger {
         wants: python::wants,
         run: python::catalog,
+    },
+    Cataloger {
+        wants: npm::wants,
+        run: npm::catalog,
+    },
+    Cataloger {
+        wants: java::wants,
+        run: java::catalog,
+    },
+    Cataloger {
+        wants: ruby::wants,
+        run: ruby::catalog,
+    },
+    Cataloger {
+        wants: php::wants,
+        run: php::catalog,
+    },
+    Cataloger {
+        wants: dotnet::wants,
+        run: dotnet::catalog,
     },
     Cataloger {
         wants: golang::wants,

@@ -101,6 +101,11 @@ impl Entry {
         self.kind == Kind::Dir
     }
 
+    /// Is this a symbolic link?
+    pub fn is_symlink(&self) -> bool {
+        self.kind == Kind::Symlink
+    }
+
     /// The content hash as lower-case hex, if computed.
     pub fn sha256_hex(&self) -> Option<String> {
         self.sha256.map(hex::encode)
