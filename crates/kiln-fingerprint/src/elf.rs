@@ -118,6 +118,29 @@ impl ElfInfo {
         Ok(Some(info))
     }
 
+    /// Only the build data a binary embeds — Go build info and
+    /// `cargo auditable` crates — and `None` when it has neither. Reads
+    /// the headers and those sections alone, so over a mapped file it
+    /// touches a few pages, not the whole binary (`kiln sbom`).
+    pub fn parse_embedded(data: &[u8]) -> Option<ElfInfo> {
+        if !crate::is_elf(data) {
+            return None;
+        }
+        let elf = Elf::parse(data).ok()?;
+        let go = crate::GoBuildInfo::parse(data, &elf);
+        let rust = crate::auditable::rust_crates(data, &elf);
+        if go.is_none() && rust.is_none() {
+            return None;
+        }
+        Some(ElfInfo {
+            machine: elf.header.e_machine,
+            kind: elf.header.e_type,
+            go,
+            rust,
+            ..Default::default()
+        })
+    }
+
     /// The build-id as lower-case hex.
     pub fn build_id_hex(&self) -> Option<String> {
         self.build_id.as_ref().map(hex::encode)

@@ -29,3 +29,9 @@ pub fn elf_facts_with_clues(data: &[u8], t: &Templates) -> Option<Facts> {
         .flatten()
         .map(|i| Arc::new(i) as Facts)
 }
+
+/// Only Go build info and `cargo auditable` data: what `kiln sbom`
+/// catalogs from binaries.
+pub fn embedded_build_data(_path: &str, data: &[u8]) -> Option<Facts> {
+    ElfInfo::parse_embedded(data).map(|i| Arc::new(i) as Facts)
+}

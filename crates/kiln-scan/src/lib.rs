@@ -69,7 +69,8 @@ impl ScanError {
 /// Result alias for this crate.
 pub type Result<T, E = ScanError> = std::result::Result<T, E>;
 
-/// List what the source's package metadata declares.
+/// List what the source's package metadata declares, and the modules
+/// and crates Go and Rust binaries embed.
 pub fn catalog(
     source: &str,
     open: &OpenOptions,
@@ -78,6 +79,8 @@ pub fn catalog(
     let build = BuildOptions {
         capture: Box::new(kiln_catalog::wants),
         progress,
+        inspect: Some(Box::new(inspect::embedded_build_data)),
+        inspect_if: Some(Box::new(inspect::executables)),
         ..Default::default()
     };
     let (tree, source) = source::open_tree(source, open, &build)?;

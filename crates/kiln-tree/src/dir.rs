@@ -149,6 +149,29 @@ pub(crate) fn from_dir(root: &Path, opts: &BuildOptions) -> Result<Tree> {
     })
 }
 
+/// Inspect a file through a private read-only mapping, so an inspector
+/// that needs a few pages (ELF headers, one section) reads only those,
+/// not the whole file: how `kiln sbom dir:/` finds Go and Rust binaries
+/// without reading every executable.
+fn inspect_mapped(
+    f: &std::fs::File,
+    rel: &str,
+    size: u64,
+    opts: &BuildOptions,
+) -> Option<crate::Facts> {
+    if size == 0 {
+        return None;
+    }
+    // SAFETY: the mapping is private and read-only; the file is one kiln
+    // opened from the source directory, and the slice does not outlive
+    // this call.
+    let map = unsafe { memmap2::Mmap::map(f) }.ok()?;
+    if let Some(cb) = &opts.progress {
+        cb(size);
+    }
+    opts.inspect.as_ref().and_then(|i| i(rel, &map))
+}
+
 type Read2 = (Option<[u8; 32]>, Option<Arc<[u8]>>, Option<crate::Facts>);
 
 /// Largest file read whole (for capture or inspection); larger ones are
@@ -164,6 +187,9 @@ fn read_file(
     opts: &BuildOptions,
 ) -> std::io::Result<Read2> {
     let mut f = std::fs::File::open(path)?;
+    if inspect && !capture && !opts.hash {
+        return Ok((None, None, inspect_mapped(&f, rel, size, opts)));
+    }
     if (capture || inspect) && size <= MAX_BUFFERED_FILE {
         let mut data = Vec::with_capacity(size as usize);
         f.read_to_end(&mut data)?;
