@@ -1,5 +1,5 @@
 //! `kiln db build`: add packages to the signature database, from files,
-//! from apt (by name, section or pattern) and from pip.
+//! from apt (by name, section or pattern), from pip and from npm.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,30 +49,67 @@ pub struct BuildArgs {
     /// through the machine's pip configuration). Repeatable.
     #[arg(long = "pip", value_name = "NAME==VERSION")]
     pip: Vec<String>,
+    /// An npm package tarball (.tgz, as `npm pack` writes it), or a
+    /// directory of them. Repeatable.
+    #[arg(long = "npm-tarball", value_name = "PATH")]
+    npm_tarballs: Vec<PathBuf>,
+    /// Fetch NAME@VERSION with `npm pack` (through the machine's npm
+    /// configuration). Repeatable. npm packages identify installed
+    /// `node_modules` whose package.json is gone or edited.
+    #[arg(long = "npm", value_name = "NAME@VERSION")]
+    npm: Vec<String>,
+    /// Fetch every package a package-lock.json, yarn.lock or
+    /// pnpm-lock.yaml declares, with `npm pack`. Repeatable.
+    #[arg(long = "npm-lockfile", value_name = "FILE")]
+    npm_lockfiles: Vec<PathBuf>,
+}
+
+impl BuildArgs {
+    /// Does anything besides the bulk apt selections ask for packages?
+    fn has_items(&self) -> bool {
+        !(self.debs.is_empty()
+            && self.apt.is_empty()
+            && self.wheels.is_empty()
+            && self.pip.is_empty()
+            && self.npm_tarballs.is_empty()
+            && self.npm.is_empty()
+            && self.npm_lockfiles.is_empty())
+    }
+}
+
+/// `NAME@VERSION` specs for every package the lockfiles declare.
+fn lockfile_specs(files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut specs = Vec::new();
+    for f in files {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let pairs = kiln_catalog::npm::declared(&name, &text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+        specs.extend(pairs.into_iter().map(|(n, v)| format!("{n}@{v}")));
+    }
+    specs.sort();
+    specs.dedup();
+    Ok(specs)
 }
 
 pub fn run(args: BuildArgs, quiet: bool) -> Result<ExitCode> {
     let bulk = !(args.apt_sections.is_empty() && args.apt_patterns.is_empty());
-    if args.debs.is_empty()
-        && args.apt.is_empty()
-        && args.wheels.is_empty()
-        && args.pip.is_empty()
-        && !bulk
-    {
-        bail!("nothing to add: give --deb PATH, --apt NAME, --apt-section SECTION, --apt-pattern GLOB, --wheel PATH or --pip NAME==VERSION");
+    if !args.has_items() && !bulk {
+        bail!("nothing to add: give --deb PATH, --apt NAME, --apt-section SECTION, --apt-pattern GLOB, --wheel PATH, --pip NAME==VERSION, --npm NAME@VERSION, --npm-lockfile FILE or --npm-tarball PATH");
     }
     if bulk {
         build_bulk(&args, quiet)?;
-        if args.debs.is_empty()
-            && args.apt.is_empty()
-            && args.wheels.is_empty()
-            && args.pip.is_empty()
-        {
+        if !args.has_items() {
             return Ok(ExitCode::SUCCESS);
         }
     }
     let mut debs = deb::expand_paths(&args.debs, "deb")?;
     debs.extend(deb::expand_paths(&args.wheels, "whl")?);
+    debs.extend(deb::expand_paths(&args.npm_tarballs, "tgz")?);
     let download_dir = tempfile::tempdir().context("cannot create a download directory")?;
     if !args.apt.is_empty() {
         let specs: Vec<apt::AptSpec> = args.apt.iter().map(|s| apt::AptSpec::parse(s)).collect();
@@ -87,10 +124,20 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<ExitCode> {
         bar.finish_and_clear();
         debs.extend(fetched);
     }
+    let mut npm = args.npm.clone();
+    npm.extend(lockfile_specs(&args.npm_lockfiles)?);
+    if !npm.is_empty() {
+        let dir = download_dir.path().join("npm");
+        std::fs::create_dir_all(&dir).context("cannot create a download directory")?;
+        let bar = progress::spinner("npm pack", quiet);
+        let fetched = kiln_rainbow::npm::npm_pack(&npm, &dir)?;
+        bar.finish_and_clear();
+        debs.extend(fetched);
+    }
     if debs.is_empty() {
         bail!(
-            "no .deb or .whl files found in {:?}",
-            [&args.debs[..], &args.wheels[..]].concat()
+            "no .deb, .whl or .tgz files found in {:?}",
+            [&args.debs[..], &args.wheels[..], &args.npm_tarballs[..]].concat()
         );
     }
     let path = args.db.path();

@@ -7,6 +7,8 @@
 
 mod lock;
 
+pub use lock::declared;
+
 use kiln_tree::Tree;
 use serde::Deserialize;
 

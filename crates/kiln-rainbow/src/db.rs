@@ -372,6 +372,8 @@ impl Db {
                 debs.par_iter().for_each_with(tx, |tx, p| {
                     let rec = if p.extension().is_some_and(|x| x == "whl") {
                         crate::wheel::read_wheel(p)
+                    } else if crate::npm::is_tarball(p) {
+                        crate::npm::read_tarball(p)
                     } else {
                         read_deb(p)
                     };

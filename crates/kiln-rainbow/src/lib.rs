@@ -38,6 +38,7 @@ mod error;
 pub mod funcmatch;
 mod identify;
 pub mod learn;
+pub mod npm;
 mod patterns;
 pub mod project;
 mod range;

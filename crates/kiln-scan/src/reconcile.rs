@@ -59,6 +59,7 @@ fn unconfirmed(mut c: Package) -> Package {
 fn found_by(e: Ecosystem) -> &'static str {
     match e {
         Ecosystem::Python => "kiln-rainbow-wheel",
+        Ecosystem::Npm => "kiln-rainbow-npm",
         _ => "kiln-rainbow-deb",
     }
 }

@@ -30,6 +30,18 @@ pub(super) fn kind(path: &str) -> Option<Kind> {
     }
 }
 
+/// The `(name, version)` pairs a lockfile declares; `file_name` says
+/// which format (`package-lock.json`, `yarn.lock`, `pnpm-lock.yaml`).
+pub fn declared(file_name: &str, text: &str) -> Result<Vec<(String, String)>, String> {
+    let set = match kind(file_name) {
+        Some(Kind::PackageLock) => package_lock(text)?,
+        Some(Kind::Yarn) => yarn(text),
+        Some(Kind::Pnpm) => pnpm(text)?,
+        None => return Err(format!("{file_name}: not an npm lockfile name")),
+    };
+    Ok(set.into_iter().collect())
+}
+
 pub(super) fn catalog(tree: &Tree, out: &mut Vec<Package>, unknowns: &mut Vec<Unknown>) {
     let locks: Vec<(String, Kind, Option<usize>)> = tree
         .iter()

@@ -211,13 +211,96 @@ fn observe(tree: &Tree) -> Vec<Obs> {
 /// Identify the packages in `tree` against the signatures in `db`. The
 /// tree must have been built with hashing on and, for build-id matching,
 /// an inspector that stores [`ElfInfo`] facts.
+///
+/// Each npm package directory (`…/node_modules/[@scope/]NAME`) is
+/// identified on its own, with paths relative to it as npm tarballs
+/// record them: npm installs several versions of one package side by
+/// side, where a distribution installs one, and a file that differs from
+/// a version's at the same relative path must contradict that version.
 pub fn identify<L: SignatureLookup + Send>(db: &L, tree: &Tree) -> Result<Identification> {
     let links = dir_links(tree);
-    let obs = observe(tree);
-    let mut lookups = lookup::gather(db, &obs, &links)?;
-    code::lookup_functions(db, tree, &obs, &mut lookups)?;
+    let (rest, npm) = partition_npm(observe(tree));
+    let mut found = identify_observed(db, tree, &rest, &links, true)?;
+    for (root, group) in npm {
+        let cut = root.len() + 1;
+        let relative: Vec<Obs> = group
+            .into_iter()
+            .map(|mut o| {
+                o.path = o.path[cut..].to_string();
+                o
+            })
+            .collect();
+        let mut more = identify_observed(db, tree, &relative, &[], false)?;
+        rebase(&mut more, &root);
+        found.packages.extend(more.packages);
+        found.unexplained.extend(more.unexplained);
+        found.files_seen += more.files_seen;
+        found.function_hashes.extend(more.function_hashes);
+    }
+    found
+        .packages
+        .sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.arch.cmp(&b.arch)));
+    found.unexplained.sort();
+    Ok(found)
+}
+
+/// The npm package directory a path lies in: up to the package name
+/// after its last `node_modules/` (two segments for a scope).
+fn npm_root(path: &str) -> Option<&str> {
+    let at = path.rfind("node_modules/")? + "node_modules/".len();
+    let rest = &path[at..];
+    let mut segs = rest.splitn(3, '/');
+    let first = segs.next()?;
+    if first.starts_with('.') {
+        return None;
+    }
+    let len = if first.starts_with('@') {
+        first.len() + 1 + segs.next()?.len()
+    } else {
+        first.len()
+    };
+    // A file inside the package, not the directory entry itself.
+    (rest.len() > len + 1).then(|| &path[..at + len])
+}
+
+fn partition_npm(obs: Vec<Obs>) -> (Vec<Obs>, std::collections::BTreeMap<String, Vec<Obs>>) {
+    let mut rest = Vec::new();
+    let mut groups: std::collections::BTreeMap<String, Vec<Obs>> = Default::default();
+    for o in obs {
+        match npm_root(&o.path) {
+            Some(root) => groups.entry(root.to_string()).or_default().push(o),
+            None => rest.push(o),
+        }
+    }
+    (rest, groups)
+}
+
+/// Put an npm group's relative paths back under its directory.
+fn rebase(found: &mut Identification, root: &str) {
+    let full = |p: &mut String| *p = format!("/{root}/{}", p.trim_start_matches('/'));
+    for pkg in &mut found.packages {
+        pkg.occurrences.iter_mut().for_each(|o| full(&mut o.0));
+        pkg.contradictions.iter_mut().for_each(|c| full(&mut c.0));
+    }
+    found.unexplained.iter_mut().for_each(full);
+}
+
+/// Identify one set of observations; `code` also compares ELF files by
+/// code (which reads them from the tree, so their paths must be the
+/// tree's).
+fn identify_observed<L: SignatureLookup + Send>(
+    db: &L,
+    tree: &Tree,
+    obs: &[Obs],
+    links: &[(String, String)],
+    code: bool,
+) -> Result<Identification> {
+    let mut lookups = lookup::gather(db, obs, links)?;
+    if code {
+        code::lookup_functions(db, tree, obs, &mut lookups)?;
+    }
     let builds = db.builds(&lookups.build_ids())?;
-    let mut found = resolve::resolve(&obs, &lookups, &builds);
+    let mut found = resolve::resolve(obs, &lookups, &builds);
     // Function sets already computed for files nothing explains: the
     // caller's search for statically linked projects need not re-read them.
     let unexplained: HashSet<&str> = found

@@ -302,3 +302,20 @@ fn code_only_exact_answers_are_capped() {
     assert_eq!(p.confidence, 0.7);
     assert!(p.notes.iter().any(|n| n.contains("by code only")));
 }
+
+#[test]
+fn npm_package_directories_are_their_own_groups() {
+    use super::npm_root;
+    assert_eq!(
+        npm_root("app/node_modules/ms/index.js"),
+        Some("app/node_modules/ms")
+    );
+    assert_eq!(
+        npm_root("app/node_modules/a/node_modules/@s/b/lib/x.js"),
+        Some("app/node_modules/a/node_modules/@s/b")
+    );
+    assert_eq!(npm_root("app/node_modules/.package-lock.json"), None);
+    assert_eq!(npm_root("app/node_modules/.bin/x"), None);
+    assert_eq!(npm_root("usr/lib/x.so"), None);
+    assert_eq!(npm_root("app/node_modules/ms"), None);
+}
