@@ -53,13 +53,12 @@ impl Db<'_> {
     /// `len` bytes long.
     fn overflow(&self, mut pgno: u32, len: usize) -> Result<Vec<u8>, RpmError> {
         let mut out = Vec::with_capacity(len.min(self.data.len()));
-        let mut seen = 0usize;
+        let mut seen = std::collections::HashSet::new();
         while out.len() < len {
             if pgno == 0 {
                 return Err(RpmError::Bdb("overflow chain ends early"));
             }
-            seen += 1;
-            if seen > self.pages {
+            if !seen.insert(pgno) {
                 return Err(RpmError::Bdb("overflow chain loops"));
             }
             let page = self.page(pgno as usize)?;
