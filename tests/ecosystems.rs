@@ -69,7 +69,7 @@ fn build() -> Fixture {
     write_file(&rootfs.join("opt/dotnet/app.deps.json"), DEPS_JSON);
     let go_deps = go_fixture(&rootfs);
     umoci.repack();
-    Fixture {
+    let f = Fixture {
         _dir: dir,
         root,
         umoci,
@@ -79,7 +79,33 @@ fn build() -> Fixture {
         gem,
         composer,
         go_deps,
+    };
+    if let Some(dest) = std::env::var_os("KILN_ECO_EXPORT") {
+        export(&f, Path::new(&dest));
     }
+    f
+}
+
+/// For bench/ecosystems.sh: the image's layout and each ecosystem's truth.
+fn export(f: &Fixture, dest: &Path) {
+    let _ = std::fs::remove_dir_all(dest);
+    std::fs::create_dir_all(dest).unwrap();
+    sh(Command::new("cp")
+        .arg("-a")
+        .arg(&f.umoci.layout)
+        .arg(dest.join("layout")));
+    let list = |s: &Set| {
+        s.iter()
+            .map(|(n, v)| format!("{n} {v}"))
+            .collect::<Vec<_>>()
+    };
+    let truth = serde_json::json!({
+        "rpm": list(&f.rpm), "npm": list(&f.npm), "java-archive": list(&f.java),
+        "gem": list(&f.gem), "php-composer": list(&f.composer),
+        "dotnet": ["Newtonsoft.Json 13.0.3", "Serilog 3.1.1"],
+        "go-module": list(&f.go_deps),
+    });
+    write_file(&dest.join("truth.json"), &truth.to_string());
 }
 
 fn lines_to_set(out: &[u8]) -> Set {
