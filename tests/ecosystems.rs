@@ -372,20 +372,30 @@ const DEPS_JSON: &str = r#"{
   }
 }"#;
 
-/// A Go binary from the host (umoci, a Debian package); the truth is the
-/// `dep` lines of `go version -m`.
+/// A Go binary from the host (umoci, a Debian package); the truth is
+/// what `go version -m` prints: the toolchain (as `stdlib`) and every
+/// `dep` line (Debian's GOPATH builds have none).
 fn go_fixture(rootfs: &Path) -> Set {
     let bin = rootfs.join("usr/local/bin/umoci");
     std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
     std::fs::copy("/usr/bin/umoci", &bin).unwrap();
     let out = sh(Command::new("go").args(["version", "-m"]).arg(&bin));
-    String::from_utf8_lossy(&out.stdout)
+    let text = String::from_utf8_lossy(&out.stdout);
+    let toolchain = text
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit_once(": go"))
+        .map(|(_, v)| v.to_string())
+        .expect("go version -m names the toolchain");
+    let mut set: Set = text
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
             (f.len() >= 4 && f[1] == "dep").then(|| (f[2].to_string(), f[3].to_string()))
         })
-        .collect()
+        .collect();
+    set.insert(("stdlib".into(), toolchain));
+    set
 }
 
 fn by(doc: &Value, kind: &str, found_by: Option<&str>) -> Set {
