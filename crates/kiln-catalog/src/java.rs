@@ -13,6 +13,7 @@ mod manifest;
 use std::io::{Cursor, Read};
 
 use kiln_tree::Tree;
+use rayon::prelude::*;
 use sha1::{Digest, Sha1};
 
 use crate::purl::purl;
@@ -50,25 +51,33 @@ pub fn catalog(
         .filter(|(p, e)| e.is_file() && is_archive(p))
         .map(|(p, e)| (p.to_string(), e.layer))
         .collect();
-    for (path, layer) in archives {
-        let data = match tree.read(&path, MAX_METADATA_FILE) {
-            Ok(d) => d,
-            Err(e) => {
-                unknowns.push(Unknown {
+    // Archives are independent and inflating them is the cost: in parallel.
+    let results: Vec<(Vec<Package>, Vec<Unknown>)> = archives
+        .par_iter()
+        .map(|(path, layer)| {
+            let (mut found, mut refused) = (Vec::new(), Vec::new());
+            match tree.read(path, MAX_METADATA_FILE) {
+                Ok(data) => {
+                    let mut walk = Walk {
+                        layer: *layer,
+                        budget: MAX_EXPANSION,
+                        ancestors: Vec::new(),
+                        out: &mut found,
+                        unknowns: &mut refused,
+                    };
+                    walk.archive(&format!("/{path}"), &data);
+                }
+                Err(e) => refused.push(Unknown {
                     path: format!("/{path}"),
                     reason: e.to_string(),
-                });
-                continue;
+                }),
             }
-        };
-        let mut walk = Walk {
-            layer,
-            budget: MAX_EXPANSION,
-            ancestors: Vec::new(),
-            out,
-            unknowns,
-        };
-        walk.archive(&format!("/{path}"), &data);
+            (found, refused)
+        })
+        .collect();
+    for (found, refused) in results {
+        out.extend(found);
+        unknowns.extend(refused);
     }
 }
 
