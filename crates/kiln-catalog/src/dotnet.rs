@@ -5,8 +5,7 @@
 use kiln_tree::Tree;
 use serde::Deserialize;
 
-use crate::purl::purl;
-use crate::{read_text, Distro, Ecosystem, Package, Unknown};
+use crate::{files_where, read_text, Distro, Ecosystem, Package, Unknown};
 
 /// Files this cataloger reads.
 pub fn wants(path: &str) -> bool {
@@ -31,22 +30,14 @@ pub fn catalog(
     out: &mut Vec<Package>,
     unknowns: &mut Vec<Unknown>,
 ) {
-    let files: Vec<(String, Option<usize>)> = tree
-        .iter()
-        .filter(|(p, e)| e.is_file() && wants(p))
-        .map(|(p, e)| (p.to_string(), e.layer))
-        .collect();
-    for (path, layer) in files {
+    for (path, layer) in files_where(tree, wants) {
         let Some(text) = read_text(tree, &path, unknowns) else {
             continue;
         };
         let deps: Deps = match serde_json::from_str(&text) {
             Ok(d) => d,
             Err(e) => {
-                unknowns.push(Unknown {
-                    path: format!("/{path}"),
-                    reason: format!("invalid deps.json: {e}"),
-                });
+                unknowns.push(Unknown::at(&path, format!("invalid deps.json: {e}")));
                 continue;
             }
         };
@@ -55,16 +46,14 @@ pub fn catalog(
             else {
                 continue;
             };
-            let mut p = Package::embedded(
+            out.push(Package::embedded(
                 Ecosystem::Dotnet,
                 name,
                 version,
                 &path,
                 layer,
                 "dotnet-deps-cataloger",
-            );
-            p.purl = purl(Ecosystem::Dotnet, name, version, None, None);
-            out.push(p);
+            ));
         }
     }
 }

@@ -16,8 +16,7 @@ use kiln_tree::Tree;
 use rayon::prelude::*;
 use sha1::{Digest, Sha1};
 
-use crate::purl::purl;
-use crate::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown, MAX_METADATA_FILE};
+use crate::{files_where, Distro, Ecosystem, OwnedFile, Package, Unknown, MAX_METADATA_FILE};
 
 const EXTENSIONS: &[&str] = &[
     ".jar", ".war", ".ear", ".par", ".sar", ".jpi", ".hpi", ".nar",
@@ -46,55 +45,44 @@ pub fn catalog(
     out: &mut Vec<Package>,
     unknowns: &mut Vec<Unknown>,
 ) {
-    let archives: Vec<(String, Option<usize>)> = tree
-        .iter()
-        .filter(|(p, e)| e.is_file() && is_archive(p))
-        .map(|(p, e)| (p.to_string(), e.layer))
-        .collect();
     // Archives are independent and inflating them is the cost: in parallel.
-    let results: Vec<(Vec<Package>, Vec<Unknown>)> = archives
+    let walks: Vec<Walk> = files_where(tree, is_archive)
         .par_iter()
         .map(|(path, layer)| {
-            let (mut found, mut refused) = (Vec::new(), Vec::new());
+            let mut walk = Walk {
+                layer: *layer,
+                budget: MAX_EXPANSION,
+                ancestors: Vec::new(),
+                found: Vec::new(),
+                refused: Vec::new(),
+            };
             match tree.read(path, MAX_METADATA_FILE) {
-                Ok(data) => {
-                    let mut walk = Walk {
-                        layer: *layer,
-                        budget: MAX_EXPANSION,
-                        ancestors: Vec::new(),
-                        out: &mut found,
-                        unknowns: &mut refused,
-                    };
-                    walk.archive(&format!("/{path}"), &data);
-                }
-                Err(e) => refused.push(Unknown {
-                    path: format!("/{path}"),
-                    reason: e.to_string(),
-                }),
+                Ok(data) => walk.archive(&format!("/{path}"), &data),
+                Err(e) => walk.refused.push(Unknown::at(path, e.to_string())),
             }
-            (found, refused)
+            walk
         })
         .collect();
-    for (found, refused) in results {
-        out.extend(found);
-        unknowns.extend(refused);
+    for walk in walks {
+        out.extend(walk.found);
+        unknowns.extend(walk.refused);
     }
 }
 
 /// One top-level archive's walk through its nested archives.
-struct Walk<'a> {
+struct Walk {
     layer: Option<usize>,
     budget: u64,
     /// SHA-1s of the archives being read, outermost first: a nested
     /// archive identical to one of them is a cycle.
     ancestors: Vec<[u8; 20]>,
-    out: &'a mut Vec<Package>,
-    unknowns: &'a mut Vec<Unknown>,
+    found: Vec<Package>,
+    refused: Vec<Unknown>,
 }
 
-impl Walk<'_> {
+impl Walk {
     fn refuse(&mut self, location: &str, reason: impl Into<String>) {
-        self.unknowns.push(Unknown {
+        self.refused.push(Unknown {
             path: location.to_string(),
             reason: reason.into(),
         });
@@ -144,7 +132,7 @@ impl Walk<'_> {
         }
         let digest = format!("sha1:{}", hex::encode(sha1));
         for c in found {
-            self.out.push(package(c, location, self.layer, &digest));
+            self.found.push(package(c, location, self.layer, &digest));
         }
         for name in names.iter().filter(|n| is_archive(n)) {
             if let Some(inner) = self.bytes(&mut zip, location, name) {
@@ -229,15 +217,10 @@ fn package(
         Ecosystem::Java,
         &name,
         &c.version,
-        "",
+        location.trim_start_matches('/'),
         layer,
         "java-archive-cataloger",
     );
-    p.purl = purl(Ecosystem::Java, &name, &c.version, None, None);
-    p.locations = vec![Location {
-        path: location.to_string(),
-        layer,
-    }];
     p.files = vec![OwnedFile {
         path: location.to_string(),
         digest: Some(digest.to_string()),

@@ -158,6 +158,18 @@ pub fn catalog(tree: &Tree) -> Catalog {
     }
 }
 
+/// The tree's regular files whose paths `wanted` accepts, with the layer
+/// that wrote each: what a cataloger walks.
+pub(crate) fn files_where(
+    tree: &Tree,
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<(String, Option<usize>)> {
+    tree.iter()
+        .filter(|(p, e)| e.is_file() && wanted(p))
+        .map(|(p, e)| (p.to_string(), e.layer))
+        .collect()
+}
+
 /// Read a metadata file as text, recording a failure as an unknown.
 pub(crate) fn read_text(tree: &Tree, path: &str, unknowns: &mut Vec<Unknown>) -> Option<String> {
     match tree.read(path, MAX_METADATA_FILE) {

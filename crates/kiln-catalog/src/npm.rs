@@ -12,8 +12,7 @@ pub use lock::declared;
 use kiln_tree::Tree;
 use serde::Deserialize;
 
-use crate::purl::purl;
-use crate::{read_text, Distro, Ecosystem, Location, Package, Unknown};
+use crate::{files_where, read_text, Distro, Ecosystem, Package, Unknown};
 
 /// Cataloger names, as Syft names them.
 pub const INSTALLED: &str = "javascript-package-cataloger";
@@ -69,13 +68,8 @@ pub fn catalog(
     out: &mut Vec<Package>,
     unknowns: &mut Vec<Unknown>,
 ) {
-    let manifests: Vec<(String, Option<usize>)> = tree
-        .iter()
-        .filter(|(p, e)| e.is_file() && installed_manifest(p).is_some())
-        .map(|(p, e)| (p.to_string(), e.layer))
-        .collect();
-    for (path, layer) in &manifests {
-        if let Some(p) = installed(tree, path, *layer, unknowns) {
+    for (path, layer) in files_where(tree, |p| installed_manifest(p).is_some()) {
+        if let Some(p) = installed(tree, &path, layer, unknowns) {
             out.push(p);
         }
     }
@@ -93,22 +87,14 @@ fn installed(
     let m: Manifest = match serde_json::from_str(&text) {
         Ok(m) => m,
         Err(e) => {
-            unknowns.push(Unknown {
-                path: format!("/{path}"),
-                reason: format!("invalid package.json: {e}"),
-            });
+            unknowns.push(Unknown::at(path, format!("invalid package.json: {e}")));
             return None;
         }
     };
-    let (name, version) = (m.name.clone()?, m.version.clone()?);
-    Some(package(
-        &name,
-        &version,
-        licenses(&m),
-        path,
-        layer,
-        INSTALLED,
-    ))
+    let (name, version) = (m.name.as_deref()?, m.version.as_deref()?);
+    let mut p = Package::embedded(Ecosystem::Npm, name, version, path, layer, INSTALLED);
+    p.licenses = licenses(&m);
+    Some(p)
 }
 
 /// Workspace members are linked into `node_modules` (a symlink to the
@@ -131,24 +117,6 @@ fn workspace_links(tree: &Tree, out: &mut Vec<Package>, unknowns: &mut Vec<Unkno
             }
         }
     }
-}
-
-pub(crate) fn package(
-    name: &str,
-    version: &str,
-    licenses: Vec<String>,
-    path: &str,
-    layer: Option<usize>,
-    found_by: &'static str,
-) -> Package {
-    let mut p = Package::embedded(Ecosystem::Npm, name, version, path, layer, found_by);
-    p.purl = purl(Ecosystem::Npm, name, version, None, None);
-    p.licenses = licenses;
-    p.locations = vec![Location {
-        path: format!("/{path}"),
-        layer,
-    }];
-    p
 }
 
 #[cfg(test)]

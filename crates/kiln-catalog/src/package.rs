@@ -125,6 +125,16 @@ pub struct Distro {
     pub id_like: Vec<String>,
 }
 
+impl Unknown {
+    /// A file at tree path `path` (no leading `/`) and why it was refused.
+    pub fn at(path: &str, reason: impl Into<String>) -> Unknown {
+        Unknown {
+            path: format!("/{path}"),
+            reason: reason.into(),
+        }
+    }
+}
+
 impl Distro {
     /// The purl `distro` qualifier value, e.g. `debian-12`.
     pub fn qualifier(&self) -> Option<String> {

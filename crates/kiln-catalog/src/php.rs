@@ -5,8 +5,7 @@
 use kiln_tree::Tree;
 use serde::Deserialize;
 
-use crate::purl::purl;
-use crate::{read_text, Distro, Ecosystem, Package, Unknown};
+use crate::{files_where, read_text, Distro, Ecosystem, Package, Unknown};
 
 /// Files this cataloger reads.
 pub fn wants(path: &str) -> bool {
@@ -45,12 +44,7 @@ pub fn catalog(
     out: &mut Vec<Package>,
     unknowns: &mut Vec<Unknown>,
 ) {
-    let files: Vec<(String, Option<usize>)> = tree
-        .iter()
-        .filter(|(p, e)| e.is_file() && wants(p))
-        .map(|(p, e)| (p.to_string(), e.layer))
-        .collect();
-    for (path, layer) in files {
+    for (path, layer) in files_where(tree, wants) {
         let Some(text) = read_text(tree, &path, unknowns) else {
             continue;
         };
@@ -68,14 +62,13 @@ pub fn catalog(
             Ok(list) => out.extend(list.into_iter().map(|e| {
                 let mut p =
                     Package::embedded(Ecosystem::Composer, &e.name, &e.version, &path, layer, by);
-                p.purl = purl(Ecosystem::Composer, &e.name, &e.version, None, None);
                 p.licenses = e.license;
                 p
             })),
-            Err(e) => unknowns.push(Unknown {
-                path: format!("/{path}"),
-                reason: format!("invalid Composer metadata: {e}"),
-            }),
+            Err(e) => unknowns.push(Unknown::at(
+                &path,
+                format!("invalid Composer metadata: {e}"),
+            )),
         }
     }
 }

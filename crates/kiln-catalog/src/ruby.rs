@@ -5,8 +5,7 @@
 
 use kiln_tree::Tree;
 
-use crate::purl::purl;
-use crate::{read_text, Distro, Ecosystem, Package, Unknown};
+use crate::{files_where, read_text, Distro, Ecosystem, Package, Unknown};
 
 /// Files this cataloger reads.
 pub fn wants(path: &str) -> bool {
@@ -25,12 +24,7 @@ pub fn catalog(
     out: &mut Vec<Package>,
     unknowns: &mut Vec<Unknown>,
 ) {
-    let files: Vec<(String, Option<usize>)> = tree
-        .iter()
-        .filter(|(p, e)| e.is_file() && wants(p))
-        .map(|(p, e)| (p.to_string(), e.layer))
-        .collect();
-    for (path, layer) in files {
+    for (path, layer) in files_where(tree, wants) {
         let Some(text) = read_text(tree, &path, unknowns) else {
             continue;
         };
@@ -47,10 +41,10 @@ pub fn catalog(
                     p.licenses = licenses;
                     out.push(p);
                 }
-                None => unknowns.push(Unknown {
-                    path: format!("/{path}"),
-                    reason: "gemspec names no literal name and version".into(),
-                }),
+                None => unknowns.push(Unknown::at(
+                    &path,
+                    "gemspec names no literal name and version",
+                )),
             }
         } else {
             for (name, version) in gemfile_lock(&text) {
@@ -61,9 +55,7 @@ pub fn catalog(
 }
 
 fn gem(name: &str, version: &str, path: &str, layer: Option<usize>, by: &'static str) -> Package {
-    let mut p = Package::embedded(Ecosystem::Gem, name, version, path, layer, by);
-    p.purl = purl(Ecosystem::Gem, name, version, None, None);
-    p
+    Package::embedded(Ecosystem::Gem, name, version, path, layer, by)
 }
 
 /// The first quoted string on a line after `=`: `"rack".freeze` → `rack`.

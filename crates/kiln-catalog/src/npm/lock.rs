@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use kiln_tree::Tree;
 use serde_json::Value;
 
-use super::{package, DECLARED};
-use crate::{read_text, Package, Unknown};
+use super::DECLARED;
+use crate::{files_where, read_text, Ecosystem, Package, Unknown};
 
 /// The lockfile formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub(super) fn kind(path: &str) -> Option<Kind> {
     }
 }
 
-/// The `(name, version)` pairs a lockfile declares; `file_name` says
+/// The `(name, version)` pairs a lockfile declares; its file name says
 /// which format (`package-lock.json`, `yarn.lock`, `pnpm-lock.yaml`).
 pub fn declared(file_name: &str, text: &str) -> Result<Vec<(String, String)>, String> {
     let set = match kind(file_name) {
@@ -43,12 +43,7 @@ pub fn declared(file_name: &str, text: &str) -> Result<Vec<(String, String)>, St
 }
 
 pub(super) fn catalog(tree: &Tree, out: &mut Vec<Package>, unknowns: &mut Vec<Unknown>) {
-    let locks: Vec<(String, Kind, Option<usize>)> = tree
-        .iter()
-        .filter(|(_, e)| e.is_file())
-        .filter_map(|(p, e)| Some((p.to_string(), kind(p)?, e.layer)))
-        .collect();
-    for (path, kind, layer) in locks {
+    for (path, layer) in files_where(tree, |p| kind(p).is_some()) {
         let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
         let modules = if dir.is_empty() {
             "node_modules".to_string()
@@ -61,20 +56,13 @@ pub(super) fn catalog(tree: &Tree, out: &mut Vec<Package>, unknowns: &mut Vec<Un
         let Some(text) = read_text(tree, &path, unknowns) else {
             continue;
         };
-        let parsed = match kind {
-            Kind::PackageLock => package_lock(&text),
-            Kind::Yarn => Ok(yarn(&text)),
-            Kind::Pnpm => pnpm(&text),
-        };
-        match parsed {
-            Ok(set) => out.extend(
-                set.into_iter()
-                    .map(|(n, v)| package(&n, &v, Vec::new(), &path, layer, DECLARED)),
-            ),
-            Err(reason) => unknowns.push(Unknown {
-                path: format!("/{path}"),
-                reason,
-            }),
+        match declared(&path, &text) {
+            Ok(list) => {
+                out.extend(list.into_iter().map(|(n, v)| {
+                    Package::embedded(Ecosystem::Npm, &n, &v, &path, layer, DECLARED)
+                }))
+            }
+            Err(reason) => unknowns.push(Unknown::at(&path, reason)),
         }
     }
 }
@@ -168,7 +156,8 @@ fn descriptor_name(line: &str) -> Option<String> {
     if first == "__metadata" || first.contains("@workspace:") || first.contains("@link:") {
         return None;
     }
-    let at = first[1..].find('@')? + 1;
+    // The `@` after the name; a scope's leading `@` is not it.
+    let at = first.get(1..)?.find('@')? + 1;
     Some(first[..at].to_string())
 }
 
@@ -241,6 +230,8 @@ mod tests {
         let s = yarn(berry);
         assert_eq!(s.len(), 1);
         assert!(has(&s, "ms", "2.1.3"));
+        // Stray lines are skipped, never a panic.
+        assert!(yarn(":\n  version \"1\"\n\"\u{e9}@1\":\n  version \"1\"\n").len() <= 1);
     }
 
     #[test]

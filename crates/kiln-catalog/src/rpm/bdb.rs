@@ -87,13 +87,9 @@ impl Db<'_> {
             .ok_or(RpmError::Bdb("item index past the page"))?;
         for i in (1..n).step_by(2) {
             let at = offsets[i];
-            // Items are packed downwards from the page's end: an item ends
-            // where the one before it starts.
-            let end = if i == 0 {
-                self.page_size
-            } else {
-                offsets[i - 1]
-            };
+            // Items are packed downwards from the page's end: a value ends
+            // where its key, the item before it, starts.
+            let end = offsets[i - 1];
             let item = page
                 .get(at..end.max(at))
                 .filter(|it| !it.is_empty())

@@ -71,10 +71,7 @@ pub fn catalog(
             let layer = entry.layer;
             match read(tree, &path, *format) {
                 Ok(blobs) => add(&blobs, &path, layer, distro, out, unknowns),
-                Err(reason) => unknowns.push(Unknown {
-                    path: format!("/{path}"),
-                    reason,
-                }),
+                Err(reason) => unknowns.push(Unknown::at(&path, reason)),
             }
             return;
         }
@@ -116,10 +113,7 @@ fn add(
         match header::parse(blob) {
             Ok(h) if h.name == "gpg-pubkey" => {}
             Ok(h) => out.push(package(h, path, layer, distro)),
-            Err(e) => unknowns.push(Unknown {
-                path: format!("/{path}"),
-                reason: format!("record {}: {e}", i + 1),
-            }),
+            Err(e) => unknowns.push(Unknown::at(path, format!("record {}: {e}", i + 1))),
         }
     }
 }

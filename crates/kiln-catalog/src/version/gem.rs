@@ -4,32 +4,11 @@
 
 use std::cmp::Ordering;
 
-#[derive(Debug, PartialEq, Eq)]
-enum Seg {
-    Num(u128),
-    Str(String),
-}
+use super::{tokens, Token};
 
-fn segments(v: &str) -> Vec<Seg> {
-    let mut out = Vec::new();
-    for part in v.trim().split(['.', '-']) {
-        let mut rest = part;
-        while !rest.is_empty() {
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            let n = if digits > 0 {
-                digits
-            } else {
-                rest.bytes().take_while(|c| !c.is_ascii_digit()).count()
-            };
-            let (tok, tail) = rest.split_at(n);
-            out.push(match tok.parse() {
-                Ok(x) => Seg::Num(x),
-                Err(_) => Seg::Str(tok.to_string()),
-            });
-            rest = tail;
-        }
-    }
-    while matches!(out.last(), Some(Seg::Num(0))) {
+fn segments(v: &str) -> Vec<Token> {
+    let mut out = tokens(v, &['.', '-']);
+    while matches!(out.last(), Some(Token::Num(0))) {
         out.pop();
     }
     out
@@ -38,14 +17,14 @@ fn segments(v: &str) -> Vec<Seg> {
 /// Compare two gem versions.
 pub fn compare(a: &str, b: &str) -> Ordering {
     let (x, y) = (segments(a), segments(b));
-    let zero = Seg::Num(0);
+    let zero = Token::Num(0);
     for i in 0..x.len().max(y.len()) {
         let (p, q) = (x.get(i).unwrap_or(&zero), y.get(i).unwrap_or(&zero));
         let o = match (p, q) {
-            (Seg::Num(m), Seg::Num(n)) => m.cmp(n),
-            (Seg::Num(_), Seg::Str(_)) => Ordering::Greater,
-            (Seg::Str(_), Seg::Num(_)) => Ordering::Less,
-            (Seg::Str(s), Seg::Str(t)) => s.cmp(t),
+            (Token::Num(m), Token::Num(n)) => m.cmp(n),
+            (Token::Num(_), Token::Word(_)) => Ordering::Greater,
+            (Token::Word(_), Token::Num(_)) => Ordering::Less,
+            (Token::Word(s), Token::Word(t)) => s.cmp(t),
         };
         if o != Ordering::Equal {
             return o;

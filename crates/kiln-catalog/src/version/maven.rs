@@ -6,11 +6,7 @@
 
 use std::cmp::Ordering;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Item {
-    Num(u128),
-    Qual(String),
-}
+use super::{tokens, Token};
 
 /// Rank of a qualifier; unknown ones share the top rank and compare by text.
 fn rank(q: &str) -> u8 {
@@ -26,50 +22,32 @@ fn rank(q: &str) -> u8 {
     }
 }
 
-fn items(v: &str) -> Vec<Item> {
-    let lower = v.trim().to_ascii_lowercase();
-    let mut out = Vec::new();
-    for seg in lower.split(['.', '-', '_']) {
-        let mut rest = seg;
-        while !rest.is_empty() {
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            let n = if digits > 0 {
-                digits
-            } else {
-                rest.bytes().take_while(|c| !c.is_ascii_digit()).count()
-            };
-            let (tok, tail) = rest.split_at(n);
-            out.push(match tok.parse::<u128>() {
-                Ok(x) => Item::Num(x),
-                Err(_) => Item::Qual(tok.to_string()),
-            });
-            rest = tail;
-        }
-    }
-    while matches!(out.last(), Some(Item::Num(0)))
-        || matches!(out.last(), Some(Item::Qual(q)) if rank(q) == 5)
+fn items(v: &str) -> Vec<Token> {
+    let mut out = tokens(&v.to_ascii_lowercase(), &['.', '-', '_']);
+    while matches!(out.last(), Some(Token::Num(0)))
+        || matches!(out.last(), Some(Token::Word(q)) if rank(q) == 5)
     {
         out.pop();
     }
     out
 }
 
-fn cmp_item(a: Option<&Item>, b: Option<&Item>) -> Ordering {
-    let null = Item::Qual(String::new());
-    let zero = Item::Num(0);
+fn cmp_item(a: Option<&Token>, b: Option<&Token>) -> Ordering {
+    let null = Token::Word(String::new());
+    let zero = Token::Num(0);
     let (a, b) = match (a, b) {
         (None, None) => return Ordering::Equal,
-        (Some(x @ Item::Num(_)), None) => (x, &zero),
-        (None, Some(y @ Item::Num(_))) => (&zero, y),
+        (Some(x @ Token::Num(_)), None) => (x, &zero),
+        (None, Some(y @ Token::Num(_))) => (&zero, y),
         (Some(x), None) => (x, &null),
         (None, Some(y)) => (&null, y),
         (Some(x), Some(y)) => (x, y),
     };
     match (a, b) {
-        (Item::Num(x), Item::Num(y)) => x.cmp(y),
-        (Item::Num(_), Item::Qual(_)) => Ordering::Greater,
-        (Item::Qual(_), Item::Num(_)) => Ordering::Less,
-        (Item::Qual(x), Item::Qual(y)) => rank(x).cmp(&rank(y)).then_with(|| {
+        (Token::Num(x), Token::Num(y)) => x.cmp(y),
+        (Token::Num(_), Token::Word(_)) => Ordering::Greater,
+        (Token::Word(_), Token::Num(_)) => Ordering::Less,
+        (Token::Word(x), Token::Word(y)) => rank(x).cmp(&rank(y)).then_with(|| {
             if rank(x) == 7 {
                 x.cmp(y)
             } else {

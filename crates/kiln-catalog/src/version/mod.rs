@@ -28,6 +28,37 @@ use std::cmp::Ordering;
 
 pub use dpkg::dpkg_cmp;
 
+/// A piece of a version: a run of digits, or a run of anything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Token {
+    Num(u128),
+    Word(String),
+}
+
+/// Split `v` at `seps` and at every change between digits and other
+/// characters (`1.0rc2` → 1, 0, rc, 2), as Maven and RubyGems read versions.
+pub(crate) fn tokens(v: &str, seps: &[char]) -> Vec<Token> {
+    let mut out = Vec::new();
+    for seg in v.trim().split(seps) {
+        let mut rest = seg;
+        while !rest.is_empty() {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let n = if digits > 0 {
+                digits
+            } else {
+                rest.bytes().take_while(|c| !c.is_ascii_digit()).count()
+            };
+            let (tok, tail) = rest.split_at(n);
+            out.push(match tok.parse() {
+                Ok(x) => Token::Num(x),
+                Err(_) => Token::Word(tok.to_string()),
+            });
+            rest = tail;
+        }
+    }
+    out
+}
+
 /// A version order, named as `vers:` names its schemes (package-url
 /// types, plus `generic`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
