@@ -92,9 +92,39 @@ pub struct DebRecord {
 
 /// Reads through to `inner` while hashing, so the archive's own digest
 /// costs no second pass.
-struct HashingReader<R> {
+pub(crate) struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// Read what the consumer left (trailers, padding), so the digest
+    /// covers the whole input, and return it as hex.
+    pub(crate) fn finish(mut self) -> io::Result<String> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok(hex::encode(self.hasher.finalize()))
+    }
+}
+
+/// The SHA-256 of a whole file, as hex: an archive's identity in the DB.
+pub(crate) fn file_sha256(path: &Path) -> Result<String> {
+    let file = File::open(path).map_err(|e| RainbowError::Io {
+        path: path.into(),
+        err: e,
+    })?;
+    HashingReader::new(BufReader::new(file))
+        .finish()
+        .map_err(|e| RainbowError::Io {
+            path: path.into(),
+            err: e,
+        })
 }
 
 impl<R: Read> Read for HashingReader<R> {
@@ -105,7 +135,7 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-fn bad(path: &Path, reason: impl Into<String>) -> RainbowError {
+pub(crate) fn bad(path: &Path, reason: impl Into<String>) -> RainbowError {
     RainbowError::BadDeb {
         path: path.to_path_buf(),
         reason: reason.into(),

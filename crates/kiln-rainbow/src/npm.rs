@@ -11,20 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kiln_catalog::Ecosystem;
-use sha2::{Digest as _, Sha256};
 
-use crate::deb::{DebFile, DebRecord, FileKind};
+use crate::deb::{bad, DebFile, DebRecord, FileKind, HashingReader};
 use crate::error::{RainbowError, Result};
 
 /// Largest file read from a tarball.
 const MAX_MEMBER: u64 = 256 << 20;
-
-fn bad(path: &Path, reason: impl Into<String>) -> RainbowError {
-    RainbowError::BadDeb {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
-}
 
 /// Is this an npm tarball (`NAME-VERSION.tgz`)?
 pub fn is_tarball(path: &Path) -> bool {
@@ -37,14 +29,9 @@ pub fn read_tarball(path: &Path) -> Result<DebRecord> {
         path: path.to_path_buf(),
         err: e,
     };
-    let mut hasher = Sha256::new();
-    std::io::copy(
-        &mut BufReader::new(File::open(path).map_err(io)?),
-        &mut hasher,
-    )
-    .map_err(io)?;
-    let gz = flate2::read::GzDecoder::new(BufReader::new(File::open(path).map_err(io)?));
-    let mut archive = tar::Archive::new(gz);
+    // One pass: the tarball's digest is taken as it is inflated.
+    let mut hashing = HashingReader::new(BufReader::new(File::open(path).map_err(io)?));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&mut hashing));
     let mut files = Vec::new();
     let mut manifest: Option<serde_json::Value> = None;
     for entry in archive.entries().map_err(|e| bad(path, e.to_string()))? {
@@ -83,13 +70,15 @@ pub fn read_tarball(path: &Path) -> Result<DebRecord> {
             functions: Vec::new(),
         });
     }
+    drop(archive);
+    let archive_sha256 = hashing.finish().map_err(io)?;
     let m = manifest.ok_or_else(|| bad(path, "no readable package/package.json"))?;
     let field = |k: &str| m.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let name = field("name").ok_or_else(|| bad(path, "package.json has no name"))?;
     let version = field("version").ok_or_else(|| bad(path, "package.json has no version"))?;
     Ok(DebRecord {
         origin: path.to_path_buf(),
-        archive_sha256: hex::encode(hasher.finalize()),
+        archive_sha256,
         ecosystem: Ecosystem::Npm,
         source: name.clone(),
         source_version: version.clone(),
@@ -121,7 +110,6 @@ fn relative(raw: &Path) -> Option<String> {
 /// `npm pack` each `NAME@VERSION` into `dest`, through the machine's npm
 /// configuration (registry, proxy, cache).
 pub fn npm_pack(specs: &[String], dest: &Path) -> Result<Vec<PathBuf>> {
-    let mut done = Vec::new();
     for chunk in specs.chunks(64) {
         let out = Command::new("npm")
             .args(["pack", "--silent", "--ignore-scripts", "--pack-destination"])
@@ -136,18 +124,8 @@ pub fn npm_pack(specs: &[String], dest: &Path) -> Result<Vec<PathBuf>> {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        done.extend(chunk.iter().cloned());
     }
-    let mut tarballs: Vec<PathBuf> = std::fs::read_dir(dest)
-        .map_err(|e| RainbowError::Io {
-            path: dest.to_path_buf(),
-            err: e,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| is_tarball(p))
-        .collect();
-    tarballs.sort();
-    Ok(tarballs)
+    crate::deb::expand_paths(&[dest.to_path_buf()], "tgz")
 }
 
 #[cfg(test)]

@@ -10,20 +10,12 @@ use std::process::Command;
 
 use kiln_catalog::Ecosystem;
 use kiln_fingerprint::ElfInfo;
-use sha2::{Digest as _, Sha256};
 
-use crate::deb::{DebFile, DebRecord, FileKind};
+use crate::deb::{bad, file_sha256, DebFile, DebRecord, FileKind};
 use crate::error::{RainbowError, Result};
 
 /// Largest member read (a wheel member is at most this big uncompressed).
 const MAX_MEMBER: u64 = 1 << 30;
-
-fn bad(path: &Path, reason: impl Into<String>) -> RainbowError {
-    RainbowError::BadDeb {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
-}
 
 /// Read a `.whl` into the same record a `.deb` gives (ecosystem `python`;
 /// paths relative to `site-packages`, as the wheel stores them).
@@ -32,12 +24,7 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
         path: path.to_path_buf(),
         err: e,
     };
-    let mut hasher = Sha256::new();
-    std::io::copy(
-        &mut BufReader::new(File::open(path).map_err(io)?),
-        &mut hasher,
-    )
-    .map_err(io)?;
+    let archive_sha256 = file_sha256(path)?;
     let file = File::open(path).map_err(io)?;
     let mut zip =
         zip::ZipArchive::new(BufReader::new(file)).map_err(|e| bad(path, e.to_string()))?;
@@ -114,7 +101,7 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
     let tag = stem.splitn(3, '-').nth(2).unwrap_or("any").to_string();
     Ok(DebRecord {
         origin: path.to_path_buf(),
-        archive_sha256: hex::encode(hasher.finalize()),
+        archive_sha256,
         ecosystem: Ecosystem::Python,
         source: name.clone(),
         source_version: version.clone(),
@@ -162,16 +149,7 @@ pub fn pip_download(specs: &[String], dest: &Path) -> Result<Vec<PathBuf>> {
             stderr.trim()
         )));
     }
-    let mut wheels: Vec<PathBuf> = std::fs::read_dir(dest)
-        .map_err(|e| RainbowError::Io {
-            path: dest.to_path_buf(),
-            err: e,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "whl"))
-        .collect();
-    wheels.sort();
-    Ok(wheels)
+    crate::deb::expand_paths(&[dest.to_path_buf()], "whl")
 }
 
 #[cfg(test)]
