@@ -184,6 +184,25 @@ fn rpm_blobs(rootfs: &Path) -> Vec<(u32, Vec<u8>)> {
         .collect()
 }
 
+/// Write `(hnum, blob)` records into a Berkeley DB hash at `dest` with
+/// Debian's `db5.3_load`, keyed as rpm keys them (native-endian header
+/// numbers).
+fn db_load(scratch: &Path, blobs: &[(u32, Vec<u8>)], page_size: Option<u32>, dest: &Path) {
+    let mut dump = String::from("VERSION=3\nformat=bytevalue\ntype=hash\nHEADER=END\n");
+    for (n, b) in blobs {
+        dump += &format!(" {}\n {}\n", hex::encode(n.to_le_bytes()), hex::encode(b));
+    }
+    dump += "DATA=END\n";
+    let input = tempfile::NamedTempFile::new_in(scratch).unwrap();
+    std::fs::write(input.path(), dump).unwrap();
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let mut cmd = Command::new("db5.3_load");
+    if let Some(p) = page_size {
+        cmd.args(["-c", &format!("db_pagesize={p}")]);
+    }
+    sh(cmd.arg("-f").arg(input.path()).arg(dest));
+}
+
 const APP_PACKAGE_JSON: &str =
     r#"{"name": "app", "version": "1.0.0", "private": true, "workspaces": ["packages/*"]}"#;
 
@@ -403,9 +422,7 @@ fn by(doc: &Value, kind: &str, found_by: Option<&str>) -> Set {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|p| {
-            p["type"] == kind && found_by.is_none_or(|f| p["foundBy"] == f || p["found_by"] == f)
-        })
+        .filter(|p| p["type"] == kind && found_by.is_none_or(|f| p["found_by"] == f))
         .map(|p| {
             (
                 p["name"].as_str().unwrap().into(),
@@ -496,17 +513,7 @@ fn berkeley_db_and_ndb_rpmdbs_give_the_same_packages() {
     let Some(f) = fixture() else { return };
     let blobs = rpm_blobs(&f.umoci.rootfs());
     let bdb = f.root.join("bdb-root");
-    let mut dump = String::from("VERSION=3\nformat=bytevalue\ntype=hash\nHEADER=END\n");
-    for (n, b) in &blobs {
-        dump += &format!(" {}\n {}\n", hex::encode(n.to_le_bytes()), hex::encode(b));
-    }
-    dump += "DATA=END\n";
-    write_file(&f.root.join("dump.txt"), &dump);
-    std::fs::create_dir_all(bdb.join("var/lib/rpm")).unwrap();
-    sh(Command::new("db5.3_load")
-        .arg("-f")
-        .arg(f.root.join("dump.txt"))
-        .arg(bdb.join("var/lib/rpm/Packages")));
+    db_load(&f.root, &blobs, None, &bdb.join("var/lib/rpm/Packages"));
     assert_eq!(
         rpm_qa(&bdb, Some("bdb_ro")),
         f.rpm,
@@ -604,18 +611,14 @@ open(root + "/opt/deep.jar", "wb").write(data)
     sh(Command::new("python3").args(["-c", script]).arg(&root));
     // A Berkeley DB copied from a real one, its overflow chain pointed at itself.
     let good = f.root.join("bdb-loop");
-    std::fs::create_dir_all(good.join("var/lib/rpm")).unwrap();
-    let mut dump = String::from("VERSION=3\nformat=bytevalue\ntype=hash\nHEADER=END\n");
-    for (n, b) in rpm_blobs(&f.umoci.rootfs()) {
-        dump += &format!(" {}\n {}\n", hex::encode(n.to_le_bytes()), hex::encode(b));
-    }
-    dump += "DATA=END\n";
-    write_file(&f.root.join("dump-loop.txt"), &dump);
     // Small pages, so each header spans an overflow chain.
-    sh(Command::new("db5.3_load")
-        .args(["-c", "db_pagesize=512", "-f"])
-        .arg(f.root.join("dump-loop.txt"))
-        .arg(good.join("var/lib/rpm/Packages")));
+    let blobs = rpm_blobs(&f.umoci.rootfs());
+    db_load(
+        &f.root,
+        &blobs,
+        Some(512),
+        &good.join("var/lib/rpm/Packages"),
+    );
     let mut bytes = std::fs::read(good.join("var/lib/rpm/Packages")).unwrap();
     let page = u32::from_le_bytes(bytes[20..24].try_into().unwrap()) as usize;
     let looped = (1..bytes.len() / page)
