@@ -176,6 +176,10 @@ fn dir_links(tree: &Tree) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every path a package may record for the file at `path`: the path
+/// itself, its usrmerge twins, and for a file in a Python site directory
+/// its path there (`idna/core.py`), as wheels record it — so a file that
+/// differs from a wheel's at the same place contradicts that wheel.
 fn aliases(path: &str, links: &[(String, String)]) -> Vec<String> {
     let mut out = vec![format!("/{path}")];
     for (link, target) in links {
@@ -186,7 +190,23 @@ fn aliases(path: &str, links: &[(String, String)]) -> Vec<String> {
             out.push(format!("/{link}/{rest}"));
         }
     }
+    if let Some(rest) = site_relative(path) {
+        out.push(rest.to_string());
+    }
     out
+}
+
+/// The part of `path` below its innermost `site-packages` or
+/// `dist-packages` directory.
+fn site_relative(path: &str) -> Option<&str> {
+    ["site-packages/", "dist-packages/"]
+        .iter()
+        .filter_map(|dir| {
+            let at = path.rfind(dir)?;
+            (at == 0 || path.as_bytes()[at - 1] == b'/').then(|| &path[at + dir.len()..])
+        })
+        .min_by_key(|rest| rest.len())
+        .filter(|rest| !rest.is_empty())
 }
 
 /// The tree's regular files with what identification needs of each.

@@ -319,3 +319,18 @@ fn npm_package_directories_are_their_own_groups() {
     assert_eq!(npm_root("usr/lib/x.so"), None);
     assert_eq!(npm_root("app/node_modules/ms"), None);
 }
+
+#[test]
+fn files_in_site_directories_answer_to_their_wheel_paths() {
+    use super::site_relative;
+    assert_eq!(
+        site_relative("usr/lib/python3/dist-packages/idna/core.py"),
+        Some("idna/core.py")
+    );
+    assert_eq!(
+        site_relative("venv/lib/python3.11/site-packages/a/site-packages/b.py"),
+        Some("b.py")
+    );
+    assert_eq!(site_relative("srv/my-site-packages/x.py"), None);
+    assert_eq!(site_relative("usr/lib/python3/dist-packages/"), None);
+}
