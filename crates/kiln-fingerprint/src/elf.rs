@@ -126,7 +126,7 @@ impl ElfInfo {
         if !crate::is_elf(data) {
             return None;
         }
-        let elf = Elf::parse(data).ok()?;
+        let elf = headers_only(data)?;
         let go = crate::GoBuildInfo::parse(data, &elf);
         let rust = crate::auditable::rust_crates(data, &elf);
         if go.is_none() && rust.is_none() {
@@ -244,6 +244,37 @@ mod hex_opt {
         s.map(|s| hex::decode(s).map_err(serde::de::Error::custom))
             .transpose()
     }
+}
+
+/// An ELF file's program and section headers and section names, and
+/// nothing else: `Elf::parse` also parses every symbol and string table,
+/// which for a large unstripped binary means reading most of it.
+fn headers_only(data: &[u8]) -> Option<Elf<'_>> {
+    use goblin::container::{Container, Ctx};
+    use goblin::elf::{ProgramHeader, SectionHeader};
+    use goblin::strtab::Strtab;
+    let header = Elf::parse_header(data).ok()?;
+    let mut elf = Elf::lazy_parse(header).ok()?;
+    let container = if elf.is_64 {
+        Container::Big
+    } else {
+        Container::Little
+    };
+    let le = if elf.little_endian {
+        goblin::container::Endian::Little
+    } else {
+        goblin::container::Endian::Big
+    };
+    let ctx = Ctx::new(container, le);
+    elf.program_headers =
+        ProgramHeader::parse(data, header.e_phoff as usize, header.e_phnum as usize, ctx).ok()?;
+    elf.section_headers =
+        SectionHeader::parse(data, header.e_shoff as usize, header.e_shnum as usize, ctx).ok()?;
+    if let Some(names) = elf.section_headers.get(header.e_shstrndx as usize) {
+        elf.shdr_strtab =
+            Strtab::parse(data, names.sh_offset as usize, names.sh_size as usize, 0).ok()?;
+    }
+    Some(elf)
 }
 
 #[cfg(test)]

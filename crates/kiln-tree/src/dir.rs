@@ -106,7 +106,7 @@ pub(crate) fn from_dir(root: &Path, opts: &BuildOptions) -> Result<Tree> {
         .iter()
         .filter(|(p, e)| {
             e.is_file()
-                && (opts.hash || opts.inspects(p, e.mode, e.size) || (opts.capture)(p, e.size))
+                && (opts.hash || opts.inspects(p, e.mode, e.size) || captures(opts, p, e.size))
         })
         .collect();
     let results: Vec<(String, std::io::Result<Read2>)> = work
@@ -117,7 +117,7 @@ pub(crate) fn from_dir(root: &Path, opts: &BuildOptions) -> Result<Tree> {
                     host,
                     p,
                     e.size,
-                    (opts.capture)(p, e.size),
+                    captures(opts, p, e.size),
                     opts.inspects(p, e.mode, e.size),
                     opts,
                 ),
@@ -173,6 +173,16 @@ fn inspect_mapped(
 }
 
 type Read2 = (Option<[u8; 32]>, Option<Arc<[u8]>>, Option<crate::Facts>);
+
+/// Largest file a `dir:` tree keeps in memory for the catalogers. A
+/// larger one (a jar, a big rpmdb) is read from disk when a cataloger
+/// asks, and dropped after, instead of being held for the whole run:
+/// unlike a layer, the directory can be read again at no cost.
+const MAX_CAPTURED_FILE: u64 = 1 << 20;
+
+fn captures(opts: &BuildOptions, path: &str, size: u64) -> bool {
+    size <= MAX_CAPTURED_FILE && (opts.capture)(path, size)
+}
 
 /// Largest file read whole (for capture or inspection); larger ones are
 /// only hashed as they stream.
