@@ -35,7 +35,6 @@ const TOOLS: &[&str] = &[
 ];
 
 struct Fixture {
-    _dir: tempfile::TempDir,
     root: PathBuf,
     umoci: Umoci,
     rpm: Set,
@@ -53,8 +52,11 @@ fn fixture() -> Option<&'static Fixture> {
 }
 
 fn build() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
+    // A static is never dropped, so a TempDir here would outlive every
+    // run: one directory under cargo's scratch space, emptied each time.
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ecosystems");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
     let umoci = Umoci::new(&root, "eco");
     let rootfs = umoci.rootfs();
     write_file(
@@ -70,7 +72,6 @@ fn build() -> Fixture {
     let go_deps = go_fixture(&rootfs);
     umoci.repack();
     let f = Fixture {
-        _dir: dir,
         root,
         umoci,
         rpm,
