@@ -177,9 +177,11 @@ fn dir_links(tree: &Tree) -> Vec<(String, String)> {
 }
 
 /// Every path a package may record for the file at `path`: the path
-/// itself, its usrmerge twins, and for a file in a Python site directory
-/// its path there (`idna/core.py`), as wheels record it — so a file that
-/// differs from a wheel's at the same place contradicts that wheel.
+/// itself, its usrmerge twins, for a file in a Python site directory its
+/// path there (`idna/core.py`, as wheels record it), and for a file in an
+/// npm package directory its path there (`/lib/index.js`, as kiln records
+/// npm tarballs) — so a file that differs from a wheel's or a tarball's
+/// at the same place contradicts that version.
 fn aliases(path: &str, links: &[(String, String)]) -> Vec<String> {
     let mut out = vec![format!("/{path}")];
     for (link, target) in links {
@@ -192,6 +194,9 @@ fn aliases(path: &str, links: &[(String, String)]) -> Vec<String> {
     }
     if let Some(rest) = site_relative(path) {
         out.push(rest.to_string());
+    }
+    if let Some(root) = npm_root(path) {
+        out.push(path[root.len()..].to_string());
     }
     out
 }
@@ -232,30 +237,44 @@ fn observe(tree: &Tree) -> Vec<Obs> {
 /// tree must have been built with hashing on and, for build-id matching,
 /// an inspector that stores [`ElfInfo`] facts.
 ///
-/// Each npm package directory (`…/node_modules/[@scope/]NAME`) is
-/// identified on its own, with paths relative to it as npm tarballs
-/// record them: npm installs several versions of one package side by
-/// side, where a distribution installs one, and a file that differs from
-/// a version's at the same relative path must contradict that version.
+/// npm installs several versions of one package side by side, where a
+/// distribution installs one: npm packages are therefore resolved once
+/// per package directory (`…/node_modules/[@scope/]NAME`), every other
+/// ecosystem once over the whole tree. Both passes see every path alias,
+/// so a Debian package's file under `node_modules` still counts for the
+/// Debian package.
 pub fn identify<L: SignatureLookup + Send>(db: &L, tree: &Tree) -> Result<Identification> {
     let links = dir_links(tree);
-    let (rest, npm) = partition_npm(observe(tree));
-    let mut found = identify_observed(db, tree, &rest, &links, true)?;
-    for (root, group) in npm {
-        let cut = root.len() + 1;
-        let relative: Vec<Obs> = group
-            .into_iter()
-            .map(|mut o| {
-                o.path = o.path[cut..].to_string();
-                o
-            })
+    let obs = observe(tree);
+    let mut found = identify_observed(db, tree, &obs, &links, true)?;
+    found.packages.retain(|p| p.ecosystem != Ecosystem::Npm);
+    let groups = npm_groups(&obs);
+    if groups.is_empty() {
+        return Ok(found);
+    }
+    let explained: HashSet<String> = found
+        .packages
+        .iter()
+        .flat_map(|p| p.occurrences.iter().map(|o| o.0.clone()))
+        .collect();
+    found
+        .unexplained
+        .retain(|p| npm_root(p.trim_start_matches('/')).is_none());
+    for group in groups.into_values() {
+        let mut more = identify_observed(db, tree, &group, &[], false)?;
+        more.packages.retain(|p| p.ecosystem == Ecosystem::Npm);
+        let ours: HashSet<&str> = more
+            .packages
+            .iter()
+            .flat_map(|p| p.occurrences.iter().map(|o| o.0.as_str()))
             .collect();
-        let mut more = identify_observed(db, tree, &relative, &[], false)?;
-        rebase(&mut more, &root);
+        found.unexplained.extend(
+            group
+                .iter()
+                .map(|o| format!("/{}", o.path))
+                .filter(|p| !ours.contains(p.as_str()) && !explained.contains(p)),
+        );
         found.packages.extend(more.packages);
-        found.unexplained.extend(more.unexplained);
-        found.files_seen += more.files_seen;
-        found.function_hashes.extend(more.function_hashes);
     }
     found
         .packages
@@ -283,31 +302,19 @@ fn npm_root(path: &str) -> Option<&str> {
     (rest.len() > len + 1).then(|| &path[..at + len])
 }
 
-fn partition_npm(obs: Vec<Obs>) -> (Vec<Obs>, std::collections::BTreeMap<String, Vec<Obs>>) {
-    let mut rest = Vec::new();
-    let mut groups: std::collections::BTreeMap<String, Vec<Obs>> = Default::default();
+/// The observations inside npm package directories, by directory.
+fn npm_groups(obs: &[Obs]) -> std::collections::BTreeMap<&str, Vec<Obs>> {
+    let mut groups: std::collections::BTreeMap<&str, Vec<Obs>> = Default::default();
     for o in obs {
-        match npm_root(&o.path) {
-            Some(root) => groups.entry(root.to_string()).or_default().push(o),
-            None => rest.push(o),
+        if let Some(root) = npm_root(&o.path) {
+            groups.entry(root).or_default().push(o.clone());
         }
     }
-    (rest, groups)
-}
-
-/// Put an npm group's relative paths back under its directory.
-fn rebase(found: &mut Identification, root: &str) {
-    let full = |p: &mut String| *p = format!("/{root}/{}", p.trim_start_matches('/'));
-    for pkg in &mut found.packages {
-        pkg.occurrences.iter_mut().for_each(|o| full(&mut o.0));
-        pkg.contradictions.iter_mut().for_each(|c| full(&mut c.0));
-    }
-    found.unexplained.iter_mut().for_each(full);
+    groups
 }
 
 /// Identify one set of observations; `code` also compares ELF files by
-/// code (which reads them from the tree, so their paths must be the
-/// tree's).
+/// code (once per tree is enough).
 fn identify_observed<L: SignatureLookup + Send>(
     db: &L,
     tree: &Tree,
