@@ -459,3 +459,62 @@ fn a_release_the_db_lacks_is_read_or_left_unpinned_never_guessed() {
         }
     }
 }
+
+/// A wheel version the DB lacks is never reported as the one it has: with
+/// idna 3.6 in the DB, an installed idna 3.7 (whose `core.py` and
+/// `idnadata.py` changed) is `version-not-in-db`, nearest 3.6 — files
+/// answer to their path in the site directory, where wheels record them,
+/// so a changed file contradicts 3.6. (It was a false exact 3.6.)
+#[test]
+fn a_wheel_version_the_db_lacks_is_not_reported_as_one_it_has() {
+    let pip = Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !pip {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 -m pip is missing in CI: .ci/run must install python3-pip"
+        );
+        eprintln!("skipping: python3 -m pip is not available");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("kiln.db");
+    let db_s = db.to_str().unwrap();
+    sh(kiln().args(["db", "build", "-q", "--db", db_s, "--pip", "idna==3.6"]));
+    let wheels = tmp.path().join("wheels");
+    sh(Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+        ])
+        .arg(&wheels)
+        .arg("idna==3.7"));
+    let site = tmp.path().join("root/venv/lib/python3.11/site-packages");
+    std::fs::create_dir_all(&site).unwrap();
+    sh(Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(wheels.join("idna-3.7-py3-none-any.whl"))
+        .arg(&site));
+    std::fs::remove_dir_all(site.join("idna-3.7.dist-info")).unwrap();
+    let target = format!("dir:{}", tmp.path().join("root").display());
+    let doc = json(&["scan", "--db", db_s, &target, "-o", "json"]);
+    let idna = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "idna")
+        .unwrap_or_else(|| panic!("idna not found: {doc:#}"));
+    assert_eq!(
+        idna["evidence"]["resolution"], "version-not-in-db",
+        "{idna:#}"
+    );
+    assert_eq!(idna["evidence"]["nearest_version"], "3.6");
+    assert_ne!(idna["version"], "3.6");
+}
