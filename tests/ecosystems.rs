@@ -208,7 +208,8 @@ const APP_PACKAGE_JSON: &str =
     r#"{"name": "app", "version": "1.0.0", "private": true, "workspaces": ["packages/*"]}"#;
 
 /// `npm install` real packages (a nested older `debug`, a scoped one, a
-/// workspace member); the truth is `npm ls --all --json`.
+/// workspace member, a `semver` with a published advisory); the truth is
+/// `npm ls --all --json`.
 fn npm_fixture(rootfs: &Path) -> Set {
     let app = rootfs.join("app");
     write_file(&app.join("package.json"), APP_PACKAGE_JSON);
@@ -229,7 +230,7 @@ fn npm_fixture(rootfs: &Path) -> Set {
             "debug@2.6.9",
             "agent-base@7.1.0",
             "@types/ms@0.7.34",
-            "semver@7.5.4",
+            "semver@7.5.1",
         ]));
     let out = sh(Command::new("npm")
         .current_dir(&app)
@@ -651,4 +652,101 @@ open(root + "/opt/deep.jar", "wb").write(data)
         java.contains(&("x:deep0".to_string(), "1".to_string()))
             || java.contains(&("x:deep6".to_string(), "1".to_string()))
     );
+}
+
+/// Advisories in the OSV schema for each new ecosystem, matched in that
+/// ecosystem's order: npm (GHSA-c2qf-rxjj-qqgw: semver 7.0.0 to 7.5.2;
+/// GHSA-w9mr-4mfr-499f: ms before 2.0.0), Maven (GHSA-j288-q9x7-2f5v:
+/// commons-lang3 3.0 to 3.18.0; GHSA-7g45-4rm6-3mm3: guava 1.0 to
+/// 32.0.0-android), and rpm under the image's `Rocky Linux:9` (epoch and
+/// `~` deciding; these advisories name the fixture's own packages).
+#[test]
+fn osv_advisories_match_in_each_ecosystems_order() {
+    let Some(f) = fixture() else { return };
+    let osv = f.root.join("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    let advisory = |id: &str, eco: &str, name: &str, kind: &str, introduced: &str, fixed: &str| {
+        let rec = serde_json::json!({
+            "schema_version": "1.6.0",
+            "id": id,
+            "modified": "2026-11-30T00:00:00Z",
+            "affected": [{
+                "package": {"ecosystem": eco, "name": name},
+                "ranges": [{"type": kind, "events": [{"introduced": introduced}, {"fixed": fixed}]}],
+            }],
+        });
+        std::fs::write(osv.join(format!("{id}.json")), rec.to_string()).unwrap();
+    };
+    advisory(
+        "GHSA-c2qf-rxjj-qqgw",
+        "npm",
+        "semver",
+        "SEMVER",
+        "7.0.0",
+        "7.5.2",
+    );
+    advisory("GHSA-w9mr-4mfr-499f", "npm", "ms", "SEMVER", "0", "2.0.0");
+    advisory(
+        "GHSA-j288-q9x7-2f5v",
+        "Maven",
+        "org.apache.commons:commons-lang3",
+        "ECOSYSTEM",
+        "3.0",
+        "3.18.0",
+    );
+    advisory(
+        "GHSA-7g45-4rm6-3mm3",
+        "Maven",
+        "com.google.guava:guava",
+        "ECOSYSTEM",
+        "1.0",
+        "32.0.0-android",
+    );
+    advisory(
+        "KILN-RPM-1",
+        "Rocky Linux:9",
+        "kiln-two",
+        "ECOSYSTEM",
+        "0",
+        "4:2.3-1.el9",
+    );
+    advisory(
+        "KILN-RPM-2",
+        "Rocky Linux:9",
+        "kiln-one",
+        "ECOSYSTEM",
+        "0",
+        "1.0.0~rc1-1.el9",
+    );
+    let db = f.root.join("vuln.db");
+    sh(kiln()
+        .args(["db", "vuln", "import", "--db"])
+        .arg(&db)
+        .arg("--osv")
+        .arg(&osv));
+    let image = format!("oci-dir:{}", f.umoci.image());
+    let doc = json(&["vuln", &image, "--db", db.to_str().unwrap(), "-o", "json"]);
+    let mut found: Vec<(String, String)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["id"].as_str().unwrap().into(),
+                x["package"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    let want: Vec<(String, String)> = [
+        ("GHSA-7g45-4rm6-3mm3", "com.google.guava:guava"),
+        ("GHSA-c2qf-rxjj-qqgw", "semver"),
+        ("GHSA-j288-q9x7-2f5v", "org.apache.commons:commons-lang3"),
+        ("KILN-RPM-1", "kiln-two"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(found, want, "{}", doc["findings"]);
 }
