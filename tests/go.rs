@@ -87,8 +87,9 @@ fn go_modules_match_go_version_m() {
             .env("GOFLAGS", "-mod=mod")
             .env("GOTOOLCHAIN", "local"));
     }
-    // `kiln scan` inspects every ELF file (`kiln sbom` reads metadata files
-    // only); any signature DB will do, so build one from a tiny real deb.
+    // `kiln scan` inspects every ELF file; any signature DB will do, so
+    // build one from a tiny real deb. `kiln sbom` reads the build info
+    // too, from the ELF headers and the build-info section alone.
     let deb = Deb {
         name: "kiln-go-fixture",
         version: "1.0-1",
@@ -114,6 +115,7 @@ fn go_modules_match_go_version_m() {
         "-o",
         "json",
     ]);
+    let sbom = json(&["sbom", &format!("dir:{}", root.display()), "-o", "json"]);
     for (name, _) in variants {
         let bin = root.join(format!("usr/local/bin/app-{name}"));
         let want = go_version_m(&bin);
@@ -137,6 +139,20 @@ fn go_modules_match_go_version_m() {
             .collect();
         got.sort();
         assert_eq!(got, want, "{name}");
+        let mut listed: Vec<(String, String)> = sbom["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["type"] == "go" && p["locations"][0]["path"] == location.as_str())
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().into(),
+                    p["version"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        listed.sort();
+        assert_eq!(listed, want, "kiln sbom, {name}");
     }
     let dep = doc["packages"]
         .as_array()

@@ -99,4 +99,20 @@ fn rust_crates_match_cargo_lock() {
         .collect();
     got.sort();
     assert_eq!(got, want);
+    // `kiln sbom` reads the same audit data without a DB.
+    let sbom = json(&["sbom", &target, "-o", "json"]);
+    let mut listed: Vec<(String, String)> = sbom["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "cargo")
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, want, "kiln sbom");
 }
