@@ -39,6 +39,8 @@ struct Fixture {
     umoci: Umoci,
     rpm: Set,
     npm: Set,
+    yarn: Set,
+    pnpm: Set,
     java: Set,
     gem: Set,
     composer: Set,
@@ -65,6 +67,8 @@ fn build() -> Fixture {
     );
     let rpm = rpm_fixture(&root, &rootfs);
     let npm = npm_fixture(&rootfs);
+    let yarn = lockfile_project(&rootfs.join("srv/yarn"), Lockfile::Yarn);
+    let pnpm = lockfile_project(&rootfs.join("srv/pnpm"), Lockfile::Pnpm);
     let java = java_fixture(&rootfs);
     let gem = gem_fixture(&rootfs);
     let composer = composer_fixture(&root, &rootfs);
@@ -76,6 +80,8 @@ fn build() -> Fixture {
         umoci,
         rpm,
         npm,
+        yarn,
+        pnpm,
         java,
         gem,
         composer,
@@ -204,6 +210,78 @@ fn db_load(scratch: &Path, blobs: &[(u32, Vec<u8>)], page_size: Option<u32>, des
     sh(cmd.arg("-f").arg(input.path()).arg(dest));
 }
 
+/// The registry packages every npm fixture project installs.
+const NPM_DEPS: &[&str] = &[
+    "debug@2.6.9",
+    "agent-base@7.1.0",
+    "@types/ms@0.7.34",
+    "semver@7.5.1",
+];
+
+#[derive(Clone, Copy)]
+enum Lockfile {
+    Yarn,
+    Pnpm,
+}
+
+/// A project locked by the real yarn (1.22) or pnpm (9), both fetched
+/// from the npm registry with `npx`, its `node_modules` then removed so
+/// only the lockfile declares the packages; the truth is the tool's own
+/// `list`/`ls` taken before the removal.
+fn lockfile_project(dir: &Path, tool: Lockfile) -> Set {
+    let deps: serde_json::Map<String, Value> = NPM_DEPS
+        .iter()
+        .map(|d| {
+            let (n, v) = d.rsplit_once('@').unwrap();
+            (n.to_string(), Value::String(v.to_string()))
+        })
+        .collect();
+    let manifest = serde_json::json!({"name": "locked", "version": "1.0.0", "private": true, "dependencies": deps});
+    write_file(&dir.join("package.json"), &manifest.to_string());
+    let npx = |args: &[&str]| sh(Command::new("npx").current_dir(dir).arg("--yes").args(args));
+    let truth = match tool {
+        Lockfile::Yarn => {
+            npx(&[
+                "yarn@1.22.19",
+                "install",
+                "--ignore-scripts",
+                "--silent",
+                "--no-progress",
+            ]);
+            let out = npx(&["yarn@1.22.19", "list", "--json", "--silent"]);
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let mut set = Set::new();
+            fn walk(nodes: &Value, set: &mut Set) {
+                for n in nodes.as_array().into_iter().flatten() {
+                    if n["shadow"] != true {
+                        let (name, version) = n["name"].as_str().unwrap().rsplit_once('@').unwrap();
+                        set.insert((name.to_string(), version.to_string()));
+                    }
+                    walk(&n["children"], set);
+                }
+            }
+            walk(&v["data"]["trees"], &mut set);
+            set
+        }
+        Lockfile::Pnpm => {
+            npx(&["pnpm@9.15.0", "install", "--ignore-scripts", "--silent"]);
+            let out = npx(&["pnpm@9.15.0", "ls", "--json", "--depth", "Infinity"]);
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let mut set = Set::new();
+            fn walk(deps: &Value, set: &mut Set) {
+                for (name, d) in deps.as_object().into_iter().flatten() {
+                    set.insert((name.clone(), d["version"].as_str().unwrap().to_string()));
+                    walk(&d["dependencies"], set);
+                }
+            }
+            walk(&v[0]["dependencies"], &mut set);
+            set
+        }
+    };
+    std::fs::remove_dir_all(dir.join("node_modules")).unwrap();
+    truth
+}
+
 const APP_PACKAGE_JSON: &str =
     r#"{"name": "app", "version": "1.0.0", "private": true, "workspaces": ["packages/*"]}"#;
 
@@ -226,12 +304,7 @@ fn npm_fixture(rootfs: &Path) -> Set {
             "--ignore-scripts",
             "--silent",
         ])
-        .args([
-            "debug@2.6.9",
-            "agent-base@7.1.0",
-            "@types/ms@0.7.34",
-            "semver@7.5.1",
-        ]));
+        .args(NPM_DEPS));
     let out = sh(Command::new("npm")
         .current_dir(&app)
         .args(["ls", "--all", "--json"]));
@@ -456,6 +529,26 @@ fn sbom_lists_exactly_each_ecosystems_installed_set() {
         declared,
         "npm lockfile"
     );
+    for (dir, truth) in [("/srv/yarn/", &f.yarn), ("/srv/pnpm/", &f.pnpm)] {
+        let at: Set = doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| {
+                p["locations"][0]["path"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with(dir)
+            })
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().into(),
+                    p["version"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(&at, truth, "{dir}");
+    }
     assert_eq!(by(&doc, "java", None), f.java, "java");
     assert_eq!(by(&doc, "gem", None), f.gem, "gems");
     assert_eq!(by(&doc, "composer", None), f.composer, "composer");
