@@ -16,11 +16,13 @@ use kiln_tree::Tree;
 use rayon::prelude::*;
 use sha1::{Digest, Sha1};
 
-use crate::{files_where, Distro, Ecosystem, OwnedFile, Package, Unknown, MAX_METADATA_FILE};
+use crate::{files_where, Distro, Ecosystem, OwnedFile, Package, Unknown};
 
 const EXTENSIONS: &[&str] = &[
     ".jar", ".war", ".ear", ".par", ".sar", ".jpi", ".hpi", ".nar",
 ];
+/// Largest top-level archive read (fat jars of several hundred MiB exist).
+pub const MAX_ARCHIVE: u64 = 1 << 30;
 /// How deep archives may nest.
 const MAX_DEPTH: usize = 4;
 /// Total bytes inflated from one top-level archive, nested ones included.
@@ -56,7 +58,7 @@ pub fn catalog(
                 found: Vec::new(),
                 refused: Vec::new(),
             };
-            match tree.read(path, MAX_METADATA_FILE) {
+            match tree.read(path, MAX_ARCHIVE) {
                 Ok(data) => walk.archive(&format!("/{path}"), &data),
                 Err(e) => walk.refused.push(Unknown::at(path, e.to_string())),
             }

@@ -77,6 +77,9 @@ pub const MAX_METADATA_FILE: u64 = 64 << 20;
 struct Cataloger {
     wants: fn(&str) -> bool,
     run: fn(&Tree, Option<&Distro>, &mut Vec<Package>, &mut Vec<Unknown>),
+    /// Largest file it reads: package databases and archives outgrow the
+    /// metadata files the others read.
+    max_size: u64,
 }
 
 /// The catalogers, in the order they run.
@@ -84,54 +87,67 @@ const CATALOGERS: &[Cataloger] = &[
     Cataloger {
         wants: dpkg::wants,
         run: dpkg::catalog,
+        max_size: MAX_METADATA_FILE,
     },
     Cataloger {
         wants: apk::wants,
         run: apk::catalog,
+        max_size: MAX_METADATA_FILE,
     },
     Cataloger {
         wants: rpm::wants,
         run: rpm::catalog,
+        max_size: rpm::MAX_DB,
     },
     Cataloger {
         wants: python::wants,
         run: python::catalog,
+        max_size: MAX_METADATA_FILE,
     },
     Cataloger {
         wants: npm::wants,
         run: npm::catalog,
+        max_size: MAX_METADATA_FILE,
     },
     Cataloger {
         wants: java::wants,
         run: java::catalog,
+        max_size: java::MAX_ARCHIVE,
     },
     Cataloger {
         wants: ruby::wants,
         run: ruby::catalog,
+        max_size: MAX_METADATA_FILE,
     },
     Cataloger {
         wants: php::wants,
         run: php::catalog,
+        max_size: MAX_METADATA_FILE,
     },
     Cataloger {
         wants: dotnet::wants,
         run: dotnet::catalog,
+        max_size: MAX_METADATA_FILE,
     },
     Cataloger {
         wants: golang::wants,
         run: golang::catalog,
+        max_size: MAX_METADATA_FILE,
     },
     Cataloger {
         wants: rust::wants,
         run: rust::catalog,
+        max_size: MAX_METADATA_FILE,
     },
 ];
 
 /// Should the tree keep this file in memory while layers stream? True for
 /// every file some cataloger will read.
 pub fn wants(path: &str, size: u64) -> bool {
-    size <= MAX_METADATA_FILE
-        && (os_release::PATHS.contains(&path) || CATALOGERS.iter().any(|c| (c.wants)(path)))
+    (size <= MAX_METADATA_FILE && os_release::PATHS.contains(&path))
+        || CATALOGERS
+            .iter()
+            .any(|c| size <= c.max_size && (c.wants)(path))
 }
 
 /// Run every cataloger over `tree`.

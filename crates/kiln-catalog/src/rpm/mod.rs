@@ -12,7 +12,10 @@ mod sqlite;
 use kiln_tree::Tree;
 
 use crate::purl::purl;
-use crate::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown, MAX_METADATA_FILE};
+use crate::{Distro, Ecosystem, Location, OwnedFile, Package, Unknown};
+
+/// Largest rpm database read (a full RHEL install's is a few hundred MiB).
+pub const MAX_DB: u64 = 1 << 30;
 
 /// Why an rpm database or header could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -79,15 +82,13 @@ pub fn catalog(
 }
 
 fn read(tree: &Tree, path: &str, format: Format) -> Result<Vec<Vec<u8>>, String> {
-    let data = tree
-        .read(path, MAX_METADATA_FILE)
-        .map_err(|e| e.to_string())?;
+    let data = tree.read(path, MAX_DB).map_err(|e| e.to_string())?;
     let blobs = match format {
         Format::Sqlite => {
             let wal = tree
                 .get(&format!("{path}-wal"))
                 .filter(|e| e.is_file())
-                .and_then(|_| tree.read(&format!("{path}-wal"), MAX_METADATA_FILE).ok());
+                .and_then(|_| tree.read(&format!("{path}-wal"), MAX_DB).ok());
             sqlite::values(&data, wal.as_deref())
         }
         Format::Bdb => bdb::values(&data),
