@@ -17,7 +17,7 @@ $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-rec
     docker-registry apache2-utils openssl busybox-static \
     clang libbpf-dev bpftool libelf-dev zlib1g-dev bpftrace \
     python3 python3-venv python3-pip libicu72 \
-    rpm db5.3-util ruby-rack composer libcommons-lang3-java libguava-java >/dev/null
+    rpm db5.3-util ruby-rack ruby-bundler composer libcommons-lang3-java libguava-java >/dev/null
 
 # Prometheus scrapes kiln trace's metrics in the tests; the tests start their
 # own server, so keep the package's service from starting at install.

@@ -23,6 +23,7 @@ type Set = BTreeSet<(String, String)>;
 
 const TOOLS: &[&str] = &[
     "rpmbuild",
+    "bundle",
     "rpm",
     "db5.3_load",
     "sqlite3",
@@ -43,6 +44,7 @@ struct Fixture {
     pnpm: Set,
     java: Set,
     gem: Set,
+    gemfile_lock: Set,
     composer: Set,
     go_deps: Set,
 }
@@ -71,6 +73,7 @@ fn build() -> Fixture {
     let pnpm = lockfile_project(&rootfs.join("srv/pnpm"), Lockfile::Pnpm);
     let java = java_fixture(&rootfs);
     let gem = gem_fixture(&rootfs);
+    let gemfile_lock = gemfile_lock_fixture(&rootfs.join("srv/ruby-app"));
     let composer = composer_fixture(&root, &rootfs);
     write_file(&rootfs.join("opt/dotnet/app.deps.json"), DEPS_JSON);
     let go_deps = go_fixture(&rootfs);
@@ -84,6 +87,7 @@ fn build() -> Fixture {
         pnpm,
         java,
         gem,
+        gemfile_lock,
         composer,
         go_deps,
     };
@@ -401,6 +405,26 @@ fn gem_fixture(rootfs: &Path) -> Set {
     lines_to_set(&out.stdout)
 }
 
+/// A Bundler project locked offline (`bundle lock --local`) against the
+/// gems Debian installed; the truth is Bundler's own lockfile parser.
+fn gemfile_lock_fixture(dir: &Path) -> Set {
+    write_file(
+        &dir.join("Gemfile"),
+        "source \"https://rubygems.org\"\ngem \"rack\"\ngem \"webrick\"\n",
+    );
+    sh(Command::new("bundle")
+        .current_dir(dir)
+        .args(["lock", "--local"])
+        .env("BUNDLE_USER_HOME", dir.join(".bundle-home")));
+    std::fs::remove_dir_all(dir.join(".bundle-home")).ok();
+    let out = sh(Command::new("ruby").current_dir(dir).args([
+        "-rbundler",
+        "-e",
+        "Bundler::LockfileParser.new(File.read('Gemfile.lock')).specs.each { |s| puts \"#{s.name} #{s.version}\" }",
+    ]));
+    lines_to_set(&out.stdout)
+}
+
 /// A Composer project requiring two local packages through a path
 /// repository (packagist is not reachable here); the truth is
 /// `composer show`.
@@ -551,6 +575,11 @@ fn sbom_lists_exactly_each_ecosystems_installed_set() {
     }
     assert_eq!(by(&doc, "java", None), f.java, "java");
     assert_eq!(by(&doc, "gem", None), f.gem, "gems");
+    assert_eq!(
+        by(&doc, "gem", Some("ruby-gemfile-cataloger")),
+        f.gemfile_lock,
+        "Gemfile.lock"
+    );
     assert_eq!(by(&doc, "composer", None), f.composer, "composer");
     let dotnet: Set = [("Newtonsoft.Json", "13.0.3"), ("Serilog", "3.1.1")]
         .iter()
