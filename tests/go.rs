@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
+use serde_json::Value;
 
 /// (name, version) rows as kiln reports them, from `go version -m`.
 fn go_version_m(bin: &Path) -> Vec<(String, String)> {
@@ -125,34 +126,8 @@ fn go_modules_match_go_version_m() {
             "{want:?}"
         );
         let location = format!("/usr/local/bin/app-{name}");
-        let mut got: Vec<(String, String)> = doc["packages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["type"] == "go" && p["locations"][0]["path"] == location.as_str())
-            .map(|p| {
-                (
-                    p["name"].as_str().unwrap().into(),
-                    p["version"].as_str().unwrap().into(),
-                )
-            })
-            .collect();
-        got.sort();
-        assert_eq!(got, want, "{name}");
-        let mut listed: Vec<(String, String)> = sbom["packages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["type"] == "go" && p["locations"][0]["path"] == location.as_str())
-            .map(|p| {
-                (
-                    p["name"].as_str().unwrap().into(),
-                    p["version"].as_str().unwrap().into(),
-                )
-            })
-            .collect();
-        listed.sort();
-        assert_eq!(listed, want, "kiln sbom, {name}");
+        assert_eq!(modules_at(&doc, &location), want, "{name}");
+        assert_eq!(modules_at(&sbom, &location), want, "kiln sbom, {name}");
     }
     let dep = doc["packages"]
         .as_array()
@@ -161,4 +136,22 @@ fn go_modules_match_go_version_m() {
         .find(|p| p["name"] == "example.com/kilndep")
         .unwrap();
     assert_eq!(dep["purl"], "pkg:golang/example.com/kilndep@v1.2.3");
+}
+
+/// The sorted (module, version) pairs a report lists for one binary.
+fn modules_at(doc: &Value, location: &str) -> Vec<(String, String)> {
+    let mut got: Vec<(String, String)> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "go" && p["locations"][0]["path"] == location)
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().into(),
+                p["version"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    got.sort();
+    got
 }
