@@ -65,8 +65,8 @@ fn import(args: ImportArgs, quiet: bool) -> Result<ExitCode> {
     if args.osv.is_empty() && args.debian_tracker.is_empty() && args.nvd.is_empty() {
         bail!("nothing to import: give --osv, --debian-tracker or --nvd");
     }
-    let path = args.db.path();
-    let mut store = kiln_vuln::Store::open(&path)?;
+    let path = args.db.location();
+    let mut store = kiln_vuln::Store::open(path.clone())?;
     for arg in &args.osv {
         let p = &local(arg, &args.net, quiet)?;
         let n = store.import_with("osv", false, &mut |add| {
@@ -90,10 +90,7 @@ fn import(args: ImportArgs, quiet: bool) -> Result<ExitCode> {
         eprintln!("kiln: imported {n} NVD CVE(s) from {}", p.display());
     }
     for (source, n) in store.counts()? {
-        eprintln!(
-            "kiln: {} now holds {n} advisories from {source}",
-            path.display()
-        );
+        eprintln!("kiln: {path} now holds {n} advisories from {source}");
     }
     Ok(ExitCode::SUCCESS)
 }

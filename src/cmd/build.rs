@@ -140,8 +140,8 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<ExitCode> {
             [&args.debs[..], &args.wheels[..], &args.npm_tarballs[..]].concat()
         );
     }
-    let path = args.db.path();
-    let mut db = Db::open(&path)?;
+    let path = args.db.location();
+    let mut db = Db::open(path.clone())?;
     let bar = progress::count("reading packages", debs.len() as u64, quiet);
     let ticker = bar.clone();
     let report = db.ingest_debs(&debs, &move |_| ticker.inc(1))?;
@@ -152,7 +152,7 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<ExitCode> {
         report.added,
         report.files,
         report.skipped,
-        path.display(),
+        path,
         stats.versions,
         stats.packages
     );
@@ -173,8 +173,7 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<ExitCode> {
 /// build resumes where it stopped).
 fn build_bulk(args: &BuildArgs, quiet: bool) -> Result<()> {
     use kiln_rainbow::bulk;
-    let path = args.db.path();
-    let mut db = Db::open(&path)?;
+    let mut db = Db::open(args.db.location())?;
     let sel = bulk::Selection {
         sections: args.apt_sections.clone(),
         patterns: args.apt_patterns.clone(),

@@ -1,26 +1,29 @@
 //! `kiln db …`: the signature database (`db build` is in `build.rs`,
 //! `db vuln` in `advisories.rs`).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use kiln_rainbow::Db;
+use kiln_store::Location;
 
 /// Where the database lives.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DbArg {
-    /// Signature database file [default: $XDG_DATA_HOME/kiln/kiln.db].
-    #[arg(long, env = "KILN_DB", value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// Signature database: a SQLite file, or a shared PostgreSQL database
+    /// as postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME
+    /// [default: $XDG_DATA_HOME/kiln/kiln.db].
+    #[arg(long, env = "KILN_DB", value_name = "FILE|URL")]
+    pub db: Option<String>,
 }
 
 impl DbArg {
-    /// The path to use.
-    pub fn path(&self) -> PathBuf {
-        self.db
-            .clone()
-            .unwrap_or_else(kiln_rainbow::default_db_path)
+    /// The database to use.
+    pub fn location(&self) -> Location {
+        match &self.db {
+            Some(s) => Location::parse(s),
+            None => Location::Sqlite(kiln_rainbow::default_db_path()),
+        }
     }
 }
 
@@ -36,8 +39,14 @@ pub enum Command {
     Vuln(super::advisories::Command),
     /// Push the DB to a registry as an OCI artifact (registry:HOST/REPO:TAG).
     Push(super::transfer::TransferArgs),
-    /// Pull a DB pushed with `db push`, replacing the local one atomically.
+    /// Pull a DB pushed with `db push`, replacing the local one atomically
+    /// (or loading it into an empty PostgreSQL database).
     Pull(super::transfer::TransferArgs),
+    /// Write every table (signatures, advisories) as a zstd-compressed
+    /// JSON-lines stream that `db import` reads into SQLite or PostgreSQL.
+    Export(super::dump::ExportArgs),
+    /// Load a `db export` stream into an empty database, atomically.
+    Import(super::dump::ImportArgs),
 }
 
 /// `kiln db stats`
@@ -66,11 +75,13 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
         Command::Vuln(c) => super::advisories::run(c, quiet),
         Command::Push(a) => super::transfer::push(a, quiet),
         Command::Pull(a) => super::transfer::pull(a, quiet),
+        Command::Export(a) => super::dump::export(a, quiet),
+        Command::Import(a) => super::dump::import(a, quiet),
     }
 }
 
 fn stats(args: StatsArgs) -> Result<ExitCode> {
-    let db = Db::open_readonly(&args.db.path())?;
+    let db = Db::open_readonly(args.db.location())?;
     db.check()?;
     let s = db.stats()?;
     match args.output {

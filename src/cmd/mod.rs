@@ -7,6 +7,7 @@ pub mod cp;
 pub mod db;
 pub mod debug;
 pub mod dest;
+pub mod dump;
 pub mod net;
 pub mod sbom;
 pub mod scan;

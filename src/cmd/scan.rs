@@ -41,7 +41,7 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     if let Some(f) = args.output {
         super::sbom_format(f.name()).map_err(anyhow::Error::msg)?;
     }
-    let db = Db::open_readonly(&args.db.path())?;
+    let db = Db::open_readonly(args.db.location())?;
     let sbom = collect(&args.source, Some(&db), quiet)?;
     super::emit_sbom(&sbom, args.output, args.file.as_deref())?;
     Ok(ExitCode::SUCCESS)
@@ -55,7 +55,7 @@ pub fn collect(source: &SourceArgs, db: Option<&Db>, quiet: bool) -> Result<Sbom
         if v < kiln_rainbow::SCHEMA_VERSION {
             eprintln!(
                 "kiln: warning: {} has schema {v}; build a new DB with `kiln db build` for what schema {} adds (stripped files matched by code, compact function signatures)",
-                db.path().display(),
+                db.location(),
                 kiln_rainbow::SCHEMA_VERSION
             );
         }

@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use kiln_image::registry::{pull_artifact, push_artifact, ArtifactSpec, RegistryRef, Repository};
 use kiln_image::SourceRef;
 use kiln_rainbow::{Db, SCHEMA_VERSION};
+use kiln_store::Location;
 
 use super::db::DbArg;
 use super::net::NetArgs;
@@ -53,13 +54,19 @@ fn connect(r: &RegistryRef, net: &NetArgs) -> Result<Repository> {
 /// `kiln db push`
 pub fn push(args: TransferArgs, quiet: bool) -> Result<ExitCode> {
     let dest = registry_ref(&args.reference)?;
-    let path = args.db.path();
-    let db = Db::open_readonly(&path)?;
+    let path = args.db.location();
+    let db = Db::open_readonly(path.clone())?;
     let stats = db.stats()?;
     let schema = db.schema_version()?;
     let tmp = tempfile::tempdir().context("cannot make a temporary directory")?;
     let snap = tmp.path().join("kiln.db");
-    db.snapshot(&snap)?;
+    match path {
+        Location::Sqlite(_) => db.snapshot(&snap)?,
+        // A shared PostgreSQL DB travels as the SQLite file scanners use.
+        Location::Postgres(_) => {
+            super::dump::copy(&path, &Location::Sqlite(snap.clone()))?;
+        }
+    }
     drop(db);
     let packed = tmp.path().join("kiln.db.zst");
     compress(&snap, &packed)?;
@@ -77,11 +84,10 @@ pub fn push(args: TransferArgs, quiet: bool) -> Result<ExitCode> {
     };
     let repo = connect(&dest, &args.net)?;
     let report = push_artifact(&repo, &dest, &packed, &spec)
-        .with_context(|| format!("cannot push {} to {dest}", path.display()))?;
+        .with_context(|| format!("cannot push {path} to {dest}"))?;
     if !quiet {
         eprintln!(
-            "kiln: pushed {} (schema {schema}, {} packages, {} versions) to {dest} ({}), {} bytes uploaded",
-            path.display(),
+            "kiln: pushed {path} (schema {schema}, {} packages, {} versions) to {dest} ({}), {} bytes uploaded",
             stats.packages,
             stats.versions,
             report.manifest_digest,
@@ -112,7 +118,13 @@ fn compress(from: &Path, to: &Path) -> Result<()> {
 /// `kiln db pull`
 pub fn pull(args: TransferArgs, quiet: bool) -> Result<ExitCode> {
     let src = registry_ref(&args.reference)?;
-    let path = args.db.path();
+    let location = args.db.location();
+    // Into PostgreSQL: pull the file aside, then load it.
+    let staging = tempfile::tempdir().context("cannot make a temporary directory")?;
+    let path = match &location {
+        Location::Sqlite(p) => p.clone(),
+        Location::Postgres(_) => staging.path().join("kiln.db"),
+    };
     let repo = Arc::new(connect(&src, &args.net)?);
     let mut art = pull_artifact(repo, &src, ARTIFACT_TYPE)?;
     let schema: i64 = art
@@ -144,13 +156,14 @@ pub fn pull(args: TransferArgs, quiet: bool) -> Result<ExitCode> {
         .and_then(|db| db.stats())
         .with_context(|| format!("{src}: the pulled file is not a usable signature DB"))?;
     replace(tmp, &path)?;
+    if let Location::Postgres(_) = location {
+        super::dump::copy(&Location::Sqlite(path.clone()), &location)
+            .with_context(|| format!("cannot load {src} into {location}"))?;
+    }
     if !quiet {
         eprintln!(
-            "kiln: pulled {src} ({}) into {}: schema {schema}, {} packages, {} versions",
-            art.manifest_digest,
-            path.display(),
-            stats.packages,
-            stats.versions
+            "kiln: pulled {src} ({}) into {location}: schema {schema}, {} packages, {} versions",
+            art.manifest_digest, stats.packages, stats.versions
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -169,7 +182,7 @@ fn unpack(layer: &mut Box<dyn Read + Send>, out: &std::fs::File) -> Result<()> {
 
 /// Move the pulled DB over `path`. A stale write-ahead log of the old DB
 /// would be replayed onto the new file, so it goes first.
-fn replace(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+pub(super) fn replace(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
     for suffix in ["-wal", "-shm"] {
         let mut side = path.as_os_str().to_owned();
         side.push(suffix);

@@ -71,19 +71,19 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     if let Some(f) = args.output {
         super::vuln_format(f.name()).map_err(anyhow::Error::msg)?;
     }
-    let path = args.db.path();
-    let signatures = Db::open_readonly(&path)
+    let path = args.db.location();
+    let signatures = Db::open_readonly(path.clone())
         .ok()
         .filter(|db| db.stats().map(|s| s.versions > 0).unwrap_or(false));
     if signatures.is_none() && !quiet {
         eprintln!(
             "kiln: no package signatures in {}; matching what the image's metadata declares only (build them with `kiln db build`)",
-            path.display()
+            path
         );
     }
     let sbom = super::scan::collect(&args.source, signatures.as_ref(), quiet)?;
-    let store = Store::open(&path)
-        .with_context(|| format!("cannot open advisories in {}", path.display()))?;
+    let store =
+        Store::open(path.clone()).with_context(|| format!("cannot open advisories in {path}"))?;
     let mut findings =
         kiln_vuln::find(&store, &sbom.catalog.packages, sbom.catalog.distro.as_ref())?;
     if args.policy.only_fixed {

@@ -1,32 +1,62 @@
-//! The signature database: an embedded SQLite file with a versioned,
-//! portable schema. Builds run in one transaction in WAL mode, so a build
-//! killed at any point leaves the previous database intact and readable.
+//! The signature database, behind the storage seam: an embedded SQLite
+//! file (the default) or a shared PostgreSQL database, with the same
+//! versioned schema and the same logic. On SQLite a build runs in one
+//! transaction in WAL mode, so a build killed at any point leaves the
+//! previous database intact. On PostgreSQL a build commits every
+//! [`PG_BATCH`] packages under the writers' lock, so several builders
+//! share the server, and refreshes the derived tables in one transaction
+//! at the end; a scan reads one snapshot throughout.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use kiln_catalog::Ecosystem;
+use kiln_store::{Conn, Engine, Location, Migration, Mode};
 use rayon::prelude::*;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
-use crate::deb::{read_deb, DebRecord, FileKind};
+use crate::deb::{read_deb, DebRecord};
 use crate::error::{RainbowError, Result};
+use crate::writer::Writer;
 
 /// The schema version this kiln writes and reads.
 pub const SCHEMA_VERSION: i64 = 3;
-const SCHEMA: &str = include_str!("schema.sql");
+
+/// Where the signature tables record their version in `meta`.
+const SCHEMA_KEY: &str = "schema_version";
+
+/// The signature tables' migrations, for both engines.
+pub(crate) const MIGRATIONS: [Migration; 3] = [
+    Migration {
+        version: 1,
+        sqlite: include_str!("schema/sqlite_1.sql"),
+        postgres: include_str!("schema/postgres_1.sql"),
+    },
+    Migration {
+        version: 2,
+        sqlite: include_str!("schema/sqlite_2.sql"),
+        postgres: include_str!("schema/postgres_2.sql"),
+    },
+    Migration {
+        version: 3,
+        sqlite: include_str!("schema/sqlite_3.sql"),
+        postgres: include_str!("schema/postgres_3.sql"),
+    },
+];
+
+/// Packages per PostgreSQL write transaction: short turns under the
+/// writers' lock, so concurrent builders interleave.
+pub const PG_BATCH: usize = 32;
 
 /// An open signature database.
 pub struct Db {
-    pub(crate) conn: Connection,
-    pub(crate) path: PathBuf,
+    pub(crate) conn: Conn,
 }
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("path", &self.path).finish()
+        f.debug_struct("Db")
+            .field("location", self.conn.location())
+            .finish()
     }
 }
 
@@ -56,8 +86,8 @@ impl IngestReport {
 /// Counts for `kiln db stats`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
-    /// Database file.
-    pub path: PathBuf,
+    /// The database: a file, or a PostgreSQL URL without its password.
+    pub path: String,
     /// Distinct package names.
     pub packages: i64,
     /// Package builds (name, version, arch).
@@ -79,7 +109,7 @@ pub struct Stats {
     pub common_function_hashes: i64,
     /// (project, upstream version)s with function signatures.
     pub function_versions: i64,
-    /// Size of the database file in bytes.
+    /// Size of the database file (or PostgreSQL database) in bytes.
     pub size_bytes: u64,
     /// Projects with learned version templates, and the template kinds
     /// each has (`string`, `fn-int`, `libname`, …).
@@ -91,7 +121,7 @@ pub struct Stats {
 impl std::fmt::Display for Stats {
     /// The `kiln db stats` table: one figure a line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "database        {}", self.path.display())?;
+        writeln!(f, "database        {}", self.path)?;
         writeln!(f, "packages        {}", self.packages)?;
         writeln!(f, "versions        {}", self.versions)?;
         writeln!(f, "files           {}", self.files)?;
@@ -132,128 +162,37 @@ impl std::fmt::Display for Stats {
     }
 }
 
-/// A connection that can read `path`. A database in WAL mode needs its
-/// shared-memory file even to be read; on a read-only file system (a DB
-/// shipped in an image or a read-only volume) that cannot be made, so the
-/// file is opened as immutable, which it is there.
-fn connect_for_reading(path: &Path) -> Result<Connection> {
-    let usable = |c: Connection| -> rusqlite::Result<Connection> {
-        c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-            r.get::<_, i64>(0)
-        })?;
-        Ok(c)
-    };
-    let normal = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .or_else(|_| Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY))
-    .and_then(usable);
-    let err = match normal {
-        Ok(c) => return Ok(c),
-        Err(e) => e,
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if tempfile::tempfile_in(dir).is_ok() {
-        return Err(db_err(path, err));
-    }
-    let abs = std::fs::canonicalize(path).map_err(|e| RainbowError::Io {
-        path: path.into(),
-        err: e,
-    })?;
-    let uri = format!("file:{}?immutable=1", uri_escape(&abs.to_string_lossy()));
-    Connection::open_with_flags(
-        uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .and_then(usable)
-    .map_err(|e| db_err(path, e))
-}
-
-/// Escape what a SQLite URI filename gives meaning to.
-fn uri_escape(p: &str) -> String {
-    p.chars()
-        .map(|c| match c {
-            '%' => "%25".to_string(),
-            '?' => "%3f".to_string(),
-            '#' => "%23".to_string(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
 impl Db {
-    /// Open (creating if needed) for writing. A directory kiln cannot
-    /// write in (a read-only file system) is said to be one, rather than
-    /// SQLite's "unable to open database file".
-    pub fn open(path: &Path) -> Result<Db> {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| RainbowError::Io {
-            path: dir.into(),
-            err: e,
-        })?;
-        tempfile::tempfile_in(dir).map_err(|e| RainbowError::Io {
-            path: dir.into(),
-            err: e,
-        })?;
-        let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
-        let db = Db {
-            conn,
-            path: path.into(),
-        };
-        db.pragma()?;
-        db.check_version()?;
-        db.conn.execute_batch(SCHEMA).map_err(|e| db.err(e))?;
-        db.conn
-            .execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
-                params![SCHEMA_VERSION.to_string()],
-            )
-            .map_err(|e| db.err(e))?;
-        Ok(db)
+    /// Open (creating if needed) for writing, and bring the schema up to
+    /// date. A SQLite directory kiln cannot write in (a read-only file
+    /// system) is said to be one.
+    pub fn open(location: impl Into<Location>) -> Result<Db> {
+        let conn = Conn::open(&location.into(), Mode::Write)?;
+        conn.migrate(SCHEMA_KEY, &MIGRATIONS)?;
+        Ok(Db { conn })
     }
 
-    /// Open an existing database for reading, also from read-only media.
-    pub fn open_readonly(path: &Path) -> Result<Db> {
-        if !path.exists() {
-            return Err(RainbowError::Io {
-                path: path.into(),
-                err: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no signature database here; build one with `kiln db build`",
-                ),
-            });
+    /// Open an existing database for reading (also from read-only media).
+    /// On PostgreSQL every query reads the snapshot taken here.
+    pub fn open_readonly(location: impl Into<Location>) -> Result<Db> {
+        let location = location.into();
+        let conn = Conn::open(&location, Mode::Read)?;
+        if conn.check_version(SCHEMA_KEY, SCHEMA_VERSION)?.is_none()
+            && !conn.has_table("package")?
+        {
+            return Err(RainbowError::Empty(location.to_string()));
         }
-        let conn = connect_for_reading(path)?;
-        let db = Db {
-            conn,
-            path: path.into(),
-        };
-        db.check_version()?;
-        Ok(db)
+        Ok(Db { conn })
     }
 
-    fn pragma(&self) -> Result<()> {
-        self.conn
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
-                 PRAGMA cache_size = -65536;",
-            )
-            .map_err(|e| self.err(e))
+    /// Where the database is.
+    pub fn location(&self) -> &Location {
+        self.conn.location()
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The connection, for the advisory store and exports that share it.
+    pub fn conn(&self) -> &Conn {
+        &self.conn
     }
 
     /// The schema version the DB was built with (this kiln's, for a DB
@@ -261,87 +200,67 @@ impl Db {
     /// schemas added (schema 3: code identities and compact function
     /// signatures).
     pub fn schema_version(&self) -> Result<i64> {
-        let has_meta: bool = self
+        Ok(self
             .conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(|e| self.err(e))?
-            > 0;
-        if !has_meta {
-            return Ok(SCHEMA_VERSION);
-        }
-        let found: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        Ok(found.and_then(|v| v.parse().ok()).unwrap_or(SCHEMA_VERSION))
+            .schema_version(SCHEMA_KEY)?
+            .unwrap_or(SCHEMA_VERSION))
     }
 
-    fn check_version(&self) -> Result<()> {
-        let found = self.schema_version()?;
-        if found > SCHEMA_VERSION {
-            return Err(RainbowError::SchemaTooNew {
-                path: self.path.clone(),
-                found,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        Ok(())
-    }
-
-    pub(crate) fn err(&self, e: rusqlite::Error) -> RainbowError {
-        db_err(&self.path, e)
-    }
-
-    /// Write a consistent, compacted copy of the database to `dest` (which
-    /// must not exist) while readers and writers carry on: `VACUUM INTO`
-    /// reads one snapshot of the DB.
+    /// Write a consistent, compacted copy of a SQLite database to `dest`
+    /// (which must not exist) while readers and writers carry on: `VACUUM
+    /// INTO` reads one snapshot of the DB. A PostgreSQL database is copied
+    /// with `kiln db export` instead.
     pub fn snapshot(&self, dest: &Path) -> Result<()> {
         let text = dest.to_str().ok_or_else(|| RainbowError::Io {
             path: dest.into(),
             err: std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"),
         })?;
-        self.conn
-            .execute("VACUUM INTO ?1", params![text])
-            .map_err(|e| self.err(e))?;
+        if self.conn.engine() != Engine::Sqlite {
+            return Err(RainbowError::Io {
+                path: dest.into(),
+                err: std::io::Error::other(
+                    "a PostgreSQL database is copied with `kiln db export`, not as a file",
+                ),
+            });
+        }
+        self.conn.execute("VACUUM INTO ?1", &[text.into()])?;
         Ok(())
     }
 
     /// SQLite's `quick_check`: every page and index is readable and well
-    /// formed. An error names the first problem found.
+    /// formed. An error names the first problem found. PostgreSQL checks
+    /// its own pages; there kiln checks the schema is its own.
     pub fn check(&self) -> Result<()> {
-        let first: String = self
+        if self.conn.engine() != Engine::Sqlite {
+            self.conn.check_version(SCHEMA_KEY, SCHEMA_VERSION)?;
+            return Ok(());
+        }
+        let first = self
             .conn
-            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
+            .query_row("PRAGMA quick_check(1)", &[])?
+            .map(|r| r.text(0))
+            .transpose()?
+            .unwrap_or_default();
         if first == "ok" {
             return Ok(());
         }
-        Err(RainbowError::Io {
-            path: self.path.clone(),
-            err: std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("the database is damaged: {first}"),
-            ),
+        Err(RainbowError::Corrupt {
+            db: self.location().to_string(),
+            reason: format!("the database is damaged: {first}"),
         })
     }
 
-    /// A second, independent read connection to the same database.
-    pub(crate) fn reopen(&self) -> Result<Db> {
-        Db::open_readonly(&self.path)
+    /// A second, independent read connection to the same database (on
+    /// PostgreSQL: from the pool, reading the same snapshot).
+    pub fn second_reader(&self) -> Result<Db> {
+        Ok(Db {
+            conn: self.conn.second()?,
+        })
     }
 
-    /// Read `.deb` files (and `.whl` wheels) in parallel and add the packages not yet present,
-    /// all in one transaction, deriving templates and function commonness
-    /// in it too. `progress` is called once per archive read.
+    /// Read `.deb` files (and `.whl` wheels, npm tarballs) in parallel and
+    /// add the packages not yet present, deriving templates and function
+    /// commonness at the end. `progress` is called once per archive read.
     pub fn ingest_debs(
         &mut self,
         debs: &[PathBuf],
@@ -361,144 +280,165 @@ impl Db {
         progress: &(dyn Fn(&Path) + Sync),
         derive: Derive,
     ) -> Result<IngestReport> {
-        let known = self.known_archives()?;
+        let known = self.known_packages()?;
         let (tx, rx) = mpsc::sync_channel::<(PathBuf, Result<DebRecord>)>(16);
         let mut report = IngestReport::default();
-        let db_path = self.path.clone();
-        let txn = self.conn.transaction().map_err(|e| db_err(&db_path, e))?;
-        let mut writer = Writer::new(&txn).map_err(|e| db_err(&db_path, e))?;
-        std::thread::scope(|s| -> Result<()> {
+        let batch = match self.conn.engine() {
+            Engine::Sqlite => usize::MAX,
+            Engine::Postgres => PG_BATCH,
+        };
+        let conn = &self.conn;
+        let mut writer = Writer::new(conn);
+        let mut open = 0usize;
+        let result = std::thread::scope(|s| -> Result<()> {
             s.spawn(move || {
                 debs.par_iter().for_each_with(tx, |tx, p| {
-                    let rec = if p.extension().is_some_and(|x| x == "whl") {
-                        crate::wheel::read_wheel(p)
-                    } else if crate::npm::is_tarball(p) {
-                        crate::npm::read_tarball(p)
-                    } else {
-                        read_deb(p)
-                    };
+                    let _ = tx.send((p.clone(), read_archive(p)));
                     progress(p);
-                    let _ = tx.send((p.clone(), rec));
                 });
             });
             for (path, rec) in rx {
-                match rec {
-                    Ok(rec) => {
-                        if known.contains_key(&(
-                            rec.name.clone(),
-                            rec.version.clone(),
-                            rec.arch.clone(),
-                        )) {
-                            report.skipped += 1;
-                            continue;
-                        }
-                        match writer.add(&rec).map_err(|e| db_err(&db_path, e))? {
-                            true => {
-                                report.added += 1;
-                                report.files += rec.files.len();
-                            }
-                            false => report.skipped += 1,
-                        }
+                let rec = match rec {
+                    Ok(rec) => rec,
+                    Err(e) => {
+                        report.failed.push((path, e.to_string()));
+                        continue;
                     }
-                    Err(e) => report.failed.push((path, e.to_string())),
+                };
+                if known.contains(&(rec.name.clone(), rec.version.clone(), rec.arch.clone())) {
+                    report.skipped += 1;
+                    continue;
+                }
+                if open == 0 {
+                    conn.begin_write()?;
+                }
+                open += 1;
+                if writer.add(&rec)? {
+                    report.added += 1;
+                    report.files += rec.files.len();
+                } else {
+                    report.skipped += 1;
+                }
+                if open >= batch {
+                    finish_batch(conn, &mut writer, Derive::Later)?;
+                    open = 0;
                 }
             }
             Ok(())
-        })?;
-        writer.flush_functions().map_err(|e| db_err(&db_path, e))?;
-        drop(writer);
-        match derive {
-            Derive::Now => derive_in(&txn, &db_path)?,
-            Derive::Later => set_stale(&txn, true).map_err(|e| db_err(&db_path, e))?,
+        });
+        if let Err(e) = result {
+            if open > 0 {
+                let _ = conn.end_write(false);
+            }
+            return Err(e);
         }
-        txn.commit().map_err(|e| db_err(&db_path, e))?;
+        let last = if batch == usize::MAX {
+            derive
+        } else {
+            Derive::Later
+        };
+        if open > 0 || batch == usize::MAX {
+            if open == 0 {
+                conn.begin_write()?;
+            }
+            finish_batch(conn, &mut writer, last)?;
+        }
+        if derive == Derive::Now && last == Derive::Later {
+            self.derive()?;
+        }
         Ok(report)
     }
 
     /// Refresh the derived tables (templates, their specificity, function
-    /// commonness and distinctive counts) in one transaction.
+    /// commonness and distinctive counts) in one write transaction.
     pub fn derive(&mut self) -> Result<()> {
-        let db_path = self.path.clone();
-        let txn = self.conn.transaction().map_err(|e| db_err(&db_path, e))?;
-        derive_in(&txn, &db_path)?;
-        txn.commit().map_err(|e| db_err(&db_path, e))
+        let conn = &self.conn;
+        conn.write(|| derive_in(conn))
     }
 
     /// Whether an ingest left the derived tables stale (an interrupted
     /// bulk build): the next build's derivation refreshes them.
     pub fn derive_pending(&self) -> Result<bool> {
-        self.conn
-            .query_row(
-                "SELECT count(*) FROM meta WHERE key = 'derive_pending' AND value = '1'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)
-            .map_err(|e| self.err(e))
+        Ok(self.conn.query_int(
+            "SELECT count(*) FROM meta WHERE key = 'derive_pending' AND value = '1'",
+            &[],
+        )? > 0)
     }
 
     /// Every (name, version, arch) the DB holds.
     pub fn known_packages(&self) -> Result<std::collections::HashSet<(String, String, String)>> {
-        Ok(self.known_archives()?.into_keys().collect())
-    }
-
-    fn known_archives(&self) -> Result<HashMap<(String, String, String), ()>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, version, arch FROM package")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), ())))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.err(e))
+        let mut out = std::collections::HashSet::new();
+        self.conn.for_each(
+            "SELECT name, version, arch FROM package",
+            &[],
+            &mut |r| -> Result<()> {
+                out.insert((r.text(0)?, r.text(1)?, r.text(2)?));
+                Ok(())
+            },
+        )?;
+        Ok(out)
     }
 
     /// Counts and size.
     pub fn stats(&self) -> Result<Stats> {
-        let count = |sql: &str| -> Result<i64> {
-            self.conn
-                .query_row(sql, [], |r| r.get(0))
-                .map_err(|e| self.err(e))
-        };
+        let count = |sql: &str| self.conn.query_int(sql, &[]);
         Ok(Stats {
-            path: self.path.clone(),
+            path: self.location().to_string(),
             packages: count("SELECT count(DISTINCT name) FROM package")?,
             versions: count("SELECT count(*) FROM package")?,
             files: count("SELECT count(*) FROM file")?,
             paths: count("SELECT count(*) FROM path")?,
             contents: count("SELECT count(*) FROM content")?,
             elf_contents: count("SELECT count(*) FROM elf")?,
-            // Tables of schema 3; a DB of an older schema has none.
-            code_identities: count("SELECT count(*) FROM elf_functions").unwrap_or(0),
-            function_hashes: count("SELECT count(*) FROM func_hash").unwrap_or(0),
-            common_function_hashes: count("SELECT count(*) FROM func_hash WHERE common")
-                .unwrap_or(0),
-            function_versions: count("SELECT count(*) FROM func_version").unwrap_or(0),
-            size_bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+            code_identities: count("SELECT count(*) FROM elf_functions")?,
+            function_hashes: count("SELECT count(*) FROM func_hash")?,
+            common_function_hashes: count("SELECT count(*) FROM func_hash WHERE common <> 0")?,
+            function_versions: count("SELECT count(*) FROM func_version")?,
+            size_bytes: self.conn.size_bytes(),
             template_projects: self.template_projects()?,
-            derive_pending: self.derive_pending().unwrap_or(false),
+            derive_pending: self.derive_pending()?,
         })
     }
 
-    /// Projects with templates and their kinds (none before schema 2).
+    /// Projects with templates and their kinds.
     fn template_projects(&self) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
         let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        let Ok(mut stmt) = self
-            .conn
-            .prepare("SELECT DISTINCT project, kind FROM template ORDER BY project, kind")
-        else {
-            return Ok(out);
-        };
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(|e| self.err(e))?;
-        for row in rows {
-            let (project, kind) = row.map_err(|e| self.err(e))?;
-            out.entry(project).or_default().push(kind);
-        }
+        self.conn.for_each(
+            "SELECT DISTINCT project, kind FROM template",
+            &[],
+            &mut |r| -> Result<()> {
+                out.entry(r.text(0)?).or_default().push(r.text(1)?);
+                Ok(())
+            },
+        )?;
+        out.values_mut().for_each(|kinds| kinds.sort());
         Ok(out)
     }
+}
+
+/// A package archive read by its kind: wheel, npm tarball or `.deb`.
+fn read_archive(p: &Path) -> Result<DebRecord> {
+    if p.extension().is_some_and(|x| x == "whl") {
+        crate::wheel::read_wheel(p)
+    } else if crate::npm::is_tarball(p) {
+        crate::npm::read_tarball(p)
+    } else {
+        read_deb(p)
+    }
+}
+
+/// Close an open write transaction: postings merged, derived tables
+/// refreshed or marked stale, committed.
+fn finish_batch(conn: &Conn, writer: &mut Writer<'_>, derive: Derive) -> Result<()> {
+    let done = writer
+        .flush_functions()
+        .map_err(RainbowError::from)
+        .and_then(|()| match derive {
+            Derive::Now => derive_in(conn),
+            Derive::Later => set_stale(conn, true),
+        });
+    conn.end_write(done.is_ok())?;
+    done
 }
 
 /// When an ingest refreshes the derived tables.
@@ -510,271 +450,153 @@ pub enum Derive {
     Later,
 }
 
-fn derive_in(txn: &Connection, db_path: &Path) -> Result<()> {
-    crate::templates::derive(txn).map_err(|e| match e {
-        crate::templates::DeriveError::Sql(e) => db_err(db_path, e),
-        crate::templates::DeriveError::Pattern(p) => RainbowError::Template(p),
-    })?;
-    set_stale(txn, false).map_err(|e| db_err(db_path, e))
+fn derive_in(conn: &Conn) -> Result<()> {
+    crate::templates::derive(conn)?;
+    set_stale(conn, false)
 }
 
-fn set_stale(conn: &Connection, stale: bool) -> rusqlite::Result<()> {
+fn set_stale(conn: &Conn, stale: bool) -> Result<()> {
     conn.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('derive_pending', ?1)",
-        [if stale { "1" } else { "0" }],
+        "INSERT INTO meta (key, value) VALUES ('derive_pending', ?1) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[if stale { "1" } else { "0" }.into()],
     )?;
     Ok(())
 }
 
-/// Values for a `rarray(?)` parameter (SQLite's carray, loaded with
-/// `rusqlite::vtab::array::load_module`): one query looks up a whole batch
-/// through an index, with `CROSS JOIN` pinning the array as the outer loop.
-pub(crate) fn rarray<T: Into<rusqlite::types::Value>>(
-    items: impl IntoIterator<Item = T>,
-) -> std::rc::Rc<Vec<rusqlite::types::Value>> {
-    std::rc::Rc::new(items.into_iter().map(Into::into).collect())
-}
-
-fn db_err(path: &Path, e: rusqlite::Error) -> RainbowError {
-    RainbowError::Db {
-        path: path.into(),
-        err: e,
-    }
-}
-
-/// Prepared statements for one ingest transaction, with caches so shared
-/// paths and contents are looked up once.
-struct Writer<'c> {
-    conn: &'c Connection,
-    add_package: rusqlite::Statement<'c>,
-    add_path: rusqlite::Statement<'c>,
-    get_path: rusqlite::Statement<'c>,
-    add_content: rusqlite::Statement<'c>,
-    get_content: rusqlite::Statement<'c>,
-    add_file: rusqlite::Statement<'c>,
-    add_elf: rusqlite::Statement<'c>,
-    add_string: rusqlite::Statement<'c>,
-    add_template: rusqlite::Statement<'c>,
-    add_libname: rusqlite::Statement<'c>,
-    add_func_version: rusqlite::Statement<'c>,
-    get_func_version: rusqlite::Statement<'c>,
-    add_functions: rusqlite::Statement<'c>,
-    paths: HashMap<String, i64>,
-    contents: HashMap<[u8; 32], i64>,
-    /// (project, upstream version) -> func_version id.
-    func_versions: HashMap<(String, String), u32>,
-    /// Function hash -> versions this build saw it in, merged into
-    /// `func_hash` by [`Writer::flush_functions`].
-    new_postings: HashMap<u64, Vec<u32>>,
-}
-
-impl<'c> Writer<'c> {
-    fn new(conn: &'c Connection) -> rusqlite::Result<Self> {
-        Ok(Writer {
-            conn,
-            add_package: conn.prepare(
-                "INSERT OR IGNORE INTO package (ecosystem, name, version, arch, source, source_version, depends, archive_sha256) \
-                 VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?,
-            add_path: conn.prepare("INSERT INTO path (path) VALUES (?1)")?,
-            get_path: conn.prepare("SELECT id FROM path WHERE path = ?1")?,
-            add_content: conn.prepare("INSERT INTO content (sha256, size) VALUES (?1, ?2)")?,
-            get_content: conn.prepare("SELECT id FROM content WHERE sha256 = ?1")?,
-            add_file: conn.prepare(
-                "INSERT OR REPLACE INTO file (package_id, path_id, kind, mode, content_id, link_target, conffile) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?,
-            add_elf: conn.prepare(
-                "INSERT OR IGNORE INTO elf (content_id, machine, kind, build_id, soname, note_package, needed, verdefs) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?,
-            add_string: conn.prepare(
-                "INSERT OR IGNORE INTO elf_string (content_id, s) VALUES (?1, ?2)",
-            )?,
-            add_template: conn.prepare(
-                "INSERT OR IGNORE INTO template_seen (project, kind, symbol, pattern, version) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?,
-            add_libname: conn.prepare(
-                "INSERT OR IGNORE INTO libname_seen (project, base, file_version, version) \
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?,
-            add_func_version: conn.prepare(
-                "INSERT OR IGNORE INTO func_version (project, version) VALUES (?1, ?2)",
-            )?,
-            get_func_version: conn
-                .prepare("SELECT id FROM func_version WHERE project = ?1 AND version = ?2")?,
-            func_versions: HashMap::new(),
-            new_postings: HashMap::new(),
-            add_functions: conn.prepare(
-                "INSERT OR IGNORE INTO elf_functions (content_id, hashes, loaded) VALUES (?1, ?2, ?3)",
-            )?,
-            paths: HashMap::new(),
-            contents: HashMap::new(),
-        })
-    }
-
-    fn func_version(&mut self, project: &str, version: &str) -> rusqlite::Result<u32> {
-        let key = (project.to_string(), version.to_string());
-        if let Some(id) = self.func_versions.get(&key) {
-            return Ok(*id);
-        }
-        self.add_func_version.execute(params![project, version])?;
-        let id: u32 = self
-            .get_func_version
-            .query_row(params![project, version], |r| r.get(0))?;
-        self.func_versions.insert(key, id);
-        Ok(id)
-    }
-
-    /// Merge this build's function postings into `func_hash`: each hash
-    /// once, its posting list the union of old and new versions.
-    fn flush_functions(&mut self) -> rusqlite::Result<()> {
-        let mut get = self
-            .conn
-            .prepare("SELECT versions FROM func_hash WHERE hash = ?1")?;
-        let mut put = self.conn.prepare(
-            "INSERT OR REPLACE INTO func_hash (hash, common, versions) VALUES (?1, 0, ?2)",
-        )?;
-        let mut hashes: Vec<(u64, Vec<u32>)> = self.new_postings.drain().collect();
-        hashes.sort_unstable_by_key(|h| h.0 as i64);
-        for (hash, mut ids) in hashes {
-            ids.sort_unstable();
-            ids.dedup();
-            let old: Option<Vec<u8>> = get.query_row([hash as i64], |r| r.get(0)).optional()?;
-            let merged = match old {
-                Some(o) => {
-                    crate::funcmatch::postings::merge(&crate::funcmatch::postings::decode(&o), &ids)
-                }
-                None => ids,
-            };
-            put.execute(params![
-                hash as i64,
-                crate::funcmatch::postings::encode(&merged)
-            ])?;
-        }
-        Ok(())
-    }
-
-    fn path_id(&mut self, path: &str) -> rusqlite::Result<i64> {
-        if let Some(id) = self.paths.get(path) {
-            return Ok(*id);
-        }
-        let id = match self.get_path.query_row([path], |r| r.get(0)).optional()? {
-            Some(id) => id,
-            None => self.add_path.insert([path])?,
-        };
-        self.paths.insert(path.to_string(), id);
-        Ok(id)
-    }
-
-    /// Returns the content id and whether it was new.
-    fn content_id(&mut self, sha: &[u8; 32], size: u64) -> rusqlite::Result<(i64, bool)> {
-        if let Some(id) = self.contents.get(sha) {
-            return Ok((*id, false));
-        }
-        let (id, new) = match self
-            .get_content
-            .query_row([&sha[..]], |r| r.get(0))
-            .optional()?
-        {
-            Some(id) => (id, false),
-            None => (
-                self.add_content.insert(params![&sha[..], size as i64])?,
-                true,
-            ),
-        };
-        self.contents.insert(*sha, id);
-        Ok((id, new))
-    }
-
-    fn add(&mut self, rec: &DebRecord) -> rusqlite::Result<bool> {
-        let n = self.add_package.execute(params![
-            rec.name,
-            rec.version,
-            rec.arch,
-            rec.source,
-            rec.source_version,
-            rec.depends.join(" "),
-            rec.archive_sha256,
-            rec.ecosystem.label(),
-        ])?;
-        if n == 0 {
-            return Ok(false);
-        }
-        let package_id = self.conn.last_insert_rowid();
-        let project = crate::project::project_name(&rec.source);
-        let upstream = crate::project::upstream_version(&rec.source_version).unwrap_or_default();
-        for f in &rec.files {
-            for t in &f.templates {
-                self.add_template
-                    .execute(params![project, t.kind, t.symbol, t.pattern, upstream])?;
-            }
-            // Only distro packages teach library names and function
-            // signatures: a wheel's vendored copies are what they identify.
-            let learns = rec.ecosystem == Ecosystem::Deb;
-            if learns && !upstream.is_empty() && !f.functions.is_empty() {
-                let v = self.func_version(&project, &upstream)?;
-                for h in &f.functions {
-                    let p = self.new_postings.entry(*h).or_default();
-                    if p.last() != Some(&v) {
-                        p.push(v);
-                    }
-                }
-            }
-            if let (true, Some(_), FileKind::File) = (
-                learns,
-                f.elf.as_ref().and_then(|e| e.soname.as_ref()),
-                f.kind,
-            ) {
-                let file_name = f.path.rsplit('/').next().unwrap_or(&f.path);
-                if let Some((base, fv)) = crate::project::library_name(file_name) {
-                    self.add_libname
-                        .execute(params![project, base, fv, upstream])?;
-                }
-            }
-            let path_id = self.path_id(&f.path)?;
-            let content_id = match f.sha256 {
-                Some(sha) => {
-                    let (id, new) = self.content_id(&sha, f.size)?;
-                    if new {
-                        for st in &f.strings {
-                            self.add_string.execute(params![id, st])?;
-                        }
-                        if let Some(elf) = &f.elf {
-                            self.add_elf.execute(params![
-                                id,
-                                elf.machine,
-                                elf.kind,
-                                elf.build_id,
-                                elf.soname,
-                                elf.note_package,
-                                elf.needed.join("\n"),
-                                elf.verdefs.join("\n"),
-                            ])?;
-                            if !f.functions.is_empty() || elf.loaded.is_some() {
-                                self.add_functions.execute(params![
-                                    id,
-                                    crate::funcmatch::pack(&f.functions),
-                                    elf.loaded.map(|d| d.to_vec()),
-                                ])?;
-                            }
-                        }
-                    }
-                    Some(id)
-                }
-                None => None,
-            };
-            self.add_file.execute(params![
-                package_id,
-                path_id,
-                f.kind.code(),
-                f.mode,
-                content_id,
-                f.link_target,
-                f.conffile as i64,
-            ])?;
-        }
-        Ok(true)
-    }
-}
+/// The signature tables as `kiln db export` carries them, parents before
+/// the rows that refer to them.
+pub const TABLES: &[kiln_store::dump::Table] = {
+    use kiln_store::dump::{Kind::*, Table};
+    &[
+        Table {
+            name: "meta",
+            columns: &[("key", Text), ("value", Text)],
+            key: &["key"],
+            identity: None,
+        },
+        Table {
+            name: "package",
+            columns: &[
+                ("id", Int),
+                ("ecosystem", Text),
+                ("name", Text),
+                ("version", Text),
+                ("arch", Text),
+                ("source", Text),
+                ("source_version", Text),
+                ("depends", Text),
+                ("archive_sha256", Text),
+            ],
+            key: &["id"],
+            identity: Some("id"),
+        },
+        Table {
+            name: "path",
+            columns: &[("id", Int), ("path", Text)],
+            key: &["id"],
+            identity: Some("id"),
+        },
+        Table {
+            name: "content",
+            columns: &[("id", Int), ("sha256", Blob), ("size", Int)],
+            key: &["id"],
+            identity: Some("id"),
+        },
+        Table {
+            name: "file",
+            columns: &[
+                ("package_id", Int),
+                ("path_id", Int),
+                ("kind", Text),
+                ("mode", Int),
+                ("content_id", Int),
+                ("link_target", Text),
+                ("conffile", Int),
+            ],
+            key: &["package_id", "path_id"],
+            identity: None,
+        },
+        Table {
+            name: "elf",
+            columns: &[
+                ("content_id", Int),
+                ("machine", Int),
+                ("kind", Int),
+                ("build_id", Blob),
+                ("soname", Text),
+                ("note_package", Text),
+                ("needed", Text),
+                ("verdefs", Text),
+            ],
+            key: &["content_id"],
+            identity: None,
+        },
+        Table {
+            name: "elf_string",
+            columns: &[("content_id", Int), ("s", Text)],
+            key: &["content_id", "s"],
+            identity: None,
+        },
+        Table {
+            name: "template_seen",
+            columns: &[
+                ("project", Text),
+                ("kind", Text),
+                ("symbol", Text),
+                ("pattern", Text),
+                ("version", Text),
+            ],
+            key: &["project", "kind", "symbol", "pattern", "version"],
+            identity: None,
+        },
+        Table {
+            name: "libname_seen",
+            columns: &[
+                ("project", Text),
+                ("base", Text),
+                ("file_version", Text),
+                ("version", Text),
+            ],
+            key: &["project", "base", "file_version", "version"],
+            identity: None,
+        },
+        Table {
+            name: "template",
+            columns: &[
+                ("id", Int),
+                ("project", Text),
+                ("kind", Text),
+                ("symbol", Text),
+                ("pattern", Text),
+                ("versions", Int),
+                ("others", Int),
+            ],
+            key: &["id"],
+            identity: Some("id"),
+        },
+        Table {
+            name: "func_version",
+            columns: &[
+                ("id", Int),
+                ("project", Text),
+                ("version", Text),
+                ("distinctive", Int),
+            ],
+            key: &["id"],
+            identity: Some("id"),
+        },
+        Table {
+            name: "func_hash",
+            columns: &[("hash", Int), ("common", Int), ("versions", Blob)],
+            key: &["hash"],
+            identity: None,
+        },
+        Table {
+            name: "elf_functions",
+            columns: &[("content_id", Int), ("hashes", Blob), ("loaded", Blob)],
+            key: &["content_id"],
+            identity: None,
+        },
+    ]
+};

@@ -22,23 +22,11 @@ pub enum RainbowError {
         err: std::io::Error,
     },
     /// The database failed.
-    #[error("database {}: {err}", path.display())]
-    Db {
-        /// The database file.
-        path: PathBuf,
-        /// SQLite's complaint.
-        err: rusqlite::Error,
-    },
-    /// The database was written by a newer kiln.
-    #[error("database {}: schema version {found} is newer than this kiln understands ({supported})", path.display())]
-    SchemaTooNew {
-        /// The database file.
-        path: PathBuf,
-        /// Version found.
-        found: i64,
-        /// Version supported.
-        supported: i64,
-    },
+    #[error(transparent)]
+    Store(#[from] kiln_store::Error),
+    /// A database with no signature tables was opened for reading.
+    #[error("database {0}: no signature tables here; build them with `kiln db build`")]
+    Empty(String),
     /// The image's files could not be read again.
     #[error(transparent)]
     Tree(#[from] kiln_tree::TreeError),
@@ -47,10 +35,10 @@ pub enum RainbowError {
     #[error("internal error: {0}")]
     Internal(String),
     /// A stored value is not one kiln writes.
-    #[error("database {}: {reason}", path.display())]
+    #[error("database {db}: {reason}")]
     Corrupt {
-        /// The database file.
-        path: PathBuf,
+        /// The database.
+        db: String,
         /// What is wrong.
         reason: String,
     },

@@ -76,12 +76,6 @@ impl TemplateKind {
     }
 }
 
-impl rusqlite::ToSql for TemplateKind {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
-}
-
 /// A learned template (one observation of it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Template {

@@ -45,8 +45,9 @@ mod range;
 mod templates;
 pub mod vendored;
 pub mod wheel;
+mod writer;
 
-pub use db::{Db, Derive, IngestReport, Stats, SCHEMA_VERSION};
+pub use db::{Db, Derive, IngestReport, Stats, SCHEMA_VERSION, TABLES};
 pub use error::{RainbowError, Result};
 pub use identify::{
     identify, Build, BuildId, ContentId, Identification, Identified, KeyHit, Match, PathHit,

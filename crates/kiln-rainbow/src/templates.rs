@@ -9,39 +9,26 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use rusqlite::{params, Connection};
+use kiln_store::{Conn, Value};
 
+use crate::error::{RainbowError, Result};
 use crate::learn::{libname_relation, TemplateKind};
 use crate::patterns::PatternSets;
 use crate::project::project_name;
 
-/// Why deriving failed.
-pub(crate) enum DeriveError {
-    /// SQLite failed.
-    Sql(rusqlite::Error),
-    /// The learned string patterns do not compile.
-    Pattern(String),
-}
-
-impl From<rusqlite::Error> for DeriveError {
-    fn from(e: rusqlite::Error) -> Self {
-        DeriveError::Sql(e)
-    }
-}
-
 /// Rebuild `template` from `template_seen`, `libname_seen` and `elf_string`.
-pub(crate) fn derive(conn: &Connection) -> Result<(), DeriveError> {
-    conn.execute("DELETE FROM template", [])?;
+pub(crate) fn derive(conn: &Conn) -> Result<()> {
+    conn.execute("DELETE FROM template", &[])?;
     conn.execute(
         "INSERT INTO template (project, kind, symbol, pattern, versions, others) \
          SELECT project, kind, symbol, pattern, count(DISTINCT version), 0 \
          FROM template_seen GROUP BY project, kind, symbol, pattern",
-        [],
+        &[],
     )?;
     drop_incredible(conn)?;
     string_specificity(conn)?;
     libnames(conn)?;
-    Ok(functions(conn)?)
+    functions(conn)
 }
 
 /// Remove function templates that are coincidences: a constant some
@@ -49,99 +36,112 @@ pub(crate) fn derive(conn: &Connection) -> Result<(), DeriveError> {
 /// (`gss_import_sec_context` returning `0x2000000`, a C++ method storing
 /// `0x10000`). A version function says so in its name, or the template
 /// held for two releases.
-fn drop_incredible(conn: &Connection) -> rusqlite::Result<()> {
-    let rows: Vec<(i64, String, String, String, i64)> = conn
-        .prepare("SELECT id, kind, symbol, pattern, versions FROM template WHERE kind IN (?1, ?2, ?3, ?4)")?
-        .query_map(
-            params![
-                TemplateKind::FnInt,
-                TemplateKind::FnStr,
-                TemplateKind::StoreInt,
-                TemplateKind::StoreArgs
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut del = conn.prepare("DELETE FROM template WHERE id = ?1")?;
-    for (id, kind, symbol, pattern, versions) in rows {
-        let kind = TemplateKind::parse(&kind).unwrap_or(TemplateKind::FnInt);
-        if !crate::learn::credible(kind, &symbol, &pattern, versions) {
-            del.execute([id])?;
+fn drop_incredible(conn: &Conn) -> Result<()> {
+    let kinds = [
+        TemplateKind::FnInt,
+        TemplateKind::FnStr,
+        TemplateKind::StoreInt,
+        TemplateKind::StoreArgs,
+    ];
+    let rows = conn.query(
+        "SELECT id, kind, symbol, pattern, versions FROM template WHERE kind IN (?1, ?2, ?3, ?4)",
+        &kinds.map(|k| Value::from(k.as_str())),
+    )?;
+    let mut doomed = Vec::new();
+    for r in rows {
+        let kind = TemplateKind::parse(&r.text(1)?).unwrap_or(TemplateKind::FnInt);
+        if !crate::learn::credible(kind, &r.text(2)?, &r.text(3)?, r.int(4)?) {
+            doomed.push(r.int(0)?);
         }
     }
+    conn.execute(
+        "DELETE FROM template WHERE id IN (SELECT value FROM rarray(?1))",
+        &[Value::Ints(doomed)],
+    )?;
     Ok(())
 }
 
 /// Mark common hashes (shipped by more than one project) and count each
 /// (project, version)'s distinctive ones, in one pass over the postings.
-fn functions(conn: &Connection) -> rusqlite::Result<()> {
+fn functions(conn: &Conn) -> Result<()> {
     use crate::funcmatch::postings;
-    let project: HashMap<u32, String> = conn
-        .prepare("SELECT id, project FROM func_version")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let mut project: HashMap<u32, String> = HashMap::new();
+    for r in conn.query("SELECT id, project FROM func_version", &[])? {
+        project.insert(u32::try_from(r.int(0)?).unwrap_or(u32::MAX), r.text(1)?);
+    }
     let mut distinctive: HashMap<u32, i64> = HashMap::new();
-    let mut flips: Vec<(i64, bool)> = Vec::new();
-    {
-        let mut stmt = conn.prepare("SELECT hash, common, versions FROM func_hash")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let (hash, was, blob): (i64, bool, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            let ids = postings::decode(&blob);
+    let mut flips: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
+    conn.for_each(
+        "SELECT hash, common, versions FROM func_hash",
+        &[],
+        &mut |r| -> Result<()> {
+            let (hash, was) = (r.int(0)?, r.int(1)? != 0);
+            let ids = postings::decode(&r.blob(2)?);
             let first = ids.first().and_then(|i| project.get(i));
             let common = ids.iter().any(|i| project.get(i) != first);
             if common != was {
-                flips.push((hash, common));
+                flips[usize::from(common)].push(hash);
             }
             if !common {
                 for i in ids {
                     *distinctive.entry(i).or_default() += 1;
                 }
             }
-        }
+            Ok(())
+        },
+    )?;
+    for (common, hashes) in flips.into_iter().enumerate() {
+        conn.execute(
+            "UPDATE func_hash SET common = ?2 WHERE hash IN (SELECT value FROM rarray(?1))",
+            &[Value::Ints(hashes), (common as i64).into()],
+        )?;
     }
-    let mut set = conn.prepare("UPDATE func_hash SET common = ?2 WHERE hash = ?1")?;
-    for (hash, common) in flips {
-        set.execute(params![hash, common])?;
-    }
-    conn.execute("UPDATE func_version SET distinctive = 0", [])?;
-    let mut count = conn.prepare("UPDATE func_version SET distinctive = ?2 WHERE id = ?1")?;
+    conn.execute("UPDATE func_version SET distinctive = 0", &[])?;
+    let mut by_count: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for (id, n) in distinctive {
-        count.execute(params![id, n])?;
+        by_count.entry(n).or_default().push(i64::from(id));
+    }
+    for (n, ids) in by_count {
+        conn.execute(
+            "UPDATE func_version SET distinctive = ?2 WHERE id IN (SELECT value FROM rarray(?1))",
+            &[Value::Ints(ids), n.into()],
+        )?;
     }
     Ok(())
 }
 
-fn string_specificity(conn: &Connection) -> Result<(), DeriveError> {
-    let mut stmt = conn.prepare("SELECT id, project, pattern FROM template WHERE kind = ?1")?;
-    let rows: Vec<(i64, String, String)> = stmt
-        .query_map([TemplateKind::String], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+fn string_specificity(conn: &Conn) -> Result<()> {
+    let mut rows: Vec<(i64, String, String)> = Vec::new();
+    for r in conn.query(
+        "SELECT id, project, pattern FROM template WHERE kind = ?1",
+        &[TemplateKind::String.as_str().into()],
+    )? {
+        rows.push((r.int(0)?, r.text(1)?, r.text(2)?));
+    }
     if rows.is_empty() {
         return Ok(());
     }
     let patterns: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
-    let set = PatternSets::build(&patterns).map_err(DeriveError::Pattern)?;
+    let set = PatternSets::build(&patterns).map_err(RainbowError::Template)?;
     let own = own_versions(conn, &rows)?;
     // Each distinct string once, with the projects whose files hold it.
     let mut holders: HashMap<String, BTreeSet<String>> = HashMap::new();
-    let mut strings = conn.prepare(
+    let mut projects: HashMap<String, String> = HashMap::new();
+    conn.for_each(
         "SELECT DISTINCT p.source, s.s FROM elf_string s \
          JOIN file f ON f.content_id = s.content_id \
          JOIN package p ON p.id = f.package_id",
+        &[],
+        &mut |r| -> Result<()> {
+            let source = r.text(0)?;
+            let project = projects
+                .entry(source.clone())
+                .or_insert_with(|| project_name(&source))
+                .clone();
+            holders.entry(r.text(1)?).or_default().insert(project);
+            Ok(())
+        },
     )?;
-    let mut projects: HashMap<String, String> = HashMap::new();
-    let mut q = strings.query([])?;
-    while let Some(r) = q.next()? {
-        let source: String = r.get(0)?;
-        let project = projects
-            .entry(source.clone())
-            .or_insert_with(|| project_name(&source))
-            .clone();
-        holders.entry(r.get(1)?).or_default().insert(project);
-    }
     // Match in parallel: the set is shared, the strings are many.
     let hits: Vec<(&String, Vec<usize>, &BTreeSet<String>)> = {
         use rayon::prelude::*;
@@ -166,44 +166,55 @@ fn string_specificity(conn: &Connection) -> Result<(), DeriveError> {
             others[*i].extend(ps.iter().map(String::as_str).filter(|p| *p != rows[*i].1));
         }
     }
-    let mut update = conn.prepare("UPDATE template SET others = ?1 WHERE id = ?2")?;
+    let mut by_count: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for (row, o) in rows.iter().zip(&others) {
         if !o.is_empty() {
-            update.execute(params![o.len() as i64, row.0])?;
+            by_count.entry(o.len() as i64).or_default().push(row.0);
         }
+    }
+    for (n, ids) in by_count {
+        conn.execute(
+            "UPDATE template SET others = ?1 WHERE id IN (SELECT value FROM rarray(?2))",
+            &[n.into(), Value::Ints(ids)],
+        )?;
     }
     Ok(())
 }
 
 /// The versions each string template was learned from, by row.
-fn own_versions(
-    conn: &Connection,
-    rows: &[(i64, String, String)],
-) -> rusqlite::Result<Vec<BTreeSet<String>>> {
+fn own_versions(conn: &Conn, rows: &[(i64, String, String)]) -> Result<Vec<BTreeSet<String>>> {
     let mut by_id: HashMap<i64, BTreeSet<String>> = HashMap::new();
-    let mut stmt = conn.prepare(
+    conn.for_each(
         "SELECT t.id, s.version FROM template t JOIN template_seen s \
          ON s.project = t.project AND s.kind = t.kind AND s.pattern = t.pattern \
          WHERE t.kind = ?1",
+        &[TemplateKind::String.as_str().into()],
+        &mut |r| -> Result<()> {
+            by_id.entry(r.int(0)?).or_default().insert(r.text(1)?);
+            Ok(())
+        },
     )?;
-    let mut q = stmt.query([TemplateKind::String])?;
-    while let Some(r) = q.next()? {
-        by_id.entry(r.get(0)?).or_default().insert(r.get(1)?);
-    }
     Ok(rows
         .iter()
         .map(|r| by_id.remove(&r.0).unwrap_or_default())
         .collect())
 }
 
-fn libnames(conn: &Connection) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare("SELECT project, base, file_version, version FROM libname_seen")?;
+fn libnames(conn: &Conn) -> Result<()> {
     let mut by: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
-    let mut q = stmt.query([])?;
-    while let Some(r) = q.next()? {
-        by.entry((r.get(0)?, r.get(1)?))
-            .or_default()
-            .push((r.get(2)?, r.get(3)?));
+    conn.for_each(
+        "SELECT project, base, file_version, version FROM libname_seen",
+        &[],
+        &mut |r| -> Result<()> {
+            by.entry((r.text(0)?, r.text(1)?))
+                .or_default()
+                .push((r.text(2)?, r.text(3)?));
+            Ok(())
+        },
+    )?;
+    // Engines order rows differently; the relation must not depend on it.
+    for pairs in by.values_mut() {
+        pairs.sort();
     }
     let mut bases: HashMap<String, BTreeSet<String>> = HashMap::new();
     for (project, base) in by.keys() {
@@ -212,10 +223,9 @@ fn libnames(conn: &Connection) -> rusqlite::Result<()> {
             .or_default()
             .insert(project.clone());
     }
-    let mut add = conn.prepare(
-        "INSERT OR IGNORE INTO template (project, kind, symbol, pattern, versions, others) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
+    let cols = || kiln_store::Column::Text(Vec::new());
+    let ints = || kiln_store::Column::Int(Vec::new());
+    let mut add = [cols(), cols(), cols(), cols(), ints(), ints()];
     for ((project, base), pairs) in &by {
         let versioned: Vec<(String, String)> = pairs
             .iter()
@@ -225,14 +235,22 @@ fn libnames(conn: &Connection) -> rusqlite::Result<()> {
         let relation = libname_relation(&versioned).unwrap_or_default();
         let distinct: BTreeSet<&String> = versioned.iter().map(|(_, u)| u).collect();
         let others = bases.get(base).map_or(0, |p| p.len() - 1);
-        add.execute(params![
-            project,
-            TemplateKind::Libname,
-            base,
-            relation,
-            distinct.len() as i64,
-            others as i64
-        ])?;
+        let row: [Value; 6] = [
+            project.into(),
+            TemplateKind::Libname.as_str().into(),
+            base.into(),
+            relation.into(),
+            (distinct.len() as i64).into(),
+            (others as i64).into(),
+        ];
+        for (c, v) in add.iter_mut().zip(row) {
+            c.push(v)?;
+        }
     }
+    conn.insert_rows(
+        "INSERT INTO template (project, kind, symbol, pattern, versions, others)",
+        "ON CONFLICT DO NOTHING",
+        &add,
+    )?;
     Ok(())
 }

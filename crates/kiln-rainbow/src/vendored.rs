@@ -77,40 +77,27 @@ impl Templates {
             functions: HashMap::new(),
             libnames: HashMap::new(),
         };
-        let has = db
-            .conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'template'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(|e| db.err(e))?;
-        if has == 0 {
+        if !db.conn.has_table("template")? {
             return Ok(t);
         }
-        let mut stmt = db
-            .conn
-            .prepare("SELECT project, kind, symbol, pattern, versions, others FROM template")
-            .map_err(|e| db.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(1)?,
-                    Tpl {
-                        project: r.get(0)?,
-                        kind: TemplateKind::String,
-                        pattern: r.get(3)?,
-                        versions: r.get(4)?,
-                        others: r.get(5)?,
-                    },
-                ))
-            })
-            .map_err(|e| db.err(e))?;
-        for row in rows {
-            let (symbol, kind, tpl) = row.map_err(|e| db.err(e))?;
+        let mut rows = db.conn.query(
+            "SELECT project, kind, symbol, pattern, versions, others FROM template",
+            &[],
+        )?;
+        // Engines return rows in different orders; matching must not
+        // depend on it.
+        rows.sort();
+        for r in rows {
+            let (symbol, kind) = (r.text(2)?, r.text(1)?);
+            let tpl = Tpl {
+                project: r.text(0)?,
+                kind: TemplateKind::String,
+                pattern: r.text(3)?,
+                versions: r.int(4)?,
+                others: r.int(5)?,
+            };
             let kind = TemplateKind::parse(&kind).ok_or_else(|| RainbowError::Corrupt {
-                path: db.path().into(),
+                db: db.location().to_string(),
                 reason: format!("template of unknown kind {kind:?}"),
             })?;
             let tpl = Tpl { kind, ..tpl };
@@ -119,7 +106,7 @@ impl Templates {
                 TemplateKind::Libname => t.libnames.entry(symbol).or_default().push(tpl),
                 TemplateKind::FnStr => {
                     let re = Regex::new(&tpl.pattern).map_err(|e| RainbowError::Corrupt {
-                        path: db.path().into(),
+                        db: db.location().to_string(),
                         reason: format!("template pattern {:?}: {e}", tpl.pattern),
                     })?;
                     t.functions.entry(symbol).or_default().push((tpl, Some(re)));

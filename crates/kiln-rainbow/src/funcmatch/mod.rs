@@ -63,35 +63,21 @@ pub struct FunctionMatch {
     pub range: Option<String>,
 }
 
-/// Whether `db` has function signatures; loads the `rarray` module once
-/// for the [`match_functions`] calls that follow.
+/// Whether `db` has function signatures.
 pub fn has_signatures(db: &Db) -> Result<bool> {
     has_rows(db, "func_hash")
 }
 
 /// Whether `table` exists and has rows (a DB of an older schema, or built
 /// without code, has none: then nothing is read again to be matched).
-/// Loads the `rarray` module on the way.
 fn has_rows(db: &Db, table: &str) -> Result<bool> {
-    let e = |err| db.err(err);
-    rusqlite::vtab::array::load_module(&db.conn).map_err(e)?;
-    let exists = db
-        .conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [table],
-            |r| r.get::<_, i64>(0),
-        )
-        .map_err(e)?
-        > 0;
-    if !exists {
+    if !db.conn.has_table(table)? {
         return Ok(false);
     }
-    db.conn
-        .query_row(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), [], |r| {
-            r.get::<_, bool>(0)
-        })
-        .map_err(e)
+    Ok(db
+        .conn
+        .query_row(&format!("SELECT 1 FROM {table} LIMIT 1"), &[])?
+        .is_some())
 }
 
 /// One (project, upstream version) with function signatures.

@@ -1,7 +1,7 @@
 //! What identification asks of a signature store, as a trait, and the
 //! batch look-ups that turn a tree's observed files into [`Lookups`]:
 //! which builds ship the same bytes, the same build-id, or the same path.
-//! The SQL lives behind [`SignatureLookup`] (see [`super::sqlite`]), so a
+//! The SQL lives behind [`SignatureLookup`] (see [`super::store`]), so a
 //! second storage backend answers the same questions.
 
 use std::collections::{BTreeSet, HashMap};

@@ -38,7 +38,7 @@ mod code;
 mod lookup;
 mod report;
 mod resolve;
-mod sqlite;
+mod store;
 #[cfg(test)]
 mod tests;
 
