@@ -19,17 +19,24 @@ $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-rec
     python3 python3-venv python3-pip libicu72 \
     rpm db5.3-util ruby-rack ruby-bundler composer libcommons-lang3-java libguava-java >/dev/null
 
-# Prometheus scrapes kiln trace's metrics in the tests; the tests start their
-# own server, so keep the package's service from starting at install.
-if ! command -v prometheus >/dev/null 2>&1; then
+# Servers the tests start themselves on loopback and stop at the end:
+# Prometheus scrapes kiln trace's metrics, PostgreSQL holds the shared
+# signature DB. Keep their packages' services from starting at install.
+install_without_service() {
     guard=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
         $sudo chmod +x /usr/sbin/policy-rc.d
         guard=1
     fi
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
     if [ -n "$guard" ]; then $sudo rm -f /usr/sbin/policy-rc.d; fi
+}
+if ! command -v prometheus >/dev/null 2>&1; then
+    install_without_service prometheus
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    install_without_service postgresql
 fi
 
 # Microsoft's SARIF validator (npm). It runs a bundled .NET binary whose

@@ -55,7 +55,7 @@ fn drop_incredible(conn: &Conn) -> Result<()> {
         }
     }
     conn.execute(
-        "DELETE FROM template WHERE id IN (SELECT value FROM rarray(?1))",
+        "DELETE FROM template WHERE id IN (SELECT value FROM rarray(?1) AS r)",
         &[Value::Ints(doomed)],
     )?;
     Ok(())
@@ -92,7 +92,7 @@ fn functions(conn: &Conn) -> Result<()> {
     )?;
     for (common, hashes) in flips.into_iter().enumerate() {
         conn.execute(
-            "UPDATE func_hash SET common = ?2 WHERE hash IN (SELECT value FROM rarray(?1))",
+            "UPDATE func_hash SET common = ?2 WHERE hash IN (SELECT value FROM rarray(?1) AS r)",
             &[Value::Ints(hashes), (common as i64).into()],
         )?;
     }
@@ -103,7 +103,7 @@ fn functions(conn: &Conn) -> Result<()> {
     }
     for (n, ids) in by_count {
         conn.execute(
-            "UPDATE func_version SET distinctive = ?2 WHERE id IN (SELECT value FROM rarray(?1))",
+            "UPDATE func_version SET distinctive = ?2 WHERE id IN (SELECT value FROM rarray(?1) AS r)",
             &[Value::Ints(ids), n.into()],
         )?;
     }
@@ -174,7 +174,7 @@ fn string_specificity(conn: &Conn) -> Result<()> {
     }
     for (n, ids) in by_count {
         conn.execute(
-            "UPDATE template SET others = ?1 WHERE id IN (SELECT value FROM rarray(?2))",
+            "UPDATE template SET others = ?1 WHERE id IN (SELECT value FROM rarray(?2) AS r)",
             &[n.into(), Value::Ints(ids)],
         )?;
     }

@@ -215,12 +215,15 @@ fn slice(c: &Column, start: usize, end: usize) -> Column {
     }
 }
 
-/// The shared dialect as PostgreSQL reads it: `?N` becomes `$N`, and a key
+/// The shared dialect as PostgreSQL reads it: `?N` becomes `$N`, a key
 /// batch `rarray(?N)` becomes a one-column subquery over `unnest`, cast to
-/// the batch's array type. Text inside quotes is left alone.
+/// the batch's array type, and SQLite's `CROSS JOIN … ON` (which pins
+/// SQLite's join order) a plain `JOIN`, as PostgreSQL plans joins itself.
+/// Text inside quotes is left alone.
 pub(crate) fn translate(sql: &str, params: &[Value]) -> String {
     let mut out = String::with_capacity(sql.len() + 32);
-    let mut rest = sql;
+    let joined = sql.replace("CROSS JOIN", "JOIN");
+    let mut rest = joined.as_str();
     let mut quoted = false;
     while let Some(c) = rest.chars().next() {
         if c == '\'' {
@@ -261,7 +264,7 @@ mod tests {
         let got = translate(sql, &[Value::Texts(vec![]), Value::Int(3)]);
         assert_eq!(
             got,
-            "SELECT p.id FROM (SELECT unnest($1::text[]) AS value) AS a CROSS JOIN path p ON p.path = a.value WHERE p.id > $2 AND p.path <> '?x'"
+            "SELECT p.id FROM (SELECT unnest($1::text[]) AS value) AS a JOIN path p ON p.path = a.value WHERE p.id > $2 AND p.path <> '?x'"
         );
     }
 }
