@@ -117,8 +117,11 @@ fn out(args: &[&str]) -> String {
 }
 
 fn scan(db: &str, f: &Fixture) -> String {
-    let source = format!("dir:{}", f.root.display());
-    out(&["scan", &source, "--db", db, "-o", "json", "-q"])
+    scan_source(db, &format!("dir:{}", f.root.display()))
+}
+
+fn scan_source(db: &str, source: &str) -> String {
+    out(&["scan", source, "--db", db, "-o", "json", "-q"])
 }
 
 /// `db stats` without what differs by engine (location, size on disk).
@@ -169,6 +172,35 @@ fn postgres_gives_the_same_scans_as_sqlite_and_exports_round_trip() {
     assert_eq!(from_lite, scan(&url, f), "byte-identical scan JSON");
     let doc: Value = serde_json::from_str(&from_lite).unwrap();
     assert!(doc["packages"].as_array().unwrap().len() >= 10, "{doc}");
+
+    // Many images in one run, in parallel through the pool: one JSON
+    // document per line, in the order given, an error line for a source
+    // that cannot be read, and exit status 2 for it.
+    let root = format!("dir:{}", f.root.display());
+    let usr = format!("dir:{}", f.root.join("usr").display());
+    let o = run(&[
+        "scan",
+        &root,
+        "dir:/nonexistent",
+        &usr,
+        &root,
+        "--db",
+        &url,
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let lines: Vec<Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0] == doc && lines[3] == doc, "{}", lines[0]);
+    assert!(lines[1]["error"].as_str().unwrap().contains("/nonexistent"));
+    assert_eq!(
+        lines[2],
+        serde_json::from_str::<Value>(&scan_source(&url, &usr)).unwrap()
+    );
 
     // Advisories and `kiln vuln` through either engine.
     let osv = f.osv.to_str().unwrap();

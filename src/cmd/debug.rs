@@ -198,10 +198,12 @@ fn debug_image(args: &Args, toolbox: Toolbox, mode: Mode) -> Result<i32> {
     kiln_runtime::runc::catch_signals();
     let source = super::source::SourceArgs {
         source: args.target.clone(),
-        platform: None,
-        max_layer_size: kiln_image::Limits::default().max_layer_size,
-        max_expansion_ratio: kiln_image::Limits::default().max_expansion_ratio,
-        net: args.net.clone(),
+        options: super::source::SourceOptions {
+            platform: None,
+            max_layer_size: kiln_image::Limits::default().max_layer_size,
+            max_expansion_ratio: kiln_image::Limits::default().max_expansion_ratio,
+            net: args.net.clone(),
+        },
     };
     let (tree, _) = source.open_tree(&BuildOptions::default())?;
     let work = tempfile::Builder::new()

@@ -8,6 +8,7 @@ pub mod db;
 pub mod debug;
 pub mod dest;
 pub mod dump;
+pub mod many;
 pub mod net;
 pub mod sbom;
 pub mod scan;

@@ -104,7 +104,7 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     let report =
         report.with_context(|| format!("cannot slim {} into {}", args.source.source, args.dest))?;
     let source = SourceRef::parse(&args.source.source)?;
-    if let Some(p) = destination.finish(&args.source.net, &source)? {
+    if let Some(p) = destination.finish(&args.source.options.net, &source)? {
         if !quiet {
             eprintln!(
                 "kiln: pushed {} ({}): {} blob(s) uploaded, {} already there, {} mounted",

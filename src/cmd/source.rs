@@ -13,6 +13,13 @@ pub struct SourceArgs {
     /// docker://…), oci-archive:FILE[:REF], oci-dir:DIR[:REF],
     /// docker-archive:FILE[:TAG], dir:PATH, or a bare path (detected).
     pub source: String,
+    #[command(flatten)]
+    pub options: SourceOptions,
+}
+
+/// How to open any image: platform, limits, registry access.
+#[derive(Args, Debug, Clone)]
+pub struct SourceOptions {
     /// Platform to pick from a multi-platform image, as os/arch[/variant].
     #[arg(long)]
     pub platform: Option<String>,
@@ -26,7 +33,7 @@ pub struct SourceArgs {
     pub net: super::net::NetArgs,
 }
 
-impl SourceArgs {
+impl SourceOptions {
     /// Platform choice and decompression limits, as given.
     pub fn open_options(&self) -> Result<OpenOptions> {
         let platform = self.platform.as_deref().map(Platform::parse).transpose()?;
@@ -39,6 +46,13 @@ impl SourceArgs {
             },
             registry: self.net.registry()?,
         })
+    }
+}
+
+impl SourceArgs {
+    /// Platform choice and decompression limits, as given.
+    pub fn open_options(&self) -> Result<OpenOptions> {
+        self.options.open_options()
     }
 
     /// Open the source as an image (not a `dir:` root).

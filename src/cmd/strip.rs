@@ -70,7 +70,7 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
         r
     }
     .with_context(|| format!("cannot write {}", args.dest))?;
-    let pushed = destination.finish(&args.source.net, &reference)?;
+    let pushed = destination.finish(&args.source.options.net, &reference)?;
     if let (Some(p), false) = (&pushed, quiet) {
         eprintln!(
             "kiln: pushed {} ({}): {} blob(s) uploaded ({} bytes), {} already there, {} mounted",

@@ -48,16 +48,24 @@ pub struct Policy {
     pub ignore_file: Option<PathBuf>,
 }
 
-impl From<super::scan::Args> for Args {
-    /// The same run, reached as `kiln scan --vuln`.
-    fn from(a: super::scan::Args) -> Self {
-        Args {
-            source: a.source,
+impl TryFrom<super::scan::Args> for Args {
+    type Error = anyhow::Error;
+
+    /// The same run, reached as `kiln scan --vuln` (one source).
+    fn try_from(a: super::scan::Args) -> anyhow::Result<Self> {
+        let [source] = &a.all_sources()?[..] else {
+            anyhow::bail!("--vuln scans one source at a time");
+        };
+        Ok(Args {
+            source: SourceArgs {
+                source: source.clone(),
+                options: a.options,
+            },
             db: a.db,
             output: a.output,
             file: a.file,
             policy: a.policy,
-        }
+        })
     }
 }
 

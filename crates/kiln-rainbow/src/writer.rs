@@ -11,6 +11,10 @@ use kiln_store::{Column, Conn, Result, Value};
 
 use crate::deb::{DebFile, DebRecord, FileKind};
 
+type Sha256 = [u8; 32];
+/// Content ids by SHA-256.
+type ContentIds = HashMap<Sha256, i64>;
+
 /// One ingest's caches and pending function postings.
 pub(crate) struct Writer<'c> {
     conn: &'c Conn,
@@ -243,10 +247,7 @@ impl<'c> Writer<'c> {
 
     /// Ids of the package's contents, adding the new ones; also which
     /// were new (their facts are stored once, with them).
-    fn content_ids(
-        &mut self,
-        files: &[DebFile],
-    ) -> Result<(HashMap<[u8; 32], i64>, BTreeSet<[u8; 32]>)> {
+    fn content_ids(&mut self, files: &[DebFile]) -> Result<(ContentIds, BTreeSet<Sha256>)> {
         let wanted: BTreeMap<[u8; 32], u64> = files
             .iter()
             .filter_map(|f| f.sha256.map(|s| (s, f.size)))

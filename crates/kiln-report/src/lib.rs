@@ -177,32 +177,46 @@ pub const TOOL_NAME: &str = "kiln";
 /// kiln's version.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// kiln's JSON document: the SBOM with its schema and producer.
+#[derive(Serialize)]
+struct JsonDoc<'a> {
+    schema: &'static str,
+    descriptor: Descriptor,
+    #[serde(flatten)]
+    sbom: &'a Sbom,
+}
+
+#[derive(Serialize)]
+struct Descriptor {
+    name: &'static str,
+    version: &'static str,
+}
+
+impl JsonDoc<'_> {
+    fn of(sbom: &Sbom) -> JsonDoc<'_> {
+        JsonDoc {
+            schema: "kiln-sbom/1",
+            descriptor: Descriptor {
+                name: TOOL_NAME,
+                version: TOOL_VERSION,
+            },
+            sbom,
+        }
+    }
+}
+
+/// `sbom` as `-o json` writes it, on one line (JSON lines: one document
+/// per scanned image).
+pub fn json_line(sbom: &Sbom) -> String {
+    serde_json::to_string(&JsonDoc::of(sbom)).unwrap_or_default()
+}
+
 /// Write `sbom` in `format`.
 pub fn write(sbom: &Sbom, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
     match format {
         Format::Table => table::write(sbom, out),
         Format::Json => {
-            #[derive(Serialize)]
-            struct Doc<'a> {
-                schema: &'static str,
-                descriptor: Descriptor,
-                #[serde(flatten)]
-                sbom: &'a Sbom,
-            }
-            #[derive(Serialize)]
-            struct Descriptor {
-                name: &'static str,
-                version: &'static str,
-            }
-            let doc = Doc {
-                schema: "kiln-sbom/1",
-                descriptor: Descriptor {
-                    name: TOOL_NAME,
-                    version: TOOL_VERSION,
-                },
-                sbom,
-            };
-            serde_json::to_writer_pretty(&mut *out, &doc)?;
+            serde_json::to_writer_pretty(&mut *out, &JsonDoc::of(sbom))?;
             writeln!(out)
         }
         Format::CycloneDxJson => {

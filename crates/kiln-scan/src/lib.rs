@@ -97,15 +97,32 @@ pub fn scan(
     db: Option<&Db>,
     progress: Option<Box<ProgressFn>>,
 ) -> Result<Sbom> {
-    let templates = db.map(Templates::load).transpose()?.map(Arc::new);
-    // Compile the string templates while the layers stream; a failure
-    // surfaces again, as an error, when components are matched.
-    if let Some(t) = &templates {
-        let t = Arc::clone(t);
-        std::thread::spawn(move || {
-            let _ = t.compile();
-        });
-    }
+    let templates = db.map(load_templates).transpose()?;
+    scan_with(source, open, db.zip(templates.as_ref()), progress)
+}
+
+/// The DB's version templates, loaded once; their string patterns compile
+/// on a spare thread while layers stream (a failure surfaces again, as an
+/// error, when components are matched). Scans of many images share them
+/// through [`scan_with`].
+pub fn load_templates(db: &Db) -> Result<Arc<Templates>> {
+    let t = Arc::new(Templates::load(db)?);
+    let spare = Arc::clone(&t);
+    std::thread::spawn(move || {
+        let _ = spare.compile();
+    });
+    Ok(t)
+}
+
+/// [`scan`] with templates already loaded from `db` by [`load_templates`].
+pub fn scan_with(
+    source: &str,
+    open: &OpenOptions,
+    db: Option<(&Db, &Arc<Templates>)>,
+    progress: Option<Box<ProgressFn>>,
+) -> Result<Sbom> {
+    let templates = db.map(|(_, t)| Arc::clone(t));
+    let db = db.map(|(d, _)| d);
     let build = BuildOptions {
         capture: Box::new(kiln_catalog::wants),
         hash: db.is_some(),

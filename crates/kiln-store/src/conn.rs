@@ -28,7 +28,7 @@ pub enum Mode {
 
 pub(crate) enum Inner {
     Sqlite(sqlite::Session),
-    Postgres(pg::Session),
+    Postgres(Box<pg::Session>),
 }
 
 /// A connection to a kiln database.
@@ -52,7 +52,9 @@ impl Conn {
     pub fn open(location: &Location, mode: Mode) -> Result<Conn> {
         let inner = match location {
             Location::Sqlite(path) => Inner::Sqlite(sqlite::Session::open(path, mode)?),
-            Location::Postgres(url) => Inner::Postgres(pg::Session::open(url, location, mode)?),
+            Location::Postgres(url) => {
+                Inner::Postgres(Box::new(pg::Session::open(url, location, mode)?))
+            }
         };
         Ok(Conn {
             location: location.clone(),
@@ -211,7 +213,7 @@ impl Conn {
     pub fn second(&self) -> Result<Conn> {
         let inner = match &self.inner {
             Inner::Sqlite(s) => Inner::Sqlite(s.second()?),
-            Inner::Postgres(s) => Inner::Postgres(s.second(&self.location)?),
+            Inner::Postgres(s) => Inner::Postgres(Box::new(s.second(&self.location)?)),
         };
         Ok(Conn {
             location: self.location.clone(),

@@ -207,6 +207,16 @@ impl Session {
     }
 }
 
+/// A connection goes back to the pool outside any transaction: a reader's
+/// snapshot ends with it.
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.mode == Mode::Read {
+            let _ = self.conn.get_mut().batch_execute("ROLLBACK");
+        }
+    }
+}
+
 fn slice(c: &Column, start: usize, end: usize) -> Column {
     match c {
         Column::Int(v) => Column::Int(v[start..end].to_vec()),

@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn nvd_matches_components_not_distro_packages() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("kiln.db")).unwrap();
+        let mut store = Store::open(dir.path().join("kiln.db")).unwrap();
         let adv = crate::nvd::parse(crate::nvd::tests::CVE_2023_0286.as_bytes()).unwrap();
         store.import("nvd", &adv, true).unwrap();
         let pkgs = vec![
