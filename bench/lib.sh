@@ -58,3 +58,31 @@ find_syft() {
     python3 -m venv .venv && .venv/bin/pip install -q -r bench/requirements.txt
     echo .venv/bin/syft
 }
+
+# pg_start DIR: a throwaway PostgreSQL (Debian's initdb and pg_ctl) in DIR
+# on a free loopback port; sets PG_PORT and PG_BIN. As root it runs as the
+# postgres user. Stop it with pg_stop DIR.
+pg_start() {
+    local dir=$1 as=""
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    rm -rf "$dir" && mkdir -p "$dir"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres: "$dir"; as="runuser -u postgres --"; fi
+    $as "$PG_BIN/initdb" -D "$dir/data" -U kiln --auth=trust -E UTF8 >/dev/null
+    $as "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w start \
+        -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c max_wal_size=4GB -c shared_buffers=1GB" >/dev/null
+    export PG_BIN PG_PORT
+}
+
+# pg_stop DIR
+pg_stop() {
+    local as=""
+    if [ "$(id -u)" -eq 0 ]; then as="runuser -u postgres --"; fi
+    $as "$PG_BIN/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# pg_createdb NAME: its URL.
+pg_createdb() {
+    "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U kiln -d postgres -c "CREATE DATABASE $1" >/dev/null
+    echo "postgres://kiln@127.0.0.1:$PG_PORT/$1"
+}

@@ -84,3 +84,81 @@ impl Conn {
         Ok(found)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Column, Location, Mode, Value};
+
+    const STEPS: [Migration; 2] = [
+        Migration {
+            version: 1,
+            sqlite: "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, k TEXT UNIQUE)",
+            postgres: "",
+        },
+        Migration {
+            version: 2,
+            sqlite: "CREATE TABLE IF NOT EXISTS u (k TEXT)",
+            postgres: "",
+        },
+    ];
+
+    fn open(dir: &tempfile::TempDir) -> Conn {
+        Conn::open(&Location::Sqlite(dir.path().join("x.db")), Mode::Write).unwrap()
+    }
+
+    #[test]
+    fn migrations_apply_once_and_newer_schemas_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(&dir);
+        assert_eq!(c.schema_version("v").unwrap(), None);
+        assert_eq!(c.migrate("v", &STEPS[..1]).unwrap(), 1);
+        assert!(!c.has_table("u").unwrap());
+        assert_eq!(c.migrate("v", &STEPS).unwrap(), 2);
+        assert!(c.has_table("u").unwrap());
+        c.execute("UPDATE meta SET value = '7' WHERE key = 'v'", &[])
+            .unwrap();
+        let err = c.migrate("v", &STEPS).unwrap_err().to_string();
+        assert!(err.contains("schema version 7 is newer"), "{err}");
+    }
+
+    #[test]
+    fn a_database_with_other_tables_is_not_kiln() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(&dir);
+        c.batch("CREATE TABLE orders (id INTEGER)").unwrap();
+        let err = c.migrate("v", &STEPS).unwrap_err();
+        assert!(matches!(err, Error::NotKiln { .. }), "{err}");
+    }
+
+    #[test]
+    fn bulk_inserts_return_ids_and_key_batches_look_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(&dir);
+        c.migrate("v", &STEPS).unwrap();
+        let keys = vec![Some("a".to_string()), Some("b".to_string())];
+        let rows = c
+            .insert_rows(
+                "INSERT INTO t (k)",
+                "RETURNING k, id",
+                &[Column::Text(keys)],
+            )
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        let found = c
+            .query(
+                "SELECT t.k FROM rarray(?1) AS a CROSS JOIN t ON t.k = a.value",
+                &[Value::Texts(vec!["b".into(), "z".into()])],
+            )
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].text(0).unwrap(), "b");
+        // A failed write transaction leaves nothing behind.
+        let r: Result<()> = c.write(|| {
+            c.execute("INSERT INTO u (k) VALUES ('x')", &[])?;
+            Err(Error::NotKiln { db: "test".into() })
+        });
+        assert!(r.is_err());
+        assert_eq!(c.query_int("SELECT count(*) FROM u", &[]).unwrap(), 0);
+    }
+}
