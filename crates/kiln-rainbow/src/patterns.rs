@@ -1,18 +1,62 @@
 //! Many anchored regexes matched at once. A signature DB of all of
 //! Debian's libraries holds thousands of learned string templates; one
 //! `RegexSet` over all of them outgrows its lazy DFA and falls back to a
-//! slow NFA. Templates mostly begin with literal text (`^OpenSSL\s+…`), so
-//! they are indexed by that literal: a string is only tried against the
-//! templates whose literal it starts with, plus the few that begin with no
-//! literal, which share one small set (split further if even that outgrows
-//! its size limit).
+//! slow NFA. So:
+//! - identical patterns (projects sharing `^(VER)$`) compile and match
+//!   once, and answer for every template that has them;
+//! - templates mostly begin with literal text (`^OpenSSL\s+…`), so they
+//!   are indexed by that literal: a string is only tried against the
+//!   templates whose literal it starts with;
+//! - the few that begin with no literal share small sets (split further
+//!   if one outgrows its size limit), and those that must begin with a
+//!   digit (`^(\d+…`, `^\d+…`) are only tried on strings that do.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use regex::{Regex, RegexSet, RegexSetBuilder};
 
+/// A regex checked when made but compiled on first use: of a big DB's
+/// thousands of templates a scan tries only the few whose literal a string
+/// starts with, and compiling them all would cost more than the scan.
+#[derive(Debug)]
+pub(crate) struct LazyRegex {
+    pattern: String,
+    compiled: OnceLock<Option<Regex>>,
+}
+
+impl LazyRegex {
+    /// Check `pattern`'s syntax (cheap) without compiling it; an invalid
+    /// pattern is an error naming it.
+    pub(crate) fn new(pattern: &str) -> Result<LazyRegex, String> {
+        regex_syntax::ast::parse::Parser::new()
+            .parse(pattern)
+            .map_err(|e| format!("template pattern {pattern:?}: {e}"))?;
+        Ok(LazyRegex {
+            pattern: pattern.to_string(),
+            compiled: OnceLock::new(),
+        })
+    }
+
+    /// The compiled regex; `None` for a pattern that parses but does not
+    /// compile (past the size limit), which then matches nothing.
+    pub(crate) fn get(&self) -> Option<&Regex> {
+        self.compiled
+            .get_or_init(|| Regex::new(&self.pattern).ok())
+            .as_ref()
+    }
+
+    /// The pattern's text.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.pattern
+    }
+}
+
 /// Largest automaton one set may compile to.
 const SET_SIZE_LIMIT: usize = 256 << 20;
+/// Cache of a set's lazy DFA: big enough that matching thousands of
+/// strings does not thrash it into the (much slower) NFA.
+const DFA_CACHE: usize = 64 << 20;
 /// Characters of a literal prefix used as the index key.
 const KEY: usize = 4;
 
@@ -20,13 +64,19 @@ const KEY: usize = 4;
 /// list.
 #[derive(Debug, Default)]
 pub(crate) struct PatternSets {
-    regexes: Vec<Regex>,
-    /// First `KEY` characters of a literal prefix -> (pattern, prefix).
+    /// Each distinct pattern once.
+    regexes: Vec<LazyRegex>,
+    /// Distinct pattern -> the indexes (into the original list) it stands for.
+    owners: Vec<Vec<usize>>,
+    /// Original index -> distinct pattern.
+    distinct_of: Vec<usize>,
+    /// First `KEY` characters of a literal prefix -> (distinct pattern, prefix).
     by_key: HashMap<String, Vec<(usize, String)>>,
     /// Patterns whose literal prefix is shorter than `KEY` (but not empty).
     short: Vec<(usize, String)>,
-    /// Patterns with no literal prefix: (index of the set's first, set).
-    sets: Vec<(Vec<usize>, RegexSet)>,
+    /// Patterns with no literal prefix: (distinct patterns, set, whether
+    /// they all must begin with an ASCII digit).
+    sets: Vec<(Vec<usize>, RegexSet, bool)>,
 }
 
 impl PatternSets {
@@ -37,65 +87,109 @@ impl PatternSets {
 
     fn build_with_limit(patterns: &[&str], limit: usize) -> Result<Self, String> {
         let mut out = PatternSets::default();
-        let mut open = Vec::new();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let (mut digit_led, mut open) = (Vec::new(), Vec::new());
         for (i, p) in patterns.iter().enumerate() {
-            let re = Regex::new(p).map_err(|e| format!("template pattern {p:?}: {e}"))?;
-            out.regexes.push(re);
+            if let Some(&d) = seen.get(p) {
+                out.owners[d].push(i);
+                out.distinct_of.push(d);
+                continue;
+            }
+            let d = out.regexes.len();
+            seen.insert(p, d);
+            out.regexes.push(LazyRegex::new(p)?);
+            out.owners.push(vec![i]);
+            out.distinct_of.push(d);
             let lit = literal_prefix(p);
             match lit.chars().count() {
-                0 => open.push(i),
-                n if n < KEY => out.short.push((i, lit)),
+                0 if digit_first(p) => digit_led.push(d),
+                0 => open.push(d),
+                n if n < KEY => out.short.push((d, lit)),
                 _ => {
                     let key: String = lit.chars().take(KEY).collect();
-                    out.by_key.entry(key).or_default().push((i, lit));
+                    out.by_key.entry(key).or_default().push((d, lit));
                 }
             }
         }
-        let open_patterns: Vec<&str> = open.iter().map(|i| patterns[*i]).collect();
-        out.add_sets(&open, &open_patterns, limit)?;
+        for (ids, digit) in [(open, false), (digit_led, true)] {
+            let texts: Vec<&str> = ids.iter().map(|d| out.regexes[*d].as_str()).collect();
+            let texts: Vec<String> = texts.into_iter().map(String::from).collect();
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            out.add_sets(&ids, &refs, limit, digit)?;
+        }
         Ok(out)
     }
 
-    fn add_sets(&mut self, ids: &[usize], patterns: &[&str], limit: usize) -> Result<(), String> {
+    fn add_sets(
+        &mut self,
+        ids: &[usize],
+        patterns: &[&str],
+        limit: usize,
+        digit: bool,
+    ) -> Result<(), String> {
         if patterns.is_empty() {
             return Ok(());
         }
-        match RegexSetBuilder::new(patterns).size_limit(limit).build() {
+        match RegexSetBuilder::new(patterns)
+            .size_limit(limit)
+            .dfa_size_limit(DFA_CACHE)
+            .build()
+        {
             Ok(set) => {
-                self.sets.push((ids.to_vec(), set));
+                self.sets.push((ids.to_vec(), set, digit));
                 Ok(())
             }
             Err(regex::Error::CompiledTooBig(_)) if patterns.len() > 1 => {
                 let half = patterns.len() / 2;
-                self.add_sets(&ids[..half], &patterns[..half], limit)?;
-                self.add_sets(&ids[half..], &patterns[half..], limit)
+                self.add_sets(&ids[..half], &patterns[..half], limit, digit)?;
+                self.add_sets(&ids[half..], &patterns[half..], limit, digit)
             }
             Err(e) => Err(format!("template patterns do not compile: {e}")),
         }
     }
 
-    /// Indexes of the patterns that match `s`, ascending.
-    pub(crate) fn matches(&self, s: &str) -> Vec<usize> {
+    /// The distinct patterns that match `s`, each with the original
+    /// indexes it stands for (ascending by pattern).
+    pub(crate) fn matching(&self, s: &str) -> Vec<(&Regex, &[usize])> {
         let key: String = s.chars().take(KEY).collect();
-        let mut out: Vec<usize> = self
+        let mut hits: Vec<usize> = self
             .by_key
             .get(&key)
             .into_iter()
             .flatten()
             .chain(&self.short)
-            .filter(|(i, lit)| s.starts_with(lit.as_str()) && self.regexes[*i].is_match(s))
-            .map(|(i, _)| *i)
+            .filter(|(d, lit)| {
+                s.starts_with(lit.as_str()) && self.regexes[*d].get().is_some_and(|r| r.is_match(s))
+            })
+            .map(|(d, _)| *d)
             .collect();
-        for (ids, set) in &self.sets {
-            out.extend(set.matches(s).into_iter().map(|j| ids[j]));
+        let digit = begins_numeric(s);
+        for (ids, set, needs_digit) in &self.sets {
+            if *needs_digit && !digit {
+                continue;
+            }
+            hits.extend(set.matches(s).into_iter().map(|j| ids[j]));
         }
+        hits.sort_unstable();
+        hits.into_iter()
+            .filter_map(|d| Some((self.regexes[d].get()?, self.owners[d].as_slice())))
+            .collect()
+    }
+
+    /// Indexes of the patterns that match `s`, ascending.
+    pub(crate) fn matches(&self, s: &str) -> Vec<usize> {
+        let mut out: Vec<usize> = self
+            .matching(s)
+            .into_iter()
+            .flat_map(|(_, owners)| owners.iter().copied())
+            .collect();
         out.sort_unstable();
         out
     }
 
     /// The compiled pattern `i` (for its captures).
-    pub(crate) fn regex(&self, i: usize) -> &Regex {
-        &self.regexes[i]
+    pub(crate) fn regex(&self, i: usize) -> Option<&Regex> {
+        self.regexes[self.distinct_of[i]].get()
     }
 
     /// How many no-literal sets the patterns needed.
@@ -103,6 +197,30 @@ impl PatternSets {
     fn set_count(&self) -> usize {
         self.sets.len()
     }
+}
+
+/// Whether an anchored pattern can only match text that begins with a
+/// decimal digit: `^\d`, `^(\d`, `^(?:\d`, `^[0-9]`. (`\d` is Unicode's
+/// decimal digits; the check on the text, [`begins_numeric`], admits every
+/// numeric character, a superset, so no match is ever skipped.)
+fn digit_first(pattern: &str) -> bool {
+    let Some(mut rest) = pattern.strip_prefix('^') else {
+        return false;
+    };
+    while let Some(r) = rest.strip_prefix("(?:").or_else(|| rest.strip_prefix('(')) {
+        rest = r;
+    }
+    (rest.starts_with(r"\d") || rest.starts_with("[0-9]"))
+        && !rest.starts_with(r"\d*")
+        && !rest.starts_with(r"\d?")
+        && !rest.starts_with(r"\d{0")
+        && !rest.starts_with("[0-9]*")
+        && !rest.starts_with("[0-9]?")
+}
+
+/// Whether `s` begins with a numeric character.
+fn begins_numeric(s: &str) -> bool {
+    s.chars().next().is_some_and(char::is_numeric)
 }
 
 /// The literal text an anchored pattern (as `learn::generalize` writes
@@ -191,6 +309,28 @@ mod tests {
         }
         let split = PatternSets::build_with_limit(&refs, 2 * fits_one).unwrap();
         assert!(split.set_count() > 1);
+    }
+
+    #[test]
+    fn shared_and_digit_led_patterns_match_as_their_own() {
+        let pats = [
+            r"^(\d+\.\d+)$",
+            r"^(\d+\.\d+)$",
+            r"^x(\d+)$",
+            r"^(\d+\.\d+)$",
+            r"^\d*v(\d)$",
+        ];
+        let p = PatternSets::build(&pats).unwrap();
+        assert_eq!(p.matches("1.2"), vec![0, 1, 3]);
+        assert_eq!(
+            p.matches("٣.٤"),
+            vec![0, 1, 3],
+            "Unicode digits still match"
+        );
+        assert_eq!(p.matches("v7"), vec![4], "a \\d* lead is not digit-led");
+        assert_eq!(p.matching("1.2").len(), 1, "one distinct pattern");
+        assert!(digit_first(r"^(?:\d+)"));
+        assert!(!digit_first(r"^(\d?x)"));
     }
 
     #[test]

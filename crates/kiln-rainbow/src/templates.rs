@@ -159,7 +159,10 @@ fn string_specificity(conn: &Conn) -> Result<()> {
             // Another project's file holding this project's own string at
             // this project's own version is an embedded copy of it (a
             // statically linked HDF5): no evidence against specificity.
-            let read = set.regex(*i).captures(s).and_then(|c| c.get(1));
+            let read = set
+                .regex(*i)
+                .and_then(|r| r.captures(s))
+                .and_then(|c| c.get(1));
             if read.is_some_and(|v| own[*i].contains(v.as_str())) {
                 continue;
             }

@@ -17,7 +17,7 @@
 //! something stronger named. When functions whose encodings the DB cannot
 //! tell apart decode to different versions, none of them is believed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kiln_catalog::Technique;
 use kiln_fingerprint::ElfInfo;
@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::db::Db;
 use crate::error::{RainbowError, Result};
 use crate::learn::{self, IntEncoding, TemplateKind};
-use crate::patterns::PatternSets;
+use crate::patterns::{LazyRegex, PatternSets};
 use crate::project::library_name;
 
 /// Weight of the clues that read a version reliably on their own (version
@@ -64,7 +64,7 @@ pub struct Templates {
     /// on another thread while layers stream): the string regexes and
     /// their set.
     compiled: std::sync::OnceLock<std::result::Result<Compiled, String>>,
-    functions: HashMap<String, Vec<(Tpl, Option<Regex>)>>,
+    functions: HashMap<String, Vec<(Tpl, Option<LazyRegex>)>>,
     libnames: HashMap<String, Vec<Tpl>>,
 }
 
@@ -105,9 +105,9 @@ impl Templates {
                 TemplateKind::String => t.strings.push(tpl),
                 TemplateKind::Libname => t.libnames.entry(symbol).or_default().push(tpl),
                 TemplateKind::FnStr => {
-                    let re = Regex::new(&tpl.pattern).map_err(|e| RainbowError::Corrupt {
+                    let re = LazyRegex::new(&tpl.pattern).map_err(|e| RainbowError::Corrupt {
                         db: db.location().to_string(),
-                        reason: format!("template pattern {:?}: {e}", tpl.pattern),
+                        reason: e,
                     })?;
                     t.functions.entry(symbol).or_default().push((tpl, Some(re)));
                 }
@@ -274,7 +274,9 @@ fn function_clues(
                 let best = regular.entry(&tpl.project).or_insert(tpl.versions);
                 *best = (*best).max(tpl.versions);
             }
-            for (version, detail, odd) in read_function(tpl, re.as_ref(), f) {
+            for (version, detail, odd) in
+                read_function(tpl, re.as_ref().and_then(LazyRegex::get), f)
+            {
                 per.entry(&tpl.project)
                     .or_default()
                     .push((tpl.versions, odd, version, detail));
@@ -429,28 +431,58 @@ fn string_clues(
     c: &kiln_fingerprint::Clues,
     by: &mut BTreeMap<String, Vec<Clue>>,
 ) {
+    // Pass 1, cheap: every (string, template) hit in order, the first hit
+    // per project and string winning, as one clue per detail allows.
+    let before: Vec<(String, String)> = by
+        .iter()
+        .flat_map(|(p, clues)| clues.iter().map(move |c| (p.clone(), c.detail.clone())))
+        .collect();
+    let mut seen: HashSet<(&str, &str)> = before
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.as_str()))
+        .collect();
+    let mut strong: HashSet<&str> = before.iter().map(|(p, _)| p.as_str()).collect();
+    let mut hits: Vec<(usize, &str, &str, bool)> = Vec::new();
+    let mut per_string: Vec<(usize, &str)> = Vec::new();
     for s in &c.strings {
-        for i in compiled.sets.matches(s) {
-            let (tpl, re) = (&t.strings[i], compiled.sets.regex(i));
-            let Some(v) = re.captures(s).and_then(|c| c.get(1)) else {
-                continue;
-            };
-            let specific = tpl.others == 0 && learn::literal_len(&tpl.pattern) >= MIN_LITERAL;
-            let clues = by.entry(tpl.project.clone()).or_default();
-            if clues.iter().any(|c| c.detail == *s) {
+        // A pattern many projects share is read once for all of them.
+        for (re, owners) in compiled.sets.matching(s) {
+            if let Some(v) = re.captures(s).and_then(|c| c.get(1)) {
+                per_string.extend(owners.iter().map(|i| (*i, v.as_str())));
+            }
+        }
+        // In template order, as one pattern per template would give.
+        per_string.sort_unstable_by_key(|h| h.0);
+        for (i, v) in per_string.drain(..) {
+            let tpl = &t.strings[i];
+            if !seen.insert((tpl.project.as_str(), s.as_str())) {
                 continue;
             }
-            clues.push(Clue {
-                technique: if specific {
-                    Technique::VersionString
-                } else {
-                    Technique::WeakString
-                },
-                detail: s.clone(),
-                version: Some(v.as_str().to_string()),
-                weight: if specific { 0.8 } else { 0.3 },
-            });
+            let specific = tpl.others == 0 && learn::literal_len(&tpl.pattern) >= MIN_LITERAL;
+            if specific {
+                strong.insert(tpl.project.as_str());
+            }
+            hits.push((i, s.as_str(), v, specific));
         }
+    }
+    // Pass 2: clues, in the same order, for the projects that can settle
+    // at all; a project with weak strings alone never does, and a big DB
+    // matches a bare `1.2.3` for hundreds of projects.
+    for (i, s, v, specific) in hits {
+        let tpl = &t.strings[i];
+        if !strong.contains(tpl.project.as_str()) {
+            continue;
+        }
+        by.entry(tpl.project.clone()).or_default().push(Clue {
+            technique: if specific {
+                Technique::VersionString
+            } else {
+                Technique::WeakString
+            },
+            detail: s.to_string(),
+            version: Some(v.to_string()),
+            weight: if specific { 0.8 } else { 0.3 },
+        });
     }
 }
 
