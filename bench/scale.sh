@@ -133,8 +133,8 @@ floor() {
     local syft
     syft=$(find_syft)
     printf '\n%-40s %9s %9s %10s\n' "run (best of $runs)" wall_s rss_MiB "x igzip"
-    read -r i_wall _ < <(best_of "$runs" "$out/igzip" igzip -dc "$layer")
-    printf '%-40s %9s %9s %10s\n' "igzip -dc (the floor)" "$i_wall" - 1.00
+    read -r i_wall _ < <(best_of "$runs" "$out/igzip" bash -c 'igzip -dc "$0" >/dev/null' "$layer")
+    printf '%-40s %9s %9s %10s\n' "igzip -dc >/dev/null (the floor)" "$i_wall" - 1.00
     local label w r
     for label in "kiln scan (libs+corpus DB)|scan -q --db $scale/libs.db" "kiln sbom|sbom -q"; do
         # shellcheck disable=SC2086

@@ -71,6 +71,28 @@ impl ElfInfo {
         data: &[u8],
         clues: Option<&dyn Fn(&str) -> bool>,
     ) -> Result<Option<ElfInfo>, ElfError> {
+        Self::parse_full(data, clues, true)
+    }
+
+    /// [`ElfInfo::parse_with`] for a file being identified rather than
+    /// learned: the digest of the loaded sections is only taken for a file
+    /// without a GNU build-id. Identification accepts a loaded-bytes match
+    /// only where build-ids do not contradict it, and a file whose
+    /// build-id the DB knows is matched by that; so the digest matters
+    /// for note-less copies alone, and skipping it spares a second
+    /// SHA-256 over nearly every byte of an image's binaries.
+    pub fn parse_observed(
+        data: &[u8],
+        clues: Option<&dyn Fn(&str) -> bool>,
+    ) -> Result<Option<ElfInfo>, ElfError> {
+        Self::parse_full(data, clues, false)
+    }
+
+    fn parse_full(
+        data: &[u8],
+        clues: Option<&dyn Fn(&str) -> bool>,
+        always_loaded: bool,
+    ) -> Result<Option<ElfInfo>, ElfError> {
         if !crate::is_elf(data) {
             return Ok(None);
         }
@@ -97,7 +119,9 @@ impl ElfInfo {
                 _ => {}
             }
         }
-        info.loaded = crate::functions::loaded_digest(data, &elf);
+        if always_loaded || info.build_id.is_none() {
+            info.loaded = crate::functions::loaded_digest(data, &elf);
+        }
         info.go = crate::GoBuildInfo::parse(data, &elf);
         info.rust = crate::auditable::rust_crates(data, &elf);
         if let Some(want) = clues {

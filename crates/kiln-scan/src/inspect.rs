@@ -15,7 +15,7 @@ pub fn executables(_path: &str, mode: u32, _size: u64) -> bool {
 /// ELF identity facts for ELF files (build-ids for matching, Go build info
 /// and cargo-auditable data for the catalogers).
 pub fn elf_facts(_path: &str, data: &[u8]) -> Option<Facts> {
-    ElfInfo::parse(data)
+    ElfInfo::parse_observed(data, None)
         .ok()
         .flatten()
         .map(|i| Arc::new(i) as Facts)
@@ -24,7 +24,7 @@ pub fn elf_facts(_path: &str, data: &[u8]) -> Option<Facts> {
 /// ELF facts plus version clues, evaluating only the functions the DB has
 /// templates for.
 pub fn elf_facts_with_clues(data: &[u8], t: &Templates) -> Option<Facts> {
-    ElfInfo::parse_with(data, Some(&|n: &str| t.wants(n)))
+    ElfInfo::parse_observed(data, Some(&|n: &str| t.wants(n)))
         .ok()
         .flatten()
         .map(|i| Arc::new(i) as Facts)
