@@ -8,8 +8,12 @@
 #   floor   `kiln scan` and `kiln sbom` of a single-layer image of at least
 #           300 MB uncompressed against `igzip -dc` of its layer and syft.
 #   many    images per minute for `kiln scan` over 20 images in one run.
+#   builders  two `kiln db build` processes at once into one PostgreSQL DB,
+#           overlapping two-thirds of the libs debs each: wall time, and
+#           `db stats` and scans checked against the one-builder DB of
+#           `ingest` (run that first).
 #
-#   bench/scale.sh [ingest|floor|many|all] [RUNS]
+#   bench/scale.sh [ingest|floor|many|builders|all] [RUNS]
 #
 # The libs debs (about 4 GB) are downloaded once through the machine's apt
 # sources into $SCALE/debs (default bench/out/scale).
@@ -178,10 +182,55 @@ many() {
     test "$(wc -l <"$out/many.out")" -eq 20
 }
 
+builders() {
+    fetch_debs
+    [ -f "$out/stats-pg.json" ] || { echo "bench: run '$0 ingest' first (the one-builder figures)" >&2; exit 2; }
+    local a=$scale/halves/a b=$scale/halves/b n
+    rm -rf "$scale/halves" && mkdir -p "$a" "$b"
+    find "$(cd "$debs" && pwd)" -name '*.deb' | sort >"$scale/all.txt"
+    n=$(wc -l <"$scale/all.txt")
+    head -n $((n * 2 / 3)) "$scale/all.txt" | xargs -I{} ln -s {} "$a/"
+    tail -n +$((n / 3 + 1)) "$scale/all.txt" | xargs -I{} ln -s {} "$b/"
+    pg_start "$scale/pg-builders"
+    trap 'pg_stop "$scale/pg-builders"' EXIT
+    local url
+    url=$(pg_createdb shared)
+    echo "## builders: two at once into one PostgreSQL DB, $(find "$a" -name '*.deb' | wc -l) debs each ($((n - n / 3 - n / 3)) in both)"
+    two() {
+        "$kiln" db build -q --db "$url" --deb "$a" --deb "$corpus/debian-bookworm" &
+        "$kiln" db build -q --db "$url" --deb "$b" &
+        wait
+    }
+    export -f two
+    export kiln url a b corpus
+    read -r w r < <(measure "$out/builders" bash -c two)
+    "$kiln" db stats --db "$url" -o json >"$out/stats-builders.json"
+    printf '\n%-44s %9s %9s\n' "run (one)" wall_s rss_MiB
+    printf '%-44s %9s %9s\n' "one builder (from ingest)" "$(time_summary "$out/build-pg.time" | cut -d' ' -f1)" -
+    printf '%-44s %9s %9s\n' "two builders at once" "$w" "$r"
+    python3 - "$out/stats-builders.json" "$out/stats-pg.json" <<'PY'
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+diff = [k for k in a if k not in ("path", "size_bytes") and a[k] != b.get(k)]
+print("  db stats equal to one build's:", "yes" if not diff else "NO, differ in " + ", ".join(diff))
+PY
+    local stripped=$out/bookworm-curl.stripped.oci.tar
+    "$kiln" scan -q --db "$url" "oci-archive:$stripped" -o json >"$out/builders-scan.json"
+    "$kiln" scan -q --db "$scale/libs.db" "oci-archive:$stripped" -o json >"$out/one-scan.json"
+    if cmp -s "$out/builders-scan.json" "$out/one-scan.json"; then
+        echo "  stripped corpus image: scan byte-identical to the one-builder SQLite DB's"
+    else
+        echo "  stripped corpus image: scans DIFFER"
+    fi
+    pg_stop "$scale/pg-builders"
+    trap - EXIT
+}
+
 case $what in
 ingest) ingest ;;
 floor) floor ;;
 many) many ;;
-all) ingest && floor && many ;;
-*) echo "usage: $0 [ingest|floor|many|all] [RUNS]" >&2; exit 2 ;;
+builders) builders ;;
+all) ingest && floor && many && builders ;;
+*) echo "usage: $0 [ingest|floor|many|builders|all] [RUNS]" >&2; exit 2 ;;
 esac
