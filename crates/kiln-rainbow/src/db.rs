@@ -24,22 +24,20 @@ pub const SCHEMA_VERSION: i64 = 3;
 /// Where the signature tables record their version in `meta`.
 const SCHEMA_KEY: &str = "schema_version";
 
-/// The signature tables' migrations, for both engines.
+/// The signature tables' migrations (SQLite DDL; PostgreSQL reads it
+/// through [`kiln_store::postgres_ddl`]).
 pub(crate) const MIGRATIONS: [Migration; 3] = [
     Migration {
         version: 1,
-        sqlite: include_str!("schema/sqlite_1.sql"),
-        postgres: include_str!("schema/postgres_1.sql"),
+        sql: include_str!("schema/1.sql"),
     },
     Migration {
         version: 2,
-        sqlite: include_str!("schema/sqlite_2.sql"),
-        postgres: include_str!("schema/postgres_2.sql"),
+        sql: include_str!("schema/2.sql"),
     },
     Migration {
         version: 3,
-        sqlite: include_str!("schema/sqlite_3.sql"),
-        postgres: include_str!("schema/postgres_3.sql"),
+        sql: include_str!("schema/3.sql"),
     },
 ];
 
@@ -283,13 +281,18 @@ impl Db {
         let known = self.known_packages()?;
         let (tx, rx) = mpsc::sync_channel::<(PathBuf, Result<DebRecord>)>(16);
         let mut report = IngestReport::default();
-        let batch = match self.conn.engine() {
-            Engine::Sqlite => usize::MAX,
-            Engine::Postgres => PG_BATCH,
-        };
+        // SQLite: the whole ingest is one transaction, derived in it too.
+        // PostgreSQL: turns of `PG_BATCH` packages, derived at the end.
+        let whole = self.conn.engine() == Engine::Sqlite;
+        let batch = if whole { usize::MAX } else { PG_BATCH };
         let conn = &self.conn;
         let mut writer = Writer::new(conn);
-        let mut open = 0usize;
+        // Packages written in the open transaction, if one is open.
+        let mut open: Option<usize> = None;
+        if whole {
+            conn.begin_write()?;
+            open = Some(0);
+        }
         let result = std::thread::scope(|s| -> Result<()> {
             s.spawn(move || {
                 debs.par_iter().for_each_with(tx, |tx, p| {
@@ -309,41 +312,38 @@ impl Db {
                     report.skipped += 1;
                     continue;
                 }
-                if open == 0 {
+                if open.is_none() {
                     conn.begin_write()?;
                 }
-                open += 1;
+                let written = open.unwrap_or(0) + 1;
+                open = Some(written);
                 if writer.add(&rec)? {
                     report.added += 1;
                     report.files += rec.files.len();
                 } else {
                     report.skipped += 1;
                 }
-                if open >= batch {
+                if written >= batch {
+                    open = None;
                     finish_batch(conn, &mut writer, Derive::Later)?;
-                    open = 0;
                 }
             }
             Ok(())
         });
         if let Err(e) = result {
-            if open > 0 {
+            if open.is_some() {
                 let _ = conn.end_write(false);
             }
             return Err(e);
         }
-        let last = if batch == usize::MAX {
-            derive
-        } else {
-            Derive::Later
-        };
-        if open > 0 || batch == usize::MAX {
-            if open == 0 {
-                conn.begin_write()?;
-            }
-            finish_batch(conn, &mut writer, last)?;
+        if open.is_some() {
+            finish_batch(
+                conn,
+                &mut writer,
+                if whole { derive } else { Derive::Later },
+            )?;
         }
-        if derive == Derive::Now && last == Derive::Later {
+        if derive == Derive::Now && !whole {
             self.derive()?;
         }
         Ok(report)

@@ -202,7 +202,7 @@ impl Conn {
             return Ok(Vec::new());
         }
         match &self.inner {
-            Inner::Sqlite(s) => s.insert_rows(head, tail, cols).map_err(|e| self.sqlite(e)),
+            Inner::Sqlite(s) => s.insert_rows(&self.db(), head, tail, cols),
             Inner::Postgres(s) => s.insert_rows(&self.db(), head, tail, cols),
         }
     }

@@ -13,23 +13,13 @@ use serde_json::{json, Value as Json};
 
 use crate::conn::{Conn, Engine};
 use crate::error::{Error, Result};
-use crate::value::{Column, Value};
+pub use crate::value::Kind;
+use crate::value::{Rows, Value};
 
 /// The export format's name and version, in the header.
 pub const FORMAT: &str = "kiln-db-export";
 /// Version of the export format.
 pub const FORMAT_VERSION: i64 = 1;
-
-/// A column's stored type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// An integer.
-    Int,
-    /// Text.
-    Text,
-    /// Bytes.
-    Blob,
-}
 
 /// One table as an export carries it.
 #[derive(Debug, Clone, Copy)]
@@ -224,17 +214,8 @@ fn import_table(conn: &Conn, t: &Table, skip: &[&str], input: &mut dyn BufRead) 
     } else {
         ""
     };
-    let empty = || -> Vec<Column> {
-        t.columns
-            .iter()
-            .map(|c| match c.1 {
-                Kind::Int => Column::Int(Vec::new()),
-                Kind::Text => Column::Text(Vec::new()),
-                Kind::Blob => Column::Blob(Vec::new()),
-            })
-            .collect()
-    };
-    let mut batch = empty();
+    let kinds: Vec<Kind> = t.columns.iter().map(|c| c.1).collect();
+    let mut batch = Rows::new(&kinds);
     let mut n = 0u64;
     loop {
         let line = next_line(input)?.ok_or_else(|| bad("the export ends early (truncated?)"))?;
@@ -256,17 +237,21 @@ fn import_table(conn: &Conn, t: &Table, skip: &[&str], input: &mut dyn BufRead) 
             n += 1;
             continue;
         }
-        for ((col, (cname, kind)), v) in batch.iter_mut().zip(t.columns).zip(vals) {
-            let v = from_json(v, *kind)
-                .ok_or_else(|| bad(format!("table {}: bad value for {cname}", t.name)))?;
-            col.push(v)?;
-        }
+        let row = vals
+            .into_iter()
+            .zip(t.columns)
+            .map(|(v, (cname, kind))| {
+                from_json(v, *kind)
+                    .ok_or_else(|| bad(format!("table {}: bad value for {cname}", t.name)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        batch.push(row)?;
         n += 1;
-        if batch[0].len() >= IMPORT_CHUNK {
-            conn.insert_rows(&head, tail, &std::mem::replace(&mut batch, empty()))?;
+        if batch.len() >= IMPORT_CHUNK {
+            conn.insert_rows(&head, tail, batch.take().columns())?;
         }
     }
-    conn.insert_rows(&head, tail, &batch)?;
+    conn.insert_rows(&head, tail, batch.columns())?;
     if let (Engine::Postgres, Some(id)) = (conn.engine(), t.identity) {
         conn.query(
             &format!(

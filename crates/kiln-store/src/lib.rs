@@ -29,8 +29,8 @@ mod value;
 
 pub use conn::{Conn, Engine, Mode};
 pub use error::{Error, Result};
-pub use migrate::Migration;
-pub use value::{Column, Row, Value};
+pub use migrate::{postgres_ddl, Migration};
+pub use value::{Column, Kind, Row, Rows, Value};
 
 use std::path::PathBuf;
 

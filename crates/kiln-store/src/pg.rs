@@ -118,7 +118,11 @@ impl Session {
         sql: &str,
         params: &[Value],
     ) -> std::result::Result<Statement, postgres::Error> {
-        let text = translate(sql, params);
+        self.prepared(translate(sql, params))
+    }
+
+    /// The statement for `text`, prepared once per connection.
+    fn prepared(&self, text: String) -> std::result::Result<Statement, postgres::Error> {
         if let Some(s) = self.statements.borrow().get(&text) {
             return Ok(s.clone());
         }
@@ -155,10 +159,7 @@ impl Session {
             .query_raw(&stmt, params.iter().map(|p| p as &(dyn ToSql + Sync)))
             .map_err(pg_err(db))?;
         while let Some(r) = rows.next().map_err(pg_err(db))? {
-            let vals = (0..r.len())
-                .map(|i| from_pg(&r, i))
-                .collect::<Result<Vec<_>>>()?;
-            f(Row(vals))?;
+            f(row_of(&r)?)?;
         }
         Ok(())
     }
@@ -176,31 +177,21 @@ impl Session {
             .map(|(i, c)| format!("${}::{}", i + 1, c.pg_array()))
             .collect();
         let text = format!("{head} SELECT * FROM unnest({}) {tail}", arrays.join(", "));
-        let cached = self.statements.borrow().get(&text).cloned();
-        let stmt = match cached {
-            Some(s) => s,
-            None => {
-                let s = self.conn.borrow_mut().prepare(&text).map_err(pg_err(db))?;
-                self.statements.borrow_mut().insert(text, s.clone());
-                s
-            }
-        };
+        let stmt = self.prepared(text).map_err(pg_err(db))?;
         let mut out = Vec::new();
         let n = cols[0].len();
         for start in (0..n).step_by(CHUNK) {
             let end = (start + CHUNK).min(n);
-            let chunk: Vec<Column> = cols.iter().map(|c| slice(c, start, end)).collect();
-            let refs: Vec<&(dyn ToSql + Sync)> = chunk.iter().map(Column::pg_param).collect();
+            let chunk: Vec<Box<dyn ToSql + Sync + '_>> =
+                cols.iter().map(|c| c.pg_param(start..end)).collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = chunk.iter().map(|b| &**b).collect();
             for r in self
                 .conn
                 .borrow_mut()
                 .query(&stmt, &refs)
                 .map_err(pg_err(db))?
             {
-                let vals = (0..r.len())
-                    .map(|i| from_pg(&r, i))
-                    .collect::<Result<Vec<_>>>()?;
-                out.push(Row(vals));
+                out.push(row_of(&r)?);
             }
         }
         Ok(out)
@@ -217,12 +208,12 @@ impl Drop for Session {
     }
 }
 
-fn slice(c: &Column, start: usize, end: usize) -> Column {
-    match c {
-        Column::Int(v) => Column::Int(v[start..end].to_vec()),
-        Column::Text(v) => Column::Text(v[start..end].to_vec()),
-        Column::Blob(v) => Column::Blob(v[start..end].to_vec()),
-    }
+/// A result row as [`Value`]s.
+fn row_of(r: &postgres::Row) -> Result<Row> {
+    (0..r.len())
+        .map(|i| from_pg(r, i))
+        .collect::<Result<Vec<_>>>()
+        .map(Row)
 }
 
 /// The shared dialect as PostgreSQL reads it: `?N` becomes `$N`, a key

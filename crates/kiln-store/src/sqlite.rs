@@ -82,46 +82,50 @@ impl Session {
         let n = stmt.column_count();
         let mut rows = stmt.query(params_from_iter(params)).map_err(e)?;
         while let Some(r) = rows.next().map_err(e)? {
-            let mut vals = Vec::with_capacity(n);
-            for i in 0..n {
-                vals.push(from_sqlite(r.get_ref(i).map_err(e)?)?);
-            }
-            f(Row(vals))?;
+            f(row_of(r, n, db)?)?;
         }
         Ok(())
     }
 
     pub(crate) fn insert_rows(
         &self,
+        db: &str,
         head: &str,
         tail: &str,
         cols: &[Column],
-    ) -> rusqlite::Result<Vec<Row>> {
+    ) -> Result<Vec<Row>> {
+        let e = |err| Error::Sqlite {
+            db: db.to_string(),
+            err,
+        };
         let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
         let sql = format!("{head} VALUES ({}) {tail}", marks.join(", "));
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(e)?;
         let returns = stmt.column_count();
         let mut out = Vec::new();
         for i in 0..cols[0].len() {
             let vals: Vec<Value> = cols.iter().map(|c| c.value(i)).collect();
-            if returns == 0 {
-                stmt.execute(params_from_iter(&vals))?;
-                continue;
-            }
-            let mut rows = stmt.query(params_from_iter(&vals))?;
-            while let Some(r) = rows.next()? {
-                let mut row = Vec::with_capacity(returns);
-                for j in 0..returns {
-                    row.push(
-                        from_sqlite(r.get_ref(j)?)
-                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
-                    );
-                }
-                out.push(Row(row));
+            let mut rows = stmt.query(params_from_iter(&vals)).map_err(e)?;
+            while let Some(r) = rows.next().map_err(e)? {
+                out.push(row_of(r, returns, db)?);
             }
         }
         Ok(out)
     }
+}
+
+/// The first `n` values of a result row.
+fn row_of(r: &rusqlite::Row<'_>, n: usize, db: &str) -> Result<Row> {
+    (0..n)
+        .map(|i| {
+            let v = r.get_ref(i).map_err(|err| Error::Sqlite {
+                db: db.to_string(),
+                err,
+            })?;
+            from_sqlite(v)
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Row)
 }
 
 /// Open (creating if needed) for writing. A directory kiln cannot write

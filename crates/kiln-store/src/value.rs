@@ -172,6 +172,58 @@ impl Row {
     }
 }
 
+/// A column's stored type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An integer.
+    Int,
+    /// Text.
+    Text,
+    /// Bytes.
+    Blob,
+}
+
+/// Rows for a bulk insert ([`crate::Conn::insert_rows`]), added a row at
+/// a time and kept column by column.
+#[derive(Debug, Clone)]
+pub struct Rows(Vec<Column>);
+
+impl Rows {
+    /// No rows yet, of columns of these types.
+    pub fn new(kinds: &[Kind]) -> Rows {
+        Rows(kinds.iter().map(|k| Column::empty(*k)).collect())
+    }
+
+    /// Append one row, a value per column.
+    pub fn push(&mut self, row: impl IntoIterator<Item = Value>) -> Result<()> {
+        for (c, v) in self.0.iter_mut().zip(row) {
+            c.push(v)?;
+        }
+        Ok(())
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.0.first().map_or(0, Column::len)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The columns, for [`crate::Conn::insert_rows`].
+    pub fn columns(&self) -> &[Column] {
+        &self.0
+    }
+
+    /// Hand the rows over, leaving none of the same columns.
+    pub fn take(&mut self) -> Rows {
+        let empty = self.0.iter().map(|c| Column::empty(c.kind())).collect();
+        Rows(std::mem::replace(&mut self.0, empty))
+    }
+}
+
 /// One column of a bulk insert ([`crate::Conn::insert_rows`]): every row's
 /// value for it. All columns of one insert have the same length.
 #[derive(Debug, Clone)]
@@ -185,6 +237,24 @@ pub enum Column {
 }
 
 impl Column {
+    /// An empty column of type `kind`.
+    pub fn empty(kind: Kind) -> Column {
+        match kind {
+            Kind::Int => Column::Int(Vec::new()),
+            Kind::Text => Column::Text(Vec::new()),
+            Kind::Blob => Column::Blob(Vec::new()),
+        }
+    }
+
+    /// Its type.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Column::Int(_) => Kind::Int,
+            Column::Text(_) => Kind::Text,
+            Column::Blob(_) => Kind::Blob,
+        }
+    }
+
     /// Rows in the column.
     pub fn len(&self) -> usize {
         match self {
@@ -217,21 +287,13 @@ impl Column {
         }
     }
 
-    /// The column as one PostgreSQL array parameter.
-    pub(crate) fn pg_param(&self) -> &(dyn ToSql + Sync) {
+    /// Rows `range` of the column as one PostgreSQL array parameter,
+    /// without copying them.
+    pub(crate) fn pg_param(&self, range: std::ops::Range<usize>) -> Box<dyn ToSql + Sync + '_> {
         match self {
-            Column::Int(v) => v,
-            Column::Text(v) => v,
-            Column::Blob(v) => v,
-        }
-    }
-
-    /// A new, empty column of the same type.
-    pub fn empty_like(&self) -> Column {
-        match self {
-            Column::Int(_) => Column::Int(Vec::new()),
-            Column::Text(_) => Column::Text(Vec::new()),
-            Column::Blob(_) => Column::Blob(Vec::new()),
+            Column::Int(v) => Box::new(&v[range]),
+            Column::Text(v) => Box::new(&v[range]),
+            Column::Blob(v) => Box::new(&v[range]),
         }
     }
 
@@ -245,14 +307,13 @@ impl Column {
             (Column::Blob(c), Value::Blob(b)) => c.push(Some(b)),
             (Column::Blob(c), Value::Null) => c.push(None),
             (c, v) => {
-                let wanted = match c {
-                    Column::Int(_) => "an integer",
-                    Column::Text(_) => "text",
-                    Column::Blob(_) => "bytes",
-                };
                 return Err(Error::Column {
                     index: 0,
-                    wanted,
+                    wanted: match c.kind() {
+                        Kind::Int => "an integer",
+                        Kind::Text => "text",
+                        Kind::Blob => "bytes",
+                    },
                     found: v.kind(),
                 });
             }

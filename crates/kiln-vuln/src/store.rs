@@ -7,7 +7,7 @@ use kiln_store::{Conn, Location, Migration, Mode, Value};
 
 use crate::osv::Advisory;
 
-const SQLITE: &str = "
+const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS vuln_advisory (
     source   TEXT NOT NULL,
     id       TEXT NOT NULL,
@@ -24,11 +24,10 @@ CREATE INDEX IF NOT EXISTS vuln_affected_pkg ON vuln_affected (ecosystem, packag
 CREATE INDEX IF NOT EXISTS vuln_affected_id ON vuln_affected (source, id);
 ";
 
-/// The advisory tables' migrations: the same DDL serves both engines.
+/// The advisory tables' migrations.
 const MIGRATIONS: [Migration; 1] = [Migration {
     version: 1,
-    sqlite: SQLITE,
-    postgres: SQLITE,
+    sql: SCHEMA,
 }];
 
 /// Where the advisory tables record their version in `meta`.
