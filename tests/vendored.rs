@@ -102,13 +102,21 @@ fn pack_wheel(dir: &Path, root: &Path) -> std::path::PathBuf {
 /// Install `wheel` under `root` and delete its metadata: only the bytes
 /// are left.
 fn install_without_metadata(wheel: &Path, root: &Path) {
-    let site = root.join("usr/lib/python3/dist-packages");
-    std::fs::create_dir_all(&site).unwrap();
+    unpack_without_metadata(
+        wheel,
+        &root.join("usr/lib/python3/dist-packages"),
+        "demo_py-0.1.0.dist-info",
+    );
+}
+
+/// Unpack `wheel` into `site` and delete its `dist_info` directory.
+fn unpack_without_metadata(wheel: &Path, site: &Path, dist_info: &str) {
+    std::fs::create_dir_all(site).unwrap();
     sh(Command::new("python3")
         .args(["-m", "zipfile", "-e"])
         .arg(wheel)
-        .arg(&site));
-    std::fs::remove_dir_all(site.join("demo_py-0.1.0.dist-info")).unwrap();
+        .arg(site));
+    std::fs::remove_dir_all(site.join(dist_info)).unwrap();
 }
 
 #[test]
@@ -298,18 +306,11 @@ fn have_pip() -> bool {
     pip
 }
 
-/// `--pip NAME==VERSION` fetches the wheel through the machine's pip, and
-/// the installed package is recognised from its files alone.
-#[test]
-fn pip_wheel_is_fetched_and_recognised_without_metadata() {
-    if !have_pip() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("kiln.db");
-    let db_s = db.to_str().unwrap();
-    sh(kiln().args(["db", "build", "-q", "--db", db_s, "--pip", "six==1.16.0"]));
-    let wheels = tmp.path().join("wheels");
+/// The wheel of `spec` (`NAME==VERSION`), fetched with pip and unpacked
+/// into `site` (relative to `dir/root`) with its `*.dist-info` deleted: a
+/// `dir:` source of the package's files alone.
+fn pip_install_without_metadata(dir: &Path, site: &str, spec: &str) -> String {
+    let wheels = dir.join("wheels");
     sh(Command::new("python3")
         .args([
             "-m",
@@ -321,21 +322,31 @@ fn pip_wheel_is_fetched_and_recognised_without_metadata() {
             "-d",
         ])
         .arg(&wheels)
-        .arg("six==1.16.0"));
+        .arg(spec));
+    let (name, version) = spec.split_once("==").unwrap();
     let wheel = std::fs::read_dir(&wheels)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let site = tmp.path().join("root/usr/lib/python3/dist-packages");
-    std::fs::create_dir_all(&site).unwrap();
-    sh(Command::new("python3")
-        .args(["-m", "zipfile", "-e"])
-        .arg(&wheel)
-        .arg(&site));
-    std::fs::remove_dir_all(site.join("six-1.16.0.dist-info")).unwrap();
-    let target = format!("dir:{}", tmp.path().join("root").display());
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains(&format!("{name}-{version}-")))
+        .unwrap();
+    let site = dir.join("root").join(site);
+    unpack_without_metadata(&wheel, &site, &format!("{name}-{version}.dist-info"));
+    format!("dir:{}", dir.join("root").display())
+}
+
+/// `--pip NAME==VERSION` fetches the wheel through the machine's pip, and
+/// the installed package is recognised from its files alone.
+#[test]
+fn pip_wheel_is_fetched_and_recognised_without_metadata() {
+    if !have_pip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("kiln.db");
+    let db_s = db.to_str().unwrap();
+    sh(kiln().args(["db", "build", "-q", "--db", db_s, "--pip", "six==1.16.0"]));
+    let target =
+        pip_install_without_metadata(tmp.path(), "usr/lib/python3/dist-packages", "six==1.16.0");
     let doc = json(&["scan", "--db", db_s, &target, "-o", "json"]);
     let six = doc["packages"]
         .as_array()
@@ -482,27 +493,8 @@ fn a_wheel_version_the_db_lacks_is_not_reported_as_one_it_has() {
     let db = tmp.path().join("kiln.db");
     let db_s = db.to_str().unwrap();
     sh(kiln().args(["db", "build", "-q", "--db", db_s, "--pip", "idna==3.6"]));
-    let wheels = tmp.path().join("wheels");
-    sh(Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--no-deps",
-            "--only-binary=:all:",
-            "-d",
-        ])
-        .arg(&wheels)
-        .arg("idna==3.7"));
-    let site = tmp.path().join("root/venv/lib/python3.11/site-packages");
-    std::fs::create_dir_all(&site).unwrap();
-    sh(Command::new("python3")
-        .args(["-m", "zipfile", "-e"])
-        .arg(wheels.join("idna-3.7-py3-none-any.whl"))
-        .arg(&site));
-    std::fs::remove_dir_all(site.join("idna-3.7.dist-info")).unwrap();
-    let target = format!("dir:{}", tmp.path().join("root").display());
+    let target =
+        pip_install_without_metadata(tmp.path(), "venv/lib/python3.11/site-packages", "idna==3.7");
     let doc = json(&["scan", "--db", db_s, &target, "-o", "json"]);
     let idna = doc["packages"]
         .as_array()

@@ -44,7 +44,6 @@ const OWN_KEYS: [&str; 2] = ["schema_version", "vuln_schema_version"];
 pub fn export(args: ExportArgs, quiet: bool) -> Result<ExitCode> {
     let location = args.db.location();
     let db = Db::open_readonly(location.clone())?;
-    let header = serde_json::json!({ "schema_version": db.schema_version()? });
     let out: Box<dyn Write> = match &args.file {
         Some(p) => Box::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
@@ -57,7 +56,7 @@ pub fn export(args: ExportArgs, quiet: bool) -> Result<ExitCode> {
         }
     };
     let mut enc = zstd::Encoder::new(std::io::BufWriter::new(out), 3)?;
-    let rows = dump::export(db.conn(), header, &tables(), &mut enc)?;
+    let rows = write_export(&db, &mut enc)?;
     enc.finish()?.flush()?;
     if !quiet {
         eprintln!("kiln: exported {rows} rows from {location}");
@@ -74,20 +73,45 @@ pub fn import(args: ImportArgs, quiet: bool) -> Result<ExitCode> {
         Box::new(std::fs::File::open(&args.input).with_context(|| format!("cannot open {name}"))?)
     };
     let mut input = BufReader::new(zstd::Decoder::new(raw).with_context(|| name.clone())?);
-    let head = dump::read_header(&mut input).with_context(|| name.clone())?;
-    let schema = head
-        .get("schema_version")
-        .and_then(|v| v.as_i64())
-        .unwrap_or(0);
-    if schema > SCHEMA_VERSION {
-        bail!("{name}: exported from schema {schema}; this kiln reads up to {SCHEMA_VERSION}: upgrade kiln");
-    }
+    read_export_header(&mut input).with_context(|| name.clone())?;
     let rows = into(&location, &mut input)
         .with_context(|| format!("cannot import {name} into {location}"))?;
     if !quiet {
         eprintln!("kiln: imported {rows} rows from {name} into {location}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every table of `db`, with a header naming its schema.
+fn write_export(db: &Db, out: &mut dyn Write) -> Result<u64> {
+    let header = serde_json::json!({ "schema_version": db.schema_version()? });
+    Ok(dump::export(db.conn(), header, &tables(), out)?)
+}
+
+/// Read an export's header; one from a newer schema is refused.
+fn read_export_header(input: &mut dyn BufRead) -> Result<()> {
+    let head = dump::read_header(input)?;
+    let schema = head
+        .get("schema_version")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0);
+    if schema > SCHEMA_VERSION {
+        bail!(
+            "exported from schema {schema}; this kiln reads up to {SCHEMA_VERSION}: upgrade kiln"
+        );
+    }
+    Ok(())
+}
+
+/// Whether the database already holds packages or advisories (`None`:
+/// which table does).
+fn holding(conn: &Conn) -> Result<Option<&'static str>> {
+    for t in ["package", "vuln_advisory"] {
+        if conn.has_table(t)? && conn.query_int(&format!("SELECT count(*) FROM {t}"), &[])? > 0 {
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
 }
 
 /// Load an export stream (after its header) into the empty database at
@@ -104,41 +128,45 @@ fn into(location: &Location, input: &mut dyn BufRead) -> Result<u64> {
 /// SQLite copy; `db pull` into PostgreSQL loads one).
 pub fn copy(from: &Location, to: &Location) -> Result<u64> {
     let db = Db::open_readonly(from.clone())?;
-    let header = serde_json::json!({ "schema_version": db.schema_version()? });
     let mut tmp = tempfile::tempfile().context("cannot create a temporary file")?;
     {
         let mut out = std::io::BufWriter::new(&mut tmp);
-        dump::export(db.conn(), header, &tables(), &mut out)?;
+        write_export(&db, &mut out)?;
         out.flush()?;
     }
     drop(db);
     std::io::Seek::rewind(&mut tmp)?;
     let mut input = BufReader::new(tmp);
-    dump::read_header(&mut input)?;
+    read_export_header(&mut input)?;
     into(to, &mut input)
 }
 
 /// Create the schema at `location`, check it holds nothing, and load the
 /// stream in one write transaction.
 fn load(location: &Location, input: &mut dyn BufRead) -> Result<u64> {
-    drop(Db::open(location.clone())?);
+    let db = Db::open(location.clone())?;
     drop(kiln_vuln::Store::open(location.clone())?);
-    let conn = Conn::open(location, kiln_store::Mode::Write)?;
+    let conn = db.conn();
     conn.write(|| -> Result<u64> {
-        for t in ["package", "vuln_advisory"] {
-            if conn.query_int(&format!("SELECT count(*) FROM {t}"), &[])? > 0 {
-                bail!("{location} is not empty ({t} has rows); import into an empty database");
-            }
+        if let Some(t) = holding(conn)? {
+            bail!("{location} is not empty ({t} has rows); import into an empty database");
         }
-        Ok(dump::import(&conn, &tables(), &OWN_KEYS, input)?)
+        Ok(dump::import(conn, &tables(), &OWN_KEYS, input)?)
     })
 }
 
 /// SQLite: load into a new file beside `path`, then rename it into place.
 fn import_sqlite(path: &Path, input: &mut dyn BufRead) -> Result<u64> {
     if path.exists() {
-        let db = Db::open_readonly(path.to_path_buf());
-        if db.and_then(|d| d.stats()).is_ok_and(|s| s.versions > 0) {
+        let existing = Conn::open(
+            &Location::Sqlite(path.to_path_buf()),
+            kiln_store::Mode::Read,
+        );
+        if existing
+            .map_err(anyhow::Error::from)
+            .and_then(|c| holding(&c))
+            .is_ok_and(|h| h.is_some())
+        {
             bail!("{} is not empty; import into a new file", path.display());
         }
     }

@@ -45,11 +45,6 @@ impl LazyRegex {
             .get_or_init(|| Regex::new(&self.pattern).ok())
             .as_ref()
     }
-
-    /// The pattern's text.
-    pub(crate) fn as_str(&self) -> &str {
-        &self.pattern
-    }
 }
 
 /// Largest automaton one set may compile to.
@@ -112,10 +107,8 @@ impl PatternSets {
             }
         }
         for (ids, digit) in [(open, false), (digit_led, true)] {
-            let texts: Vec<&str> = ids.iter().map(|d| out.regexes[*d].as_str()).collect();
-            let texts: Vec<String> = texts.into_iter().map(String::from).collect();
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            out.add_sets(&ids, &refs, limit, digit)?;
+            let texts: Vec<&str> = ids.iter().map(|d| patterns[out.owners[*d][0]]).collect();
+            out.add_sets(&ids, &texts, limit, digit)?;
         }
         Ok(out)
     }

@@ -226,9 +226,8 @@ fn libnames(conn: &Conn) -> Result<()> {
             .or_default()
             .insert(project.clone());
     }
-    let cols = || kiln_store::Column::Text(Vec::new());
-    let ints = || kiln_store::Column::Int(Vec::new());
-    let mut add = [cols(), cols(), cols(), cols(), ints(), ints()];
+    use kiln_store::Kind::{Int, Text};
+    let mut add = kiln_store::Rows::new(&[Text, Text, Text, Text, Int, Int]);
     for ((project, base), pairs) in &by {
         let versioned: Vec<(String, String)> = pairs
             .iter()
@@ -238,22 +237,19 @@ fn libnames(conn: &Conn) -> Result<()> {
         let relation = libname_relation(&versioned).unwrap_or_default();
         let distinct: BTreeSet<&String> = versioned.iter().map(|(_, u)| u).collect();
         let others = bases.get(base).map_or(0, |p| p.len() - 1);
-        let row: [Value; 6] = [
-            project.into(),
+        add.push([
+            Value::from(project),
             TemplateKind::Libname.as_str().into(),
             base.into(),
             relation.into(),
             (distinct.len() as i64).into(),
             (others as i64).into(),
-        ];
-        for (c, v) in add.iter_mut().zip(row) {
-            c.push(v)?;
-        }
+        ])?;
     }
     conn.insert_rows(
         "INSERT INTO template (project, kind, symbol, pattern, versions, others)",
         "ON CONFLICT DO NOTHING",
-        &add,
+        add.columns(),
     )?;
     Ok(())
 }

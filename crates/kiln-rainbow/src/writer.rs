@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kiln_catalog::Ecosystem;
-use kiln_store::{Column, Conn, Result, Value};
+use kiln_store::{Column, Conn, Result, Rows, Value};
 
 use crate::deb::{DebFile, DebRecord, FileKind};
 
@@ -27,31 +27,7 @@ pub(crate) struct Writer<'c> {
     new_postings: HashMap<u64, Vec<u32>>,
 }
 
-/// Rows of one table, column by column.
-struct Rows(Vec<Column>);
-
-impl Rows {
-    fn new(cols: Vec<Column>) -> Rows {
-        Rows(cols)
-    }
-
-    fn push(&mut self, vals: Vec<Value>) -> Result<()> {
-        for (c, v) in self.0.iter_mut().zip(vals) {
-            c.push(v)?;
-        }
-        Ok(())
-    }
-}
-
-fn ints() -> Column {
-    Column::Int(Vec::new())
-}
-fn texts() -> Column {
-    Column::Text(Vec::new())
-}
-fn blobs() -> Column {
-    Column::Blob(Vec::new())
-}
+use kiln_store::Kind::{Blob, Int, Text};
 
 impl<'c> Writer<'c> {
     pub(crate) fn new(conn: &'c Conn) -> Self {
@@ -82,18 +58,10 @@ impl<'c> Writer<'c> {
         for f in &rec.files {
             by_path.insert(path_ids[f.path.as_str()], f);
         }
-        let mut files = Rows::new(vec![
-            ints(),
-            ints(),
-            texts(),
-            ints(),
-            ints(),
-            texts(),
-            ints(),
-        ]);
+        let mut files = Rows::new(&[Int, Int, Text, Int, Int, Text, Int]);
         for (path_id, f) in by_path {
             let content = f.sha256.map(|s| content_ids[&s]);
-            files.push(vec![
+            files.push([
                 package_id.into(),
                 path_id.into(),
                 f.kind.code().into(),
@@ -106,7 +74,7 @@ impl<'c> Writer<'c> {
         self.conn.insert_rows(
             "INSERT INTO file (package_id, path_id, kind, mode, content_id, link_target, conffile)",
             "ON CONFLICT (package_id, path_id) DO NOTHING",
-            &files.0,
+            files.columns(),
         )?;
         Ok(true)
     }
@@ -158,9 +126,9 @@ impl<'c> Writer<'c> {
                 }
             }
         }
-        let mut rows = Rows::new(vec![texts(), texts(), texts(), texts(), texts()]);
+        let mut rows = Rows::new(&[Text, Text, Text, Text, Text]);
         for (kind, symbol, pattern) in seen {
-            rows.push(vec![
+            rows.push([
                 project.into(),
                 kind.into(),
                 symbol.into(),
@@ -171,21 +139,16 @@ impl<'c> Writer<'c> {
         self.conn.insert_rows(
             "INSERT INTO template_seen (project, kind, symbol, pattern, version)",
             "ON CONFLICT DO NOTHING",
-            &rows.0,
+            rows.columns(),
         )?;
-        let mut rows = Rows::new(vec![texts(), texts(), texts(), texts()]);
+        let mut rows = Rows::new(&[Text, Text, Text, Text]);
         for (base, fv) in libnames {
-            rows.push(vec![
-                project.into(),
-                base.into(),
-                fv.into(),
-                upstream.into(),
-            ])?;
+            rows.push([project.into(), base.into(), fv.into(), upstream.into()])?;
         }
         self.conn.insert_rows(
             "INSERT INTO libname_seen (project, base, file_version, version)",
             "ON CONFLICT DO NOTHING",
-            &rows.0,
+            rows.columns(),
         )?;
         Ok(())
     }
@@ -268,20 +231,20 @@ impl<'c> Writer<'c> {
                     self.contents.insert(sha, r.int(1)?);
                 }
             }
-            let mut rows = Rows::new(vec![blobs(), ints()]);
+            let mut rows = Rows::new(&[Blob, Int]);
             for sha in missing {
                 let Ok(key) = <[u8; 32]>::try_from(sha.as_slice()) else {
                     continue;
                 };
                 if !self.contents.contains_key(&key) {
                     let size = i64::try_from(wanted[&key]).unwrap_or(i64::MAX);
-                    rows.push(vec![sha.into(), size.into()])?;
+                    rows.push([sha.into(), size.into()])?;
                 }
             }
             let added = self.conn.insert_rows(
                 "INSERT INTO content (sha256, size)",
                 "RETURNING sha256, id",
-                &rows.0,
+                rows.columns(),
             )?;
             for r in added {
                 if let Ok(sha) = <[u8; 32]>::try_from(r.blob(0)?.as_slice()) {
@@ -305,18 +268,9 @@ impl<'c> Writer<'c> {
         ids: &HashMap<[u8; 32], i64>,
         new: &BTreeSet<[u8; 32]>,
     ) -> Result<()> {
-        let mut strings = Rows::new(vec![ints(), texts()]);
-        let mut elfs = Rows::new(vec![
-            ints(),
-            ints(),
-            ints(),
-            blobs(),
-            texts(),
-            texts(),
-            texts(),
-            texts(),
-        ]);
-        let mut code = Rows::new(vec![ints(), blobs(), blobs()]);
+        let mut strings = Rows::new(&[Int, Text]);
+        let mut elfs = Rows::new(&[Int, Int, Int, Blob, Text, Text, Text, Text]);
+        let mut code = Rows::new(&[Int, Blob, Blob]);
         let mut done = BTreeSet::new();
         for f in files {
             let Some(sha) = f.sha256.filter(|s| new.contains(s) && done.insert(*s)) else {
@@ -325,10 +279,10 @@ impl<'c> Writer<'c> {
             let id = ids[&sha];
             let distinct: BTreeSet<&String> = f.strings.iter().collect();
             for s in distinct {
-                strings.push(vec![id.into(), s.into()])?;
+                strings.push([id.into(), s.into()])?;
             }
             let Some(elf) = &f.elf else { continue };
-            elfs.push(vec![
+            elfs.push([
                 id.into(),
                 i64::from(elf.machine).into(),
                 i64::from(elf.kind).into(),
@@ -339,7 +293,7 @@ impl<'c> Writer<'c> {
                 elf.verdefs.join("\n").into(),
             ])?;
             if !f.functions.is_empty() || elf.loaded.is_some() {
-                code.push(vec![
+                code.push([
                     id.into(),
                     crate::funcmatch::pack(&f.functions).into(),
                     elf.loaded.map(|d| d.to_vec()).into(),
@@ -349,17 +303,17 @@ impl<'c> Writer<'c> {
         self.conn.insert_rows(
             "INSERT INTO elf_string (content_id, s)",
             "ON CONFLICT DO NOTHING",
-            &strings.0,
+            strings.columns(),
         )?;
         self.conn.insert_rows(
             "INSERT INTO elf (content_id, machine, kind, build_id, soname, note_package, needed, verdefs)",
             "ON CONFLICT DO NOTHING",
-            &elfs.0,
+            elfs.columns(),
         )?;
         self.conn.insert_rows(
             "INSERT INTO elf_functions (content_id, hashes, loaded)",
             "ON CONFLICT DO NOTHING",
-            &code.0,
+            code.columns(),
         )?;
         Ok(())
     }
@@ -379,7 +333,7 @@ impl<'c> Writer<'c> {
             )? {
                 old.insert(r.int(0)?, r.blob(1)?);
             }
-            let mut rows = Rows::new(vec![ints(), blobs()]);
+            let mut rows = Rows::new(&[Int, Blob]);
             for (hash, ids) in chunk {
                 let mut ids = ids.clone();
                 ids.sort_unstable();
@@ -388,15 +342,12 @@ impl<'c> Writer<'c> {
                     Some(o) => postings::merge(&postings::decode(o), &ids),
                     None => ids,
                 };
-                rows.push(vec![
-                    (*hash as i64).into(),
-                    postings::encode(&merged).into(),
-                ])?;
+                rows.push([(*hash as i64).into(), postings::encode(&merged).into()])?;
             }
             self.conn.insert_rows(
                 "INSERT INTO func_hash (hash, versions)",
                 "ON CONFLICT (hash) DO UPDATE SET versions = excluded.versions",
-                &rows.0,
+                rows.columns(),
             )?;
         }
         Ok(())
