@@ -14,7 +14,21 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use regex::{Regex, RegexSet, RegexSetBuilder};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+/// Compile `pattern` with ASCII classes where it allows them. Every
+/// haystack is printable ASCII (`kiln_fingerprint::clues` keeps only
+/// bytes 0x20–0x7e), where ASCII `\d`, `\s`, `\b` and case folding match
+/// exactly what the Unicode ones do, and the ASCII automaton compiles
+/// about five times faster: with a large DB, first-use compiles were a
+/// tenth of a scan. A pattern that needs Unicode mode (one that could
+/// match invalid UTF-8 without it) keeps it.
+fn compile(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .or_else(|_| Regex::new(pattern))
+}
 
 /// A regex checked when made but compiled on first use: of a big DB's
 /// thousands of templates a scan tries only the few whose literal a string
@@ -42,7 +56,7 @@ impl LazyRegex {
     /// compile (past the size limit), which then matches nothing.
     pub(crate) fn get(&self) -> Option<&Regex> {
         self.compiled
-            .get_or_init(|| Regex::new(&self.pattern).ok())
+            .get_or_init(|| compile(&self.pattern).ok())
             .as_ref()
     }
 }
@@ -123,11 +137,19 @@ impl PatternSets {
         if patterns.is_empty() {
             return Ok(());
         }
-        match RegexSetBuilder::new(patterns)
-            .size_limit(limit)
-            .dfa_size_limit(DFA_CACHE)
-            .build()
-        {
+        let build = |unicode: bool| {
+            RegexSetBuilder::new(patterns)
+                .unicode(unicode)
+                .size_limit(limit)
+                .dfa_size_limit(DFA_CACHE)
+                .build()
+        };
+        // ASCII classes as in `compile`, unless a pattern needs Unicode.
+        let built = match build(false) {
+            Err(regex::Error::Syntax(_)) => build(true),
+            other => other,
+        };
+        match built {
             Ok(set) => {
                 self.sets.push((ids.to_vec(), set, digit));
                 Ok(())
@@ -254,6 +276,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ascii_compiles_match_as_unicode_ones_on_printable_text() {
+        let texts = [
+            "OpenSSL 3.0.17  1 Jul 2025",
+            "zlib\t1.2.13",
+            "libFOO version 2.1-rc1",
+            "x",
+        ];
+        for p in [
+            r"^OpenSSL\s+(\d+(?:\.\d+)+[a-z]?)\s+\d+\s+\w+",
+            r"^zlib\s(\d+\.\d+\.\d+)$",
+            r"^libFOO\b.*?(\d+\.\d+)",
+            r"^(.)$",
+        ] {
+            let (ascii, unicode) = (compile(p).unwrap(), Regex::new(p).unwrap());
+            for t in texts {
+                let cap = |r: &Regex| r.captures(t).map(|c| c[1].to_string());
+                assert_eq!(cap(&ascii), cap(&unicode), "{p} on {t}");
+            }
+        }
+    }
+
+    #[test]
     fn literal_prefixes_of_learned_templates() {
         assert_eq!(literal_prefix(r"^OpenSSL\s+(\d+)$"), "OpenSSL");
         assert_eq!(literal_prefix(r"^lib\-png\.so\.(\d+)$"), "lib-png.so.");
@@ -274,6 +318,7 @@ mod tests {
             .collect();
         let refs: Vec<&str> = pats.iter().map(String::as_str).collect();
         let all = RegexSetBuilder::new(&refs)
+            .unicode(false)
             .size_limit(SET_SIZE_LIMIT)
             .build()
             .unwrap();
@@ -281,6 +326,7 @@ mod tests {
             .map(|b| 1usize << b)
             .find(|l| {
                 RegexSetBuilder::new([refs[1]])
+                    .unicode(false)
                     .size_limit(*l)
                     .build()
                     .is_ok()
@@ -315,11 +361,10 @@ mod tests {
         ];
         let p = PatternSets::build(&pats).unwrap();
         assert_eq!(p.matches("1.2"), vec![0, 1, 3]);
-        assert_eq!(
-            p.matches("٣.٤"),
-            vec![0, 1, 3],
-            "Unicode digits still match"
-        );
+        let alone: Vec<usize> = (0..pats.len())
+            .filter(|i| compile(pats[*i]).unwrap().is_match("٣.٤"))
+            .collect();
+        assert_eq!(p.matches("٣.٤"), alone, "the digit lead skips no match");
         assert_eq!(p.matches("v7"), vec![4], "a \\d* lead is not digit-led");
         assert_eq!(p.matching("1.2").len(), 1, "one distinct pattern");
         assert!(digit_first(r"^(?:\d+)"));
