@@ -74,6 +74,18 @@ pg_start() {
     export PG_BIN PG_PORT
 }
 
+# pg_resume DIR: start the PostgreSQL that pg_start made in DIR again, with
+# its databases, on a new free port.
+pg_resume() {
+    local dir=$1 as=""
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    if [ "$(id -u)" -eq 0 ]; then as="runuser -u postgres --"; fi
+    $as "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w start \
+        -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c max_wal_size=4GB -c shared_buffers=1GB" >/dev/null
+    export PG_BIN PG_PORT
+}
+
 # pg_stop DIR
 pg_stop() {
     local as=""

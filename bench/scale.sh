@@ -5,6 +5,7 @@
 #           --fsys-tarfile`; DB size per package; identification of the
 #           stripped corpus image with that DB and scan time against the
 #           corpus-only DB; a projection to the whole `main` archive.
+#   scans   only the identification part of ingest, with its DBs.
 #   floor   `kiln scan` and `kiln sbom` of a single-layer image of at least
 #           300 MB uncompressed against `igzip -dc` of its layer and syft.
 #   many    images per minute for `kiln scan` over 20 images in one run.
@@ -13,7 +14,7 @@
 #           `db stats` and scans checked against the one-builder DB of
 #           `ingest` (run that first).
 #
-#   bench/scale.sh [ingest|floor|many|builders|all] [RUNS]
+#   bench/scale.sh [ingest|scans|floor|many|builders|all] [RUNS]
 #
 # The libs debs (about 4 GB) are downloaded once through the machine's apt
 # sources into $SCALE/debs (default bench/out/scale).
@@ -91,7 +92,19 @@ ingest() {
         printf "  by packages: SQLite %.1f h, %.1f GiB; PostgreSQL %.1f h, %.1f GiB\n", sw / v * 63440 / 3600, ss / v * 63440 / 2^30, pw / v * 63440 / 3600, ps / v * 63440 / 2^30
         printf "  by bytes:    SQLite %.1f h; PostgreSQL %.1f h\n", sw / gb * 95 / 3600, pw / gb * 95 / 3600 }'
 
-    # Identification with the large DB, against the corpus-only DB.
+    pg_stop "$scale/pg"
+    trap - EXIT
+    scans
+}
+
+# Identification of the stripped corpus image with the libs DBs that
+# `ingest` built (SQLite, and PostgreSQL in $SCALE/pg), against the
+# corpus-only DB.
+scans() {
+    [ -f "$scale/libs.db" ] && [ -d "$scale/pg/data" ] || { echo "bench: run '$0 ingest' first (the libs DBs)" >&2; exit 2; }
+    pg_resume "$scale/pg"
+    trap 'pg_stop "$scale/pg"' EXIT
+    local url=postgres://kiln@127.0.0.1:$PG_PORT/libs
     local stripped=$out/bookworm-curl.stripped.oci.tar small=$out/corpus.db
     "$kiln" strip -q "oci-archive:$corpus/images/bookworm-curl.oci.tar" "oci-archive:$stripped" --transforms delete-db,delete-docs
     rm -f "$small" "$small-wal" "$small-shm"
@@ -108,6 +121,7 @@ ingest() {
     pg_stop "$scale/pg"
     trap - EXIT
 }
+
 
 # A single-layer image of libs packages, at least 300 MB uncompressed.
 big_image() {
@@ -228,9 +242,10 @@ PY
 
 case $what in
 ingest) ingest ;;
+scans) scans ;;
 floor) floor ;;
 many) many ;;
 builders) builders ;;
 all) ingest && floor && many && builders ;;
-*) echo "usage: $0 [ingest|floor|many|builders|all] [RUNS]" >&2; exit 2 ;;
+*) echo "usage: $0 [ingest|scans|floor|many|builders|all] [RUNS]" >&2; exit 2 ;;
 esac

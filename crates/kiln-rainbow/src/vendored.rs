@@ -49,11 +49,25 @@ struct Tpl {
     others: i64,
 }
 
+impl Tpl {
+    /// A string template no other project's files match, with enough
+    /// literal context to name its project alone.
+    fn specific(&self) -> bool {
+        self.others == 0 && learn::literal_len(&self.pattern) >= MIN_LITERAL
+    }
+}
+
 /// The string templates, compiled and indexed (to find which match, and
 /// each one's capture).
 #[derive(Debug)]
 struct Compiled {
     sets: PatternSets,
+    /// Per string template: does a hit name its project alone?
+    specific: Vec<bool>,
+    /// Per string template: its project, as an index into `projects`.
+    project: Vec<usize>,
+    /// The string templates' projects, each once.
+    projects: Vec<String>,
 }
 
 /// The templates of a DB, compiled for scanning.
@@ -132,8 +146,24 @@ impl Templates {
     fn compiled(&self) -> Result<&Compiled> {
         let c = self.compiled.get_or_init(|| {
             let patterns: Vec<&str> = self.strings.iter().map(|t| t.pattern.as_str()).collect();
+            let mut ids: HashMap<&str, usize> = HashMap::new();
+            let project = self
+                .strings
+                .iter()
+                .map(|t| {
+                    let next = ids.len();
+                    *ids.entry(t.project.as_str()).or_insert(next)
+                })
+                .collect();
+            let mut projects = vec![String::new(); ids.len()];
+            for (name, id) in ids {
+                projects[id] = name.to_string();
+            }
             Ok(Compiled {
                 sets: PatternSets::build(&patterns)?,
+                specific: self.strings.iter().map(Tpl::specific).collect(),
+                project,
+                projects,
             })
         });
         c.as_ref().map_err(|e| RainbowError::Template(e.clone()))
@@ -425,14 +455,43 @@ fn read_function(
     out
 }
 
+/// A pattern's hit on a string: the templates it stands for, and the
+/// version it read.
+type Reading<'a> = (&'a [usize], &'a str);
+
 fn string_clues(
     t: &Templates,
     compiled: &Compiled,
     c: &kiln_fingerprint::Clues,
     by: &mut BTreeMap<String, Vec<Clue>>,
 ) {
-    // Pass 1, cheap: every (string, template) hit in order, the first hit
-    // per project and string winning, as one clue per detail allows.
+    // Each string's matching patterns, read once for all the projects
+    // that share a pattern: (owners, version read).
+    let matched: Vec<(&str, Vec<Reading<'_>>)> = c
+        .strings
+        .iter()
+        .map(|s| {
+            let hits = compiled.sets.matching(s).into_iter();
+            let read =
+                hits.filter_map(|(re, owners)| Some((owners, re.captures(s)?.get(1)?.as_str())));
+            (s.as_str(), read.collect())
+        })
+        .collect();
+    // A project can settle only with a clue from before or a specific
+    // string; a big DB matches a bare `1.2.3` for hundreds of projects
+    // that cannot. Projects are independent below, so skipping those
+    // changes nothing but the time.
+    let mut able = vec![false; compiled.projects.len()];
+    for (i, name) in compiled.projects.iter().enumerate() {
+        able[i] = by.contains_key(name);
+    }
+    for (_, hits) in &matched {
+        for i in hits.iter().flat_map(|(owners, _)| owners.iter()) {
+            if compiled.specific[*i] {
+                able[compiled.project[*i]] = true;
+            }
+        }
+    }
     let before: Vec<(String, String)> = by
         .iter()
         .flat_map(|(p, clues)| clues.iter().map(move |c| (p.clone(), c.detail.clone())))
@@ -442,32 +501,31 @@ fn string_clues(
         .map(|(p, d)| (p.as_str(), d.as_str()))
         .collect();
     let mut strong: HashSet<&str> = before.iter().map(|(p, _)| p.as_str()).collect();
+    // Pass 1: every (string, template) hit in order, the first hit per
+    // project and string winning, as one clue per detail allows.
     let mut hits: Vec<(usize, &str, &str, bool)> = Vec::new();
     let mut per_string: Vec<(usize, &str)> = Vec::new();
-    for s in &c.strings {
-        // A pattern many projects share is read once for all of them.
-        for (re, owners) in compiled.sets.matching(s) {
-            if let Some(v) = re.captures(s).and_then(|c| c.get(1)) {
-                per_string.extend(owners.iter().map(|i| (*i, v.as_str())));
-            }
+    for (s, read) in &matched {
+        for (owners, v) in read {
+            let owners = owners.iter().filter(|i| able[compiled.project[**i]]);
+            per_string.extend(owners.map(|i| (*i, *v)));
         }
         // In template order, as one pattern per template would give.
         per_string.sort_unstable_by_key(|h| h.0);
         for (i, v) in per_string.drain(..) {
             let tpl = &t.strings[i];
-            if !seen.insert((tpl.project.as_str(), s.as_str())) {
+            if !seen.insert((tpl.project.as_str(), s)) {
                 continue;
             }
-            let specific = tpl.others == 0 && learn::literal_len(&tpl.pattern) >= MIN_LITERAL;
+            let specific = compiled.specific[i];
             if specific {
                 strong.insert(tpl.project.as_str());
             }
-            hits.push((i, s.as_str(), v, specific));
+            hits.push((i, s, v, specific));
         }
     }
     // Pass 2: clues, in the same order, for the projects that can settle
-    // at all; a project with weak strings alone never does, and a big DB
-    // matches a bare `1.2.3` for hundreds of projects.
+    // at all; a project with weak strings alone never does.
     for (i, s, v, specific) in hits {
         let tpl = &t.strings[i];
         if !strong.contains(tpl.project.as_str()) {
