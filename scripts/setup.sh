@@ -38,6 +38,11 @@ fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     install_without_service postgresql
 fi
+# QEMU's NBD client tools (qemu-io, qemu-img) drive kiln-vm's disk server.
+# Machines that already have a newer qemu-utils (bookworm-backports) keep it.
+if ! command -v qemu-io >/dev/null 2>&1; then
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-utils >/dev/null
+fi
 
 # Microsoft's SARIF validator (npm). It runs a bundled .NET binary whose
 # postinstall chmod newer npm skips unless allowed, so do it here.

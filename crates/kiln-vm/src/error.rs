@@ -1,0 +1,39 @@
+//! Errors name the disk or the peer and what went wrong.
+
+use std::path::PathBuf;
+
+/// What can go wrong serving or copying a VM disk.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// The disk file could not be opened, read or written.
+    #[error("disk {path}: {source}")]
+    Disk {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A block size that is zero or not a power of two.
+    #[error("block size {0} is not a power of two of at least 512 bytes")]
+    BlockSize(u64),
+    /// A received block whose SHA-256 is not the one the sender announced.
+    #[error("disk {path}: block {block} arrived corrupted (its SHA-256 does not match)")]
+    BlockDigest { path: PathBuf, block: u64 },
+    /// A block index past the end of the disk.
+    #[error("disk {path}: block {block} is past the end ({blocks} blocks)")]
+    BlockRange {
+        path: PathBuf,
+        block: u64,
+        blocks: u64,
+    },
+    /// An NBD peer broke the protocol.
+    #[error("NBD client {peer}: {reason}")]
+    Protocol { peer: String, reason: String },
+    /// The connection to an NBD peer failed.
+    #[error("NBD client {peer}: {source}")]
+    Io {
+        peer: String,
+        source: std::io::Error,
+    },
+}
+
+/// Results of this crate.
+pub type Result<T> = std::result::Result<T, VmError>;
