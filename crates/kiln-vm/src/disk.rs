@@ -21,6 +21,39 @@ pub const DEFAULT_BLOCK: u64 = 64 << 10;
 /// Largest zero buffer written at once for a write-zeroes request.
 const ZERO_CHUNK: usize = 1 << 20;
 
+/// What an NBD export serves: a [`Disk`], or a disk still arriving
+/// ([`crate::sync::Incoming`]) whose blocks are fetched on first touch.
+pub trait Device: Send + Sync + std::fmt::Debug {
+    /// Size in bytes.
+    fn size(&self) -> u64;
+    /// Fill `buf` from `offset`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Write `data` at `offset`.
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()>;
+    /// Write `len` zero bytes at `offset`.
+    fn write_zeroes(&self, offset: u64, len: u64) -> io::Result<()>;
+    /// Make completed writes durable.
+    fn flush(&self) -> io::Result<()>;
+}
+
+impl Device for Disk {
+    fn size(&self) -> u64 {
+        Disk::size(self)
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        Disk::read_at(self, buf, offset)
+    }
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        Disk::write_at(self, data, offset)
+    }
+    fn write_zeroes(&self, offset: u64, len: u64) -> io::Result<()> {
+        Disk::write_zeroes(self, offset, len)
+    }
+    fn flush(&self) -> io::Result<()> {
+        Disk::flush(self)
+    }
+}
+
 /// A disk file, its size and its dirty blocks.
 #[derive(Debug)]
 pub struct Disk {
@@ -215,7 +248,8 @@ impl Disk {
             })
     }
 
-    fn block_range(&self, i: u64) -> Result<(u64, u64)> {
+    /// The byte range of block `i`: (offset, length).
+    pub fn block_range(&self, i: u64) -> Result<(u64, u64)> {
         if i >= self.blocks() {
             return Err(VmError::BlockRange {
                 path: self.path.clone(),

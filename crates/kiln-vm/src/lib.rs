@@ -9,10 +9,14 @@
 //!   [`disk::Disk`] to QEMU's built-in NBD client over a unix socket.
 //!   There is no kernel NBD, ublk or device-mapper on these hosts, so the
 //!   disk layer has to be a userspace server of kiln's own.
+//! - [`sync`]: moving a disk in use between hosts: pre-copy rounds,
+//!   switchover, and stop-and-copy or post-copy with blocks fetched on
+//!   demand, each block verified by its SHA-256.
 
 pub mod disk;
 pub mod error;
 pub mod nbd;
+pub mod sync;
 
 pub use disk::Disk;
 pub use error::{Result, VmError};

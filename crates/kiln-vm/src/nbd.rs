@@ -6,7 +6,7 @@
 //! back) and simple replies for `READ`, `WRITE` (with `FUA`), `FLUSH`,
 //! `TRIM` and `WRITE_ZEROES`, following the protocol document
 //! (NetworkBlockDevice/nbd `doc/proto.md`). Every guest write goes
-//! through [`Disk::write_at`], which is what lets migration track it.
+//! through [`Device::write_at`], which is what lets migration track it.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixListener;
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::disk::Disk;
+use crate::disk::Device;
 use crate::error::{Result, VmError};
 
 const NBDMAGIC: u64 = 0x4e42_444d_4147_4943;
@@ -73,7 +73,7 @@ pub struct Export {
     /// The name clients ask for; an empty request means this export.
     pub name: String,
     /// The disk behind it.
-    pub disk: Arc<Disk>,
+    pub disk: Arc<dyn Device>,
     /// Refuse writes (a source that has handed its VM over).
     pub read_only: bool,
 }
@@ -350,7 +350,7 @@ impl<S: Read + Write> Conn<'_, S> {
     }
 
     fn command(&mut self, export: &Export, req: &Request) -> Result<()> {
-        let disk = &export.disk;
+        let disk = export.disk.as_ref();
         let (off, len) = (req.offset, u64::from(req.length));
         let in_range = off.checked_add(len).is_some_and(|end| end <= disk.size());
         let cookie = req.cookie.to_be_bytes();
@@ -420,7 +420,7 @@ impl Request {
     }
 }
 
-fn fua(disk: &Disk, req: &Request) -> io::Result<()> {
+fn fua(disk: &dyn Device, req: &Request) -> io::Result<()> {
     if req.flags & CMD_FLAG_FUA != 0 {
         disk.flush()
     } else {
@@ -453,6 +453,7 @@ fn go_name(data: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::Disk;
 
     /// A client of the raw protocol, for the replies QEMU never provokes
     /// (it refuses to write a read-only export before asking).

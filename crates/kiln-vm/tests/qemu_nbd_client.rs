@@ -26,7 +26,7 @@ fn serve(size: u64, read_only: bool) -> Fixture {
     let socket = dir.path().join("nbd.sock");
     let export = Export {
         name: "vmdisk".into(),
-        disk: Arc::clone(&disk),
+        disk: disk.clone(),
         read_only,
     };
     let server = Server::spawn(&socket, export).unwrap();
