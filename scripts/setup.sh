@@ -38,10 +38,19 @@ fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     install_without_service postgresql
 fi
-# QEMU's NBD client tools (qemu-io, qemu-img) drive kiln-vm's disk server.
-# Machines that already have a newer qemu-utils (bookworm-backports) keep it.
-if ! command -v qemu-io >/dev/null 2>&1; then
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-utils >/dev/null
+# QEMU 10 for kiln-vm (its NBD client tools drive the disk server; its
+# system emulator runs and migrates microVMs). It comes from
+# bookworm-backports, on the mirror this machine already uses for bookworm:
+# bookworm's own 7.2 conflicts with the qemu-utils 10 some machines ship.
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1 || ! command -v qemu-io >/dev/null 2>&1; then
+    if ! apt-get indextargets --format '$(RELEASE)' | grep -qx bookworm-backports; then
+        mirror=$(apt-get indextargets --format '$(SITE) $(RELEASE)' | awk '$2 == "bookworm" { print $1; exit }')
+        printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$mirror" |
+            $sudo tee /etc/apt/sources.list.d/kiln-backports.sources >/dev/null
+        $sudo apt-get update -qq
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
 fi
 
 # Microsoft's SARIF validator (npm). It runs a bundled .NET binary whose

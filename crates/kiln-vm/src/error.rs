@@ -27,12 +27,28 @@ pub enum VmError {
     /// An NBD peer broke the protocol.
     #[error("NBD client {peer}: {reason}")]
     Protocol { peer: String, reason: String },
+    /// QEMU's monitor refused a command, or could not be reached.
+    #[error("QEMU monitor {socket}: {reason}")]
+    Qmp { socket: PathBuf, reason: String },
+    /// A migration QEMU reported as failed, with its reason.
+    #[error("migration failed: {0}")]
+    Migration(String),
     /// The connection to an NBD peer failed.
     #[error("NBD client {peer}: {source}")]
     Io {
         peer: String,
         source: std::io::Error,
     },
+}
+
+impl VmError {
+    /// A QMP failure on `socket`.
+    pub(crate) fn qmp(socket: &std::path::Path, reason: impl Into<String>) -> VmError {
+        VmError::Qmp {
+            socket: socket.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Results of this crate.

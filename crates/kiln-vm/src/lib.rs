@@ -12,10 +12,14 @@
 //! - [`sync`]: moving a disk in use between hosts: pre-copy rounds,
 //!   switchover, and stop-and-copy or post-copy with blocks fetched on
 //!   demand, each block verified by its SHA-256.
+//! - [`qmp`] and [`ram`]: QEMU's monitor protocol, and its RAM migration
+//!   driven through it (pre-copy, pause before switchover, post-copy).
 
 pub mod disk;
 pub mod error;
 pub mod nbd;
+pub mod qmp;
+pub mod ram;
 pub mod sync;
 
 pub use disk::Disk;
