@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 $sudo apt-get update -qq
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     build-essential pkg-config ca-certificates curl git \
-    dpkg-dev tar gzip zstd time libisal-dev isal linux-perf sqlite3 golang-go \
+    dpkg-dev tar gzip zstd time cpio e2fsprogs libisal-dev isal linux-perf sqlite3 golang-go \
     umoci skopeo runc gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
     docker-registry apache2-utils openssl busybox-static \
     clang libbpf-dev bpftool libelf-dev zlib1g-dev bpftrace \

@@ -27,6 +27,9 @@ pub enum VmError {
     /// An NBD peer broke the protocol.
     #[error("NBD client {peer}: {reason}")]
     Protocol { peer: String, reason: String },
+    /// The guest's kernel or initramfs could not be made.
+    #[error("guest: {0}")]
+    Guest(String),
     /// QEMU's monitor refused a command, or could not be reached.
     #[error("QEMU monitor {socket}: {reason}")]
     Qmp { socket: PathBuf, reason: String },

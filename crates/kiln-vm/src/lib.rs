@@ -15,8 +15,10 @@
 //! - [`qmp`] and [`ram`]: QEMU's monitor protocol, and its RAM migration
 //!   driven through it (pre-copy, pause before switchover, post-copy).
 
+mod cpio;
 pub mod disk;
 pub mod error;
+pub mod guest;
 pub mod nbd;
 pub mod qmp;
 pub mod ram;
