@@ -3,11 +3,13 @@
 //! 1. **Pre-copy** ([`Source::round`]): while the guest runs, send every
 //!    block, then in each further round only the blocks written since.
 //! 2. **Switchover** ([`Source::switchover`]): with the guest paused, the
-//!    blocks still dirty are named to the destination as stale.
+//!    blocks still dirty are named to the destination as stale, and the
+//!    destination confirms before its guest may resume.
 //! 3. Either **stop-and-copy** (send them before the guest resumes) or
 //!    **post-copy**: the guest resumes at the destination at once; a block
 //!    it touches that is not there yet is requested and sent ahead of the
-//!    background copy ([`Incoming`] as the guest's [`Device`]).
+//!    background copy ([`Incoming`] as the guest's [`Device`];
+//!    [`Switched::finish`] on the source).
 //!
 //! Every block travels with its SHA-256 and is checked on arrival. The
 //! source learns that the destination owns every block (`OWNED`) before
@@ -32,6 +34,7 @@ const STALE: u8 = 3;
 const DONE: u8 = 4;
 const NEED: u8 = 5;
 const OWNED: u8 = 6;
+const SWITCHED: u8 = 7;
 /// Largest frame: one block of at most 16 MiB and its header, or a list
 /// of stale blocks.
 const MAX_FRAME: usize = 64 << 20;
@@ -161,60 +164,32 @@ impl Source {
         Ok(data.len() as u64)
     }
 
-    /// With the guest paused: name the blocks still dirty as stale, then
-    /// send them, those the destination asks for first, at most
-    /// `bandwidth` bytes a second for the rest (unlimited when `None`).
-    /// Returns once the destination owns every block.
-    pub fn switchover(mut self, bandwidth: Option<u64>) -> Result<Finish> {
-        let t = Instant::now();
+    /// With the guest paused: name the blocks still dirty as stale, and
+    /// wait until the destination has marked them missing, so that its
+    /// guest, once resumed, can never read one.
+    pub fn switchover(mut self) -> Result<Switched> {
+        let start = Instant::now();
         let stale = self.disk.take_dirty();
         let list: Vec<u8> = stale.iter().flat_map(|b| b.to_be_bytes()).collect();
         frame(&mut self.out, STALE, &[&list]).map_err(|e| self.io(e))?;
         self.out.flush().map_err(|e| self.io(e))?;
         let events = self.listen()?;
-        let mut todo: VecDeque<u64> = stale.iter().copied().collect();
-        let mut pending: HashSet<u64> = stale.iter().copied().collect();
-        let (mut bytes, mut on_demand) = (0u64, 0u64);
-        while !pending.is_empty() {
-            let (b, asked) = match events.try_recv() {
-                Ok(Event::Need(b)) => (b, true),
-                Ok(Event::Owned) | Err(mpsc::TryRecvError::Empty) => match todo.pop_front() {
-                    Some(b) => (b, false),
-                    None => continue,
-                },
-                Ok(Event::Failed(e)) => return Err(self.io(e)),
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    return Err(self.io(io::ErrorKind::UnexpectedEof.into()))
-                }
-            };
-            if !pending.remove(&b) {
-                continue; // already on its way, or never stale
-            }
-            let n = self.send_block(b)?;
-            bytes += n;
-            if asked {
-                on_demand += 1;
-                self.out.flush().map_err(|e| self.io(e))?;
-            } else if let Some(rate) = bandwidth {
-                self.out.flush().map_err(|e| self.io(e))?;
-                pace(t, bytes, rate);
-            }
-        }
-        frame(&mut self.out, DONE, &[]).map_err(|e| self.io(e))?;
-        self.out.flush().map_err(|e| self.io(e))?;
+        let mut early = Vec::new();
         loop {
             match events.recv() {
-                Ok(Event::Owned) => break,
-                Ok(Event::Need(_)) => {}
+                Ok(Event::Switched) => break,
+                Ok(Event::Need(b)) => early.push(b),
+                Ok(Event::Owned) => return Err(self.io(bad_data("OWNED before the stale blocks"))),
                 Ok(Event::Failed(e)) => return Err(self.io(e)),
                 Err(_) => return Err(self.io(io::ErrorKind::UnexpectedEof.into())),
             }
         }
-        Ok(Finish {
-            stale: stale.len() as u64,
-            on_demand,
-            bytes,
-            millis: t.elapsed().as_millis() as u64,
+        Ok(Switched {
+            src: self,
+            stale,
+            events,
+            early,
+            start,
         })
     }
 
@@ -229,10 +204,11 @@ impl Source {
                     None => Event::Failed(bad_data("a NEED frame without a block")),
                 },
                 Ok((OWNED, _)) => Event::Owned,
+                Ok((SWITCHED, _)) => Event::Switched,
                 Ok((tag, _)) => Event::Failed(bad_data(&format!("unexpected frame {tag}"))),
                 Err(e) => Event::Failed(e),
             };
-            let last = !matches!(ev, Event::Need(_));
+            let last = matches!(ev, Event::Owned | Event::Failed(_));
             if tx.send(ev).is_err() || last {
                 return;
             }
@@ -241,8 +217,79 @@ impl Source {
     }
 }
 
+/// A source past switchover: the stale blocks are still to send.
+pub struct Switched {
+    src: Source,
+    stale: Vec<u64>,
+    events: mpsc::Receiver<Event>,
+    early: Vec<u64>,
+    start: Instant,
+}
+
+impl Switched {
+    /// Blocks the destination does not have yet.
+    pub fn stale(&self) -> u64 {
+        self.stale.len() as u64
+    }
+
+    /// Send the stale blocks, those the destination asks for first, at
+    /// most `bandwidth` bytes a second for the rest (unlimited when
+    /// `None`). Returns once the destination owns every block.
+    pub fn finish(mut self, bandwidth: Option<u64>) -> Result<Finish> {
+        let mut todo: VecDeque<u64> = self.stale.iter().copied().collect();
+        let mut pending: HashSet<u64> = self.stale.iter().copied().collect();
+        let mut asked: VecDeque<u64> = std::mem::take(&mut self.early).into();
+        let (mut bytes, mut on_demand) = (0u64, 0u64);
+        let t = Instant::now();
+        while !pending.is_empty() {
+            while let Ok(ev) = self.events.try_recv() {
+                match ev {
+                    Event::Need(b) => asked.push_back(b),
+                    Event::Failed(e) => return Err(self.src.io(e)),
+                    Event::Owned | Event::Switched => {}
+                }
+            }
+            let (b, on_request) = match asked.pop_front() {
+                Some(b) => (b, true),
+                None => match todo.pop_front() {
+                    Some(b) => (b, false),
+                    None => break,
+                },
+            };
+            if !pending.remove(&b) {
+                continue; // already on its way, or never stale
+            }
+            bytes += self.src.send_block(b)?;
+            if on_request {
+                on_demand += 1;
+                self.src.out.flush().map_err(|e| self.src.io(e))?;
+            } else if let Some(rate) = bandwidth {
+                self.src.out.flush().map_err(|e| self.src.io(e))?;
+                pace(t, bytes, rate);
+            }
+        }
+        frame(&mut self.src.out, DONE, &[]).map_err(|e| self.src.io(e))?;
+        self.src.out.flush().map_err(|e| self.src.io(e))?;
+        loop {
+            match self.events.recv() {
+                Ok(Event::Owned) => break,
+                Ok(Event::Need(_) | Event::Switched) => {}
+                Ok(Event::Failed(e)) => return Err(self.src.io(e)),
+                Err(_) => return Err(self.src.io(io::ErrorKind::UnexpectedEof.into())),
+            }
+        }
+        Ok(Finish {
+            stale: self.stale.len() as u64,
+            on_demand,
+            bytes,
+            millis: self.start.elapsed().as_millis() as u64,
+        })
+    }
+}
+
 enum Event {
     Need(u64),
+    Switched,
     Owned,
     Failed(io::Error),
 }
@@ -393,6 +440,8 @@ impl Incoming {
                     }
                     self.lock().switched = true;
                     self.arrived.notify_all();
+                    let mut w = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+                    frame(&mut *w, SWITCHED, &[]).map_err(io)?;
                 }
                 DONE => {
                     if let Some(b) = (0..self.disk.blocks()).find(|b| !self.has(*b)) {
@@ -416,8 +465,19 @@ impl Incoming {
     }
 
     /// Make the blocks of `offset..offset+len` present, asking the source
-    /// for each missing one and waiting for it.
-    fn ensure(&self, offset: u64, len: u64) -> io::Result<()> {
+    /// for each missing one and waiting for it. Before switchover the
+    /// guest is not running here: the destination's QEMU only probes its
+    /// disk, so a read gets what has arrived so far and a write is refused.
+    fn ensure(&self, offset: u64, len: u64, write: bool) -> io::Result<()> {
+        if !self.lock().switched {
+            if write {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "the disk is still arriving; the guest runs here only after switchover",
+                ));
+            }
+            return Ok(());
+        }
         if len == 0 || offset.checked_add(len).is_none_or(|e| e > self.disk.size()) {
             return Ok(()); // the disk's own range check answers
         }
@@ -448,15 +508,15 @@ impl Device for Incoming {
         self.disk.size()
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.ensure(offset, buf.len() as u64)?;
+        self.ensure(offset, buf.len() as u64, false)?;
         self.disk.read_at(buf, offset)
     }
     fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
-        self.ensure(offset, data.len() as u64)?;
+        self.ensure(offset, data.len() as u64, true)?;
         self.disk.write_at(data, offset)
     }
     fn write_zeroes(&self, offset: u64, len: u64) -> io::Result<()> {
-        self.ensure(offset, len)?;
+        self.ensure(offset, len, true)?;
         self.disk.write_zeroes(offset, len)
     }
     fn flush(&self) -> io::Result<()> {

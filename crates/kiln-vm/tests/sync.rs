@@ -93,7 +93,9 @@ fn precopy_rounds_converge_while_the_guest_writes_and_the_copy_is_exact() {
     );
     stop.store(true, Ordering::SeqCst); // pause the guest
     guest.join().unwrap();
-    let finish = source.switchover(None).unwrap();
+    let switched = source.switchover().unwrap();
+    assert!(switched.stale() <= 32, "at most the working set is left");
+    let finish = switched.finish(None).unwrap();
     assert_eq!(finish.on_demand, 0);
     assert!(receiver.join().unwrap().unwrap() >= 512);
     assert_eq!(incoming.disk().digest().unwrap(), disk.digest().unwrap());
@@ -132,7 +134,7 @@ fn postcopy_serves_the_guest_blocks_it_touches_first() {
     };
     // 2 MiB/s for the background copy: about 3 s for the 100 blocks, so
     // the guest's first touches come long before their turn.
-    let sender = thread::spawn(move || source.switchover(Some(2 * MIB)).unwrap());
+    let sender = thread::spawn(move || source.switchover().unwrap().finish(Some(2 * MIB)).unwrap());
     ready.recv().unwrap();
     let url = format!("nbd+unix:///vmdisk?socket={}", socket.display());
     let o = Command::new("qemu-io")
