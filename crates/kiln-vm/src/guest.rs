@@ -243,6 +243,10 @@ pub struct Process {
     /// User and group ids.
     pub uid: u32,
     pub gid: u32,
+    /// eth0's address as `ADDR/PREFIX` (no networking when `None`).
+    pub ip: Option<String>,
+    /// The default gateway.
+    pub gateway: Option<String>,
 }
 
 /// A gzip'd newc initramfs: `kiln-init` as `/init` with its libraries,
@@ -277,6 +281,12 @@ pub fn initramfs(init: &Path, kernel: &Kernel, process: &Process) -> Result<Vec<
     line("workdir", process.workdir.as_deref().unwrap_or("/"))?;
     line("uid", &process.uid.to_string())?;
     line("gid", &process.gid.to_string())?;
+    if let Some(ip) = &process.ip {
+        line("ip", ip)?;
+    }
+    if let Some(gw) = &process.gateway {
+        line("gateway", gw)?;
+    }
     files.push(("kiln/config".into(), 0o644, config.into_bytes()));
     for lib in shared_libraries(init)? {
         let at = lib.to_string_lossy().trim_start_matches('/').to_string();

@@ -8,7 +8,8 @@
 //! Its configuration is `/kiln/config` in the initramfs, one setting per
 //! line as `key<TAB>value`: `module` (a file under /kiln/modules, in load
 //! order), `arg` (the command, in order), `env` (`K=V`), `workdir`, `uid`,
-//! `gid`, `root` (the disk, default `/dev/vda`).
+//! `gid`, `root` (the disk, default `/dev/vda`), `ip` (`ADDR/PREFIX` for
+//! eth0) and `gateway`.
 
 use std::ffi::CString;
 use std::io::Write;
@@ -25,6 +26,9 @@ struct Config {
     uid: u32,
     gid: u32,
     root: String,
+    /// `ADDR/PREFIX` for eth0, and the default gateway.
+    ip: Option<String>,
+    gateway: Option<String>,
 }
 
 fn main() {
@@ -47,6 +51,14 @@ fn boot() -> Result<(), String> {
         load_module(&format!("/kiln/modules/{m}"))?;
     }
     wait_for(&cfg.root, Duration::from_secs(30))?;
+    net::up("lo", None)?;
+    if let Some(ip) = &cfg.ip {
+        wait_for("/sys/class/net/eth0", Duration::from_secs(30))?;
+        net::up("eth0", Some(ip))?;
+        if let Some(gw) = &cfg.gateway {
+            net::default_route(gw)?;
+        }
+    }
     std::fs::create_dir_all("/newroot").map_err(|e| format!("/newroot: {e}"))?;
     mount(&cfg.root, "/newroot", "ext4")?;
     // The image's own /dev, /proc and /sys; an image without the
@@ -85,6 +97,8 @@ fn read_config(path: &Path) -> Result<Config, String> {
             "uid" => c.uid = v.parse().map_err(|_| format!("uid {v:?}"))?,
             "gid" => c.gid = v.parse().map_err(|_| format!("gid {v:?}"))?,
             "root" => c.root = v.into(),
+            "ip" => c.ip = Some(v.into()),
+            "gateway" => c.gateway = Some(v.into()),
             _ => return Err(format!("unknown config key {k:?}")),
         }
     }
@@ -199,5 +213,131 @@ fn power_off() -> ! {
     }
     loop {
         std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+/// Interface addresses and routes through the classic socket ioctls (no
+/// netlink needed for one static address).
+mod net {
+    use std::net::Ipv4Addr;
+
+    const SIOCGIFFLAGS: libc::c_ulong = 0x8913;
+    const SIOCSIFFLAGS: libc::c_ulong = 0x8914;
+    const SIOCSIFADDR: libc::c_ulong = 0x8916;
+    const SIOCSIFNETMASK: libc::c_ulong = 0x891c;
+    const SIOCADDRT: libc::c_ulong = 0x890b;
+
+    /// An `ifreq`: the name, then a `sockaddr_in` or the flags.
+    fn ifreq(name: &str) -> [u8; 40] {
+        let mut r = [0u8; 40];
+        r[..name.len().min(15)].copy_from_slice(&name.as_bytes()[..name.len().min(15)]);
+        r
+    }
+
+    fn sockaddr(ip: Ipv4Addr) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        a[4..8].copy_from_slice(&ip.octets());
+        a
+    }
+
+    fn ioctl(fd: i32, req: libc::c_ulong, arg: *mut u8, what: &str) -> Result<(), String> {
+        // SAFETY: `arg` points at a buffer of the size the request reads.
+        if unsafe { libc::ioctl(fd, req, arg) } != 0 {
+            return Err(format!("{what}: {}", std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    fn socket() -> Result<i32, String> {
+        // SAFETY: plain socket(2).
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+        if fd < 0 {
+            return Err(format!("socket: {}", std::io::Error::last_os_error()));
+        }
+        Ok(fd)
+    }
+
+    /// Bring `name` up, with `cidr` (`ADDR/PREFIX`) as its address.
+    pub fn up(name: &str, cidr: Option<&str>) -> Result<(), String> {
+        let fd = socket()?;
+        if let Some(cidr) = cidr {
+            let (addr, prefix) = cidr
+                .split_once('/')
+                .ok_or_else(|| format!("ip {cidr:?} is not ADDR/PREFIX"))?;
+            let ip: Ipv4Addr = addr.parse().map_err(|_| format!("ip {addr:?}"))?;
+            let prefix: u32 = prefix
+                .parse()
+                .ok()
+                .filter(|p| *p <= 32)
+                .ok_or_else(|| format!("prefix {prefix:?}"))?;
+            let mask = Ipv4Addr::from(u32::MAX.checked_shl(32 - prefix).unwrap_or(0));
+            let mut r = ifreq(name);
+            r[16..32].copy_from_slice(&sockaddr(ip));
+            ioctl(
+                fd,
+                SIOCSIFADDR,
+                r.as_mut_ptr(),
+                &format!("address of {name}"),
+            )?;
+            r[16..32].copy_from_slice(&sockaddr(mask));
+            ioctl(
+                fd,
+                SIOCSIFNETMASK,
+                r.as_mut_ptr(),
+                &format!("netmask of {name}"),
+            )?;
+        }
+        let mut r = ifreq(name);
+        ioctl(
+            fd,
+            SIOCGIFFLAGS,
+            r.as_mut_ptr(),
+            &format!("flags of {name}"),
+        )?;
+        let flags = i16::from_ne_bytes([r[16], r[17]]) | (libc::IFF_UP | libc::IFF_RUNNING) as i16;
+        r[16..18].copy_from_slice(&flags.to_ne_bytes());
+        ioctl(
+            fd,
+            SIOCSIFFLAGS,
+            r.as_mut_ptr(),
+            &format!("bringing {name} up"),
+        )?;
+        // SAFETY: closing the socket made above.
+        unsafe { libc::close(fd) };
+        Ok(())
+    }
+
+    /// A default route through `gateway`.
+    pub fn default_route(gateway: &str) -> Result<(), String> {
+        let gw: Ipv4Addr = gateway
+            .parse()
+            .map_err(|_| format!("gateway {gateway:?}"))?;
+        // SAFETY: an all-zero rtentry is valid; fields are set below.
+        let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
+        let put = |a: &mut libc::sockaddr, ip: Ipv4Addr| {
+            // SAFETY: sockaddr and the 16 bytes of a sockaddr_in agree in size.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    sockaddr(ip).as_ptr(),
+                    (a as *mut libc::sockaddr).cast(),
+                    16,
+                )
+            };
+        };
+        put(&mut rt.rt_dst, Ipv4Addr::UNSPECIFIED);
+        put(&mut rt.rt_genmask, Ipv4Addr::UNSPECIFIED);
+        put(&mut rt.rt_gateway, gw);
+        rt.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
+        let fd = socket()?;
+        ioctl(
+            fd,
+            SIOCADDRT,
+            (&mut rt as *mut libc::rtentry).cast(),
+            "default route",
+        )?;
+        // SAFETY: closing the socket made above.
+        unsafe { libc::close(fd) };
+        Ok(())
     }
 }

@@ -83,6 +83,19 @@ pub fn boot(
     nbd: &Path,
     incoming: bool,
 ) -> Guest {
+    boot_with(dir, name, kernel, initrd, nbd, incoming, &[])
+}
+
+/// As [`boot`], with more QEMU arguments (a network device).
+pub fn boot_with(
+    dir: &Path,
+    name: &str,
+    kernel: &Kernel,
+    initrd: &Path,
+    nbd: &Path,
+    incoming: bool,
+    extra: &[String],
+) -> Guest {
     let log = dir.join(format!("{name}.log"));
     let qmp = dir.join(format!("{name}.qmp"));
     let mut cmd = Command::new("qemu-system-x86_64");
@@ -112,6 +125,7 @@ pub fn boot(
     ))
     .arg("-qmp")
     .arg(format!("unix:{},server=on,wait=off", qmp.display()))
+    .args(extra)
     .stdin(Stdio::null());
     if incoming {
         cmd.args(["-incoming", "defer"]);
