@@ -45,6 +45,10 @@ fi
 if ! command -v qemu-system-x86_64 >/dev/null 2>&1 || ! command -v qemu-io >/dev/null 2>&1; then
     if ! apt-get indextargets --format '$(RELEASE)' | grep -qx bookworm-backports; then
         mirror=$(apt-get indextargets --format '$(SITE) $(RELEASE)' | awk '$2 == "bookworm" { print $1; exit }')
+        if [ -z "$mirror" ]; then
+            echo "setup: apt has no bookworm source to take bookworm-backports from; QEMU 10 is needed for kiln-vm's tests" >&2
+            exit 1
+        fi
         printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$mirror" |
             $sudo tee /etc/apt/sources.list.d/kiln-backports.sources >/dev/null
         $sudo apt-get update -qq
