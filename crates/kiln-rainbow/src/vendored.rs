@@ -68,6 +68,8 @@ struct Compiled {
     project: Vec<usize>,
     /// The string templates' projects, each once.
     projects: Vec<String>,
+    /// Project -> its index in `projects`.
+    ids: HashMap<String, usize>,
 }
 
 /// The templates of a DB, compiled for scanning.
@@ -156,14 +158,16 @@ impl Templates {
                 })
                 .collect();
             let mut projects = vec![String::new(); ids.len()];
-            for (name, id) in ids {
-                projects[id] = name.to_string();
+            for (name, id) in &ids {
+                projects[*id] = name.to_string();
             }
+            let ids = ids.into_iter().map(|(n, i)| (n.to_string(), i)).collect();
             Ok(Compiled {
                 sets: PatternSets::build(&patterns)?,
                 specific: self.strings.iter().map(Tpl::specific).collect(),
                 project,
                 projects,
+                ids,
             })
         });
         c.as_ref().map_err(|e| RainbowError::Template(e.clone()))
@@ -482,8 +486,10 @@ fn string_clues(
     // that cannot. Projects are independent below, so skipping those
     // changes nothing but the time.
     let mut able = vec![false; compiled.projects.len()];
-    for (i, name) in compiled.projects.iter().enumerate() {
-        able[i] = by.contains_key(name);
+    for name in by.keys() {
+        if let Some(&i) = compiled.ids.get(name) {
+            able[i] = true;
+        }
     }
     for (_, hits) in &matched {
         for i in hits.iter().flat_map(|(owners, _)| owners.iter()) {

@@ -68,10 +68,7 @@ impl Disk {
     /// Make a new, sparse disk of `size` bytes at `path` (which must not
     /// exist yet).
     pub fn create(path: &Path, size: u64, block: u64) -> Result<Disk> {
-        let io_err = |source| VmError::Disk {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io_err = |source| VmError::disk(path, source);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -84,10 +81,7 @@ impl Disk {
 
     /// Open an existing disk file; its length is the disk's size.
     pub fn open(path: &Path, block: u64) -> Result<Disk> {
-        let io_err = |source| VmError::Disk {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io_err = |source| VmError::disk(path, source);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -222,10 +216,7 @@ impl Disk {
         let (offset, len) = self.block_range(i)?;
         let mut buf = vec![0u8; len as usize];
         self.read_at(&mut buf, offset)
-            .map_err(|source| VmError::Disk {
-                path: self.path.clone(),
-                source,
-            })?;
+            .map_err(|e| VmError::disk(&self.path, e))?;
         Ok(buf)
     }
 
@@ -242,10 +233,7 @@ impl Disk {
         }
         self.file
             .write_all_at(data, offset)
-            .map_err(|source| VmError::Disk {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(|e| VmError::disk(&self.path, e))
     }
 
     /// The byte range of block `i`: (offset, length).

@@ -45,6 +45,14 @@ pub enum VmError {
 }
 
 impl VmError {
+    /// An I/O failure on the disk file at `path`.
+    pub(crate) fn disk(path: &std::path::Path, source: std::io::Error) -> VmError {
+        VmError::Disk {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
     /// A QMP failure on `socket`.
     pub(crate) fn qmp(socket: &std::path::Path, reason: impl Into<String>) -> VmError {
         VmError::Qmp {

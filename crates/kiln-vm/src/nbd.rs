@@ -186,9 +186,10 @@ pub fn serve<S: Read + Write>(mut stream: S, export: &Export, peer: &str) -> Res
         s: &mut stream,
         peer,
     };
-    match c.handshake(export)? {
-        Some(no_zeroes) => c.transmission(export, no_zeroes),
-        None => Ok(()),
+    if c.handshake(export)? {
+        c.transmission(export)
+    } else {
+        Ok(())
     }
 }
 
@@ -235,9 +236,9 @@ impl<S: Read + Write> Conn<'_, S> {
         TX_HAS_FLAGS | TX_SEND_FLUSH | TX_SEND_FUA | TX_SEND_TRIM | TX_SEND_WRITE_ZEROES | ro
     }
 
-    /// Negotiate; `Some(no_zeroes)` when the client chose the export,
-    /// `None` when it aborted.
-    fn handshake(&mut self, export: &Export) -> Result<Option<bool>> {
+    /// Negotiate; true when the client chose the export, false when it
+    /// aborted.
+    fn handshake(&mut self, export: &Export) -> Result<bool> {
         let flags = FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES;
         self.send(&[
             &NBDMAGIC.to_be_bytes(),
@@ -269,11 +270,11 @@ impl<S: Read + Write> Conn<'_, S> {
                     let fl = Self::tx_flags(export).to_be_bytes();
                     let pad = if no_zeroes { &[][..] } else { &[0u8; 124][..] };
                     self.send(&[&size, &fl, pad])?;
-                    return Ok(Some(no_zeroes));
+                    return Ok(true);
                 }
                 OPT_GO | OPT_INFO => {
                     if self.info(export, opt, &data)? && opt == OPT_GO {
-                        return Ok(Some(no_zeroes));
+                        return Ok(true);
                     }
                 }
                 OPT_LIST => {
@@ -284,7 +285,7 @@ impl<S: Read + Write> Conn<'_, S> {
                 }
                 OPT_ABORT => {
                     let _ = self.reply(opt, REP_ACK, &[]);
-                    return Ok(None);
+                    return Ok(false);
                 }
                 _ => self.reply(opt, REP_ERR_UNSUP, &[])?,
             }
@@ -323,7 +324,7 @@ impl<S: Read + Write> Conn<'_, S> {
         ])
     }
 
-    fn transmission(&mut self, export: &Export, _no_zeroes: bool) -> Result<()> {
+    fn transmission(&mut self, export: &Export) -> Result<()> {
         loop {
             let head: [u8; 28] = match self.read() {
                 Ok(h) => h,

@@ -88,6 +88,13 @@ fn read_frame(r: &mut impl Read) -> io::Result<(u8, Vec<u8>)> {
     Ok((head[0], body))
 }
 
+/// The peer's address, for errors; `role` when it has none.
+fn peer_name(stream: &TcpStream, role: &str) -> String {
+    stream
+        .peer_addr()
+        .map_or_else(|_| role.to_string(), |a| a.to_string())
+}
+
 fn be64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
@@ -104,9 +111,7 @@ impl Source {
     /// Start migrating `disk` over `stream` (to [`Incoming::accept`]);
     /// every block is dirty, so the first round sends them all.
     pub fn start(disk: Arc<Disk>, stream: TcpStream) -> Result<Source> {
-        let peer = stream
-            .peer_addr()
-            .map_or_else(|_| "destination".to_string(), |a| a.to_string());
+        let peer = peer_name(&stream, "destination");
         let io = |source| VmError::Io {
             peer: peer.clone(),
             source,
@@ -323,7 +328,6 @@ pub struct Incoming {
 #[derive(Debug, Default)]
 struct State {
     switched: bool,
-    owned: bool,
     failed: Option<String>,
 }
 
@@ -335,9 +339,7 @@ impl Incoming {
         path: &Path,
         stream: TcpStream,
     ) -> Result<(Arc<Incoming>, JoinHandle<Result<u64>>)> {
-        let peer = stream
-            .peer_addr()
-            .map_or_else(|_| "source".to_string(), |a| a.to_string());
+        let peer = peer_name(&stream, "source");
         let io = |source| VmError::Io {
             peer: peer.clone(),
             source,
@@ -449,7 +451,6 @@ impl Incoming {
                     }
                     let mut w = self.requests.lock().unwrap_or_else(|e| e.into_inner());
                     frame(&mut *w, OWNED, &[]).map_err(io)?;
-                    self.lock().owned = true;
                     return Ok(received);
                 }
                 t => return Err(self.bad(&format!("unexpected frame {t}"))),

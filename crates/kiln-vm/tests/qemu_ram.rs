@@ -1,29 +1,19 @@
 //! QEMU's RAM migration between two real QEMU 10 processes (TCG), driven
 //! through kiln-vm's QMP client: pre-copy, and post-copy via userfaultfd.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::Guest;
 use kiln_vm::qmp::Qmp;
 use kiln_vm::ram::{migrate, Postcopy, RamOptions};
 
-/// A QEMU process, killed when dropped.
-struct Vm {
-    child: Child,
-    qmp: Qmp,
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A guest with no disk (its firmware finds nothing to boot and waits),
 /// 64 MiB of RAM; `incoming` makes it a migration target.
-fn qemu(dir: &Path, name: &str, incoming: bool) -> Vm {
+fn qemu(dir: &Path, name: &str, incoming: bool) -> Guest {
     let socket: PathBuf = dir.join(format!("{name}.qmp"));
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args([
@@ -47,16 +37,20 @@ fn qemu(dir: &Path, name: &str, incoming: bool) -> Vm {
     let child = cmd.spawn().unwrap_or_else(|e| {
         panic!("qemu-system-x86_64 is needed (QEMU 10 from bookworm-backports; scripts/setup.sh installs it): {e}")
     });
-    let qmp = Qmp::connect(&socket, Duration::from_secs(20)).unwrap();
-    Vm { child, qmp }
+    let qmp = Some(Qmp::connect(&socket, Duration::from_secs(20)).unwrap());
+    Guest {
+        child,
+        log: PathBuf::new(),
+        qmp,
+    }
 }
 
 fn run(postcopy: Postcopy) -> kiln_vm::ram::RamReport {
     let dir = tempfile::tempdir().unwrap();
     let mut a = qemu(dir.path(), "a", false);
     let mut b = qemu(dir.path(), "b", true);
-    assert_eq!(a.qmp.status().unwrap(), "running");
-    assert_eq!(b.qmp.status().unwrap(), "inmigrate");
+    assert_eq!(a.qmp().status().unwrap(), "running");
+    assert_eq!(b.qmp().status().unwrap(), "inmigrate");
     let uri = format!("unix:{}", dir.path().join("mig.sock").display());
     let opts = RamOptions {
         postcopy,
@@ -64,17 +58,23 @@ fn run(postcopy: Postcopy) -> kiln_vm::ram::RamReport {
         ..RamOptions::default()
     };
     let mut paused_at_switchover = false;
-    let report = migrate(&mut a.qmp, &mut b.qmp, &uri, &opts, || {
-        paused_at_switchover = true;
-        Ok(())
-    })
+    let report = migrate(
+        a.qmp.as_mut().unwrap(),
+        b.qmp.as_mut().unwrap(),
+        &uri,
+        &opts,
+        || {
+            paused_at_switchover = true;
+            Ok(())
+        },
+    )
     .unwrap();
     assert!(paused_at_switchover, "the source paused before switchover");
-    assert_eq!(a.qmp.status().unwrap(), "postmigrate");
+    assert_eq!(a.qmp().status().unwrap(), "postmigrate");
     // The destination runs once the last state is in.
     let mut status = String::new();
     for _ in 0..200 {
-        status = b.qmp.status().unwrap();
+        status = b.qmp().status().unwrap();
         if status == "running" {
             break;
         }
@@ -103,7 +103,7 @@ fn a_refused_command_is_reported_with_qemus_reason() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = qemu(dir.path(), "a", false);
     let err = a
-        .qmp
+        .qmp()
         .execute("no-such-command", serde_json::json!({}))
         .unwrap_err()
         .to_string();
