@@ -48,6 +48,14 @@ enum Command {
     Trace(cmd::trace::Args),
     /// List the runc containers kiln can enter.
     Ps(cmd::debug::PsArgs),
+    /// Run a host's agent for microVMs and their migration.
+    #[command(subcommand)]
+    Host(cmd::vm::HostCommand),
+    /// Run, list, inspect, stop and remove microVMs on a host.
+    #[command(subcommand)]
+    Vm(cmd::vm::VmCommand),
+    /// Live-migrate a running microVM to another host.
+    Migrate(cmd::vm::MigrateArgs),
 }
 
 /// Exit status when kiln did its job and a policy (`--fail-on`) failed.
@@ -74,6 +82,9 @@ fn main() -> ExitCode {
         Command::Trace(args) => cmd::trace::run(args, cli.quiet),
         Command::Cp(args) => cmd::cp::cp(args),
         Command::PortForward(args) => cmd::cp::port_forward(args),
+        Command::Host(c) => cmd::vm::serve(c),
+        Command::Vm(c) => cmd::vm::vm(c, cli.quiet),
+        Command::Migrate(args) => cmd::vm::migrate(args, cli.quiet),
     };
     match result {
         Ok(code) => code,

@@ -17,6 +17,7 @@ pub mod source;
 pub mod strip;
 pub mod trace;
 pub mod transfer;
+pub mod vm;
 pub mod vuln;
 
 use std::io::{IsTerminal, Write};

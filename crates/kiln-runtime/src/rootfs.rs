@@ -155,6 +155,44 @@ impl Root<'_> {
         Some((done.join("/"), links))
     }
 
+    /// User and group ids for the config's `user` (`uid[:gid]` or names
+    /// looked up in the image's `/etc/passwd` and `/etc/group`).
+    pub fn user_ids(&self, user: Option<&str>) -> (u32, u32) {
+        let Some(user) = user.filter(|u| !u.is_empty()) else {
+            return (0, 0);
+        };
+        let (u, g) = user
+            .split_once(':')
+            .map_or((user, None), |(u, g)| (u, Some(g)));
+        let lookup = |file: &str, name: &str| -> Option<(u32, u32)> {
+            let text = std::fs::read_to_string(self.host(file)).ok()?;
+            text.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.first() == Some(&name)).then(|| {
+                    (
+                        f.get(2).and_then(|v| v.parse().ok()).unwrap_or(0),
+                        f.get(3).and_then(|v| v.parse().ok()).unwrap_or(0),
+                    )
+                })
+            })
+        };
+        let (uid, pgid) = u
+            .parse::<u32>()
+            .map(|n| (n, n))
+            .ok()
+            .or_else(|| lookup("etc/passwd", u))
+            .unwrap_or((0, 0));
+        let gid = match g {
+            Some(g) => g
+                .parse()
+                .ok()
+                .or_else(|| lookup("etc/group", g).map(|x| x.0))
+                .unwrap_or(pgid),
+            None => pgid,
+        };
+        (uid, gid)
+    }
+
     /// The host path of an in-image path (no symlinks followed).
     pub fn host(&self, rel: &str) -> PathBuf {
         self.dir.join(rel.trim_start_matches('/'))

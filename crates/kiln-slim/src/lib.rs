@@ -154,44 +154,6 @@ fn is_package_metadata(p: &str) -> bool {
             .any(|c| c.ends_with(".dist-info") || c.ends_with(".egg-info"))
 }
 
-/// User and group ids for the config's `user` (`uid[:gid]` or names
-/// looked up in the image's `/etc/passwd` and `/etc/group`).
-fn user_ids(root: &Root<'_>, user: Option<&str>) -> (u32, u32) {
-    let Some(user) = user.filter(|u| !u.is_empty()) else {
-        return (0, 0);
-    };
-    let (u, g) = user
-        .split_once(':')
-        .map_or((user, None), |(u, g)| (u, Some(g)));
-    let lookup = |file: &str, name: &str| -> Option<(u32, u32)> {
-        let text = std::fs::read_to_string(root.host(file)).ok()?;
-        text.lines().find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.first() == Some(&name)).then(|| {
-                (
-                    f.get(2).and_then(|v| v.parse().ok()).unwrap_or(0),
-                    f.get(3).and_then(|v| v.parse().ok()).unwrap_or(0),
-                )
-            })
-        })
-    };
-    let (uid, pgid) = u
-        .parse::<u32>()
-        .map(|n| (n, n))
-        .ok()
-        .or_else(|| lookup("etc/passwd", u))
-        .unwrap_or((0, 0));
-    let gid = match g {
-        Some(g) => g
-            .parse()
-            .ok()
-            .or_else(|| lookup("etc/group", g).map(|x| x.0))
-            .unwrap_or(pgid),
-        None => pgid,
-    };
-    (uid, gid)
-}
-
 /// `PORT[/PATH]` → (port, `/PATH`).
 fn parse_http(p: &str) -> Result<(u16, String)> {
     let (port, path) = p.split_once('/').map_or((p, ""), |(a, b)| (a, b));
@@ -354,7 +316,7 @@ pub fn slim(
         None => None,
     };
     rootfs::unpack(tree, &rootfs_dir, &|_| true)?;
-    let ids = user_ids(&Root { dir: &rootfs_dir }, plan.user.as_deref());
+    let ids = Root { dir: &rootfs_dir }.user_ids(plan.user.as_deref());
 
     let t0 = Instant::now();
     let mut found = Found::default();

@@ -8,6 +8,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -233,6 +234,23 @@ impl Disk {
         }
         self.file
             .write_all_at(data, offset)
+            .map_err(|e| VmError::disk(&self.path, e))
+    }
+
+    /// Make block `i` zeroes, as copied from another host (not dirty).
+    /// Punching a hole keeps a sparse copy sparse.
+    pub fn put_zero(&self, i: u64) -> Result<()> {
+        let (offset, len) = self.block_range(i)?;
+        let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        // SAFETY: fallocate on an open file descriptor with a checked range.
+        let rc =
+            unsafe { libc::fallocate(self.file.as_raw_fd(), punch, offset as i64, len as i64) };
+        if rc == 0 {
+            return Ok(());
+        }
+        // A file system without hole punching: write the zeroes.
+        self.file
+            .write_all_at(&vec![0u8; len as usize], offset)
             .map_err(|e| VmError::disk(&self.path, e))
     }
 

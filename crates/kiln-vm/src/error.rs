@@ -36,6 +36,12 @@ pub enum VmError {
     /// A migration QEMU reported as failed, with its reason.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// An image could not be made into a root disk.
+    #[error("root disk {path}: {reason}")]
+    RootDisk { path: PathBuf, reason: String },
+    /// A host agent refused a request or could not be reached.
+    #[error("host agent {host}: {reason}")]
+    Agent { host: String, reason: String },
     /// The connection to an NBD peer failed.
     #[error("NBD client {peer}: {source}")]
     Io {
@@ -50,6 +56,22 @@ impl VmError {
         VmError::Disk {
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    /// A failure making the root disk at `path`.
+    pub(crate) fn root_disk(path: &std::path::Path, reason: impl ToString) -> VmError {
+        VmError::RootDisk {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A failure talking to the agent at `host`.
+    pub fn agent(host: impl ToString, reason: impl ToString) -> VmError {
+        VmError::Agent {
+            host: host.to_string(),
+            reason: reason.to_string(),
         }
     }
 

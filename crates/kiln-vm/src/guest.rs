@@ -232,7 +232,7 @@ fn load_order(
 }
 
 /// How the guest runs the image's process.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Process {
     /// The command and its arguments.
     pub args: Vec<String>,

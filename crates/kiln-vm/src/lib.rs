@@ -19,9 +19,13 @@ mod cpio;
 pub mod disk;
 pub mod error;
 pub mod guest;
+pub mod host;
+pub mod machine;
+pub mod metrics;
 pub mod nbd;
 pub mod qmp;
 pub mod ram;
+pub mod rootdisk;
 pub mod sync;
 
 pub use disk::Disk;

@@ -11,7 +11,8 @@ use crate::error::{Result, VmError};
 use crate::qmp::Qmp;
 
 /// When to switch to post-copy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Postcopy {
     /// Never: pre-copy until the remainder fits the downtime limit.
     Off,
@@ -46,7 +47,7 @@ impl Default for RamOptions {
 }
 
 /// What the memory migration did, from QEMU's own counters.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct RamReport {
     /// Pre-copy rounds (QEMU's dirty-sync count).
     pub rounds: u64,
@@ -73,26 +74,63 @@ pub fn migrate(
     dst: &mut Qmp,
     uri: &str,
     opts: &RamOptions,
-    mut at_switchover: impl FnMut() -> Result<()>,
+    at_switchover: impl FnMut() -> Result<()>,
 ) -> Result<RamReport> {
-    let postcopy = opts.postcopy != Postcopy::Off;
-    let cap = |name: &str, on: bool| json!({ "capability": name, "state": on });
+    listen(dst, uri, opts.postcopy)?;
+    send(src, uri, opts, at_switchover, |_| {})
+}
+
+/// Memory still to copy, as QEMU reports it after each pre-copy round.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RamRound {
+    /// Rounds so far.
+    pub round: u64,
+    /// Bytes sent so far.
+    pub transferred: u64,
+    /// Bytes left to send.
+    pub remaining: u64,
+    /// Pages dirtied a second.
+    pub dirty_rate: u64,
+}
+
+fn capability(name: &str, on: bool) -> Value {
+    json!({ "capability": name, "state": on })
+}
+
+/// The destination's half: make the QEMU behind `dst` (started with
+/// `-incoming defer`) wait for the memory on `uri`. When the two halves
+/// run in different processes (two hosts' agents), this one goes first.
+pub fn listen(dst: &mut Qmp, uri: &str, postcopy: Postcopy) -> Result<()> {
+    let on = postcopy != Postcopy::Off;
     dst.execute(
         "migrate-set-capabilities",
-        json!({ "capabilities": [cap("postcopy-ram", postcopy)] }),
+        json!({ "capabilities": [capability("postcopy-ram", on)] }),
     )?;
+    dst.execute("migrate-incoming", json!({ "uri": uri }))?;
+    Ok(())
+}
+
+/// The source's half: send the memory of the VM behind `src` to `uri`,
+/// where [`listen`] made a destination wait, and follow it to the end.
+pub fn send(
+    src: &mut Qmp,
+    uri: &str,
+    opts: &RamOptions,
+    mut at_switchover: impl FnMut() -> Result<()>,
+    mut observe: impl FnMut(&RamRound),
+) -> Result<RamReport> {
+    let on = opts.postcopy != Postcopy::Off;
     src.execute(
         "migrate-set-capabilities",
-        json!({ "capabilities": [cap("postcopy-ram", postcopy), cap("pause-before-switchover", true)] }),
+        json!({ "capabilities": [capability("postcopy-ram", on), capability("pause-before-switchover", true)] }),
     )?;
     let mut params = json!({ "downtime-limit": opts.max_downtime_ms });
     if let Some(b) = opts.bandwidth {
         params["max-bandwidth"] = json!(b);
     }
     src.execute("migrate-set-parameters", params)?;
-    dst.execute("migrate-incoming", json!({ "uri": uri }))?;
     src.execute("migrate", json!({ "uri": uri }))?;
-    follow(src, opts, &mut at_switchover)
+    follow(src, opts, &mut at_switchover, &mut observe)
 }
 
 /// Poll the source until the migration completes or fails.
@@ -100,6 +138,7 @@ fn follow(
     src: &mut Qmp,
     opts: &RamOptions,
     at_switchover: &mut impl FnMut() -> Result<()>,
+    observe: &mut impl FnMut(&RamRound),
 ) -> Result<RamReport> {
     let start = Instant::now();
     let mut report = RamReport::default();
@@ -115,6 +154,12 @@ fn follow(
                 .dirty_rates
                 .push(ram["dirty-pages-rate"].as_u64().unwrap_or(0));
             let remaining = ram["remaining"].as_u64().unwrap_or(0);
+            observe(&RamRound {
+                round: rounds,
+                transferred: ram["transferred"].as_u64().unwrap_or(0),
+                remaining,
+                dirty_rate: ram["dirty-pages-rate"].as_u64().unwrap_or(0),
+            });
             let stalled = rounds >= 2 && remaining >= last_remaining;
             last_remaining = remaining;
             if opts.postcopy == Postcopy::Auto && stalled && !started_postcopy {

@@ -35,12 +35,15 @@ const DONE: u8 = 4;
 const NEED: u8 = 5;
 const OWNED: u8 = 6;
 const SWITCHED: u8 = 7;
+/// A block of zeroes, sent without its bytes: a fresh VM disk is mostly
+/// unwritten, so the first round would otherwise send gigabytes of zeroes.
+const ZERO: u8 = 8;
 /// Largest frame: one block of at most 16 MiB and its header, or a list
 /// of stale blocks.
 const MAX_FRAME: usize = 64 << 20;
 
 /// What one pre-copy round sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Round {
     /// Blocks sent.
     pub blocks: u64,
@@ -51,7 +54,7 @@ pub struct Round {
 }
 
 /// What the final phase sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Finish {
     /// Blocks still dirty at switchover.
     pub stale: u64,
@@ -164,6 +167,10 @@ impl Source {
 
     fn send_block(&mut self, b: u64) -> Result<u64> {
         let data = self.disk.read_block(b)?;
+        if data.iter().all(|&x| x == 0) {
+            frame(&mut self.out, ZERO, &[&b.to_be_bytes()]).map_err(|e| self.io(e))?;
+            return Ok(0);
+        }
         let sum = block_digest(&data);
         frame(&mut self.out, BLOCK, &[&b.to_be_bytes(), &sum, &data]).map_err(|e| self.io(e))?;
         Ok(data.len() as u64)
@@ -328,6 +335,8 @@ pub struct Incoming {
 #[derive(Debug, Default)]
 struct State {
     switched: bool,
+    /// Every block is here.
+    done: bool,
     failed: Option<String>,
 }
 
@@ -382,6 +391,16 @@ impl Incoming {
         &self.disk
     }
 
+    /// Whether every block has arrived.
+    pub fn complete(&self) -> bool {
+        self.lock().done
+    }
+
+    /// Whether the migration failed, and why.
+    pub fn failed(&self) -> Option<String> {
+        self.lock().failed.clone()
+    }
+
     /// Blocks the guest asked for before they arrived.
     pub fn asked(&self) -> u64 {
         self.asked.load(Ordering::Acquire)
@@ -429,12 +448,14 @@ impl Incoming {
                     };
                     let sum: [u8; 32] = sum.try_into().map_err(|_| self.bad("bad digest"))?;
                     self.disk.put_block(b, &body[40..], &sum)?;
-                    self.set(b, true);
+                    self.arrive(b);
                     received += 1;
-                    // Through the lock, so a guest between its check and
-                    // its wait cannot miss the wake-up.
-                    drop(self.lock());
-                    self.arrived.notify_all();
+                }
+                ZERO => {
+                    let b = be64(&body, 0).ok_or_else(|| self.bad("a ZERO frame too short"))?;
+                    self.disk.put_zero(b)?;
+                    self.arrive(b);
+                    received += 1;
                 }
                 STALE => {
                     for b in body.chunks_exact(8).filter_map(|c| be64(c, 0)) {
@@ -451,11 +472,21 @@ impl Incoming {
                     }
                     let mut w = self.requests.lock().unwrap_or_else(|e| e.into_inner());
                     frame(&mut *w, OWNED, &[]).map_err(io)?;
+                    self.lock().done = true;
                     return Ok(received);
                 }
                 t => return Err(self.bad(&format!("unexpected frame {t}"))),
             }
         }
+    }
+
+    /// Block `b` is here: wake any guest request waiting for it.
+    fn arrive(&self, b: u64) {
+        self.set(b, true);
+        // Through the lock, so a guest between its check and its wait
+        // cannot miss the wake-up.
+        drop(self.lock());
+        self.arrived.notify_all();
     }
 
     fn bad(&self, reason: &str) -> VmError {

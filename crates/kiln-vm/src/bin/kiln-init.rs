@@ -70,6 +70,9 @@ fn boot() -> Result<(), String> {
     ] {
         let _ = mount(fs, target, fs);
     }
+    // POSIX shared memory (PostgreSQL's default for parallel queries), as
+    // container runtimes give it.
+    let _ = mount_data("shm", "/newroot/dev/shm", "tmpfs", "mode=1777");
     switch_root("/newroot")?;
     let status = run(&cfg)?;
     say(&format!("kiln-init: the process exited ({status})"));
@@ -113,10 +116,14 @@ fn cstr(s: &str) -> Result<CString, String> {
 }
 
 fn mount(src: &str, target: &str, fs: &str) -> Result<(), String> {
+    mount_data(src, target, fs, "")
+}
+
+fn mount_data(src: &str, target: &str, fs: &str, data: &str) -> Result<(), String> {
     let _ = std::fs::create_dir_all(target);
-    let (s, t, f) = (cstr(src)?, cstr(target)?, cstr(fs)?);
-    // SAFETY: valid C strings; no data argument.
-    let rc = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), 0, std::ptr::null()) };
+    let (s, t, f, d) = (cstr(src)?, cstr(target)?, cstr(fs)?, cstr(data)?);
+    // SAFETY: valid C strings, the data a file system option string.
+    let rc = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), 0, d.as_ptr().cast()) };
     if rc != 0 {
         return Err(format!(
             "mount {fs} on {target}: {}",
