@@ -14,7 +14,7 @@ $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-rec
     build-essential pkg-config ca-certificates curl git \
     dpkg-dev tar gzip zstd time cpio e2fsprogs libisal-dev isal linux-perf sqlite3 golang-go \
     umoci skopeo runc gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
-    docker-registry apache2-utils openssl busybox-static \
+    docker-registry apache2-utils openssl busybox-static mmdebstrap \
     clang libbpf-dev bpftool libelf-dev zlib1g-dev bpftrace \
     python3 python3-venv python3-pip libicu72 \
     rpm db5.3-util ruby-rack ruby-bundler composer libcommons-lang3-java libguava-java >/dev/null

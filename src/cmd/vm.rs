@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics on this address (`GET /metrics`).
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<String>,
+    /// Where Debian's guest kernel is fetched to (default: STATE/kernel).
+    #[arg(long, value_name = "DIR")]
+    kernel_cache: Option<PathBuf>,
     /// kiln's guest init (default: `kiln-init` beside this binary).
     #[arg(long, value_name = "FILE")]
     init: Option<PathBuf>,
@@ -177,6 +180,7 @@ pub fn serve(c: HostCommand) -> Result<ExitCode> {
         state: a.state.clone(),
         bridge: a.bridge,
         init,
+        kernel_cache: a.kernel_cache.unwrap_or_else(|| a.state.join("kernel")),
         accel: Accel::detect(),
     })
     .with_context(|| format!("cannot open the state directory {}", a.state.display()))?;

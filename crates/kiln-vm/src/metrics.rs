@@ -151,14 +151,11 @@ impl Metrics {
             "kiln_migration_blocks_on_demand_total {}",
             load(&self.on_demand)
         );
-        let name = "kiln_migration_downtime_milliseconds";
+        let name = "kiln_migration_downtime_seconds";
         let _ = writeln!(o, "# HELP {name} The guest's pause at switchover, as QEMU measured it.\n# TYPE {name} summary");
-        let _ = writeln!(
-            o,
-            "{name}_sum {}\n{name}_count {}",
-            load(&self.downtime_sum_ms),
-            load(&self.downtime_count)
-        );
+        let sum = load(&self.downtime_sum_ms) as f64 / 1000.0;
+        let count = load(&self.downtime_count);
+        let _ = writeln!(o, "{name}_sum {sum}\n{name}_count {count}");
         o
     }
 }
@@ -251,7 +248,10 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("kiln_migrations_total{role=\"source\",result=\"ok\"} 1"));
-        assert!(t.contains("kiln_migration_downtime_milliseconds_sum 42"));
+        assert!(
+            t.contains("kiln_migration_downtime_seconds_sum 0.042"),
+            "{t}"
+        );
         assert!(t.contains("kiln_migration_blocks_on_demand_total 3"));
         for name in ["kiln_migrations_total", "kiln_migration_phase"] {
             assert_eq!(t.matches(&format!("# TYPE {name} ")).count(), 1);

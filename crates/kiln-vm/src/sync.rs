@@ -166,6 +166,10 @@ impl Source {
     }
 
     fn send_block(&mut self, b: u64) -> Result<u64> {
+        if self.disk.is_hole(b) {
+            frame(&mut self.out, ZERO, &[&b.to_be_bytes()]).map_err(|e| self.io(e))?;
+            return Ok(0);
+        }
         let data = self.disk.read_block(b)?;
         if data.iter().all(|&x| x == 0) {
             frame(&mut self.out, ZERO, &[&b.to_be_bytes()]).map_err(|e| self.io(e))?;
@@ -325,6 +329,9 @@ pub struct Incoming {
     disk: Arc<Disk>,
     peer: String,
     present: Vec<AtomicU64>,
+    /// The SHA-256 of each block's last version received: with every
+    /// block here, they describe the source's final disk.
+    received: Mutex<Vec<[u8; 32]>>,
     /// Set once the stale list arrived: from then on the guest may run.
     state: Mutex<State>,
     arrived: Condvar,
@@ -362,11 +369,13 @@ impl Incoming {
             });
         };
         let disk = Arc::new(Disk::create(path, size, block)?);
-        let words = disk.blocks().div_ceil(64) as usize;
+        let blocks = disk.blocks() as usize;
+        let words = blocks.div_ceil(64);
         let inc = Arc::new(Incoming {
             disk,
             peer,
             present: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            received: Mutex::new(vec![[0; 32]; blocks]),
             state: Mutex::new(State::default()),
             arrived: Condvar::new(),
             requests: Mutex::new(stream),
@@ -448,12 +457,15 @@ impl Incoming {
                     };
                     let sum: [u8; 32] = sum.try_into().map_err(|_| self.bad("bad digest"))?;
                     self.disk.put_block(b, &body[40..], &sum)?;
+                    self.record(b, sum);
                     self.arrive(b);
                     received += 1;
                 }
                 ZERO => {
                     let b = be64(&body, 0).ok_or_else(|| self.bad("a ZERO frame too short"))?;
                     self.disk.put_zero(b)?;
+                    let (_, len) = self.disk.block_range(b)?;
+                    self.record(b, block_digest(&vec![0; len as usize]));
                     self.arrive(b);
                     received += 1;
                 }
@@ -478,6 +490,24 @@ impl Incoming {
                 t => return Err(self.bad(&format!("unexpected frame {t}"))),
             }
         }
+    }
+
+    fn record(&self, b: u64, sum: [u8; 32]) {
+        let mut r = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = r.get_mut(b as usize) {
+            *slot = sum;
+        }
+    }
+
+    /// Once every block is here: the root digest of the disk as the
+    /// source last sent it (before this host's guest wrote to it), to
+    /// compare with [`Disk::root`] on the source.
+    pub fn root(&self) -> Option<String> {
+        if !self.complete() {
+            return None;
+        }
+        let r = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        Some(crate::disk::root_of(r.iter()))
     }
 
     /// Block `b` is here: wake any guest request waiting for it.

@@ -167,3 +167,28 @@ fn postcopy_serves_the_guest_blocks_it_touches_first() {
         assert!(want == got, "block {b} differs");
     }
 }
+
+#[test]
+fn holes_and_zero_blocks_travel_without_their_bytes_and_the_roots_agree() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    // 64 MiB, mostly a hole: one block of data, one written as zeroes.
+    let disk =
+        Arc::new(Disk::create(&dir.path().join("source.raw"), 64 * MIB, DEFAULT_BLOCK).unwrap());
+    disk.write_at(&Rng(3).bytes(65536), 10 * 65536).unwrap();
+    disk.write_at(&[0; 65536], 20 * 65536).unwrap();
+    let (mut source, incoming, receiver) = connect(&disk, &dir.path().join("dest.raw"));
+    let round = source.round().unwrap();
+    assert_eq!(round.blocks, 1024);
+    assert_eq!(round.bytes, 65536, "only the block of data is sent");
+    source.switchover().unwrap().finish(None).unwrap();
+    receiver.join().unwrap().unwrap();
+    assert_eq!(incoming.disk().digest().unwrap(), disk.digest().unwrap());
+    assert_eq!(incoming.root(), Some(disk.root().unwrap()));
+    let meta = std::fs::metadata(dir.path().join("dest.raw")).unwrap();
+    assert!(
+        meta.blocks() * 512 < 4 * MIB,
+        "the copy stays sparse: {} bytes used",
+        meta.blocks() * 512
+    );
+}

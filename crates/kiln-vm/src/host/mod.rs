@@ -35,6 +35,10 @@ pub struct Config {
     pub bridge: String,
     /// kiln's guest init binary (`kiln-init`).
     pub init: PathBuf,
+    /// Where Debian's guest kernel is fetched to and kept (it may be
+    /// shared between agents, and filled in advance on a host whose
+    /// agent cannot reach the package mirror).
+    pub kernel_cache: PathBuf,
     pub accel: Accel,
 }
 
@@ -233,9 +237,9 @@ impl Agent {
         if let Some(k) = &*k {
             return Ok(k.clone());
         }
-        let cache = self.cfg.state.join("kernel");
-        std::fs::create_dir_all(&cache).map_err(|e| VmError::disk(&cache, e))?;
-        let fetched = fetch_kernel(&cache, ROOT_MODULES)?;
+        let cache = &self.cfg.kernel_cache;
+        std::fs::create_dir_all(cache).map_err(|e| VmError::disk(cache, e))?;
+        let fetched = fetch_kernel(cache, ROOT_MODULES)?;
         *k = Some(fetched.clone());
         Ok(fetched)
     }

@@ -236,6 +236,9 @@ impl Agent {
                 )))
             }
         };
+        // The guest stopped here at switchover: this is the final state
+        // the destination must have received.
+        let source_root = rt.disk.root().map_err(Failure::After)?;
         let sent: u64 = rounds
             .iter()
             .chain(&switch.background_rounds)
@@ -256,11 +259,16 @@ impl Agent {
             "postcopy_ms": disk.millis,
             "disk": {
                 "precopy_rounds": rounds,
-                "background_rounds": switch.background_rounds,
+                "background": {
+                    "rounds": switch.background_rounds.len(),
+                    "blocks": switch.background_rounds.iter().map(|r| r.blocks).sum::<u64>(),
+                    "bytes": switch.background_rounds.iter().map(|r| r.bytes).sum::<u64>(),
+                },
                 "bytes": sent,
                 "stale_at_switchover": switch.stale,
                 "blocks_on_demand": disk.on_demand,
                 "final": disk,
+                "source_root": source_root,
             },
             "memory": ram,
             "memory_rounds": ram_rounds,
