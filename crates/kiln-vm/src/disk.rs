@@ -257,6 +257,9 @@ impl Disk {
     /// Punching a hole keeps a sparse copy sparse.
     pub fn put_zero(&self, i: u64) -> Result<()> {
         let (offset, len) = self.block_range(i)?;
+        if self.is_hole(i) {
+            return Ok(());
+        }
         let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
         // SAFETY: fallocate on an open file descriptor with a checked range.
         let rc =

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::error::{Result, VmError};
@@ -104,8 +105,12 @@ impl Machine {
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", spec.qmp.display()))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stdout(Stdio::null());
+        // QEMU's own complaints, beside the console (a pipe nobody reads
+        // could fill and stall it).
+        let log = spec.console.with_extension("qemu.log");
+        let file = std::fs::File::create(&log).map_err(|e| VmError::disk(&log, e))?;
+        cmd.stderr(file);
         if spec.accel == Accel::Kvm {
             cmd.args(["-cpu", "host"]);
         }
@@ -118,7 +123,7 @@ impl Machine {
         if spec.incoming {
             cmd.args(["-incoming", "defer"]);
         }
-        let mut child = cmd.spawn().map_err(|e| {
+        let mut child = spawn_tied(cmd).map_err(|e| {
             VmError::Guest(format!(
                 "qemu-system-x86_64 (QEMU 10; scripts/setup.sh installs it): {e}"
             ))
@@ -127,11 +132,16 @@ impl Machine {
             Ok(qmp) => Ok(Machine { child, qmp }),
             Err(e) => {
                 let _ = child.kill();
-                let out = child.wait_with_output().ok();
-                let why = out.map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string());
+                let _ = child.wait();
+                let why = std::fs::read_to_string(&log).unwrap_or_default();
+                let why = why.trim();
                 Err(VmError::Guest(format!(
                     "QEMU did not start: {}",
-                    why.filter(|w| !w.is_empty()).unwrap_or(e.to_string())
+                    if why.is_empty() {
+                        e.to_string()
+                    } else {
+                        why.to_string()
+                    }
                 )))
             }
         }
@@ -153,6 +163,44 @@ impl Drop for Machine {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Spawn `cmd` so that it dies with this process: with `PR_SET_PDEATHSIG`,
+/// from one thread that lives as long as the process (the signal follows
+/// the death of the thread that forked, not of the process). An agent
+/// that is killed must not leave guests running that nobody drives.
+fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    // SAFETY: prctl is async-signal-safe; it only sets a flag of the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let tx = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        std::thread::spawn(move || {
+            for (mut cmd, reply) in rx {
+                let _ = reply.send(cmd.spawn());
+            }
+        });
+        Mutex::new(tx)
+    });
+    let (reply, answer) = mpsc::channel();
+    let sent = tx
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((cmd, reply));
+    sent.map_err(|_| std::io::Error::other("the spawning thread is gone"))?;
+    answer
+        .recv()
+        .map_err(|_| std::io::Error::other("the spawning thread is gone"))?
 }
 
 /// A tap device attached to a bridge, deleted when dropped.

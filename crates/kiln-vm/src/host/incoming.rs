@@ -135,7 +135,13 @@ impl Agent {
             let mut g = lock(&vm);
             g.last_migration = Some(match result {
                 Ok(blocks) => {
-                    json!({ "result": "ok", "from": from, "blocks_received": blocks, "blocks_on_demand": inc.asked() })
+                    json!({
+                        "result": "ok",
+                        "from": from,
+                        "blocks_received": blocks,
+                        "blocks_on_demand": inc.asked(),
+                        "disk_root": inc.root(),
+                    })
                 }
                 Err(e) => {
                     json!({ "result": "disk-incomplete", "from": from, "error": e.to_string() })

@@ -226,7 +226,7 @@ impl Agent {
             .map_err(Failure::After)?;
         dest.set_timeout(Some(RESUME_WAIT))
             .map_err(Failure::After)?;
-        let running = match dest.next().map_err(Failure::After)? {
+        let running = match dest.reply().map_err(Failure::After)? {
             Reply::Ok(v) => v,
             Reply::Error(e) => return Err(Failure::After(VmError::agent(&m.to, e))),
             Reply::Event(v) => {
@@ -320,7 +320,7 @@ impl Agent {
 
 /// The next event from the destination, which must carry `key`.
 fn port(dest: &mut Client, key: &str, to: &str) -> Result<u16> {
-    match dest.next()? {
+    match dest.reply()? {
         Reply::Event(v) => v[key]
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())

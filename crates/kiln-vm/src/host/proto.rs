@@ -158,7 +158,7 @@ impl Client {
     pub fn call(&mut self, req: &Request, mut event: impl FnMut(Value)) -> Result<Value> {
         send_line(&mut self.writer, req).map_err(|e| VmError::agent(&self.host, e))?;
         loop {
-            match self.next()? {
+            match self.reply()? {
                 Reply::Event(v) => event(v),
                 Reply::Ok(v) => return Ok(v),
                 Reply::Error(e) => return Err(VmError::agent(&self.host, e)),
@@ -167,7 +167,7 @@ impl Client {
     }
 
     /// The next reply line.
-    pub fn next(&mut self) -> Result<Reply> {
+    pub fn reply(&mut self) -> Result<Reply> {
         match read_line(&mut self.reader) {
             Ok(Some(r)) => Ok(r),
             Ok(None) => Err(VmError::agent(
