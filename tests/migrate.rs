@@ -7,7 +7,10 @@
 //! increasing ids in autocommit run from the client:
 //! 1. B's agent is killed during a migration's pre-copy: the VM must keep
 //!    running on A, and every id acknowledged so far must be there;
-//! 2. with B's agent back, `kiln migrate` moves the VM to B: every
+//! 2. with B's agent back, B's network is cut during a migration: it is
+//!    retried, then aborted, the VM still running on A, and B drops what
+//!    it had received;
+//! 3. with the network back, `kiln migrate` moves the VM to B: every
 //!    acknowledged id must be on B, pgbench must report no failed
 //!    transaction and no aborted client (its connections survived), and
 //!    B must have received exactly A's final disk (root digests).
@@ -379,6 +382,25 @@ fn ready(net: &Net, console: &Path) {
     }
 }
 
+/// Wait until `host` lists a VM arriving (`arriving`), or none at all.
+fn wait_listed(net: &Net, host: &str, arriving: bool) {
+    let start = Instant::now();
+    loop {
+        let ls = net.kiln(&["vm", "ls", "--host", host, "-o", "json"]);
+        let text = String::from_utf8_lossy(&ls.stdout);
+        let done = if arriving {
+            text.contains("\"incoming\"")
+        } else {
+            ls.status.success() && text.trim() == "[]"
+        };
+        if done {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "{host}: {text}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn tools_present() -> bool {
     if !is_root() {
         assert!(std::env::var_os("CI").is_none(), "CI runs as root");
@@ -399,7 +421,7 @@ fn tools_present() -> bool {
 }
 
 #[test]
-fn postgres_under_load_moves_between_hosts_and_a_dead_destination_leaves_it_running() {
+fn postgres_under_load_moves_between_hosts_and_failed_moves_leave_it_on_the_source() {
     if !tools_present() {
         return;
     }
@@ -452,19 +474,7 @@ fn postgres_under_load_moves_between_hosts_and_a_dead_destination_leaves_it_runn
             .spawn()
             .unwrap()
     };
-    let start = Instant::now();
-    let b_addr = b.as_ref().unwrap().addr.clone();
-    loop {
-        let ls = net.kiln(&["vm", "ls", "--host", &b_addr, "-o", "json"]);
-        if String::from_utf8_lossy(&ls.stdout).contains("\"incoming\"") {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "B never started receiving"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_listed(&net, &b.as_ref().unwrap().addr, true);
     drop(b.take()); // SIGKILL
     let failed = migrate.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&failed.stderr);
@@ -480,8 +490,34 @@ fn postgres_under_load_moves_between_hosts_and_a_dead_destination_leaves_it_runn
     assert_all_present(&so_far, &ids_in_db(&net), "after the aborted migration");
     assert!(metrics(&net, A).contains("kiln_migrations_total{role=\"source\",result=\"failed\"} 1"));
 
-    // 2. The real move, under pgbench and the writer.
+    // 2. The network to B is cut during a migration: retries, then a
+    // clean abort; B drops what it received once it sees its peer gone.
     let b = Agent::start(&net, B, &dir.path().join("b2"));
+    let migrate = {
+        let mut c = net.exec(C, env!("CARGO_BIN_EXE_kiln"));
+        c.args(["migrate", "pg", "--from", &a.addr, "--to", &b.addr]);
+        c.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    wait_listed(&net, &b.addr, true);
+    ip(&["-n", &net.ns[B], "link", "set", "uplink", "down"]);
+    let failed = migrate.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(2), "the migration fails: {err}");
+    let on_a = inspect(&net, &a.addr);
+    assert_eq!(on_a["state"], "running", "{on_a}");
+    let tries = on_a["last_migration"]["failed_attempts"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(tries, 2, "two retries before the abort: {on_a}");
+    ip(&["-n", &net.ns[B], "link", "set", "uplink", "up"]);
+    wait_listed(&net, &b.addr, false);
+    assert_all_present(&writer.acked(), &ids_in_db(&net), "after the network cut");
+
+    // 3. The real move, under pgbench and the writer.
     let logs = dir.path().join("pgbench");
     std::fs::create_dir_all(&logs).unwrap();
     let pgbench = net

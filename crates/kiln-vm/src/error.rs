@@ -39,9 +39,12 @@ pub enum VmError {
     /// An image could not be made into a root disk.
     #[error("root disk {path}: {reason}")]
     RootDisk { path: PathBuf, reason: String },
-    /// A host agent refused a request or could not be reached.
+    /// A host agent could not be reached, or the connection failed.
     #[error("host agent {host}: {reason}")]
     Agent { host: String, reason: String },
+    /// A host agent answered, refusing the request.
+    #[error("host agent {host}: {reason}")]
+    Refused { host: String, reason: String },
     /// The connection to an NBD peer failed.
     #[error("NBD client {peer}: {source}")]
     Io {
@@ -70,6 +73,14 @@ impl VmError {
     /// A failure talking to the agent at `host`.
     pub fn agent(host: impl ToString, reason: impl ToString) -> VmError {
         VmError::Agent {
+            host: host.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// An agent's refusal, as it gave it.
+    pub fn refused(host: impl ToString, reason: impl ToString) -> VmError {
+        VmError::Refused {
             host: host.to_string(),
             reason: reason.to_string(),
         }

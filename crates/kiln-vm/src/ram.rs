@@ -10,6 +10,9 @@ use serde_json::{json, Value};
 use crate::error::{Result, VmError};
 use crate::qmp::Qmp;
 
+/// How long pre-copy may send nothing before it is given up.
+const STALL: Duration = Duration::from_secs(20);
+
 /// When to switch to post-copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -143,8 +146,13 @@ fn follow(
     let start = Instant::now();
     let mut report = RamReport::default();
     let (mut started_postcopy, mut last_remaining) = (false, u64::MAX);
+    let mut progress = (0u64, Instant::now());
     loop {
         let info = src.execute("query-migrate", json!({}))?;
+        let sent = info["ram"]["transferred"].as_u64().unwrap_or(0);
+        if sent != progress.0 {
+            progress = (sent, Instant::now());
+        }
         let status = info["status"].as_str().unwrap_or("").to_string();
         let ram = &info["ram"];
         let rounds = ram["dirty-sync-count"].as_u64().unwrap_or(0);
@@ -182,6 +190,16 @@ fn follow(
                 return Err(VmError::Migration(why.to_string()));
             }
             _ => {}
+        }
+        // QEMU's migration stream has no timeout of its own: a cut network
+        // would hold it for TCP's limits. Before switchover the source can
+        // still cancel and run on.
+        if status == "active" && !started_postcopy && progress.1.elapsed() > STALL {
+            let _ = src.execute("migrate_cancel", json!({}));
+            return Err(VmError::Migration(format!(
+                "no memory sent for {} s: the destination is unreachable",
+                STALL.as_secs()
+            )));
         }
         if start.elapsed() > opts.timeout {
             let _ = src.execute("migrate_cancel", json!({}));

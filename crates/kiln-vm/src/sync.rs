@@ -122,6 +122,7 @@ impl Source {
         // Frames are small and answered at once (STALE, NEED, DONE):
         // Nagle's delay would add to the guest's pause.
         stream.set_nodelay(true).map_err(io)?;
+        fail_fast(&stream).map_err(io)?;
         let writer = stream.try_clone().map_err(io)?;
         let mut s = Source {
             disk,
@@ -364,6 +365,7 @@ impl Incoming {
             source,
         };
         stream.set_nodelay(true).map_err(io)?;
+        fail_fast(&stream).map_err(io)?;
         let mut r = io::BufReader::with_capacity(1 << 20, stream.try_clone().map_err(io)?);
         let (tag, hello) = read_frame(&mut r).map_err(io)?;
         let (Some(size), Some(block), HELLO) = (be64(&hello, 0), be64(&hello, 8), tag) else {
@@ -594,4 +596,39 @@ impl Device for Incoming {
     fn flush(&self) -> io::Result<()> {
         self.disk.flush()
     }
+}
+
+/// How long a migration connection may go without an answer from its
+/// peer (unacknowledged data, or keepalive probes) before it fails.
+pub const DEAD_PEER: Duration = Duration::from_secs(15);
+
+/// Make `stream` fail within [`DEAD_PEER`] when its peer vanishes (a
+/// network cut sends no FIN or RST; without this a blocked read or write
+/// would wait for TCP's own limits, a quarter of an hour).
+pub fn fail_fast(stream: &TcpStream) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    let secs = DEAD_PEER.as_secs() as libc::c_int;
+    let set = |level, name, value: libc::c_int| {
+        // SAFETY: setsockopt on an open socket with a c_int option value.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs / 3)?;
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 1)?;
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, secs * 2 / 3)?;
+    set(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, secs * 1000)
 }

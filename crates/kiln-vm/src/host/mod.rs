@@ -107,6 +107,7 @@ impl Agent {
 
     fn handle(&self, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
+        let _ = crate::sync::fail_fast(&stream);
         let Ok(read) = stream.try_clone() else { return };
         let mut reader = BufReader::new(read);
         let mut out = Replies(stream);

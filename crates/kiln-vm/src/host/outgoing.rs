@@ -40,7 +40,7 @@ enum Failure {
 }
 
 fn before(err: VmError) -> Failure {
-    let retry = !matches!(err, VmError::Agent { .. });
+    let retry = !matches!(err, VmError::Refused { .. });
     Failure::Before { err, retry }
 }
 
@@ -228,7 +228,7 @@ impl Agent {
             .map_err(Failure::After)?;
         let running = match dest.reply().map_err(Failure::After)? {
             Reply::Ok(v) => v,
-            Reply::Error(e) => return Err(Failure::After(VmError::agent(&m.to, e))),
+            Reply::Error(e) => return Err(Failure::After(VmError::refused(&m.to, e))),
             Reply::Event(v) => {
                 return Err(Failure::After(VmError::agent(
                     &m.to,
@@ -325,7 +325,7 @@ fn port(dest: &mut Client, key: &str, to: &str) -> Result<u16> {
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
             .ok_or_else(|| VmError::agent(to, format!("expected {key}, got {v}"))),
-        Reply::Error(e) => Err(VmError::agent(to, e)),
+        Reply::Error(e) => Err(VmError::refused(to, e)),
         Reply::Ok(v) => Err(VmError::agent(to, format!("expected {key}, got {v}"))),
     }
 }

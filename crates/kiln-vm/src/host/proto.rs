@@ -146,6 +146,7 @@ impl Client {
             .ok_or_else(|| VmError::agent(host, "no address"))?;
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(err)?;
         stream.set_nodelay(true).map_err(err)?;
+        crate::sync::fail_fast(&stream).map_err(err)?;
         Ok(Client {
             host: host.to_string(),
             reader: BufReader::new(stream.try_clone().map_err(err)?),
@@ -161,7 +162,7 @@ impl Client {
             match self.reply()? {
                 Reply::Event(v) => event(v),
                 Reply::Ok(v) => return Ok(v),
-                Reply::Error(e) => return Err(VmError::agent(&self.host, e)),
+                Reply::Error(e) => return Err(VmError::refused(&self.host, e)),
             }
         }
     }
