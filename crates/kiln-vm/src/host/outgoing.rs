@@ -160,7 +160,24 @@ impl Agent {
         let (mut dest, source, ram_uri) = self.connect(spec, paths, rt, m).map_err(before)?;
         self.metrics.phase(&m.name, Some(Phase::Precopy));
         let (source, rounds) = precopy(source, out).map_err(before)?;
-        let background = Background::start(source);
+        let moved = self.move_memory(source, rt, &ram_uri, m, out)?;
+        let running = await_running(&mut dest, &m.to).map_err(Failure::After)?;
+        // The guest stopped here at switchover: this is the final state
+        // the destination must have received.
+        let source_root = rt.disk.root().map_err(Failure::After)?;
+        Ok(self.report(spec, m, &rounds, &moved, running, source_root))
+    }
+
+    /// Memory through QEMU, with the disk's switchover in its pause;
+    /// returns once the destination owns every block.
+    fn move_memory(
+        &self,
+        source: Source,
+        rt: &mut Runtime,
+        uri: &str,
+        m: &MigrateRequest,
+        out: &mut Replies,
+    ) -> std::result::Result<Moved, Failure> {
         let opts = RamOptions {
             postcopy: m.postcopy,
             max_downtime_ms: m.max_downtime_ms,
@@ -168,86 +185,89 @@ impl Agent {
             ..RamOptions::default()
         };
         let out = RefCell::new(out);
-        let mut background = Some(background);
-        let mut finishing: Option<JoinHandle<Result<Finish>>> = None;
+        let mut background = Some(Background::start(source));
+        let mut finishing: Option<Finishing> = None;
         let mut switch = SwitchInfo::default();
         let mut ram_rounds = Vec::new();
-        let ram_result = ram::send(
-            &mut rt.machine.qmp,
-            &ram_uri,
-            &opts,
-            || {
-                self.metrics.phase(&m.name, Some(Phase::StopAndCopy));
-                let t = Instant::now();
-                let (source, more) = background
-                    .take()
-                    .ok_or_else(|| VmError::Migration("switchover twice".into()))?
-                    .stop()?;
-                switch.background_rounds = more;
-                let switched = source.switchover()?;
-                switch.stale = switched.stale();
-                out.borrow_mut()
-                    .event(json!({ "phase": "switchover", "stale_blocks": switched.stale() }));
-                if m.postcopy == Postcopy::Off {
-                    let f = switched.finish(None)?;
-                    finishing = Some(std::thread::spawn(move || Ok(f)));
-                } else {
-                    let bw = m.bandwidth;
-                    finishing = Some(std::thread::spawn(move || switched.finish(bw)));
-                }
-                switch.hook_ms = t.elapsed().as_millis() as u64;
-                Ok(())
-            },
-            |r: &RamRound| {
-                ram_rounds.push(*r);
-                out.borrow_mut()
-                    .event(json!({ "phase": "memory", "round": r }));
-            },
-        );
-        let out = out.into_inner();
-        let ram = match ram_result {
-            Ok(r) => r,
-            Err(e) if finishing.is_none() => {
+        let hook = || {
+            self.metrics.phase(&m.name, Some(Phase::StopAndCopy));
+            let t = Instant::now();
+            let bg = background
+                .take()
+                .ok_or_else(|| VmError::Migration("switchover twice".into()))?;
+            let (source, more) = bg.stop()?;
+            switch.background_rounds = more;
+            let switched = source.switchover()?;
+            switch.stale = switched.stale();
+            out.borrow_mut()
+                .event(json!({ "phase": "switchover", "stale_blocks": switch.stale }));
+            finishing = Some(if m.postcopy == Postcopy::Off {
+                Finishing::Done(switched.finish(None)?)
+            } else {
+                let bw = m.bandwidth;
+                Finishing::Running(std::thread::spawn(move || switched.finish(bw)))
+            });
+            switch.hook_ms = t.elapsed().as_millis() as u64;
+            Ok(())
+        };
+        let observe = |r: &RamRound| {
+            ram_rounds.push(*r);
+            out.borrow_mut()
+                .event(json!({ "phase": "memory", "round": r }));
+        };
+        let sent = ram::send(&mut rt.machine.qmp, uri, &opts, hook, observe);
+        let ram = match (sent, finishing.is_some()) {
+            (Ok(r), _) => r,
+            (Err(e), false) => {
                 if let Some(bg) = background.take() {
                     let _ = bg.stop();
                 }
                 return Err(before(e));
             }
-            Err(e) => return Err(Failure::After(e)),
+            (Err(e), true) => return Err(Failure::After(e)),
         };
         if ram.postcopy || m.postcopy != Postcopy::Off {
             self.metrics.phase(&m.name, Some(Phase::Postcopy));
         }
-        out.event(json!({ "phase": "resumed-at-destination", "downtime_ms": ram.downtime_ms }));
-        let disk = finishing
-            .ok_or_else(|| Failure::After(VmError::Migration("no switchover happened".into())))?
-            .join()
-            .map_err(|_| Failure::After(VmError::Migration("the disk copy panicked".into())))?
-            .map_err(Failure::After)?;
-        dest.set_timeout(Some(RESUME_WAIT))
-            .map_err(Failure::After)?;
-        let running = match dest.reply().map_err(Failure::After)? {
-            Reply::Ok(v) => v,
-            Reply::Error(e) => return Err(Failure::After(VmError::refused(&m.to, e))),
-            Reply::Event(v) => {
-                return Err(Failure::After(VmError::agent(
-                    &m.to,
-                    format!("unexpected {v}"),
+        out.into_inner()
+            .event(json!({ "phase": "resumed-at-destination", "downtime_ms": ram.downtime_ms }));
+        let disk = match finishing {
+            Some(Finishing::Done(f)) => f,
+            Some(Finishing::Running(h)) => h
+                .join()
+                .map_err(|_| Failure::After(VmError::Migration("the disk copy panicked".into())))?
+                .map_err(Failure::After)?,
+            None => {
+                return Err(Failure::After(VmError::Migration(
+                    "no switchover happened".into(),
                 )))
             }
         };
-        // The guest stopped here at switchover: this is the final state
-        // the destination must have received.
-        let source_root = rt.disk.root().map_err(Failure::After)?;
-        let sent: u64 = rounds
-            .iter()
-            .chain(&switch.background_rounds)
-            .map(|r| r.bytes)
-            .sum::<u64>()
-            + disk.bytes;
+        Ok(Moved {
+            ram,
+            ram_rounds,
+            switch,
+            disk,
+        })
+    }
+
+    /// The migration report; counts the bytes in the agent's metrics.
+    fn report(
+        &self,
+        spec: &VmSpec,
+        m: &MigrateRequest,
+        rounds: &[Round],
+        moved: &Moved,
+        running: Value,
+        source_root: String,
+    ) -> Value {
+        let (ram, disk, switch) = (&moved.ram, &moved.disk, &moved.switch);
+        let bg = &switch.background_rounds;
+        let sum = |f: fn(&Round) -> u64, rs: &[Round]| rs.iter().map(f).sum::<u64>();
+        let sent = sum(|r| r.bytes, rounds) + sum(|r| r.bytes, bg) + disk.bytes;
         self.metrics.sent(sent, ram.transferred);
         self.metrics.completed(ram.downtime_ms, disk.on_demand);
-        Ok(json!({
+        json!({
             "name": m.name,
             "from": self.cfg.listen,
             "to": m.to,
@@ -260,9 +280,9 @@ impl Agent {
             "disk": {
                 "precopy_rounds": rounds,
                 "background": {
-                    "rounds": switch.background_rounds.len(),
-                    "blocks": switch.background_rounds.iter().map(|r| r.blocks).sum::<u64>(),
-                    "bytes": switch.background_rounds.iter().map(|r| r.bytes).sum::<u64>(),
+                    "rounds": bg.len(),
+                    "blocks": sum(|r| r.blocks, bg),
+                    "bytes": sum(|r| r.bytes, bg),
                 },
                 "bytes": sent,
                 "stale_at_switchover": switch.stale,
@@ -271,9 +291,9 @@ impl Agent {
                 "source_root": source_root,
             },
             "memory": ram,
-            "memory_rounds": ram_rounds,
+            "memory_rounds": moved.ram_rounds,
             "destination": running,
-        }))
+        })
     }
 
     /// Open the destination: send it the VM, start the disk stream, and
@@ -341,6 +361,31 @@ fn precopy(mut source: Source, out: &mut Replies) -> Result<(Source, Vec<Round>)
         if dirty <= CONVERGED_BLOCKS || rounds.len() >= MAX_ROUNDS {
             return Ok((source, rounds));
         }
+    }
+}
+
+/// The disk's last phase: done in the pause (stop-and-copy), or running
+/// beside the resumed guest (post-copy).
+enum Finishing {
+    Done(Finish),
+    Running(JoinHandle<Result<Finish>>),
+}
+
+/// What [`Agent::move_memory`] gave.
+struct Moved {
+    ram: ram::RamReport,
+    ram_rounds: Vec<RamRound>,
+    switch: SwitchInfo,
+    disk: Finish,
+}
+
+/// The destination's last word: it runs the guest.
+fn await_running(dest: &mut Client, to: &str) -> Result<Value> {
+    dest.set_timeout(Some(RESUME_WAIT))?;
+    match dest.reply()? {
+        Reply::Ok(v) => Ok(v),
+        Reply::Error(e) => Err(VmError::refused(to, e)),
+        Reply::Event(v) => Err(VmError::agent(to, format!("unexpected {v}"))),
     }
 }
 
