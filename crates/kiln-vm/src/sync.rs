@@ -51,6 +51,10 @@ pub struct Round {
     pub bytes: u64,
     /// How long the round took.
     pub millis: u64,
+    /// Blocks the guest dirtied while the round ran (the next round's).
+    pub dirtied: u64,
+    /// The guest's dirty rate during the round, blocks a second.
+    pub dirty_rate: u64,
 }
 
 /// What the final phase sent.
@@ -162,10 +166,13 @@ impl Source {
             bytes += self.send_block(b)?;
         }
         self.out.flush().map_err(|e| self.io(e))?;
+        let (took, dirtied) = (t.elapsed(), self.disk.dirty_count());
         Ok(Round {
             blocks: blocks.len() as u64,
             bytes,
-            millis: t.elapsed().as_millis() as u64,
+            millis: took.as_millis() as u64,
+            dirtied,
+            dirty_rate: (dirtied as f64 / took.as_secs_f64().max(1e-3)) as u64,
         })
     }
 

@@ -356,7 +356,7 @@ fn precopy(mut source: Source, out: &mut Replies) -> Result<(Source, Vec<Round>)
     loop {
         let r = source.round()?;
         rounds.push(r);
-        let dirty = source.dirty();
+        let dirty = r.dirtied;
         out.event(json!({ "phase": "disk-precopy", "round": rounds.len(), "sent": r, "dirty_after": dirty }));
         if dirty <= CONVERGED_BLOCKS || rounds.len() >= MAX_ROUNDS {
             return Ok((source, rounds));
