@@ -117,7 +117,8 @@ kiln_path() { # LABEL POSTCOPY
     wait_ready
     start_load "$d"
     /usr/bin/time -v ip netns exec $ns_c "$kiln" -q migrate pg --from $net.1:7100 --to $net.2:7100 \
-        --postcopy "$2" --report json >"$d/report.json" 2>"$d/time"
+        --postcopy "$2" --report json >"$d/report.json" 2>"$d/time" ||
+        { grep -v '^\s' "$d/time" | head -5 >&2; exit 1; }
     finish_load "$d" "$1" "$d/time" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["downtime_ms"])' "$d/report.json")"
     client "$kiln" vm rm pg --host $net.2:7100 --force
 }
@@ -147,7 +148,8 @@ qemu_path() { # LABEL
     start_load "$d"
     qemu_vm $ns_b kqb0 "$d/b.raw" "$d/b.qmp" "-incoming defer"
     sleep 1
-    /usr/bin/time -v python3 bench/migrate_qemu.py "$d/a.qmp" "$d/b.qmp" $net.2 d0 >"$d/report.json" 2>"$d/time"
+    /usr/bin/time -v python3 bench/migrate_qemu.py "$d/a.qmp" "$d/b.qmp" $net.2 d0 >"$d/report.json" 2>"$d/time" ||
+        { grep -v '^\s' "$d/time" | head -5 >&2; cat "$d"/*.log >&2; exit 1; }
     finish_load "$d" "$1" "$d/time" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["downtime_ms"])' "$d/report.json")"
     pkill -f "$d/" || true
     client "$kiln" vm rm pg --host $net.1:7100 --force
@@ -163,6 +165,12 @@ agent $ns_b 2 "$work/b"
 sleep 1
 echo "PostgreSQL 15 in a 512 MiB microVM ($accel), pgbench -c 4 for ${secs} s, migration $warm s in; $(nproc) cores"
 printf '%-34s %7s %6s %6s %7s %6s %6s %10s %12s\n' path gap_ms p50_ms p99_ms max_ms tx failed migrate_s downtime_ms
-kiln_path "kiln migrate (postcopy auto)" auto
-kiln_path "kiln migrate --postcopy off" off
-qemu_path "qemu drive-mirror + migrate"
+# PATHS picks some: auto, off, qemu.
+for p in ${PATHS:-auto off qemu}; do
+    case $p in
+        auto) kiln_path "kiln migrate (postcopy auto)" auto ;;
+        off) kiln_path "kiln migrate --postcopy off" off ;;
+        qemu) qemu_path "qemu drive-mirror + migrate" ;;
+        *) echo "bench: unknown path $p (auto, off, qemu)" >&2; exit 2 ;;
+    esac
+done

@@ -52,7 +52,7 @@ def main():
     dst.cmd("nbd-server-start", addr={"type": "inet", "data": {"host": dst_ip, "port": "10809"}})
     dst.cmd("nbd-server-add", device=drive, writable=True)
     src.cmd("drive-mirror", device=drive, target=f"nbd://{dst_ip}:10809/{drive}",
-            sync="full", format="raw", mode="existing", job_id="mirror")
+            sync="full", format="raw", mode="existing", **{"job-id": "mirror"})
     while not any(j.get("ready") for j in src.cmd("query-block-jobs")):
         time.sleep(0.05)
     mirrored = time.monotonic()
