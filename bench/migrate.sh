@@ -102,13 +102,16 @@ start_load() { # DIR
     sleep $warm
 }
 
-# finish_load DIR LABEL MIGRATE_TIME_FILE DOWNTIME
+# finish_load DIR LABEL MIGRATE_TIME_FILE: a row of the table, from the
+# pgbench logs and the migration's report (DIR/report.json).
 finish_load() {
     wait $load || true
-    local stats wall
-    stats=$(python3 bench/pgbench_gaps.py "$1"/pgbench_log.*)
+    local stats wall downtime paused gap_at
+    stats=$(python3 bench/pgbench_gaps.py "$1"/pgbench_log.* 2>"$1/gap_at")
     wall=$(time_summary "$3" | cut -d' ' -f1)
-    printf '%-34s %7s %6s %6s %7s %6s %6s %10s %12s\n' "$2" $stats "$wall" "$4"
+    read -r downtime paused < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["downtime_ms"], r["paused_at_unix_ms"])' "$1/report.json")
+    gap_at=$(($(cat "$1/gap_at") - paused))
+    printf '%-34s %7s %6s %6s %7s %6s %6s %10s %12s %10s\n' "$2" $stats "$wall" "$downtime" "$gap_at"
 }
 
 kiln_path() { # LABEL POSTCOPY
@@ -119,7 +122,7 @@ kiln_path() { # LABEL POSTCOPY
     /usr/bin/time -v ip netns exec $ns_c "$kiln" -q migrate pg --from $net.1:7100 --to $net.2:7100 \
         --postcopy "$2" --report json >"$d/report.json" 2>"$d/time" ||
         { grep -v '^\s' "$d/time" | head -5 >&2; exit 1; }
-    finish_load "$d" "$1" "$d/time" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["downtime_ms"])' "$d/report.json")"
+    finish_load "$d" "$1" "$d/time"
     client "$kiln" vm rm pg --host $net.2:7100 --force
 }
 
@@ -150,7 +153,7 @@ qemu_path() { # LABEL
     sleep 1
     /usr/bin/time -v python3 bench/migrate_qemu.py "$d/a.qmp" "$d/b.qmp" $net.2 d0 >"$d/report.json" 2>"$d/time" ||
         { grep -v '^\s' "$d/time" | head -5 >&2; cat "$d"/*.log >&2; exit 1; }
-    finish_load "$d" "$1" "$d/time" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["downtime_ms"])' "$d/report.json")"
+    finish_load "$d" "$1" "$d/time"
     pkill -f "$d/" || true
     client "$kiln" vm rm pg --host $net.1:7100 --force
 }
@@ -164,7 +167,8 @@ agent $ns_a 1 "$work/a"
 agent $ns_b 2 "$work/b"
 sleep 1
 echo "PostgreSQL 15 in a 512 MiB microVM ($accel), pgbench -c 4 for ${secs} s, migration $warm s in; $(nproc) cores"
-printf '%-34s %7s %6s %6s %7s %6s %6s %10s %12s\n' path gap_ms p50_ms p99_ms max_ms tx failed migrate_s downtime_ms
+# gap_at_ms: where the largest gap began, relative to the source's pause.
+printf '%-34s %7s %6s %6s %7s %6s %6s %10s %12s %10s\n' path gap_ms p50_ms p99_ms max_ms tx failed migrate_s downtime_ms gap_at_ms
 # PATHS picks some: auto, off, qemu.
 for p in ${PATHS:-auto off qemu}; do
     case $p in

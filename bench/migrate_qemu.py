@@ -48,7 +48,7 @@ class Qmp:
 
 def main():
     src, dst, dst_ip, drive = Qmp(sys.argv[1]), Qmp(sys.argv[2]), sys.argv[3], sys.argv[4]
-    start = time.monotonic()
+    start, paused = time.monotonic(), 0.0
     dst.cmd("nbd-server-start", addr={"type": "inet", "data": {"host": dst_ip, "port": "10809"}})
     dst.cmd("nbd-server-add", device=drive, writable=True)
     src.cmd("drive-mirror", device=drive, target=f"nbd://{dst_ip}:10809/{drive}",
@@ -65,6 +65,7 @@ def main():
         info = src.cmd("query-migrate")
         status = info.get("status")
         if status == "pre-switchover":
+            paused = time.time()
             src.cmd("block-job-cancel", device="mirror")
             while src.cmd("query-block-jobs"):
                 time.sleep(0.005)
@@ -83,6 +84,7 @@ def main():
         "mirror_ms": round((mirrored - start) * 1000),
         "downtime_ms": info.get("downtime"),
         "memory_bytes": info.get("ram", {}).get("transferred"),
+        "paused_at_unix_ms": round(paused * 1000),
     }))
 
 

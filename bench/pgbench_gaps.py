@@ -3,6 +3,7 @@
 consecutive commits (any client), and latency percentiles.
 
 usage: pgbench_gaps.py LOG... -> "gap_ms p50_ms p99_ms max_ms transactions failed"
+on stdout, and the gap's start (Unix ms) on stderr
 """
 import sys
 
@@ -23,6 +24,9 @@ if not ends:
     raise SystemExit("no transactions in the logs")
 ends.sort()
 lat.sort()
-gap = max((b - a for a, b in zip(ends, ends[1:])), default=0) * 1000
+gap, at = max(((b - a, a) for a, b in zip(ends, ends[1:])), default=(0, 0))
+gap *= 1000
 pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
 print(f"{gap:.0f} {pct(0.5):.0f} {pct(0.99):.0f} {lat[-1]:.0f} {len(lat)} {failed}")
+# Where the gap began (Unix ms), for lining up with the migration's pause.
+print(f"{at * 1000:.0f}", file=sys.stderr)

@@ -103,6 +103,7 @@ impl Agent {
         out.event(json!({ "ram_port": ram_port }));
         let gone = watch(control, &from)?;
         wait_running(&mut rt, &inc, &gone, &from)?;
+        let resumed = super::outgoing::unix_ms();
         // QEMU announces the guest after an incoming migration on its
         // own; asking again helps a switch that missed the first rounds.
         let _ = rt.machine.qmp.execute(
@@ -115,7 +116,7 @@ impl Agent {
             g.state = State::Running;
         }
         self.follow_disk(vm, receiver, inc, from.clone());
-        Ok(json!({ "running": true, "host": self.cfg.listen, "from": from }))
+        Ok(json!({ "running": true, "host": self.cfg.listen, "from": from, "resumed_at_unix_ms": resumed }))
     }
 
     /// Record the end of the disk copy once the last block is here.
