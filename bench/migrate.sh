@@ -12,7 +12,7 @@
 # guest's pause as QEMU measured it. Without KVM the guests run under
 # TCG; the table says which.
 #
-#   sudo bench/migrate.sh [SECONDS_OF_PGBENCH]
+#   sudo [RUNS=3] [PATHS="auto off qemu"] bench/migrate.sh [SECONDS_OF_PGBENCH]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -103,15 +103,17 @@ start_load() { # DIR
 }
 
 # finish_load DIR LABEL MIGRATE_TIME_FILE: a row of the table, from the
-# pgbench logs and the migration's report (DIR/report.json).
+# pgbench logs and the migration's report (DIR/report.json); the row is
+# also kept in $work/rows for the medians.
 finish_load() {
     wait $load || true
-    local stats wall downtime paused gap_at
-    stats=$(python3 bench/pgbench_gaps.py "$1"/pgbench_log.* 2>"$1/gap_at")
+    local stats wall downtime paused row
     wall=$(time_summary "$3" | cut -d' ' -f1)
     read -r downtime paused < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["downtime_ms"], r["paused_at_unix_ms"])' "$1/report.json")
-    gap_at=$(($(cat "$1/gap_at") - paused))
-    printf '%-34s %7s %6s %6s %7s %6s %6s %10s %12s %10s\n' "$2" $stats "$wall" "$downtime" "$gap_at"
+    stats=$(python3 bench/pgbench_gaps.py "$paused" "$1"/pgbench_log.*)
+    row=$(printf '%-34s %7s %7s %6s %6s %7s %6s %6s %10s %12s' "$2" $stats "$wall" "$downtime")
+    echo "$row" | tee -a "$work/rows"
+    rm -f "$1"/pgbench_log.*
 }
 
 kiln_path() { # LABEL POSTCOPY
@@ -123,7 +125,7 @@ kiln_path() { # LABEL POSTCOPY
         --postcopy "$2" --report json >"$d/report.json" 2>"$d/time" ||
         { grep -v '^\s' "$d/time" | head -5 >&2; exit 1; }
     finish_load "$d" "$1" "$d/time"
-    client "$kiln" vm rm pg --host $net.2:7100 --force
+    client "$kiln" -q vm rm pg --host $net.2:7100 --force
 }
 
 qemu_vm() { # NS TAP DISK QMP INCOMING
@@ -144,6 +146,7 @@ qemu_path() { # LABEL
     client "$kiln" vm stop pg --host $net.1:7100 >/dev/null
     files=$work/a/vms/pg
     mac=$(client "$kiln" vm inspect pg --host $net.1:7100 -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["mac"])')
+    rm -f "$d"/a.raw "$d"/b.raw "$d"/*.qmp
     cp --sparse=always "$files/disk.raw" "$d/a.raw"
     truncate -s "$(stat -c %s "$d/a.raw")" "$d/b.raw"
     qemu_vm $ns_a kqa0 "$d/a.raw" "$d/a.qmp" ""
@@ -155,7 +158,9 @@ qemu_path() { # LABEL
         { grep -v '^\s' "$d/time" | head -5 >&2; cat "$d"/*.log >&2; exit 1; }
     finish_load "$d" "$1" "$d/time"
     pkill -f "$d/" || true
-    client "$kiln" vm rm pg --host $net.1:7100 --force
+    sleep 0.5
+    ip -n $ns_a link del kqa0 && ip -n $ns_b link del kqb0
+    client "$kiln" -q vm rm pg --host $net.1:7100 --force
 }
 
 net_up
@@ -167,14 +172,33 @@ agent $ns_a 1 "$work/a"
 agent $ns_b 2 "$work/b"
 sleep 1
 echo "PostgreSQL 15 in a 512 MiB microVM ($accel), pgbench -c 4 for ${secs} s, migration $warm s in; $(nproc) cores"
-# gap_at_ms: where the largest gap began, relative to the source's pause.
-printf '%-34s %7s %6s %6s %7s %6s %6s %10s %12s %10s\n' path gap_ms p50_ms p99_ms max_ms tx failed migrate_s downtime_ms gap_at_ms
-# PATHS picks some: auto, off, qemu.
-for p in ${PATHS:-auto off qemu}; do
-    case $p in
-        auto) kiln_path "kiln migrate (postcopy auto)" auto ;;
-        off) kiln_path "kiln migrate --postcopy off" off ;;
-        qemu) qemu_path "qemu drive-mirror + migrate" ;;
-        *) echo "bench: unknown path $p (auto, off, qemu)" >&2; exit 2 ;;
-    esac
+# gap_ms: from the last commit before the source's pause to the first
+# after it; worst_ms: the largest gap between two commits anywhere.
+header() {
+    printf '%-34s %7s %7s %6s %6s %7s %6s %6s %10s %12s\n' path gap_ms worst_ms p50_ms p99_ms max_ms tx failed migrate_s downtime_ms
+}
+header
+# PATHS picks some: auto, off, qemu; RUNS rounds of them, interleaved.
+for _ in $(seq "${RUNS:-3}"); do
+    for p in ${PATHS:-auto off qemu}; do
+        case $p in
+            auto) kiln_path "kiln migrate (postcopy auto)" auto ;;
+            off) kiln_path "kiln migrate --postcopy off" off ;;
+            qemu) qemu_path "qemu drive-mirror + migrate" ;;
+            *) echo "bench: unknown path $p (auto, off, qemu)" >&2; exit 2 ;;
+        esac
+    done
 done
+echo
+echo "medians over ${RUNS:-3} run(s):"
+header
+python3 - "$work/rows" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, nums = line[:34].rstrip(), line[34:].split()
+    rows.setdefault(label, []).append([float(x) for x in nums])
+for label, rs in rows.items():
+    med = [statistics.median(c) for c in zip(*rs)]
+    print(f"{label:<34} " + " ".join(f"{m:>{w}.{d}f}" for m, (w, d) in zip(med, [(7,0),(7,0),(6,0),(6,0),(7,0),(6,0),(6,0),(10,3),(12,0)])))
+PY

@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""From pgbench's per-transaction logs (-l): the largest gap between two
-consecutive commits (any client), and latency percentiles.
+"""From pgbench's per-transaction logs (-l): the commit gap across a
+migration's pause (from the last commit before it to the first after it),
+the largest gap between two consecutive commits anywhere in the run, and
+latency percentiles.
 
-usage: pgbench_gaps.py LOG... -> "gap_ms p50_ms p99_ms max_ms transactions failed"
-on stdout, and the gap's start (Unix ms) on stderr
+usage: pgbench_gaps.py PAUSE_UNIX_MS LOG...
+  -> "pause_gap_ms worst_gap_ms p50_ms p99_ms max_ms transactions failed"
 """
+import bisect
 import sys
 
+pause = int(sys.argv[1]) / 1000
 ends, lat, failed = [], [], 0
-for path in sys.argv[1:]:
+for path in sys.argv[2:]:
     with open(path) as f:
         for line in f:
             p = line.split()
@@ -24,9 +28,11 @@ if not ends:
     raise SystemExit("no transactions in the logs")
 ends.sort()
 lat.sort()
-gap, at = max(((b - a, a) for a, b in zip(ends, ends[1:])), default=(0, 0))
-gap *= 1000
+i = bisect.bisect_left(ends, pause)
+if 0 < i < len(ends):
+    pause_gap = (ends[i] - ends[i - 1]) * 1000
+else:
+    pause_gap = float("nan")  # the pause was outside the run
+worst = max((b - a for a, b in zip(ends, ends[1:])), default=0) * 1000
 pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
-print(f"{gap:.0f} {pct(0.5):.0f} {pct(0.99):.0f} {lat[-1]:.0f} {len(lat)} {failed}")
-# Where the gap began (Unix ms), for lining up with the migration's pause.
-print(f"{at * 1000:.0f}", file=sys.stderr)
+print(f"{pause_gap:.0f} {worst:.0f} {pct(0.5):.0f} {pct(0.99):.0f} {lat[-1]:.0f} {len(lat)} {failed}")

@@ -545,7 +545,7 @@ fn postgres_under_load_moves_between_hosts_and_failed_moves_leave_it_on_the_sour
     thread::sleep(Duration::from_secs(8));
     let before = writer.acked().len();
     let out = net.kiln(&[
-        "migrate", "pg", "--from", &a.addr, "--to", &b.addr, "--report", "json",
+        "migrate", "pg", "--from", &a.addr, "--to", &b.addr, "--verify", "--report", "json",
     ]);
     assert!(
         out.status.success(),
@@ -594,10 +594,11 @@ fn postgres_under_load_moves_between_hosts_and_failed_moves_leave_it_on_the_sour
         thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(on_b["state"], "running");
-    assert_eq!(
-        on_b["last_migration"]["disk_root"], report["disk"]["source_root"],
-        "{report}"
-    );
+    // What B received is what A sent, and what A sent is A's final disk.
+    let received = &on_b["last_migration"]["disk_root"];
+    assert!(received.is_string(), "{on_b}");
+    assert_eq!(received, &report["disk"]["sent_root"], "{report}");
+    assert_eq!(received, &report["disk"]["source_root"], "{report}");
     assert_eq!(report["result"], "ok");
     assert!(report["downtime_ms"].as_u64().unwrap() > 0, "{report}");
     let m = metrics(&net, B);

@@ -159,6 +159,11 @@ pub struct MigrateArgs {
     /// Copy at most this fast (memory, and the post-copy disk pull).
     #[arg(long, value_name = "MiB/s")]
     bandwidth: Option<u64>,
+    /// After the move, re-read the source's whole disk and report its
+    /// root digest beside the one of what was sent (`vm inspect` on the
+    /// destination shows the root of what it received).
+    #[arg(long)]
+    verify: bool,
     /// Print the migration report on stdout.
     #[arg(long, value_enum)]
     report: Option<ReportFormat>,
@@ -320,6 +325,7 @@ pub fn migrate(a: MigrateArgs, quiet: bool) -> Result<ExitCode> {
         },
         max_downtime_ms: a.max_downtime,
         bandwidth: a.bandwidth.map(|b| b << 20),
+        verify: a.verify,
     });
     let bar = progress::spinner(&format!("migrating {} to {}", a.name, a.to), quiet);
     let mut c = Client::connect(&a.from)?;

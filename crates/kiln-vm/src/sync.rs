@@ -63,7 +63,7 @@ pub struct Round {
 }
 
 /// What the final phase sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Finish {
     /// Blocks still dirty at switchover.
     pub stale: u64,
@@ -73,6 +73,9 @@ pub struct Finish {
     pub bytes: u64,
     /// From switchover until the destination owned every block.
     pub millis: u64,
+    /// The root digest of the disk as sent (the last version of every
+    /// block): the destination's [`Incoming::root`] must equal it.
+    pub sent_root: String,
 }
 
 fn frame(w: &mut impl Write, tag: u8, parts: &[&[u8]]) -> io::Result<()> {
@@ -117,6 +120,10 @@ pub struct Source {
     peer: String,
     out: BufWriter<TcpStream>,
     stream: TcpStream,
+    /// The SHA-256 of each block's last version sent.
+    sent: Vec<[u8; 32]>,
+    /// The SHA-256 of a full block of zeroes.
+    zero: [u8; 32],
 }
 
 impl Source {
@@ -133,11 +140,15 @@ impl Source {
         stream.set_nodelay(true).map_err(io)?;
         fail_fast(&stream).map_err(io)?;
         let writer = stream.try_clone().map_err(io)?;
+        let blocks = disk.blocks() as usize;
+        let zero = block_digest(&vec![0; disk.block_size() as usize]);
         let mut s = Source {
             disk,
             peer: peer.clone(),
             out: BufWriter::with_capacity(1 << 20, writer),
             stream,
+            sent: vec![[0; 32]; blocks],
+            zero,
         };
         let hello = [
             s.disk.size().to_be_bytes(),
@@ -182,17 +193,25 @@ impl Source {
     }
 
     fn send_block(&mut self, b: u64) -> Result<u64> {
-        if self.disk.is_hole(b) {
+        let (_, len) = self.disk.block_range(b)?;
+        let full = len == self.disk.block_size();
+        let data = if full && self.disk.is_hole(b) {
+            None
+        } else {
+            Some(self.disk.read_block(b)?).filter(|d| d.iter().any(|&x| x != 0))
+        };
+        let Some(data) = data else {
             frame(&mut self.out, ZERO, &[&b.to_be_bytes()]).map_err(|e| self.io(e))?;
+            self.sent[b as usize] = if full {
+                self.zero
+            } else {
+                block_digest(&vec![0; len as usize])
+            };
             return Ok(0);
-        }
-        let data = self.disk.read_block(b)?;
-        if data.iter().all(|&x| x == 0) {
-            frame(&mut self.out, ZERO, &[&b.to_be_bytes()]).map_err(|e| self.io(e))?;
-            return Ok(0);
-        }
+        };
         let sum = block_digest(&data);
         frame(&mut self.out, BLOCK, &[&b.to_be_bytes(), &sum, &data]).map_err(|e| self.io(e))?;
+        self.sent[b as usize] = sum;
         Ok(data.len() as u64)
     }
 
@@ -315,6 +334,7 @@ impl Switched {
             on_demand,
             bytes,
             millis: self.start.elapsed().as_millis() as u64,
+            sent_root: crate::disk::root_of(self.src.sent.iter()),
         })
     }
 }

@@ -181,10 +181,11 @@ fn holes_and_zero_blocks_travel_without_their_bytes_and_the_roots_agree() {
     let round = source.round().unwrap();
     assert_eq!(round.blocks, 1024);
     assert_eq!(round.bytes, 65536, "only the block of data is sent");
-    source.switchover().unwrap().finish(None).unwrap();
+    let finish = source.switchover().unwrap().finish(None).unwrap();
     receiver.join().unwrap().unwrap();
     assert_eq!(incoming.disk().digest().unwrap(), disk.digest().unwrap());
     assert_eq!(incoming.root(), Some(disk.root().unwrap()));
+    assert_eq!(incoming.root(), Some(finish.sent_root));
     let meta = std::fs::metadata(dir.path().join("dest.raw")).unwrap();
     assert!(
         meta.blocks() * 512 < 4 * MIB,

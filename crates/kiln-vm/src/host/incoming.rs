@@ -116,7 +116,9 @@ impl Agent {
             g.state = State::Running;
         }
         self.follow_disk(vm, receiver, inc, from.clone());
-        Ok(json!({ "running": true, "host": self.cfg.listen, "from": from, "resumed_at_unix_ms": resumed }))
+        Ok(
+            json!({ "running": true, "host": self.cfg.listen, "from": from, "resumed_at_unix_ms": resumed }),
+        )
     }
 
     /// Record the end of the disk copy once the last block is here.

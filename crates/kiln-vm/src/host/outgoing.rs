@@ -162,9 +162,13 @@ impl Agent {
         let (source, rounds) = precopy(source, out).map_err(before)?;
         let moved = self.move_memory(source, rt, &ram_uri, m, out)?;
         let running = await_running(&mut dest, &m.to).map_err(Failure::After)?;
-        // The guest stopped here at switchover: this is the final state
-        // the destination must have received.
-        let source_root = idle_root(&rt.disk).map_err(Failure::After)?;
+        // The guest stopped here at switchover: re-read, the disk is the
+        // final state the destination must have received. A whole read
+        // of the disk, so only when asked.
+        let source_root = match m.verify {
+            true => Some(rt.disk.root().map_err(Failure::After)?),
+            false => None,
+        };
         Ok(self.report(spec, m, &rounds, &moved, running, source_root))
     }
 
@@ -260,7 +264,7 @@ impl Agent {
         rounds: &[Round],
         moved: &Moved,
         running: Value,
-        source_root: String,
+        source_root: Option<String>,
     ) -> Value {
         let (ram, disk, switch) = (&moved.ram, &moved.disk, &moved.switch);
         let bg = &switch.background_rounds;
@@ -290,6 +294,7 @@ impl Agent {
                 "stale_at_switchover": switch.stale,
                 "blocks_on_demand": disk.on_demand,
                 "final": disk,
+                "sent_root": disk.sent_root,
                 "source_root": source_root,
             },
             "memory": ram,
@@ -379,22 +384,6 @@ struct Moved {
     ram_rounds: Vec<RamRound>,
     switch: SwitchInfo,
     disk: Finish,
-}
-
-/// The source disk's root digest, read at idle priority: the resumed
-/// guest on the destination must not wait for the CPU while the source
-/// re-reads its whole disk (under TCG that cost a quarter of a second of
-/// the guest's first moments).
-fn idle_root(disk: &Arc<crate::disk::Disk>) -> Result<String> {
-    let disk = Arc::clone(disk);
-    std::thread::spawn(move || {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: changes the calling thread's own policy; param is valid.
-        unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-        disk.root()
-    })
-    .join()
-    .map_err(|_| VmError::Migration("the disk digest panicked".into()))?
 }
 
 /// The destination's last word: it runs the guest.

@@ -65,6 +65,10 @@ pub struct MigrateRequest {
     pub max_downtime_ms: u64,
     /// Bytes a second for memory and the post-copy disk pull.
     pub bandwidth: Option<u64>,
+    /// Re-read the source's disk after the move and report its root
+    /// digest, to compare with what the destination received.
+    #[serde(default)]
+    pub verify: bool,
 }
 
 /// Everything a destination needs to start an equal QEMU.
