@@ -44,7 +44,9 @@ net_up() {
         if [ "$n" = $ns_c ]; then
             ip -n "$n" addr add "$net.$i/24" dev uplink
         else
-            ip -n "$n" link add br0 type bridge
+            # A fixed MAC: a bridge otherwise takes its lowest port's,
+            # and taps coming and going would change the host's address.
+            ip -n "$n" link add br0 address "02:00:00:00:00:0$i" type bridge
             ip -n "$n" link set uplink master br0
             ip -n "$n" addr add "$net.$i/24" dev br0
             ip -n "$n" link set br0 up

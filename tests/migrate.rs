@@ -70,7 +70,13 @@ impl Net {
             if n == C {
                 ip(&["-n", ns, "addr", "add", &addr, "dev", "uplink"]);
             } else {
-                ip(&["-n", ns, "link", "add", "br0", "type", "bridge"]);
+                // A bridge takes the lowest MAC of its ports unless given
+                // one: taps coming and going would change the host's
+                // address under the client's ARP cache.
+                let mac = format!("02:00:00:00:00:{n:02x}");
+                ip(&[
+                    "-n", ns, "link", "add", "br0", "address", &mac, "type", "bridge",
+                ]);
                 ip(&["-n", ns, "link", "set", "uplink", "master", "br0"]);
                 ip(&["-n", ns, "addr", "add", &addr, "dev", "br0"]);
                 ip(&["-n", ns, "link", "set", "br0", "up"]);
