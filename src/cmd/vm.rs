@@ -2,7 +2,7 @@
 //! microVMs from OCI images, and their live migration between hosts.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -291,6 +291,14 @@ fn show(vms: &[Value], output: Output) {
 /// A local source as an absolute path, since the agent opens it from
 /// its own working directory; other sources as given.
 fn absolute_source(source: &str) -> String {
+    match std::env::current_dir() {
+        Ok(cwd) => absolute_in(source, &cwd),
+        Err(_) => source.to_string(),
+    }
+}
+
+/// [`absolute_source`] with relative paths taken from `base`.
+fn absolute_in(source: &str, base: &Path) -> String {
     let local = [
         "oci-dir:",
         "oci-archive:",
@@ -300,15 +308,15 @@ fn absolute_source(source: &str) -> String {
     ];
     let (prefix, rest) = match local.iter().find(|p| source.starts_with(*p)) {
         Some(p) => (*p, &source[p.len()..]),
-        None if std::path::Path::new(source).exists() => ("", source),
+        None if base.join(source).exists() => ("", source),
         None => return source.to_string(),
     };
     // FILE[:REF]: the longest part that names something here.
     let (path, suffix) = match rest.rsplit_once(':') {
-        Some((p, r)) if !std::path::Path::new(rest).exists() => (p, format!(":{r}")),
+        Some((p, r)) if !base.join(rest).exists() => (p, format!(":{r}")),
         _ => (rest, String::new()),
     };
-    match std::fs::canonicalize(path) {
+    match std::fs::canonicalize(base.join(path)) {
         Ok(abs) => format!("{prefix}{}{suffix}", abs.display()),
         Err(_) => source.to_string(),
     }
@@ -401,19 +409,17 @@ mod tests {
     #[test]
     fn local_sources_become_absolute_and_others_stay() {
         let dir = tempfile::tempdir().unwrap();
-        let cwd = std::env::current_dir().unwrap();
-        std::env::set_current_dir(dir.path()).unwrap();
-        std::fs::create_dir("img").unwrap();
-        let abs = std::fs::canonicalize("img").unwrap();
+        std::fs::create_dir(dir.path().join("img")).unwrap();
+        let abs = std::fs::canonicalize(dir.path().join("img")).unwrap();
+        let base = dir.path();
         assert_eq!(
-            absolute_source("oci-dir:img:pg"),
+            absolute_in("oci-dir:img:pg", base),
             format!("oci-dir:{}:pg", abs.display())
         );
-        assert_eq!(absolute_source("img"), abs.display().to_string());
+        assert_eq!(absolute_in("img", base), abs.display().to_string());
         assert_eq!(
-            absolute_source("registry:localhost:5000/pg"),
+            absolute_in("registry:localhost:5000/pg", base),
             "registry:localhost:5000/pg"
         );
-        std::env::set_current_dir(cwd).unwrap();
     }
 }
