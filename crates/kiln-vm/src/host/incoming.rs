@@ -35,12 +35,9 @@ impl Agent {
         let name = req.spec.name.clone();
         let vm = self.reserve(req.spec.clone(), State::Incoming)?;
         let result = self.receive(&vm, &req, &mut control, out);
-        match &result {
-            Ok(_) => {}
-            Err(_) => {
-                self.release(&name);
-                self.metrics.finished(Role::Destination, false);
-            }
+        if result.is_err() {
+            self.release(&name);
+            self.metrics.finished(Role::Destination, false);
         }
         result
     }

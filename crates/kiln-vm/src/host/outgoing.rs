@@ -201,7 +201,7 @@ impl Agent {
                 .take()
                 .ok_or_else(|| VmError::Migration("switchover twice".into()))?;
             let (source, more) = bg.stop()?;
-            switch.background_rounds = more;
+            switch.background = more;
             let switched = source.switchover()?;
             switch.stale = switched.stale();
             out.borrow_mut()
@@ -267,9 +267,9 @@ impl Agent {
         source_root: Option<String>,
     ) -> Value {
         let (ram, disk, switch) = (&moved.ram, &moved.disk, &moved.switch);
-        let bg = &switch.background_rounds;
+        let bg = &switch.background;
         let sum = |f: fn(&Round) -> u64, rs: &[Round]| rs.iter().map(f).sum::<u64>();
-        let sent = sum(|r| r.bytes, rounds) + sum(|r| r.bytes, bg) + disk.bytes;
+        let sent = sum(|r| r.bytes, rounds) + bg.bytes + disk.bytes;
         self.metrics.sent(sent, ram.transferred);
         self.metrics.completed(ram.downtime_ms, disk.on_demand);
         json!({
@@ -286,9 +286,9 @@ impl Agent {
             "disk": {
                 "precopy_rounds": rounds,
                 "background": {
-                    "rounds": bg.len(),
-                    "blocks": sum(|r| r.blocks, bg),
-                    "bytes": sum(|r| r.bytes, bg),
+                    "rounds": bg.rounds,
+                    "blocks": bg.blocks,
+                    "bytes": bg.bytes,
                 },
                 "bytes": sent,
                 "stale_at_switchover": switch.stale,
@@ -396,9 +396,18 @@ fn await_running(dest: &mut Client, to: &str) -> Result<Value> {
     }
 }
 
+/// What the background rounds sent, summed (there is one every 20 ms
+/// while memory moves; only the totals are reported).
+#[derive(Debug, Default, Clone, Copy)]
+struct BackgroundTotal {
+    rounds: u64,
+    blocks: u64,
+    bytes: u64,
+}
+
 #[derive(Default)]
 struct SwitchInfo {
-    background_rounds: Vec<Round>,
+    background: BackgroundTotal,
     stale: u64,
     hook_ms: u64,
     /// When the source paused, for lining the report up with clients' logs.
@@ -416,7 +425,7 @@ pub(super) fn unix_ms() -> u64 {
 /// left for the pause are only those written in the last moments.
 struct Background {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<Result<(Source, Vec<Round>)>>,
+    handle: JoinHandle<Result<(Source, BackgroundTotal)>>,
 }
 
 impl Background {
@@ -424,19 +433,22 @@ impl Background {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let handle = std::thread::spawn(move || {
-            let mut rounds = Vec::new();
+            let mut total = BackgroundTotal::default();
             while !flag.load(Ordering::Acquire) {
                 if source.dirty() > 0 {
-                    rounds.push(source.round()?);
+                    let r = source.round()?;
+                    total.rounds += 1;
+                    total.blocks += r.blocks;
+                    total.bytes += r.bytes;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Ok((source, rounds))
+            Ok((source, total))
         });
         Background { stop, handle }
     }
 
-    fn stop(self) -> Result<(Source, Vec<Round>)> {
+    fn stop(self) -> Result<(Source, BackgroundTotal)> {
         self.stop.store(true, Ordering::Release);
         self.handle
             .join()

@@ -193,7 +193,8 @@ impl Client {
         std::io::copy(r, &mut self.writer).map_err(|e| VmError::agent(&self.host, e))
     }
 
-    /// The agent's address as given, and the socket's peer address.
+    /// The agent's IP address as this connection reached it (where the
+    /// disk and memory streams go).
     pub fn peer_ip(&self) -> Result<std::net::IpAddr> {
         self.writer
             .peer_addr()
