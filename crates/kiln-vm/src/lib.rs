@@ -15,6 +15,7 @@
 //! - [`qmp`] and [`ram`]: QEMU's monitor protocol, and its RAM migration
 //!   driven through it (pre-copy, pause before switchover, post-copy).
 
+pub mod announce;
 mod cpio;
 pub mod disk;
 pub mod error;

@@ -86,6 +86,7 @@ impl Agent {
             true,
         )?;
         rt.incoming = Some(inc.clone());
+        claim_at_switchover(&inc, &self.cfg.bridge, &spec.mac);
         let ram_port = free_port(local, &from)?;
         let host = if local.is_ipv6() {
             format!("[{local}]")
@@ -103,10 +104,7 @@ impl Agent {
         let resumed = super::outgoing::unix_ms();
         // QEMU announces the guest after an incoming migration on its
         // own; asking again helps a switch that missed the first rounds.
-        let _ = rt.machine.qmp.execute(
-            "announce-self",
-            json!({ "initial": 50, "max": 550, "rounds": 5, "step": 100 }),
-        );
+        super::announce_self(&mut rt.machine.qmp);
         {
             let mut g = lock(vm);
             g.rt = Some(rt);
@@ -149,6 +147,20 @@ impl Agent {
             });
         });
     }
+}
+
+/// Once the source is paused for switchover, claim the guest's MAC on
+/// this host's bridge, so frames sent to the guest during the pause wait
+/// here instead of dying with the source (see [`crate::announce`]).
+fn claim_at_switchover(inc: &Arc<Incoming>, bridge: &str, mac: &str) {
+    let (inc, bridge, mac) = (Arc::clone(inc), bridge.to_string(), mac.to_string());
+    std::thread::spawn(move || {
+        if inc.wait_switchover() {
+            if let Err(e) = crate::announce::claim(&bridge, &mac) {
+                eprintln!("kiln: could not announce {mac} on {bridge}: {e}");
+            }
+        }
+    });
 }
 
 /// Copy exactly `len` bytes from the control stream into `path`.

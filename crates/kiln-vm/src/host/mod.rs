@@ -348,6 +348,16 @@ fn fnv(s: &str) -> u64 {
     })
 }
 
+/// Ask QEMU to announce the guest's MAC (five rounds, the first 50 ms
+/// from now): after it resumes somewhere, so switches find it there.
+/// Best effort; a switch that misses it learns from the guest's traffic.
+fn announce_self(q: &mut crate::qmp::Qmp) {
+    let _ = q.execute(
+        "announce-self",
+        json!({ "initial": 50, "max": 550, "rounds": 5, "step": 100 }),
+    );
+}
+
 /// A locally administered unicast MAC derived from the VM's name, so it
 /// is the same on every host the VM moves to.
 fn mac_for(name: &str) -> String {

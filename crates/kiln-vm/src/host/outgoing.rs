@@ -131,7 +131,13 @@ impl Agent {
             if q.status().unwrap_or_default() != "running" {
                 let _ = q.execute("cont", json!({}));
             }
-            q.status().unwrap_or_default() == "running"
+            let running = q.status().unwrap_or_default() == "running";
+            if running && !untouched {
+                // The destination may have claimed the guest's MAC at
+                // switchover; take it back.
+                super::announce_self(q);
+            }
+            running
         };
         let mut g = lock(vm);
         g.last_migration = Some(json!({
