@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::prometheus::Prometheus;
 use common::*;
 use serde_json::Value;
 
@@ -107,67 +108,6 @@ fn stop(mut t: Trace) -> (Vec<Value>, String) {
     (events, tail)
 }
 
-/// Debian's Prometheus on a free loopback port, scraping `target` every
-/// second; killed on drop.
-struct Prometheus {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    fn start(target: &str) -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
-        let port = common::registry::free_port();
-        let cfg = dir.path().join("prometheus.yml");
-        write_file(
-            &cfg,
-            &format!(
-                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: kiln\n    static_configs:\n      - targets: [\"{target}\"]\n"
-            ),
-        );
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        common::registry::wait_for(port);
-        Prometheus {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    /// The value of an instant query with one result, if any.
-    fn value(&self, query: &str) -> Option<u64> {
-        let out = Command::new("curl")
-            .args([
-                "-sf",
-                "--get",
-                &format!("http://127.0.0.1:{}/api/v1/query", self.port),
-            ])
-            .args(["--data-urlencode", &format!("query={query}")])
-            .output()
-            .ok()?;
-        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-    }
-}
-
 fn exec_in(id: &str, args: &[&str]) {
     sh(Command::new("runc").args(["exec", id]).args(args));
 }
@@ -194,7 +134,7 @@ fn exec_and_open_events_are_attributed_to_containers() {
     );
     let (tracing, metrics) =
         trace_with_metrics(&["exec,open,exec-alert", "--rules", rules.to_str().unwrap()]);
-    let prom = Prometheus::start(&metrics);
+    let prom = Prometheus::start(&[&metrics]);
     for _ in 0..20 {
         exec_in(&a.id, &["/bin/busybox", "true"]);
     }
@@ -224,7 +164,7 @@ fn exec_and_open_events_are_attributed_to_containers() {
         let (p, k) = (prom.value(&query), served(&query));
         // kiln delivers asynchronously: wait for all 21 execs (20 + cat).
         if let (Some(p), Some(21)) = (p, k) {
-            if p == 21 {
+            if p == 21.0 {
                 break p;
             }
         }
@@ -271,7 +211,7 @@ fn exec_and_open_events_are_attributed_to_containers() {
         .filter(|e| e["alert"]["rule"] == "no-cat")
         .count();
     assert_eq!((entered, denied), (21, 21), "{alerts:#?}");
-    assert_eq!(alerts_scraped, Some(42));
+    assert_eq!(alerts_scraped, Some(42.0));
 
     let opens: Vec<&Value> = events
         .iter()

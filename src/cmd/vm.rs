@@ -190,10 +190,8 @@ pub fn serve(c: HostCommand) -> Result<ExitCode> {
     })
     .with_context(|| format!("cannot open the state directory {}", a.state.display()))?;
     if let Some(m) = &a.metrics {
-        let l =
-            TcpListener::bind(m).with_context(|| format!("cannot listen on {m} for metrics"))?;
         let metrics = agent.metrics();
-        std::thread::spawn(move || kiln_vm::metrics::serve(l, metrics));
+        kiln_runtime::metrics::serve(m, move || metrics.render())?;
     }
     eprintln!(
         "kiln: host agent on {} ({:?}), state in {}",

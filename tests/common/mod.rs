@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 pub mod pg;
+pub mod prometheus;
 pub mod registry;
 
 /// A `kiln` command.

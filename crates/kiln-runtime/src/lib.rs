@@ -26,6 +26,7 @@ mod error;
 mod exec;
 pub mod fanotify;
 pub mod forward;
+pub mod metrics;
 mod pty;
 mod reap;
 pub mod rootfs;

@@ -35,14 +35,6 @@ pub enum TraceError {
         /// What is wrong.
         why: String,
     },
-    /// The metrics address cannot be listened on.
-    #[error("cannot serve metrics on {addr}: {why}")]
-    Metrics {
-        /// The address.
-        addr: String,
-        /// Why.
-        why: String,
-    },
     /// A container named with --container is not under the state roots.
     #[error(transparent)]
     Runtime(#[from] kiln_runtime::RuntimeError),

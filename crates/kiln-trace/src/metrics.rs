@@ -10,7 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use crate::error::{Result, TraceError};
+use crate::error::Result;
 
 type Labels = Vec<(String, String)>;
 
@@ -99,35 +99,9 @@ impl Metrics {
 /// Serve `metrics` at `http://ADDR/metrics` from a thread, until the
 /// process ends. Returns the address bound (for port 0).
 pub fn serve(addr: &str, metrics: Arc<Metrics>) -> Result<std::net::SocketAddr> {
-    let server = tiny_http::Server::http(addr).map_err(|e| TraceError::Metrics {
-        addr: addr.to_string(),
-        why: e.to_string(),
-    })?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| TraceError::Metrics {
-            addr: addr.to_string(),
-            why: "not an IP address".into(),
-        })?;
-    std::thread::spawn(move || {
-        let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-        let header = tiny_http::Header::from_bytes("Content-Type", kind).ok();
-        for req in server.incoming_requests() {
-            let resp = if req.url() == "/metrics" {
-                let mut r = tiny_http::Response::from_string(metrics.render());
-                if let Some(h) = header.clone() {
-                    r.add_header(h);
-                }
-                r
-            } else {
-                tiny_http::Response::from_string("kiln trace: metrics are at /metrics\n")
-                    .with_status_code(404)
-            };
-            let _ = req.respond(resp);
-        }
-    });
-    Ok(bound)
+    Ok(kiln_runtime::metrics::serve(addr, move || {
+        metrics.render()
+    })?)
 }
 
 #[cfg(test)]

@@ -1,15 +1,15 @@
-//! The agent's counters in Prometheus' text exposition format (0.0.4),
-//! served on `GET /metrics`: migrations by role and result, their phase,
-//! bytes moved, the guest's pause, and blocks fetched on demand.
+//! The agent's metrics, served on `GET /metrics` in the OpenMetrics text
+//! format: migrations by role and result, their phase, bytes moved, the
+//! guest's pause, and blocks fetched on demand.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicU64;
 
-use crate::error::{Result, VmError};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Where a migration stands, as the `phase` label says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -40,195 +40,135 @@ pub enum Role {
     Destination,
 }
 
-/// The agent's counters; cheap to update from any thread.
-#[derive(Debug, Default)]
+type Labels = Vec<(&'static str, String)>;
+
+/// Pauses at switchover, in seconds: TCG's are 30–200 ms here, and a
+/// stalled switchover takes seconds.
+const DOWNTIME_BUCKETS: [f64; 9] = [0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0, 2.0, 5.0];
+
+/// The agent's metrics; cheap to update from any thread.
 pub struct Metrics {
-    /// (role, succeeded) → migrations finished.
-    finished: Mutex<BTreeMap<(Role, bool), u64>>,
-    /// VM name → its migration's current phase.
-    phases: Mutex<BTreeMap<String, Phase>>,
-    disk_bytes: AtomicU64,
-    memory_bytes: AtomicU64,
-    on_demand: AtomicU64,
-    downtime_sum_ms: AtomicU64,
-    downtime_count: AtomicU64,
-    running: AtomicU64,
+    registry: Registry,
+    running: Gauge<i64, std::sync::atomic::AtomicI64>,
+    finished: Family<Labels, Counter<u64, AtomicU64>>,
+    phases: Family<Labels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    sent: Family<Labels, Counter<u64, AtomicU64>>,
+    on_demand: Counter<u64, AtomicU64>,
+    downtime: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("kiln"),
+            running: Gauge::default(),
+            finished: Family::default(),
+            phases: Family::default(),
+            sent: Family::default(),
+            on_demand: Counter::default(),
+            downtime: Histogram::new(DOWNTIME_BUCKETS),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "vms_running",
+            "MicroVMs running on this host",
+            m.running.clone(),
+        );
+        r.register(
+            "migrations",
+            "Migrations ended, by this host's role and result",
+            m.finished.clone(),
+        );
+        r.register(
+            "migration_phase",
+            "1 for each migration in progress, labelled by its phase",
+            m.phases.clone(),
+        );
+        r.register(
+            "migration_sent_bytes",
+            "Bytes sent to destinations, by kind",
+            m.sent.clone(),
+        );
+        r.register(
+            "migration_blocks_on_demand",
+            "Disk blocks a resumed guest asked for before they arrived",
+            m.on_demand.clone(),
+        );
+        r.register(
+            "migration_downtime_seconds",
+            "The guest's pause at switchover, as QEMU measured it",
+            m.downtime.clone(),
+        );
+        // Every role, result and kind from the start, so rates work from zero.
+        for role in [Role::Source, Role::Destination] {
+            for ok in [true, false] {
+                m.finished.get_or_create(&outcome(role, ok)).inc_by(0);
+            }
+        }
+        m.sent(0, 0);
+        m
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn outcome(role: Role, ok: bool) -> Labels {
+    let role = match role {
+        Role::Source => "source",
+        Role::Destination => "destination",
+    };
+    let result = if ok { "ok" } else { "failed" };
+    vec![("role", role.to_string()), ("result", result.to_string())]
 }
 
 impl Metrics {
     /// A migration of `vm` entered `phase` (`None`: it ended).
     pub fn phase(&self, vm: &str, phase: Option<Phase>) {
-        let mut p = self.phases.lock().unwrap_or_else(|e| e.into_inner());
-        match phase {
-            Some(ph) => p.insert(vm.to_string(), ph),
-            None => p.remove(vm),
-        };
+        for ph in [Phase::Precopy, Phase::StopAndCopy, Phase::Postcopy] {
+            let labels = vec![("vm", vm.to_string()), ("phase", ph.label().to_string())];
+            if Some(ph) == phase {
+                self.phases.get_or_create(&labels).set(1);
+            } else {
+                self.phases.remove(&labels);
+            }
+        }
     }
 
     /// A migration ended, well or not.
     pub fn finished(&self, role: Role, ok: bool) {
-        let mut f = self.finished.lock().unwrap_or_else(|e| e.into_inner());
-        *f.entry((role, ok)).or_default() += 1;
+        self.finished.get_or_create(&outcome(role, ok)).inc();
     }
 
     /// Bytes sent: disk blocks and memory.
     pub fn sent(&self, disk: u64, memory: u64) {
-        self.disk_bytes.fetch_add(disk, Ordering::Relaxed);
-        self.memory_bytes.fetch_add(memory, Ordering::Relaxed);
+        for (kind, n) in [("disk", disk), ("memory", memory)] {
+            self.sent
+                .get_or_create(&vec![("kind", kind.to_string())])
+                .inc_by(n);
+        }
     }
 
     /// A completed migration's pause and its blocks fetched on demand.
     pub fn completed(&self, downtime_ms: u64, on_demand: u64) {
-        self.downtime_sum_ms
-            .fetch_add(downtime_ms, Ordering::Relaxed);
-        self.downtime_count.fetch_add(1, Ordering::Relaxed);
-        self.on_demand.fetch_add(on_demand, Ordering::Relaxed);
+        self.downtime.observe(downtime_ms as f64 / 1000.0);
+        self.on_demand.inc_by(on_demand);
     }
 
     /// How many VMs run on this host now.
     pub fn set_running(&self, n: u64) {
-        self.running.store(n, Ordering::Relaxed);
+        self.running.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        let mut o = String::new();
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        gauge(&mut o, "kiln_vms_running", "MicroVMs running on this host.");
-        let _ = writeln!(o, "kiln_vms_running {}", load(&self.running));
-        counter(
-            &mut o,
-            "kiln_migrations_total",
-            "Migrations ended, by this host's role and result.",
-        );
-        let f = self.finished.lock().unwrap_or_else(|e| e.into_inner());
-        for role in [Role::Source, Role::Destination] {
-            for ok in [true, false] {
-                let n = f.get(&(role, ok)).copied().unwrap_or(0);
-                let (r, res) = (role_label(role), if ok { "ok" } else { "failed" });
-                let _ = writeln!(
-                    o,
-                    "kiln_migrations_total{{role=\"{r}\",result=\"{res}\"}} {n}"
-                );
-            }
-        }
-        drop(f);
-        gauge(
-            &mut o,
-            "kiln_migration_phase",
-            "1 for each migration in progress, labelled by its phase.",
-        );
-        for (vm, ph) in self.phases.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(
-                o,
-                "kiln_migration_phase{{vm=\"{}\",phase=\"{}\"}} 1",
-                escape(vm),
-                ph.label()
-            );
-        }
-        counter(
-            &mut o,
-            "kiln_migration_sent_bytes_total",
-            "Bytes sent to destinations, by kind.",
-        );
-        let _ = writeln!(
-            o,
-            "kiln_migration_sent_bytes_total{{kind=\"disk\"}} {}",
-            load(&self.disk_bytes)
-        );
-        let _ = writeln!(
-            o,
-            "kiln_migration_sent_bytes_total{{kind=\"memory\"}} {}",
-            load(&self.memory_bytes)
-        );
-        counter(
-            &mut o,
-            "kiln_migration_blocks_on_demand_total",
-            "Disk blocks a resumed guest asked for before they arrived.",
-        );
-        let _ = writeln!(
-            o,
-            "kiln_migration_blocks_on_demand_total {}",
-            load(&self.on_demand)
-        );
-        let name = "kiln_migration_downtime_seconds";
-        let _ = writeln!(o, "# HELP {name} The guest's pause at switchover, as QEMU measured it.\n# TYPE {name} summary");
-        let sum = load(&self.downtime_sum_ms) as f64 / 1000.0;
-        let count = load(&self.downtime_count);
-        let _ = writeln!(o, "{name}_sum {sum}\n{name}_count {count}");
-        o
+        let mut s = String::new();
+        let _ = encode(&mut s, &self.registry);
+        s
     }
-}
-
-fn role_label(r: Role) -> &'static str {
-    match r {
-        Role::Source => "source",
-        Role::Destination => "destination",
-    }
-}
-
-fn gauge(o: &mut String, name: &str, help: &str) {
-    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
-}
-
-fn counter(o: &mut String, name: &str, help: &str) {
-    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
-}
-
-/// A label value as the format wants it: backslash, quote and newline escaped.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Serve `metrics` on `listener` (`GET /metrics`; 404 for anything else),
-/// one thread per connection.
-pub fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    for stream in listener.incoming().flatten() {
-        let m = Arc::clone(&metrics);
-        std::thread::spawn(move || {
-            let _ = answer(stream, &m);
-        });
-    }
-}
-
-fn answer(stream: TcpStream, m: &Metrics) -> Result<()> {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let io = |source| VmError::Io {
-        peer: peer.clone(),
-        source,
-    };
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .map_err(io)?;
-    let mut r = BufReader::new(stream.try_clone().map_err(io)?);
-    let mut first = String::new();
-    r.read_line(&mut first).map_err(io)?;
-    let mut line = String::new();
-    while r.read_line(&mut line).map_err(io)? > 2 {
-        line.clear();
-    }
-    let path = first.split_whitespace().nth(1).unwrap_or("");
-    let (status, kind, body) =
-        if first.starts_with("GET ") && path.split('?').next() == Some("/metrics") {
-            (
-                "200 OK",
-                "text/plain; version=0.0.4; charset=utf-8",
-                m.render(),
-            )
-        } else {
-            (
-                "404 Not Found",
-                "text/plain",
-                "not found; try /metrics\n".to_string(),
-            )
-        };
-    let mut w = stream;
-    write!(w, "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).map_err(io)
 }
 
 #[cfg(test)]
@@ -238,23 +178,34 @@ mod tests {
     #[test]
     fn the_text_names_each_series_once_with_its_type() {
         let m = Metrics::default();
-        m.phase("pg \"1\"", Some(Phase::Postcopy));
+        m.phase("pg1", Some(Phase::Precopy));
+        m.phase("pg1", Some(Phase::Postcopy));
+        m.phase("other", Some(Phase::Precopy));
+        m.phase("other", None);
         m.finished(Role::Source, true);
         m.sent(10, 20);
         m.completed(42, 3);
         let t = m.render();
         assert!(
-            t.contains("kiln_migration_phase{vm=\"pg \\\"1\\\"\",phase=\"postcopy\"} 1"),
+            t.contains("kiln_migration_phase{vm=\"pg1\",phase=\"postcopy\"} 1"),
             "{t}"
         );
+        assert_eq!(t.matches("kiln_migration_phase{").count(), 1, "{t}");
         assert!(t.contains("kiln_migrations_total{role=\"source\",result=\"ok\"} 1"));
+        assert!(t.contains("kiln_migrations_total{role=\"destination\",result=\"failed\"} 0"));
+        assert!(t.contains("kiln_migration_sent_bytes_total{kind=\"memory\"} 20"));
         assert!(
             t.contains("kiln_migration_downtime_seconds_sum 0.042"),
             "{t}"
         );
+        assert!(
+            t.contains("kiln_migration_downtime_seconds_bucket{le=\"0.05\"} 1"),
+            "{t}"
+        );
         assert!(t.contains("kiln_migration_blocks_on_demand_total 3"));
-        for name in ["kiln_migrations_total", "kiln_migration_phase"] {
+        for name in ["kiln_migrations", "kiln_migration_phase"] {
             assert_eq!(t.matches(&format!("# TYPE {name} ")).count(), 1);
         }
+        assert!(t.ends_with("# EOF\n"));
     }
 }
