@@ -99,6 +99,13 @@ wait_ready() {
 
 start_load() { # DIR
     mkdir -p "$1"
+    # PCAP=DIR keeps the client's PostgreSQL traffic of each path and
+    # round, to see where a gap went (losses, retransmissions).
+    if [ -n "${PCAP:-}" ]; then
+        mkdir -p "$PCAP"
+        client tcpdump -i uplink -s 128 -w "$PCAP/$(basename "$1")-$(date +%s).pcap" tcp port 5432 2>/dev/null &
+        sleep 0.5
+    fi
     (cd "$1" && client pgbench -h "$vm" -U postgres -c 4 -j 2 -T "$secs" -n -l postgres >pgbench.out 2>pgbench.err) &
     load=$!
     sleep $warm
@@ -109,12 +116,17 @@ start_load() { # DIR
 # also kept in $work/rows for the medians.
 finish_load() {
     wait $load || true
+    [ -z "${PCAP:-}" ] || pkill -INT -f "tcpdump -i uplink -s 128 -w $PCAP" || true
     local stats wall downtime paused row
     wall=$(time_summary "$3" | cut -d' ' -f1)
     read -r downtime paused < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["downtime_ms"], r["paused_at_unix_ms"])' "$1/report.json")
     stats=$(python3 bench/pgbench_gaps.py "$paused" "$1"/pgbench_log.*)
     row=$(printf '%-34s %7s %7s %6s %6s %7s %6s %6s %10s %12s' "$2" $stats "$wall" "$downtime")
     echo "$row" | tee -a "$work/rows"
+    if [ -n "${PCAP:-}" ]; then
+        local keep=$PCAP/$(basename "$1")-$(date +%s)
+        mkdir -p "$keep" && cp "$1"/pgbench_log.* "$1/report.json" "$keep/"
+    fi
     rm -f "$1"/pgbench_log.*
 }
 
