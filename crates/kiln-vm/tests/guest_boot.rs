@@ -37,7 +37,7 @@ fn a_guest_boots_from_kilns_nbd_disk_runs_its_process_and_powers_off() {
     process.env = vec!["X=from-the-image".into()];
     process.workdir = Some("/tmp".into());
     let initrd = common::initrd(dir.path(), &kernel, &process);
-    let mut guest = common::boot(dir.path(), "guest", &kernel, &initrd, &socket, false);
+    let mut guest = common::boot(dir.path(), "guest", &kernel, &initrd, &socket, false, None);
     assert!(
         guest.wait_exit(Duration::from_secs(240)),
         "{}",
@@ -97,20 +97,15 @@ fn a_guest_on_a_tap_answers_on_its_static_address() {
     process.ip = Some(format!("10.231.{net}.2/24"));
     process.gateway = Some(format!("10.231.{net}.1"));
     let initrd = common::initrd(dir.path(), &kernel, &process);
-    let net_args = [
-        "-netdev".to_string(),
-        format!("tap,id=n0,ifname={},script=no,downscript=no", tap.0),
-        "-device".to_string(),
-        "virtio-net-pci,netdev=n0".to_string(),
-    ];
-    let mut guest = common::boot_with(
+    let mac = "52:54:00:12:34:56".to_string();
+    let mut guest = common::boot(
         dir.path(),
         "guest",
         &kernel,
         &initrd,
         &socket,
         false,
-        &net_args,
+        Some((tap.0.clone(), mac)),
     );
     let addr: SocketAddr = format!("10.231.{net}.2:7000").parse().unwrap();
     let start = std::time::Instant::now();

@@ -1,19 +1,16 @@
 //! QEMU's RAM migration between two real QEMU 10 processes (TCG), driven
 //! through kiln-vm's QMP client: pre-copy, and post-copy via userfaultfd.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::Guest;
 use kiln_vm::qmp::Qmp;
 use kiln_vm::ram::{migrate, Postcopy, RamOptions};
 
 /// A guest with no disk (its firmware finds nothing to boot and waits),
 /// 64 MiB of RAM; `incoming` makes it a migration target.
-fn qemu(dir: &Path, name: &str, incoming: bool) -> Guest {
+fn qemu(dir: &Path, name: &str, incoming: bool) -> Bare {
     let socket: PathBuf = dir.join(format!("{name}.qmp"));
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args([
@@ -37,11 +34,27 @@ fn qemu(dir: &Path, name: &str, incoming: bool) -> Guest {
     let child = cmd.spawn().unwrap_or_else(|e| {
         panic!("qemu-system-x86_64 is needed (QEMU 10 from bookworm-backports; scripts/setup.sh installs it): {e}")
     });
-    let qmp = Some(Qmp::connect(&socket, Duration::from_secs(20)).unwrap());
-    Guest {
-        child,
-        log: PathBuf::new(),
-        qmp,
+    let qmp = Qmp::connect(&socket, Duration::from_secs(20)).unwrap();
+    Bare { child, qmp }
+}
+
+/// A diskless QEMU, which [`kiln_vm::machine::Machine`] (always a kernel
+/// and a disk) does not start; killed when dropped.
+struct Bare {
+    child: Child,
+    qmp: Qmp,
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Bare {
+    fn qmp(&mut self) -> &mut Qmp {
+        &mut self.qmp
     }
 }
 
@@ -58,16 +71,10 @@ fn run(postcopy: Postcopy) -> kiln_vm::ram::RamReport {
         ..RamOptions::default()
     };
     let mut paused_at_switchover = false;
-    let report = migrate(
-        a.qmp.as_mut().unwrap(),
-        b.qmp.as_mut().unwrap(),
-        &uri,
-        &opts,
-        || {
-            paused_at_switchover = true;
-            Ok(())
-        },
-    )
+    let report = migrate(&mut a.qmp, &mut b.qmp, &uri, &opts, || {
+        paused_at_switchover = true;
+        Ok(())
+    })
     .unwrap();
     assert!(paused_at_switchover, "the source paused before switchover");
     assert_eq!(a.qmp().status().unwrap(), "postmigrate");

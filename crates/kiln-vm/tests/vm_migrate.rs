@@ -46,7 +46,7 @@ fn move_vm(ram: Postcopy, disk_postcopy: bool) -> Finish {
     // Host A: the disk, its NBD server and the running guest.
     let disk_a = Arc::new(Disk::open(&common::root_image(d), DEFAULT_BLOCK).unwrap());
     let nbd_a = export(&d.join("a.sock"), disk_a.clone());
-    let mut a = common::boot(d, "a", &kernel, &initrd, &d.join("a.sock"), false);
+    let mut a = common::boot(d, "a", &kernel, &initrd, &d.join("a.sock"), false, None);
     a.wait_for("kiln-start", Duration::from_secs(180));
     // Host B: the disk as it arrives, served to a QEMU waiting for state.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -58,7 +58,7 @@ fn move_vm(ram: Postcopy, disk_postcopy: bool) -> Finish {
         Some(Source::start(disk_a.clone(), TcpStream::connect(addr).unwrap()).unwrap());
     let (incoming, receiver) = accepted.join().unwrap();
     let nbd_b = export(&d.join("b.sock"), incoming.clone());
-    let mut b = common::boot(d, "b", &kernel, &initrd, &d.join("b.sock"), true);
+    let mut b = common::boot(d, "b", &kernel, &initrd, &d.join("b.sock"), true, None);
     // Disk pre-copy while the guest writes.
     for _ in 0..3 {
         source.as_mut().unwrap().round().unwrap();
@@ -72,7 +72,7 @@ fn move_vm(ram: Postcopy, disk_postcopy: bool) -> Finish {
         ..RamOptions::default()
     };
     let uri = format!("unix:{}", d.join("mig.sock").display());
-    let (qa, qb) = (a.qmp.as_mut().unwrap(), b.qmp.as_mut().unwrap());
+    let (qa, qb) = (&mut a.machine.qmp, &mut b.machine.qmp);
     let report = migrate(qa, qb, &uri, &opts, || {
         let switched = source.take().expect("one switchover").switchover()?;
         if disk_postcopy {

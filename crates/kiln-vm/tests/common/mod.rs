@@ -3,10 +3,11 @@
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kiln_vm::guest::{fetch_kernel, initramfs, Kernel, Process, ROOT_MODULES};
+use kiln_vm::machine::{Accel, Machine, MachineSpec};
 use kiln_vm::qmp::Qmp;
 
 pub fn ok(cmd: &mut Command) {
@@ -59,22 +60,16 @@ pub fn shell(script: &str) -> Process {
     }
 }
 
-/// A QEMU guest, its serial console logged to a file.
+/// A QEMU guest started as the agent starts them ([`Machine`]), its
+/// serial console logged to a file; killed when dropped.
 pub struct Guest {
-    pub child: Child,
+    pub machine: Machine,
     pub log: PathBuf,
-    pub qmp: Option<Qmp>,
 }
 
-impl Drop for Guest {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Boot `kernel` with `initrd`, its root disk the NBD export `root` at
-/// `nbd`; `incoming` makes it a migration target.
+/// Boot `kernel` with `initrd` under TCG, 256 MiB, its root disk the NBD
+/// export `root` at `nbd`; `net` is a tap and the guest's MAC on it;
+/// `incoming` makes it a migration target.
 pub fn boot(
     dir: &Path,
     name: &str,
@@ -82,59 +77,23 @@ pub fn boot(
     initrd: &Path,
     nbd: &Path,
     incoming: bool,
-) -> Guest {
-    boot_with(dir, name, kernel, initrd, nbd, incoming, &[])
-}
-
-/// As [`boot`], with more QEMU arguments (a network device).
-pub fn boot_with(
-    dir: &Path,
-    name: &str,
-    kernel: &Kernel,
-    initrd: &Path,
-    nbd: &Path,
-    incoming: bool,
-    extra: &[String],
+    net: Option<(String, String)>,
 ) -> Guest {
     let log = dir.join(format!("{name}.log"));
-    let qmp = dir.join(format!("{name}.qmp"));
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args([
-        "-machine",
-        "q35",
-        "-accel",
-        "tcg",
-        "-m",
-        "256",
-        "-nodefaults",
-        "-display",
-        "none",
-        "-no-reboot",
-    ])
-    .arg("-kernel")
-    .arg(&kernel.vmlinuz)
-    .arg("-initrd")
-    .arg(initrd)
-    .args(["-append", "console=ttyS0 panic=-1 quiet"])
-    .arg("-serial")
-    .arg(format!("file:{}", log.display()))
-    .arg("-drive")
-    .arg(format!(
-        "file=nbd:unix:{}:exportname=root,format=raw,if=virtio",
-        nbd.display()
-    ))
-    .arg("-qmp")
-    .arg(format!("unix:{},server=on,wait=off", qmp.display()))
-    .args(extra)
-    .stdin(Stdio::null());
-    if incoming {
-        cmd.args(["-incoming", "defer"]);
-    }
-    let child = cmd
-        .spawn()
-        .expect("qemu-system-x86_64 (QEMU 10; scripts/setup.sh installs it)");
-    let qmp = Some(Qmp::connect(&qmp, Duration::from_secs(30)).unwrap());
-    Guest { child, log, qmp }
+    let machine = Machine::spawn(&MachineSpec {
+        memory_mib: 256,
+        cpus: 1,
+        kernel: kernel.vmlinuz.clone(),
+        initrd: initrd.to_path_buf(),
+        nbd: nbd.to_path_buf(),
+        net,
+        console: log.clone(),
+        qmp: dir.join(format!("{name}.qmp")),
+        incoming,
+        accel: Accel::Tcg,
+    })
+    .expect("qemu-system-x86_64 (QEMU 10; scripts/setup.sh installs it)");
+    Guest { machine, log }
 }
 
 impl Guest {
@@ -159,7 +118,7 @@ impl Guest {
     pub fn wait_exit(&mut self, limit: Duration) -> bool {
         let start = Instant::now();
         loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
+            if let Some(st) = self.machine.exited() {
                 return st.success();
             }
             assert!(
@@ -172,6 +131,6 @@ impl Guest {
     }
 
     pub fn qmp(&mut self) -> &mut Qmp {
-        self.qmp.as_mut().expect("a monitor")
+        &mut self.machine.qmp
     }
 }
