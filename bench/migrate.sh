@@ -17,6 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 secs=${1:-40}
+[ -z "${PCAP:-}" ] || command -v tcpdump >/dev/null ||
+    { echo "bench: PCAP needs tcpdump (apt-get install tcpdump)" >&2; exit 2; }
 warm=8
 cargo build --release -q --bins
 kiln=$PWD/target/release/kiln
