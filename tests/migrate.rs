@@ -622,7 +622,27 @@ fn postgres_under_load_moves_between_hosts_and_failed_moves_leave_it_on_the_sour
     eprintln!("pgbench: {bench_out}\nkiln: {report}");
     scraped_by_prometheus(&net);
 
-    // Stop and remove on B.
+    // Stop (a power-off), start again from B's copy of the disk, which
+    // PostgreSQL recovers with every acknowledged id; then stop and remove.
+    let running_again = net.kiln(&["vm", "start", "pg", "--host", &b.addr]);
+    assert_eq!(
+        running_again.status.code(),
+        Some(2),
+        "only a stopped VM starts"
+    );
+    assert!(net
+        .kiln(&["vm", "stop", "pg", "--host", &b.addr])
+        .status
+        .success());
+    assert_eq!(inspect(&net, &b.addr)["state"], "stopped");
+    let started = net.kiln(&["vm", "start", "pg", "--host", &b.addr]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    ready(&net, &dir.path().join("b2/vms/pg/console.log"));
+    assert_all_present(&acked, &ids_in_db(&net), "after a stop and start on B");
     assert!(net
         .kiln(&["vm", "stop", "pg", "--host", &b.addr])
         .status

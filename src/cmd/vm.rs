@@ -1,4 +1,4 @@
-//! `kiln host serve`, `kiln vm run|ls|inspect|stop|rm` and `kiln migrate`:
+//! `kiln host serve`, `kiln vm run|ls|inspect|stop|start|rm` and `kiln migrate`:
 //! microVMs from OCI images, and their live migration between hosts.
 
 use std::net::TcpListener;
@@ -56,6 +56,8 @@ pub enum VmCommand {
     Inspect(NameArgs),
     /// Power a VM off, keeping its disk.
     Stop(NameArgs),
+    /// Boot a stopped VM again from its disk.
+    Start(NameArgs),
     /// Delete a stopped VM and its disk.
     Rm(RmArgs),
 }
@@ -243,6 +245,10 @@ pub fn vm(c: VmCommand, quiet: bool) -> Result<ExitCode> {
             a.output,
         ),
         VmCommand::Stop(a) => show(&[call(&a.host, &Request::Stop { name: a.name })?], a.output),
+        VmCommand::Start(a) => show(
+            &[call(&a.host, &Request::Start { name: a.name })?],
+            a.output,
+        ),
         VmCommand::Rm(a) => {
             call(
                 &a.host,

@@ -126,6 +126,7 @@ impl Agent {
             Request::List => Ok(self.list()),
             Request::Inspect { name } => self.with_vm(&name, |vm| Ok(vm.info(&self.cfg.listen))),
             Request::Stop { name } => self.stop(&name),
+            Request::Start { name } => self.start(&name),
             Request::Rm { name, force } => self.rm(&name, force),
             Request::Migrate(m) => self.migrate_out(&m, &mut out),
             Request::Incoming(i) => self.migrate_in(i, reader, &mut out),
@@ -179,6 +180,42 @@ impl Agent {
             vm.state = State::Stopped;
             Ok(vm.info(&self.cfg.listen))
         })
+    }
+
+    /// Boot a stopped VM from the disk it kept: one stopped by `vm stop`,
+    /// one whose QEMU exited, or one listed as stopped after the agent
+    /// restarted.
+    fn start(&self, name: &str) -> Result<Value> {
+        self.with_vm(name, |vm| {
+            vm.refresh();
+            if vm.state != State::Stopped {
+                let state = format!("{:?}", vm.state).to_lowercase();
+                return Err(VmError::agent(
+                    &self.cfg.listen,
+                    format!("{name} is {state}; only a stopped VM starts"),
+                ));
+            }
+            self.boot(vm)?;
+            Ok(vm.info(&self.cfg.listen))
+        })
+    }
+
+    /// Serve the VM's disk and start QEMU on it.
+    fn boot(&self, vm: &mut Vm) -> Result<()> {
+        let disk = Arc::new(Disk::open(&vm.paths.disk(), DEFAULT_BLOCK)?);
+        let tap = self.tap_name(&vm.spec.name);
+        let rt = Runtime::start(
+            &vm.paths,
+            &vm.spec,
+            &self.cfg.bridge,
+            &tap,
+            disk.clone(),
+            disk,
+            false,
+        )?;
+        vm.rt = Some(rt);
+        vm.state = State::Running;
+        Ok(())
     }
 
     fn rm(&self, name: &str, force: bool) -> Result<Value> {
@@ -280,19 +317,7 @@ impl Agent {
         std::fs::write(paths.initrd(), initrd).map_err(|e| VmError::disk(&paths.initrd(), e))?;
         g.spec.process = process;
         g.save()?;
-        let disk = Arc::new(Disk::open(&paths.disk(), DEFAULT_BLOCK)?);
-        let tap = self.tap_name(&g.spec.name);
-        let rt = Runtime::start(
-            &paths,
-            &g.spec,
-            &self.cfg.bridge,
-            &tap,
-            disk.clone(),
-            disk,
-            false,
-        )?;
-        g.rt = Some(rt);
-        g.state = State::Running;
+        self.boot(&mut g)?;
         Ok(g.info(&self.cfg.listen))
     }
 

@@ -30,6 +30,8 @@ pub enum Request {
     Inspect { name: String },
     /// Power a VM off, keeping its disk.
     Stop { name: String },
+    /// Boot a stopped VM again from its disk.
+    Start { name: String },
     /// Delete a VM and its disk (running ones only with `force`).
     Rm { name: String, force: bool },
     /// Move a running VM to another agent.
