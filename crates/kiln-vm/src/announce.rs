@@ -149,6 +149,24 @@ mod tests {
                     .is_ok_and(|s| s.success());
                 assert!(ok, "ip {cmd}");
             }
+            // Links come up asynchronously: a frame sent before both
+            // bridge ports forward is dropped.
+            let forwarding = || {
+                let out = std::process::Command::new("bridge")
+                    .args(["link", "show"])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                out.matches("state forwarding").count() == 2
+            };
+            let start = std::time::Instant::now();
+            while !forwarding() {
+                assert!(
+                    start.elapsed().as_secs() < 10,
+                    "the bridge ports never forwarded"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             claim("br0", "52:54:00:ab:cd:ef").unwrap();
             std::thread::sleep(std::time::Duration::from_millis(50));
             let show = |br: &str| {
