@@ -12,6 +12,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use sha2::{Digest as _, Sha256};
 
@@ -63,6 +64,9 @@ pub struct Disk {
     size: u64,
     block: u64,
     dirty: Vec<AtomicU64>,
+    /// The digest of a full block of zeroes, computed once: holes and
+    /// zero blocks are most of a fresh disk.
+    zero: OnceLock<[u8; 32]>,
 }
 
 impl Disk {
@@ -105,6 +109,7 @@ impl Disk {
             dirty: (0..blocks.div_ceil(64))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            zero: OnceLock::new(),
         })
     }
 
@@ -296,17 +301,28 @@ impl Disk {
     /// The disk's root digest ([`root_of`]); holes are hashed without
     /// being read.
     pub fn root(&self) -> Result<String> {
-        let mut zero: Option<[u8; 32]> = None;
         let mut sums = Vec::with_capacity(self.blocks() as usize);
         for i in 0..self.blocks() {
             let (_, len) = self.block_range(i)?;
             if len == self.block && self.is_hole(i) {
-                sums.push(*zero.get_or_insert_with(|| block_digest(&vec![0; len as usize])));
+                sums.push(self.zero_digest(len));
             } else {
                 sums.push(block_digest(&self.read_block(i)?));
             }
         }
         Ok(root_of(sums.iter()))
+    }
+
+    /// The digest of `len` zero bytes, as a hole or zero block of `len`
+    /// bytes has it (only the disk's last block can be shorter).
+    pub fn zero_digest(&self, len: u64) -> [u8; 32] {
+        if len == self.block {
+            *self
+                .zero
+                .get_or_init(|| block_digest(&vec![0; len as usize]))
+        } else {
+            block_digest(&vec![0; len as usize])
+        }
     }
 
     /// SHA-256 of the whole disk, to check that a copy equals its source.

@@ -2,7 +2,7 @@
 //! format: migrations by role and result, their phase, bytes moved, the
 //! guest's pause, and blocks fetched on demand.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -49,9 +49,9 @@ const DOWNTIME_BUCKETS: [f64; 9] = [0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0, 2.0, 
 /// The agent's metrics; cheap to update from any thread.
 pub struct Metrics {
     registry: Registry,
-    running: Gauge<i64, std::sync::atomic::AtomicI64>,
+    running: Gauge<i64, AtomicI64>,
     finished: Family<Labels, Counter<u64, AtomicU64>>,
-    phases: Family<Labels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    phases: Family<Labels, Gauge<i64, AtomicI64>>,
     sent: Family<Labels, Counter<u64, AtomicU64>>,
     on_demand: Counter<u64, AtomicU64>,
     downtime: Histogram,

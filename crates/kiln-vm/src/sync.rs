@@ -122,8 +122,6 @@ pub struct Source {
     stream: TcpStream,
     /// The SHA-256 of each block's last version sent.
     sent: Vec<[u8; 32]>,
-    /// The SHA-256 of a full block of zeroes.
-    zero: [u8; 32],
 }
 
 impl Source {
@@ -141,14 +139,12 @@ impl Source {
         fail_fast(&stream).map_err(io)?;
         let writer = stream.try_clone().map_err(io)?;
         let blocks = disk.blocks() as usize;
-        let zero = block_digest(&vec![0; disk.block_size() as usize]);
         let mut s = Source {
             disk,
             peer: peer.clone(),
             out: BufWriter::with_capacity(1 << 20, writer),
             stream,
             sent: vec![[0; 32]; blocks],
-            zero,
         };
         let hello = [
             s.disk.size().to_be_bytes(),
@@ -202,11 +198,7 @@ impl Source {
         };
         let Some(data) = data else {
             frame(&mut self.out, ZERO, &[&b.to_be_bytes()]).map_err(|e| self.io(e))?;
-            self.sent[b as usize] = if full {
-                self.zero
-            } else {
-                block_digest(&vec![0; len as usize])
-            };
+            self.sent[b as usize] = self.disk.zero_digest(len);
             return Ok(0);
         };
         let sum = block_digest(&data);
@@ -486,7 +478,6 @@ impl Incoming {
             source,
         };
         let (mut received, mut unsynced) = (0, 0u64);
-        let zero = &block_digest(&vec![0; self.disk.block_size() as usize]);
         loop {
             let (tag, body) = read_frame(r).map_err(io)?;
             match tag {
@@ -509,12 +500,7 @@ impl Incoming {
                     let b = be64(&body, 0).ok_or_else(|| self.bad("a ZERO frame too short"))?;
                     self.disk.put_zero(b)?;
                     let (_, len) = self.disk.block_range(b)?;
-                    let sum = if len == self.disk.block_size() {
-                        *zero
-                    } else {
-                        block_digest(&vec![0; len as usize])
-                    };
-                    self.record(b, sum);
+                    self.record(b, self.disk.zero_digest(len));
                     self.arrive(b);
                     received += 1;
                 }

@@ -101,7 +101,7 @@ impl Agent {
         out.event(json!({ "ram_port": ram_port }));
         let gone = watch(control, &from)?;
         wait_running(&mut rt, &inc, &gone, &from)?;
-        let resumed = super::outgoing::unix_ms();
+        let resumed = super::unix_ms();
         // QEMU announces the guest after an incoming migration on its
         // own; asking again helps a switch that missed the first rounds.
         super::announce_self(&mut rt.machine.qmp);

@@ -189,10 +189,9 @@ impl Agent {
         self.with_vm(name, |vm| {
             vm.refresh();
             if vm.state != State::Stopped {
-                let state = format!("{:?}", vm.state).to_lowercase();
                 return Err(VmError::agent(
                     &self.cfg.listen,
-                    format!("{name} is {state}; only a stopped VM starts"),
+                    format!("{name} is {}; only a stopped VM starts", vm.state),
                 ));
             }
             self.boot(vm)?;
@@ -228,7 +227,7 @@ impl Agent {
             s => {
                 return Err(VmError::agent(
                     &self.cfg.listen,
-                    format!("{name} is {s:?}; stop it first (or --force a running one)"),
+                    format!("{name} is {s}; stop it first (or --force a running one)"),
                 ))
             }
         }
@@ -388,6 +387,14 @@ fn announce_self(q: &mut crate::qmp::Qmp) {
 fn mac_for(name: &str) -> String {
     let h = fnv(name).to_be_bytes();
     format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", h[0], h[1], h[2], h[3])
+}
+
+/// Milliseconds since the Unix epoch, for lining reports up with
+/// clients' logs.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn now_rfc3339() -> String {

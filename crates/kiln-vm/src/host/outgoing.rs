@@ -58,7 +58,7 @@ impl Agent {
                 let why = if arriving {
                     "still receiving its disk".to_string()
                 } else {
-                    format!("{:?}", g.state).to_lowercase()
+                    g.state.to_string()
                 };
                 return Err(VmError::agent(
                     &self.cfg.listen,
@@ -202,7 +202,7 @@ impl Agent {
         let hook = || {
             self.metrics.phase(&m.name, Some(Phase::StopAndCopy));
             let t = Instant::now();
-            switch.at_unix_ms = unix_ms();
+            switch.at_unix_ms = super::unix_ms();
             let bg = background
                 .take()
                 .ok_or_else(|| VmError::Migration("switchover twice".into()))?;
@@ -418,13 +418,6 @@ struct SwitchInfo {
     hook_ms: u64,
     /// When the source paused, for lining the report up with clients' logs.
     at_unix_ms: u64,
-}
-
-/// Milliseconds since the Unix epoch.
-pub(super) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Disk rounds that keep running while memory moves, so that the blocks

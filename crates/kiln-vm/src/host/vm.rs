@@ -28,6 +28,18 @@ pub enum State {
     Stopped,
 }
 
+/// As `vm inspect` says it, for messages.
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Running => "running",
+            State::Migrating => "migrating",
+            State::Incoming => "incoming",
+            State::Stopped => "stopped",
+        })
+    }
+}
+
 /// The files of one VM, under `STATE/vms/NAME`.
 #[derive(Debug, Clone)]
 pub struct Paths(pub PathBuf);
