@@ -88,7 +88,8 @@ fn write_export(db: &Db, out: &mut dyn Write) -> Result<u64> {
     Ok(dump::export(db.conn(), header, &tables(), out)?)
 }
 
-/// Read an export's header; one from a newer schema is refused.
+/// Read an export's header; one from a newer schema is refused, and so
+/// is one from before schema 4, whose content keys are SHA-256.
 fn read_export_header(input: &mut dyn BufRead) -> Result<()> {
     let head = dump::read_header(input)?;
     let schema = head
@@ -98,6 +99,11 @@ fn read_export_header(input: &mut dyn BufRead) -> Result<()> {
     if schema > SCHEMA_VERSION {
         bail!(
             "exported from schema {schema}; this kiln reads up to {SCHEMA_VERSION}: upgrade kiln"
+        );
+    }
+    if schema < 4 {
+        bail!(
+            "exported from schema {schema}, which keys file contents by SHA-256; this kiln keys them by BLAKE3 (schema 4) and cannot convert them: rebuild the DB with `kiln db build`"
         );
     }
     Ok(())

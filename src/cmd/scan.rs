@@ -104,19 +104,8 @@ impl Args {
     }
 }
 
-/// Scan the source, with progress on stderr; warns when the DB's schema
-/// is older than what this kiln builds.
+/// Scan the source, with progress on stderr.
 pub fn collect(source: &SourceArgs, db: Option<&Db>, quiet: bool) -> Result<Sbom> {
-    if let Some(db) = db.filter(|_| !quiet) {
-        let v = db.schema_version()?;
-        if v < kiln_rainbow::SCHEMA_VERSION {
-            eprintln!(
-                "kiln: warning: {} has schema {v}; build a new DB with `kiln db build` for what schema {} adds (stripped files matched by code, compact function signatures)",
-                db.location(),
-                kiln_rainbow::SCHEMA_VERSION
-            );
-        }
-    }
     let bar = progress::bytes("reading and hashing layers", quiet);
     let ticker = bar.clone();
     let progress = Some(Box::new(move |n| ticker.inc(n)) as Box<kiln_tree::ProgressFn>);

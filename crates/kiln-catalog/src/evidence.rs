@@ -59,7 +59,7 @@ impl std::fmt::Display for Resolution {
 #[serde(rename_all = "kebab-case")]
 pub enum Technique {
     /// Same bytes at the same path.
-    FileSha256,
+    FileDigest,
     /// Same ELF build-id at the same path.
     ElfBuildId,
     /// Same loaded sections (code and data) at the same path.
@@ -67,7 +67,7 @@ pub enum Technique {
     /// Every function of the file is one of the build's.
     ElfFunctions,
     /// Same bytes (or build-id) at another path.
-    FileSha256Renamed,
+    FileDigestRenamed,
     /// The version shared by the source's other binary packages.
     SourceCoherence,
     /// What the image's package metadata declares.
@@ -92,11 +92,11 @@ impl Technique {
     /// The name used in evidence.
     pub fn name(self) -> &'static str {
         match self {
-            Technique::FileSha256 => "file-sha256",
+            Technique::FileDigest => "file-digest",
             Technique::ElfBuildId => "elf-build-id",
             Technique::ElfLoadedBytes => "elf-loaded-bytes",
             Technique::ElfFunctions => "elf-functions",
-            Technique::FileSha256Renamed => "file-sha256-renamed",
+            Technique::FileDigestRenamed => "file-digest-renamed",
             Technique::SourceCoherence => "source-coherence",
             Technique::PackageMetadata => "package-metadata",
             Technique::FunctionHashes => "function-hashes",
@@ -112,7 +112,7 @@ impl Technique {
     /// The CycloneDX identity-evidence method it is an instance of.
     pub fn cyclonedx_method(self) -> &'static str {
         match self {
-            Technique::FileSha256 | Technique::FileSha256Renamed | Technique::ElfLoadedBytes => {
+            Technique::FileDigest | Technique::FileDigestRenamed | Technique::ElfLoadedBytes => {
                 "hash-comparison"
             }
             Technique::ElfBuildId
@@ -240,11 +240,11 @@ mod tests {
             assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{r}\""));
         }
         for t in [
-            Technique::FileSha256,
+            Technique::FileDigest,
             Technique::ElfBuildId,
             Technique::ElfLoadedBytes,
             Technique::ElfFunctions,
-            Technique::FileSha256Renamed,
+            Technique::FileDigestRenamed,
             Technique::SourceCoherence,
             Technique::PackageMetadata,
             Technique::FunctionHashes,
@@ -262,9 +262,9 @@ mod tests {
     #[test]
     fn counting_adds_files_to_one_entry() {
         let mut e = Evidence::new(Resolution::Exact, 0.9);
-        e.count(Technique::FileSha256, 0.99);
+        e.count(Technique::FileDigest, 0.99);
         e.count(Technique::ElfBuildId, 0.97);
-        e.count(Technique::FileSha256, 0.5);
+        e.count(Technique::FileDigest, 0.5);
         assert_eq!(e.techniques.len(), 2);
         assert_eq!(e.techniques[0].files, 2);
         assert_eq!(e.techniques[0].confidence, 0.99);

@@ -52,7 +52,7 @@ pub struct ElfInfo {
     pub clues: Option<Box<crate::Clues>>,
     /// Digest of the loaded sections other than notes: identifies the code
     /// and data of a build whatever was stripped around them (symbols,
-    /// notes, the build-id, appended bytes). One SHA-256 pass over what is
+    /// notes, the build-id, appended bytes). One BLAKE3 pass over what is
     /// mapped, computed while the bytes are at hand.
     #[serde(skip)]
     pub loaded: Option<[u8; 32]>,
@@ -80,7 +80,7 @@ impl ElfInfo {
     /// only where build-ids do not contradict it, and a file whose
     /// build-id the DB knows is matched by that; so the digest matters
     /// for note-less copies alone, and skipping it spares a second
-    /// SHA-256 over nearly every byte of an image's binaries.
+    /// hash over nearly every byte of an image's binaries.
     pub fn parse_observed(
         data: &[u8],
         clues: Option<&dyn Fn(&str) -> bool>,

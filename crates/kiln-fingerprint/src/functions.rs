@@ -128,7 +128,7 @@ pub fn file_function_hashes(data: &[u8]) -> Vec<u64> {
 }
 
 /// What a linked ELF file's code and data are, whatever was stripped
-/// around them: SHA-256 over the allocated sections other than notes
+/// around them: BLAKE3 over the allocated sections other than notes
 /// (code, data, dynamic symbols), each with its address, by section
 /// headers (by `PT_LOAD` segments when they are gone). `strip --strip-all`,
 /// removing the build-id note or appending bytes leave it unchanged; any
@@ -136,17 +136,16 @@ pub fn file_function_hashes(data: &[u8]) -> Vec<u64> {
 /// none.
 pub(crate) fn loaded_digest(data: &[u8], elf: &Elf) -> Option<[u8; 32]> {
     use goblin::elf::section_header::{SHF_ALLOC, SHT_NOBITS, SHT_NOTE};
-    use sha2::{Digest, Sha256};
     if elf.header.e_type == goblin::elf::header::ET_REL {
         return None;
     }
-    let mut h = Sha256::new();
+    let mut h = blake3::Hasher::new();
     let mut any = false;
     let mut feed = |addr: u64, offset: u64, size: u64| -> Option<()> {
         let start = usize::try_from(offset).ok()?;
         let bytes = data.get(start..start.checked_add(usize::try_from(size).ok()?)?)?;
-        h.update(addr.to_le_bytes());
-        h.update(size.to_le_bytes());
+        h.update(&addr.to_le_bytes());
+        h.update(&size.to_le_bytes());
         h.update(bytes);
         any = true;
         Some(())
@@ -171,7 +170,7 @@ pub(crate) fn loaded_digest(data: &[u8], elf: &Elf) -> Option<[u8; 32]> {
             feed(s.sh_addr, s.sh_offset, s.sh_size)?;
         }
     }
-    any.then(|| h.finalize().into())
+    any.then(|| *h.finalize().as_bytes())
 }
 
 /// Function bytes of a relocatable object: `FUNC` symbols are offsets

@@ -4,10 +4,9 @@
 //! `kiln-catalog`, which reads what metadata claims). It computes, for one
 //! file's content, the facts the rainbow table is keyed on:
 //!
-//! - the SHA-256 of the whole file;
 //! - for ELF files, an [`ElfInfo`]: the GNU build-id, the systemd-style
 //!   `.note.package` JSON, SONAME, `DT_NEEDED`, the symbol versions the
-//!   file defines, interpreter and machine, the SHA-256 of its loaded
+//!   file defines, interpreter and machine, the BLAKE3 digest of its loaded
 //!   sections (notes excluded), Go build info ([`GoBuildInfo`]),
 //!   `cargo auditable` data ([`RustCrate`]) and version [`Clues`] (data
 //!   strings, and constants version functions return or store, read by
@@ -18,13 +17,13 @@
 //!
 //! The same functions run when `kiln db build` ingests a package and when
 //! `kiln scan` looks at an image, so both sides always agree on what a
-//! fingerprint is. Build-ids survive what breaks whole-file hashes: bytes
+//! fingerprint is. (The whole-file digest both sides key contents by is
+//! `kiln_tree::content_digest`.) Build-ids survive what breaks whole-file hashes: bytes
 //! appended to an executable (SlimToolkit's `--obfuscate-metadata`) or a
 //! renamed file.
 //!
 //! ```
-//! use kiln_fingerprint::{sha256, ElfInfo};
-//! assert_eq!(hex::encode(sha256(b"")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+//! use kiln_fingerprint::ElfInfo;
 //! assert!(ElfInfo::parse(b"#!/bin/sh\n").unwrap().is_none());
 //! ```
 #![deny(missing_docs)]
@@ -40,13 +39,6 @@ pub use auditable::RustCrate;
 pub use clues::{version_strings, Clues, FunctionConsts, Store};
 pub use elf::{ElfError, ElfInfo};
 pub use gobuild::{GoBuildInfo, GoModule};
-
-use sha2::{Digest as _, Sha256};
-
-/// SHA-256 of `data`.
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
-}
 
 /// Does `head` start like an ELF file?
 pub fn is_elf(head: &[u8]) -> bool {

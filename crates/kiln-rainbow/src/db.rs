@@ -19,14 +19,14 @@ use crate::error::{RainbowError, Result};
 use crate::writer::Writer;
 
 /// The schema version this kiln writes and reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Where the signature tables record their version in `meta`.
 const SCHEMA_KEY: &str = "schema_version";
 
 /// The signature tables' migrations (SQLite DDL; PostgreSQL reads it
 /// through [`kiln_store::postgres_ddl`]).
-pub(crate) const MIGRATIONS: [Migration; 3] = [
+pub(crate) const MIGRATIONS: [Migration; 4] = [
     Migration {
         version: 1,
         sql: include_str!("schema/1.sql"),
@@ -39,7 +39,14 @@ pub(crate) const MIGRATIONS: [Migration; 3] = [
         version: 3,
         sql: include_str!("schema/3.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("schema/4.sql"),
+    },
 ];
+
+/// The first schema whose contents are keyed by BLAKE3.
+const BLAKE3_SCHEMA: i64 = 4;
 
 /// Packages per PostgreSQL write transaction: short turns under the
 /// writers' lock, so concurrent builders interleave.
@@ -160,12 +167,31 @@ impl std::fmt::Display for Stats {
     }
 }
 
+/// A DB from before schema 4 keys its contents by SHA-256, which a scan no
+/// longer computes: reading it would match nothing by bytes, and adding
+/// to it would mix two kinds of key. One that holds contents is refused
+/// with the way out; an empty one migrates.
+fn refuse_sha256_keys(conn: &Conn, found: Option<i64>) -> Result<()> {
+    let found = found.unwrap_or(0);
+    if found >= BLAKE3_SCHEMA || !conn.has_table("content")? {
+        return Ok(());
+    }
+    if conn.query_int("SELECT count(*) FROM content", &[])? == 0 {
+        return Ok(());
+    }
+    Err(RainbowError::Outdated {
+        db: conn.location().to_string(),
+        found,
+    })
+}
+
 impl Db {
     /// Open (creating if needed) for writing, and bring the schema up to
     /// date. A SQLite directory kiln cannot write in (a read-only file
     /// system) is said to be one.
     pub fn open(location: impl Into<Location>) -> Result<Db> {
         let conn = Conn::open(&location.into(), Mode::Write)?;
+        refuse_sha256_keys(&conn, conn.schema_version(SCHEMA_KEY)?)?;
         conn.migrate(SCHEMA_KEY, &MIGRATIONS)?;
         Ok(Db { conn })
     }
@@ -175,11 +201,11 @@ impl Db {
     pub fn open_readonly(location: impl Into<Location>) -> Result<Db> {
         let location = location.into();
         let conn = Conn::open(&location, Mode::Read)?;
-        if conn.check_version(SCHEMA_KEY, SCHEMA_VERSION)?.is_none()
-            && !conn.has_table("package")?
-        {
+        let found = conn.check_version(SCHEMA_KEY, SCHEMA_VERSION)?;
+        if found.is_none() && !conn.has_table("package")? {
             return Err(RainbowError::Empty(location.to_string()));
         }
+        refuse_sha256_keys(&conn, found)?;
         Ok(Db { conn })
     }
 
@@ -194,9 +220,8 @@ impl Db {
     }
 
     /// The schema version the DB was built with (this kiln's, for a DB
-    /// without one recorded). Older DBs still work; they lack what later
-    /// schemas added (schema 3: code identities and compact function
-    /// signatures).
+    /// without one recorded). DBs before schema 4 that hold contents are
+    /// refused on open (their keys are SHA-256).
     pub fn schema_version(&self) -> Result<i64> {
         Ok(self
             .conn
@@ -499,7 +524,7 @@ pub const TABLES: &[kiln_store::dump::Table] = {
         },
         Table {
             name: "content",
-            columns: &[("id", Int), ("sha256", Blob), ("size", Int)],
+            columns: &[("id", Int), ("digest", Blob), ("size", Int)],
             key: &["id"],
             identity: Some("id"),
         },
@@ -600,3 +625,60 @@ pub const TABLES: &[kiln_store::dump::Table] = {
         },
     ]
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(dir: &tempfile::TempDir) -> Location {
+        Location::Sqlite(dir.path().join("sig.db"))
+    }
+
+    /// A DB as schema 3 left it: SHA-256 keys in `content.sha256`.
+    fn schema3(dir: &tempfile::TempDir, rows: bool) -> Location {
+        let loc = sqlite(dir);
+        let conn = Conn::open(&loc, Mode::Write).unwrap();
+        conn.migrate(SCHEMA_KEY, &MIGRATIONS[..3]).unwrap();
+        if rows {
+            conn.execute(
+                "INSERT INTO content (sha256, size) VALUES (?1, 3)",
+                &[vec![0u8; 32].into()],
+            )
+            .unwrap();
+        }
+        loc
+    }
+
+    #[test]
+    fn a_schema3_db_with_contents_is_refused_for_reading_and_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = schema3(&dir, true);
+        for err in [
+            Db::open_readonly(loc.clone()).err().unwrap(),
+            Db::open(loc.clone()).err().unwrap(),
+        ] {
+            let text = err.to_string();
+            assert!(
+                matches!(err, RainbowError::Outdated { found: 3, .. }),
+                "{text}"
+            );
+            assert!(
+                text.contains("sig.db") && text.contains("kiln db build"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_schema3_db_migrates_to_blake3_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = schema3(&dir, false);
+        let db = Db::open(loc).unwrap();
+        assert_eq!(db.schema_version().unwrap(), SCHEMA_VERSION);
+        let n = db
+            .conn
+            .query_int("SELECT count(*) FROM content WHERE digest IS NULL", &[])
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}

@@ -49,8 +49,8 @@ pub struct DebFile {
     pub mode: u32,
     /// Size in bytes (regular files).
     pub size: u64,
-    /// SHA-256 of the content (regular files and hard links).
-    pub sha256: Option<[u8; 32]>,
+    /// The content's digest (regular files and hard links).
+    pub digest: Option<kiln_tree::ContentDigest>,
     /// Link target (symlinks, hard links).
     pub link_target: Option<String>,
     /// ELF identity, for ELF files.
@@ -321,7 +321,7 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
             kind,
             mode,
             size: if kind == FileKind::File { size } else { 0 },
-            sha256: None,
+            digest: None,
             link_target: match kind {
                 FileKind::Hardlink => link_target
                     .and_then(|t| kiln_tree::path::clean(&t))
@@ -340,7 +340,7 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
                 entry
                     .read_to_end(&mut buf)
                     .map_err(|e| bad(path, format!("data.tar: {clean}: {e}")))?;
-                f.sha256 = Some(kiln_fingerprint::sha256(&buf));
+                f.digest = Some(kiln_tree::content_digest(&buf));
                 // A corrupt ELF in a package is recorded without ELF facts.
                 f.elf = ElfInfo::parse_with(&buf, Some(&|_: &str| true))
                     .ok()
@@ -349,10 +349,9 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
                     f.functions = kiln_fingerprint::functions::file_function_hashes(&buf);
                 }
             } else {
-                let mut h = Sha256::new();
-                io::copy(&mut entry, &mut h)
+                let (d, _) = kiln_tree::content_digest_reader(&mut entry)
                     .map_err(|e| bad(path, format!("data.tar: {clean}: {e}")))?;
-                f.sha256 = Some(h.finalize().into());
+                f.digest = Some(d);
             }
         }
         files.push(f);
@@ -360,12 +359,12 @@ fn read_data(r: Box<dyn Read + '_>, path: &Path) -> Result<Vec<DebFile>> {
     // Hard links share their target's content.
     let by_path: std::collections::HashMap<String, ([u8; 32], u64)> = files
         .iter()
-        .filter_map(|f| f.sha256.map(|h| (f.path.clone(), (h, f.size))))
+        .filter_map(|f| f.digest.map(|h| (f.path.clone(), (h, f.size))))
         .collect();
     for f in &mut files {
         if f.kind == FileKind::Hardlink {
             if let Some((h, s)) = f.link_target.as_ref().and_then(|t| by_path.get(t)) {
-                f.sha256 = Some(*h);
+                f.digest = Some(*h);
                 f.size = *s;
             }
         }

@@ -24,6 +24,15 @@ pub enum RainbowError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] kiln_store::Error),
+    /// A DB built before schema 4 keys file contents by SHA-256; kiln
+    /// cannot convert those keys without the files.
+    #[error("database {db}: signature schema {found} keys file contents by SHA-256, which this kiln no longer reads (schema 4 uses BLAKE3); rebuild it with `kiln db build`")]
+    Outdated {
+        /// The database.
+        db: String,
+        /// Its schema version.
+        found: i64,
+    },
     /// A database with no signature tables was opened for reading.
     #[error("database {0}: no signature tables here; build them with `kiln db build`")]
     Empty(String),

@@ -4,7 +4,7 @@
 //! `kiln-rainbow` is the fourth stage of kiln's pipeline. [`Db`] is an
 //! embedded SQLite database built from real `.deb` archives and Python
 //! wheels (read in parallel by [`deb::read_deb`] and [`wheel`]): every
-//! file's path, mode, size and SHA-256, symlink targets, conffiles, and for
+//! file's path, mode, size and content digest (BLAKE3), symlink targets, conffiles, and for
 //! ELF files the build-id, `.note.package`, SONAME, `DT_NEEDED`, defined
 //! symbol versions and code identity (function set, digest of the loaded
 //! sections). Paths and contents are stored once and shared across

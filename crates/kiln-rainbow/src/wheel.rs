@@ -73,7 +73,7 @@ pub fn read_wheel(path: &Path) -> Result<DebRecord> {
             kind: FileKind::File,
             mode: m.unix_mode().unwrap_or(0o644) & 0o7777,
             size: buf.len() as u64,
-            sha256: Some(kiln_fingerprint::sha256(&buf)),
+            digest: Some(kiln_tree::content_digest(&buf)),
             link_target: None,
             elf,
             conffile: false,

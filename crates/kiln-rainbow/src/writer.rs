@@ -11,9 +11,9 @@ use kiln_store::{Column, Conn, Result, Rows, Value};
 
 use crate::deb::{DebFile, DebRecord, FileKind};
 
-type Sha256 = [u8; 32];
-/// Content ids by SHA-256.
-type ContentIds = HashMap<Sha256, i64>;
+type Digest = kiln_tree::ContentDigest;
+/// Content ids by digest.
+type ContentIds = HashMap<Digest, i64>;
 
 /// One ingest's caches and pending function postings.
 pub(crate) struct Writer<'c> {
@@ -60,7 +60,7 @@ impl<'c> Writer<'c> {
         }
         let mut files = Rows::new(&[Int, Int, Text, Int, Int, Text, Int]);
         for (path_id, f) in by_path {
-            let content = f.sha256.map(|s| content_ids[&s]);
+            let content = f.digest.map(|s| content_ids[&s]);
             files.push([
                 package_id.into(),
                 path_id.into(),
@@ -210,10 +210,10 @@ impl<'c> Writer<'c> {
 
     /// Ids of the package's contents, adding the new ones; also which
     /// were new (their facts are stored once, with them).
-    fn content_ids(&mut self, files: &[DebFile]) -> Result<(ContentIds, BTreeSet<Sha256>)> {
+    fn content_ids(&mut self, files: &[DebFile]) -> Result<(ContentIds, BTreeSet<Digest>)> {
         let wanted: BTreeMap<[u8; 32], u64> = files
             .iter()
-            .filter_map(|f| f.sha256.map(|s| (s, f.size)))
+            .filter_map(|f| f.digest.map(|s| (s, f.size)))
             .collect();
         let missing: Vec<Vec<u8>> = wanted
             .keys()
@@ -223,7 +223,7 @@ impl<'c> Writer<'c> {
         let mut new = BTreeSet::new();
         if !missing.is_empty() {
             let found = self.conn.query(
-                "SELECT c.sha256, c.id FROM rarray(?1) AS a CROSS JOIN content c ON c.sha256 = a.value",
+                "SELECT c.digest, c.id FROM rarray(?1) AS a CROSS JOIN content c ON c.digest = a.value",
                 &[Value::Blobs(missing.clone())],
             )?;
             for r in found {
@@ -242,8 +242,8 @@ impl<'c> Writer<'c> {
                 }
             }
             let added = self.conn.insert_rows(
-                "INSERT INTO content (sha256, size)",
-                "RETURNING sha256, id",
+                "INSERT INTO content (digest, size)",
+                "RETURNING digest, id",
                 rows.columns(),
             )?;
             for r in added {
@@ -273,7 +273,7 @@ impl<'c> Writer<'c> {
         let mut code = Rows::new(&[Int, Blob, Blob]);
         let mut done = BTreeSet::new();
         for f in files {
-            let Some(sha) = f.sha256.filter(|s| new.contains(s) && done.insert(*s)) else {
+            let Some(sha) = f.digest.filter(|s| new.contains(s) && done.insert(*s)) else {
                 continue;
             };
             let id = ids[&sha];

@@ -155,7 +155,15 @@ pub fn scan_with(
     reconcile::sort(&mut packages);
     catalog.packages = packages;
     catalog.unexplained_files = found.unexplained;
+    drop_in_background(tree);
     Ok(Sbom { source, catalog })
+}
+
+/// Freeing a large image's tree (every entry, its ELF facts and captured
+/// files) took about 30 ms of a 1 s scan, on the critical path; nobody
+/// needs to wait for it.
+fn drop_in_background<T: Send + 'static>(value: T) {
+    std::thread::spawn(move || drop(value));
 }
 
 /// ELF facts, with version clues when the DB has templates to read them.

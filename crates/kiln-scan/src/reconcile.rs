@@ -272,9 +272,9 @@ mod tests {
                 .then(|| versions[0].to_string()),
             version_range: None,
             occurrences: vec![
-                ("/usr/lib/a.so".into(), Some(0), Match::FileSha256),
+                ("/usr/lib/a.so".into(), Some(0), Match::FileDigest),
                 ("/usr/lib/b.so".into(), Some(1), Match::ElfBuildId),
-                ("/usr/lib/c.so".into(), Some(1), Match::FileSha256),
+                ("/usr/lib/c.so".into(), Some(1), Match::FileDigest),
             ],
             contradictions: Vec::new(),
             files_total: 4,
@@ -327,7 +327,7 @@ mod tests {
         assert_eq!(p.found_by, "kiln-rainbow-deb");
         assert_eq!(
             techniques(&p),
-            vec![(Technique::FileSha256, 2), (Technique::ElfBuildId, 1)]
+            vec![(Technique::FileDigest, 2), (Technique::ElfBuildId, 1)]
         );
         let layers: Vec<Option<usize>> = p.locations.iter().map(|l| l.layer).collect();
         assert_eq!(layers, vec![Some(0), Some(1)]);

@@ -31,7 +31,7 @@ pub struct BuildOptions {
     /// Keep the content of files this returns true for (catalogers'
     /// metadata files), so reading them later costs nothing.
     pub capture: Box<CaptureFn>,
-    /// Compute the SHA-256 of every regular file.
+    /// Compute the content digest of every regular file.
     pub hash: bool,
     /// Called with byte counts as layers are read.
     pub progress: Option<Box<ProgressFn>>,
@@ -151,7 +151,7 @@ impl Tree {
                 match self.entries.get(&link) {
                     Some(src) if src.is_file() => {
                         entry.size = src.size;
-                        entry.sha256 = src.sha256;
+                        entry.digest = src.digest;
                         entry.facts = src.facts.clone();
                         entry.data = src.data.clone();
                         entry.content = src.content.clone();

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use sha2::{Digest as _, Sha256};
 
 use crate::build::{file_entry, BuildOptions};
 use crate::entry::{Content, Entry, Kind};
@@ -130,7 +129,7 @@ pub(crate) fn from_dir(root: &Path, opts: &BuildOptions) -> Result<Tree> {
         match result {
             Ok((hash, data, facts)) => {
                 if let Some(e) = entries.get_mut(&p) {
-                    e.sha256 = hash;
+                    e.digest = hash;
                     e.data = data;
                     e.facts = facts;
                 }
@@ -172,7 +171,11 @@ fn inspect_mapped(
     opts.inspect.as_ref().and_then(|i| i(rel, &map))
 }
 
-type Read2 = (Option<[u8; 32]>, Option<Arc<[u8]>>, Option<crate::Facts>);
+type Read2 = (
+    Option<crate::ContentDigest>,
+    Option<Arc<[u8]>>,
+    Option<crate::Facts>,
+);
 
 /// Largest file a `dir:` tree keeps in memory for the catalogers. A
 /// larger one (a jar, a big rpmdb) is read from disk when a cataloger
@@ -206,7 +209,7 @@ fn read_file(
         if let Some(cb) = &opts.progress {
             cb(data.len() as u64);
         }
-        let hash = opts.hash.then(|| Sha256::digest(&data).into());
+        let hash = opts.hash.then(|| crate::content_digest(&data));
         let facts = if inspect {
             opts.inspect.as_ref().and_then(|i| i(rel, &data))
         } else {
@@ -214,10 +217,9 @@ fn read_file(
         };
         return Ok((hash, capture.then(|| Arc::from(data)), facts));
     }
-    let mut hasher = Sha256::new();
-    let n = std::io::copy(&mut f, &mut hasher)?;
+    let (hash, n) = crate::content_digest_reader(&mut f)?;
     if let Some(cb) = &opts.progress {
         cb(n);
     }
-    Ok((opts.hash.then(|| hasher.finalize().into()), None, None))
+    Ok((opts.hash.then_some(hash), None, None))
 }

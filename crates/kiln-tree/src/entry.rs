@@ -53,8 +53,9 @@ pub struct Entry {
     pub link_target: Option<String>,
     /// For a hard link, the path it was linked to in its layer.
     pub hardlink_to: Option<String>,
-    /// SHA-256 of the content, when the tree was built with hashing on.
-    pub sha256: Option<[u8; 32]>,
+    /// The content's digest ([`crate::content_digest`]), when the tree
+    /// was built with hashing on.
+    pub digest: Option<crate::ContentDigest>,
     /// Content kept in memory because the build asked to capture it.
     pub data: Option<Arc<[u8]>>,
     /// What the build's inspector learned from the content.
@@ -84,7 +85,7 @@ impl Entry {
             layer,
             link_target: None,
             hardlink_to: None,
-            sha256: None,
+            digest: None,
             data: None,
             facts: None,
             content: Content::None,
@@ -106,8 +107,8 @@ impl Entry {
         self.kind == Kind::Symlink
     }
 
-    /// The content hash as lower-case hex, if computed.
-    pub fn sha256_hex(&self) -> Option<String> {
-        self.sha256.map(hex::encode)
+    /// The content digest as lower-case hex, if computed.
+    pub fn digest_hex(&self) -> Option<String> {
+        self.digest.map(hex::encode)
     }
 }

@@ -7,12 +7,12 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest as _, Sha256};
-
 use crate::build::{BuildOptions, Facts};
+use crate::digest::ContentDigest;
 use crate::entry::{Content, Entry, Kind};
 use crate::error::{Result, TreeError};
 use crate::path;
+use crate::pool::Pool;
 
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
@@ -42,7 +42,7 @@ pub(crate) struct LayerChanges {
     pub bytes: u64,
 }
 
-type Done = (usize, Option<[u8; 32]>, Option<Facts>);
+type Done = (usize, Option<ContentDigest>, Option<Facts>);
 
 /// Read a layer stream to its end, recording its changes.
 pub(crate) fn read_layer<R: Read>(
@@ -55,6 +55,7 @@ pub(crate) fn read_layer<R: Read>(
     let mut out = LayerChanges::default();
     let done: Mutex<Vec<Done>> = Mutex::new(Vec::new());
     let in_flight = AtomicU64::new(0);
+    let pool = Pool::default();
     rayon::in_place_scope(|scope| -> Result<()> {
         let corrupt = |e: std::io::Error| TreeError::from_layer_io(digest, e);
         let entries = archive.entries().map_err(corrupt)?;
@@ -133,18 +134,23 @@ pub(crate) fn read_layer<R: Read>(
                 let inspect = opts.inspects(&clean, e.mode, size);
                 let wanted = capture || opts.hash || inspect;
                 if wanted && size > MAX_BUFFERED_FILE {
-                    e.sha256 = stream_hash(&mut entry, size, &clean, digest)?;
+                    e.digest = stream_hash(&mut entry, size, &clean, digest)?;
                 } else if wanted {
-                    let data = read_exact(&mut entry, size, &clean, digest)?;
+                    let data = pool
+                        .read(&mut entry, size as usize)
+                        .map_err(|e| TreeError::from_layer_io(digest, e))?;
+                    if data.len() as u64 != size {
+                        return Err(truncated(digest, &clean, data.len() as u64, size));
+                    }
                     if capture {
-                        e.data = Some(Arc::from(data.as_slice()));
+                        e.data = Some(Arc::from(&*data));
                     }
                     if opts.hash || inspect {
                         let p = clean.clone();
                         let done = &done;
                         let in_flight = &in_flight;
                         let job = move || {
-                            let h = opts.hash.then(|| Sha256::digest(&data).into());
+                            let h = opts.hash.then(|| crate::content_digest(&data));
                             let f = if inspect {
                                 opts.inspect.as_ref().and_then(|i| i(&p, &data))
                             } else {
@@ -173,7 +179,7 @@ pub(crate) fn read_layer<R: Read>(
     })?;
     for (idx, hash, facts) in done.into_inner().expect("no panics while held") {
         let e = &mut out.changes[idx].entry;
-        e.sha256 = hash;
+        e.digest = hash;
         e.facts = facts;
     }
     Ok((out, archive.into_inner()))
@@ -186,21 +192,16 @@ fn truncated(digest: &str, path: &str, seen: u64, size: u64) -> TreeError {
     }
 }
 
-fn read_exact(r: &mut impl Read, size: u64, path: &str, digest: &str) -> Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(size as usize);
-    r.read_to_end(&mut buf)
-        .map_err(|e| TreeError::from_layer_io(digest, e))?;
-    if buf.len() as u64 != size {
-        return Err(truncated(digest, path, buf.len() as u64, size));
-    }
-    Ok(buf)
-}
-
-fn stream_hash(r: &mut impl Read, size: u64, path: &str, digest: &str) -> Result<Option<[u8; 32]>> {
-    let mut h = Sha256::new();
-    let seen = std::io::copy(r, &mut h).map_err(|e| TreeError::from_layer_io(digest, e))?;
+fn stream_hash(
+    r: &mut impl Read,
+    size: u64,
+    path: &str,
+    digest: &str,
+) -> Result<Option<ContentDigest>> {
+    let (d, seen) =
+        crate::content_digest_reader(r).map_err(|e| TreeError::from_layer_io(digest, e))?;
     if seen != size {
         return Err(truncated(digest, path, seen, size));
     }
-    Ok(Some(h.finalize().into()))
+    Ok(Some(d))
 }

@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 mod build;
+mod digest;
 mod dir;
 mod entry;
 mod error;
@@ -35,9 +36,11 @@ mod export;
 mod layer;
 mod member;
 pub mod path;
+mod pool;
 mod tree;
 
 pub use build::{BuildOptions, CaptureFn, Facts, InspectFn, InspectIfFn, ProgressFn};
+pub use digest::{content_digest, content_digest_reader, ContentDigest};
 pub use entry::{Entry, Kind};
 pub use error::{Result, TreeError};
 pub use export::Export;

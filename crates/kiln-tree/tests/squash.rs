@@ -160,7 +160,7 @@ fn hard_links_and_symlinks_resolve_inside_the_root() {
     assert!(t.get("usr/bin/tool").unwrap().is_file());
     let tool2 = t.get("usr/bin/tool2").unwrap();
     assert!(tool2.is_file());
-    assert_eq!(tool2.sha256, t.get("usr/bin/tool").unwrap().sha256);
+    assert_eq!(tool2.digest, t.get("usr/bin/tool").unwrap().digest);
     assert_eq!(
         tool2.facts::<u8>(),
         Some(&b'#'),

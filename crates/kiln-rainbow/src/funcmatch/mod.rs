@@ -241,7 +241,7 @@ pub(crate) fn hash_tree_files(
     let mut first: HashMap<[u8; 32], &str> = HashMap::new();
     let mut reps: HashMap<&str, Vec<usize>> = HashMap::new();
     for (&path, &i) in wanted {
-        let rep = match tree.get(path).and_then(|e| e.sha256) {
+        let rep = match tree.get(path).and_then(|e| e.digest) {
             Some(h) => *first.entry(h).or_insert(path),
             None => path,
         };

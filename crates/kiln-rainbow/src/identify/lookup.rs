@@ -43,7 +43,7 @@ pub struct Build {
 pub struct StoredCode {
     /// Distinct function hashes, sorted.
     pub functions: Arc<Vec<u64>>,
-    /// SHA-256 of the loaded sections other than notes.
+    /// Digest (BLAKE3) of the loaded sections other than notes.
     pub loaded: Option<Vec<u8>>,
     /// Its GNU build-id, when it has one.
     pub build_id: Option<Vec<u8>>,
@@ -59,7 +59,7 @@ pub type PathHit = (String, BuildId, bool, Option<ContentId>);
 /// The questions identification asks a signature store, each for a whole
 /// batch of keys at once.
 pub trait SignatureLookup {
-    /// Builds that ship a file whose SHA-256 is one of `digests`.
+    /// Builds that ship a file whose content digest is one of `digests`.
     fn by_content(&self, digests: &[&[u8]]) -> Result<Vec<KeyHit>>;
     /// Builds that ship an ELF file whose GNU build-id is one of `ids`.
     fn by_build_id(&self, ids: &[&[u8]]) -> Result<Vec<KeyHit>>;

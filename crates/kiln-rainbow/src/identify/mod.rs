@@ -1,7 +1,7 @@
 //! Identification: which packages, at which exact versions, explain the
 //! files of a squashed tree — from the bytes alone.
 //!
-//! For every regular file the tree's SHA-256 (and ELF build-id) is looked
+//! For every regular file the tree's content digest (and ELF build-id) is looked
 //! up in batches through temporary tables. Each observed file then gives:
 //!
 //! - *support* to each package version that ships the same bytes at the
@@ -62,7 +62,7 @@ struct Obs {
 #[serde(rename_all = "kebab-case")]
 pub enum Match {
     /// Same bytes at the same path.
-    FileSha256,
+    FileDigest,
     /// Same ELF build-id at the same path; the bytes differ (appended data).
     ElfBuildId,
     /// Same loaded sections (code and data) at the same path: only
@@ -73,29 +73,29 @@ pub enum Match {
     /// build-id were stripped.
     ElfFunctions,
     /// Same bytes (or build-id) at another path: a renamed or moved file.
-    FileSha256Renamed,
+    FileDigestRenamed,
 }
 
 impl Match {
     /// The technique this match is an instance of.
     pub fn technique(self) -> Technique {
         match self {
-            Match::FileSha256 => Technique::FileSha256,
+            Match::FileDigest => Technique::FileDigest,
             Match::ElfBuildId => Technique::ElfBuildId,
             Match::ElfLoadedBytes => Technique::ElfLoadedBytes,
             Match::ElfFunctions => Technique::ElfFunctions,
-            Match::FileSha256Renamed => Technique::FileSha256Renamed,
+            Match::FileDigestRenamed => Technique::FileDigestRenamed,
         }
     }
 
     /// How much one such match is worth on its own.
     pub fn confidence(self) -> f64 {
         match self {
-            Match::FileSha256 => 0.99,
+            Match::FileDigest => 0.99,
             Match::ElfBuildId => 0.97,
             Match::ElfLoadedBytes => 0.95,
             Match::ElfFunctions => 0.85,
-            Match::FileSha256Renamed => 0.9,
+            Match::FileDigestRenamed => 0.9,
         }
     }
 
@@ -222,7 +222,7 @@ fn observe(tree: &Tree) -> Vec<Obs> {
             let elf = e.facts::<ElfInfo>();
             Some(Obs {
                 path: p.to_string(),
-                sha: e.sha256?,
+                sha: e.digest?,
                 build_id: elf.and_then(|i| i.build_id.clone()),
                 layer: e.layer,
                 size: e.size,

@@ -140,9 +140,9 @@ impl Resolver<'_> {
         };
         for (i, pid, _) in &self.l.by_content {
             let how = if s.at_path[*i].contains(pid) {
-                Match::FileSha256
+                Match::FileDigest
             } else if self.obs[*i].size >= MIN_RENAMED_SIZE {
-                Match::FileSha256Renamed
+                Match::FileDigestRenamed
             } else {
                 continue;
             };
@@ -152,7 +152,7 @@ impl Resolver<'_> {
             let how = if s.at_path[*i].contains(pid) {
                 Match::ElfBuildId
             } else {
-                Match::FileSha256Renamed
+                Match::FileDigestRenamed
             };
             upgrade(&mut s.matches[*i], *pid, how);
         }
@@ -160,8 +160,8 @@ impl Resolver<'_> {
             upgrade(&mut s.matches[*i], *pid, *how);
         }
         for m in s.matches.iter_mut() {
-            if m.values().any(|m| *m != Match::FileSha256Renamed) {
-                m.retain(|_, m| *m != Match::FileSha256Renamed);
+            if m.values().any(|m| *m != Match::FileDigestRenamed) {
+                m.retain(|_, m| *m != Match::FileDigestRenamed);
             }
         }
         s

@@ -15,8 +15,8 @@ use crate::db::Db;
 use crate::error::{RainbowError, Result};
 use crate::funcmatch::{postings, Posting, SignatureVersion};
 
-const BY_CONTENT: &str = "SELECT c.sha256, f.package_id, p.path FROM rarray(?1) AS a
-     CROSS JOIN content c ON c.sha256 = a.value
+const BY_CONTENT: &str = "SELECT c.digest, f.package_id, p.path FROM rarray(?1) AS a
+     CROSS JOIN content c ON c.digest = a.value
      JOIN file f ON f.content_id = c.id
      JOIN path p ON p.id = f.path_id";
 

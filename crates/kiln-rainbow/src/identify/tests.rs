@@ -83,11 +83,11 @@ fn support_prefers_in_place_matches_and_ignores_small_renamed_files() {
     // In place for build 1; the renamed copy in build 5 is dropped.
     assert_eq!(
         s.matches[0],
-        BTreeMap::from([(1, Match::FileSha256), (2, Match::ElfFunctions)])
+        BTreeMap::from([(1, Match::FileDigest), (2, Match::ElfFunctions)])
     );
     assert_eq!(
         s.matches[1],
-        BTreeMap::from([(1, Match::FileSha256Renamed)])
+        BTreeMap::from([(1, Match::FileDigestRenamed)])
     );
     assert!(s.matches[2].is_empty(), "tiny files never match renamed");
     assert_eq!(s.at_path[0], HashSet::from([1]));
