@@ -211,8 +211,8 @@ impl Default for Limits {
     }
 }
 
-/// Counts the bytes that pass through, so the decoder above can compare
-/// its output against its input.
+/// Counts the bytes that pass through (read, or consumed from its
+/// buffer), so the decoder above can compare its output against its input.
 pub(crate) struct Counting<R> {
     pub(crate) inner: R,
     pub(crate) count: Arc<AtomicU64>,
@@ -236,6 +236,17 @@ pub struct LayerReader {
     limits: Limits,
 }
 
+impl<R: BufRead> BufRead for Counting<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        self.inner.consume(n);
+    }
+}
+
 impl LayerReader {
     pub(crate) fn new<R: Read + Send + 'static>(
         raw: R,
@@ -243,12 +254,24 @@ impl LayerReader {
         kind: Option<Compression>,
         limits: Limits,
     ) -> io::Result<Self> {
+        let buf = BufReader::with_capacity(256 * 1024, raw);
+        Self::buffered(buf, digest, kind, limits)
+    }
+
+    /// [`LayerReader::new`] over a reader that buffers already (a
+    /// [`crate::digest::Prefetch`]): the inflater reads its chunks in
+    /// place instead of through a copy.
+    pub(crate) fn buffered<R: BufRead + Send + 'static>(
+        raw: R,
+        digest: String,
+        kind: Option<Compression>,
+        limits: Limits,
+    ) -> io::Result<Self> {
         let compressed = Arc::new(AtomicU64::new(0));
-        let counting = Counting {
+        let mut buf = Counting {
             inner: raw,
             count: compressed.clone(),
         };
-        let mut buf = BufReader::with_capacity(256 * 1024, counting);
         let kind = match kind {
             Some(k) => k,
             None => Compression::sniff(buf.fill_buf()?),

@@ -1,7 +1,7 @@
 //! Content digests and a reader that verifies one while the bytes stream.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use sha2::{Digest as _, Sha256};
 
@@ -247,12 +247,10 @@ impl PrefetchVerifier {
     }
 }
 
-impl Read for Prefetch {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            if self.done {
-                return Ok(0);
-            }
+impl Prefetch {
+    /// Make the current chunk non-empty, unless the stream has ended.
+    fn refill(&mut self) -> io::Result<()> {
+        while self.pos == self.cur.len() && !self.done {
             match self.rx.recv() {
                 Ok(Ok(chunk)) if chunk.is_empty() => self.done = true,
                 Ok(Ok(chunk)) => {
@@ -272,10 +270,28 @@ impl Read for Prefetch {
                 }
             }
         }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
+        Ok(())
+    }
+}
+
+impl Read for Prefetch {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let chunk = self.fill_buf()?;
+        let n = buf.len().min(chunk.len());
+        buf[..n].copy_from_slice(&chunk[..n]);
+        self.consume(n);
         Ok(n)
+    }
+}
+
+impl BufRead for Prefetch {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.refill()?;
+        Ok(&self.cur[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.cur.len());
     }
 }
 
@@ -311,6 +327,38 @@ mod tests {
         let mut short = VerifyingReader::new(&data[..], Digest::of(&data), Some(99));
         let err = short.read_to_end(&mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("size mismatch"), "{err}");
+    }
+
+    /// Read in place through `BufRead` (as the inflater does), across
+    /// chunk boundaries, the bytes are the same and still verified.
+    #[test]
+    fn prefetch_reads_in_place_across_chunks() {
+        let data: Vec<u8> = (0..(3 << 20) + 12345).map(|i| (i % 251) as u8).collect();
+        let mut r =
+            PrefetchVerifier::spawn(std::io::Cursor::new(data.clone()), Digest::of(&data), None);
+        let mut out = Vec::new();
+        loop {
+            let chunk = r.fill_buf().unwrap();
+            if chunk.is_empty() {
+                break;
+            }
+            let n = chunk.len().min(70_000);
+            out.extend_from_slice(&chunk[..n]);
+            r.consume(n);
+        }
+        assert_eq!(out, data);
+        let mut bad = PrefetchVerifier::spawn(std::io::Cursor::new(data), Digest::of(b"x"), None);
+        let err = loop {
+            match bad.fill_buf() {
+                Ok([]) => panic!("a wrong digest went unnoticed"),
+                Ok(c) => {
+                    let n = c.len();
+                    bad.consume(n)
+                }
+                Err(e) => break e,
+            }
+        };
+        assert!(ImageError::from_io(&err).is_some(), "{err}");
     }
 
     #[test]

@@ -177,7 +177,8 @@ impl Image {
         match &layer.check {
             Check::Blob(d) => {
                 let raw = PrefetchVerifier::spawn(raw, d.clone(), layer.size);
-                LayerReader::new(raw, d.to_string(), layer.compression, self.limits).map_err(io_err)
+                LayerReader::buffered(raw, d.to_string(), layer.compression, self.limits)
+                    .map_err(io_err)
             }
             Check::DiffId(d) => {
                 let inner = LayerReader::new(raw, d.to_string(), layer.compression, self.limits)

@@ -20,7 +20,10 @@ const OPAQUE: &str = ".wh..wh..opq";
 /// (nor inspected), so one huge file cannot exhaust memory.
 const MAX_BUFFERED_FILE: u64 = 512 << 20;
 /// Bytes of file content allowed to wait for a pool thread; past this the
-/// reader does the work itself, which bounds memory.
+/// reader does the work itself, which bounds memory (to this plus the
+/// largest file). A file is handed over whenever less than this waits,
+/// whatever its size: a large library hashed on the reader's thread
+/// stalled the inflater behind it while the pool sat idle.
 const IN_FLIGHT_BUDGET: u64 = 16 << 20;
 
 /// A member that adds or replaces a path.
@@ -158,7 +161,7 @@ pub(crate) fn read_layer<R: Read>(
                             };
                             done.lock().expect("no panics while held").push((idx, h, f));
                         };
-                        if in_flight.load(Ordering::Relaxed) + size <= IN_FLIGHT_BUDGET {
+                        if in_flight.load(Ordering::Relaxed) < IN_FLIGHT_BUDGET {
                             in_flight.fetch_add(size, Ordering::Relaxed);
                             scope.spawn(move |_| {
                                 job();
