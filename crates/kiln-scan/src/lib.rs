@@ -20,6 +20,7 @@ pub mod components;
 pub mod inspect;
 pub mod reconcile;
 pub mod source;
+pub mod templates;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ use kiln_rainbow::vendored::Templates;
 use kiln_rainbow::Db;
 use kiln_report::Sbom;
 use kiln_tree::{BuildOptions, InspectFn, ProgressFn};
+pub use templates::SharedTemplates;
 
 /// Why a scan failed, naming the source or DB at fault.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,10 @@ pub enum ScanError {
     /// The signature DB failed.
     #[error(transparent)]
     Db(#[from] kiln_rainbow::RainbowError),
+    /// The DB's version templates could not be read (on the helper thread
+    /// that loads them, so only the message travels).
+    #[error("{0}")]
+    Templates(String),
 }
 
 impl ScanError {
@@ -97,7 +103,7 @@ pub fn scan(
     db: Option<&Db>,
     progress: Option<Box<ProgressFn>>,
 ) -> Result<Sbom> {
-    let templates = db.map(load_templates).transpose()?;
+    let templates = db.map(SharedTemplates::spawn).transpose()?;
     scan_with(source, open, db.zip(templates.as_ref()), progress)
 }
 
@@ -114,20 +120,21 @@ pub fn load_templates(db: &Db) -> Result<Arc<Templates>> {
     Ok(t)
 }
 
-/// [`scan`] with templates already loaded from `db` by [`load_templates`].
+/// [`scan`] with `db`'s templates, loaded or loading
+/// ([`SharedTemplates`]).
 pub fn scan_with(
     source: &str,
     open: &OpenOptions,
-    db: Option<(&Db, &Arc<Templates>)>,
+    db: Option<(&Db, &Arc<SharedTemplates>)>,
     progress: Option<Box<ProgressFn>>,
 ) -> Result<Sbom> {
-    let templates = db.map(|(_, t)| Arc::clone(t));
+    let shared = db.map(|(_, t)| t);
     let db = db.map(|(d, _)| d);
     let build = BuildOptions {
         capture: Box::new(kiln_catalog::wants),
         hash: db.is_some(),
         progress,
-        inspect: Some(inspector(templates.as_ref())),
+        inspect: Some(inspector(shared)),
         // Matching needs every ELF file's build-id; without a DB only Go
         // and Rust binaries (executables) matter.
         inspect_if: if db.is_some() {
@@ -145,7 +152,7 @@ pub fn scan_with(
     let claimed = std::mem::take(&mut catalog.packages);
     let distro = catalog.distro.clone();
     let mut packages = reconcile::reconcile(&found, claimed, distro.as_ref());
-    if let Some(t) = &templates {
+    if let Some(t) = shared.map(|s| s.get()).transpose()? {
         let vendored = components::vendored(&tree, &found, t, &packages, distro.as_ref())?;
         packages.extend(vendored);
     }
@@ -166,13 +173,17 @@ fn drop_in_background<T: Send + 'static>(value: T) {
     std::thread::spawn(move || drop(value));
 }
 
-/// ELF facts, with version clues when the DB has templates to read them.
-fn inspector(templates: Option<&Arc<Templates>>) -> Box<InspectFn> {
-    match templates {
-        Some(t) if !t.is_empty() => {
-            let t = Arc::clone(t);
-            Box::new(move |_, data| inspect::elf_facts_with_clues(data, &t))
+/// ELF facts, with version clues when the DB has templates to read them
+/// (the first ELF file waits for them if they are still loading).
+fn inspector(shared: Option<&Arc<SharedTemplates>>) -> Box<InspectFn> {
+    match shared {
+        Some(s) => {
+            let s = Arc::clone(s);
+            Box::new(move |path, data| match s.wait() {
+                Some(t) if !t.is_empty() => inspect::elf_facts_with_clues(data, t),
+                _ => inspect::elf_facts(path, data),
+            })
         }
-        _ => Box::new(inspect::elf_facts),
+        None => Box::new(inspect::elf_facts),
     }
 }
