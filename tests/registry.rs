@@ -728,7 +728,10 @@ fn the_signature_db_round_trips_as_an_oci_artifact() {
     let manifest =
         sh(Command::new("curl").args(["-sf", "-H", accept, &format!("{base}/v1")])).stdout;
     let newer = String::from_utf8(manifest).unwrap().replace(
-        "\"dev.kiln.db.schema\":\"3\"",
+        &format!(
+            "\"dev.kiln.db.schema\":\"{}\"",
+            kiln_rainbow::SCHEMA_VERSION
+        ),
         "\"dev.kiln.db.schema\":\"99\"",
     );
     assert!(newer.contains("\"99\""), "{newer}");
