@@ -70,13 +70,15 @@ pub fn emit_sbom(sbom: &Sbom, format: Option<Format>, file: Option<&Path>) -> Re
 }
 
 /// Write a document to `file` (atomically: a failed write leaves what was
-/// there) or stdout (a closed pipe is not an error).
+/// there) or stdout (a closed pipe is not an error), through a buffer:
+/// stdout flushes at every newline and a `File` writes every token, so a
+/// pretty-printed 1.8 MB SBOM took 55,000 `write` calls and 16 ms.
 pub fn write_to(
     file: Option<&Path>,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
     let Some(path) = file else {
-        let mut out = std::io::stdout().lock();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
         return match write(&mut out).and_then(|_| out.flush()) {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
             other => Ok(other?),
@@ -93,9 +95,11 @@ pub fn write_to(
         .permissions(mode)
         .tempfile_in(dir)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    write(tmp.as_file_mut())
-        .and_then(|_| tmp.as_file_mut().flush())
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
+    write(&mut out)
+        .and_then(|_| out.flush())
         .with_context(|| format!("cannot write {}", path.display()))?;
+    drop(out);
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
