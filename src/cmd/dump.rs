@@ -101,11 +101,7 @@ fn read_export_header(input: &mut dyn BufRead) -> Result<()> {
             "exported from schema {schema}; this kiln reads up to {SCHEMA_VERSION}: upgrade kiln"
         );
     }
-    if schema < 4 {
-        bail!(
-            "exported from schema {schema}, which keys file contents by SHA-256; this kiln keys them by BLAKE3 (schema 4) and cannot convert them: rebuild the DB with `kiln db build`"
-        );
-    }
+    kiln_rainbow::require_blake3_keys("the export", schema)?;
     Ok(())
 }
 

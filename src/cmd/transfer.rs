@@ -138,13 +138,7 @@ pub fn pull(args: TransferArgs, quiet: bool) -> Result<ExitCode> {
              or older: upgrade kiln to use it (the local DB is unchanged)"
         );
     }
-    if schema < 4 {
-        bail!(
-            "{src} holds a signature DB of schema {schema}, which keys file contents by SHA-256; \
-             this kiln keys them by BLAKE3 (schema 4): rebuild and push it with this kiln \
-             (the local DB is unchanged)"
-        );
-    }
+    kiln_rainbow::require_blake3_keys(&src, schema).context("the local DB is unchanged")?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -48,6 +48,20 @@ pub(crate) const MIGRATIONS: [Migration; 4] = [
 /// The first schema whose contents are keyed by BLAKE3.
 const BLAKE3_SCHEMA: i64 = 4;
 
+/// Refuse signature tables of `schema` when their contents are keyed by
+/// SHA-256, which kiln no longer computes (`what` names the DB, export or
+/// artifact in the message). Exports and registry artifacts are checked by
+/// their recorded schema alone.
+pub fn require_blake3_keys(what: impl std::fmt::Display, schema: i64) -> Result<()> {
+    if schema >= BLAKE3_SCHEMA {
+        return Ok(());
+    }
+    Err(RainbowError::Outdated {
+        db: what.to_string(),
+        found: schema,
+    })
+}
+
 /// Packages per PostgreSQL write transaction: short turns under the
 /// writers' lock, so concurrent builders interleave.
 pub const PG_BATCH: usize = 32;
@@ -173,16 +187,13 @@ impl std::fmt::Display for Stats {
 /// with the way out; an empty one migrates.
 fn refuse_sha256_keys(conn: &Conn, found: Option<i64>) -> Result<()> {
     let found = found.unwrap_or(0);
-    if found >= BLAKE3_SCHEMA || !conn.has_table("content")? {
+    if found >= BLAKE3_SCHEMA
+        || !conn.has_table("content")?
+        || conn.query_int("SELECT count(*) FROM content", &[])? == 0
+    {
         return Ok(());
     }
-    if conn.query_int("SELECT count(*) FROM content", &[])? == 0 {
-        return Ok(());
-    }
-    Err(RainbowError::Outdated {
-        db: conn.location().to_string(),
-        found,
-    })
+    require_blake3_keys(format!("database {}", conn.location()), found)
 }
 
 impl Db {

@@ -26,9 +26,9 @@ pub enum RainbowError {
     Store(#[from] kiln_store::Error),
     /// A DB built before schema 4 keys file contents by SHA-256; kiln
     /// cannot convert those keys without the files.
-    #[error("database {db}: signature schema {found} keys file contents by SHA-256, which this kiln no longer reads (schema 4 uses BLAKE3); rebuild it with `kiln db build`")]
+    #[error("{db}: signature schema {found} keys file contents by SHA-256, which this kiln no longer reads (schema 4 uses BLAKE3); rebuild it with `kiln db build`")]
     Outdated {
-        /// The database.
+        /// The database, export or artifact, as the message names it.
         db: String,
         /// Its schema version.
         found: i64,

@@ -47,7 +47,7 @@ pub mod vendored;
 pub mod wheel;
 mod writer;
 
-pub use db::{Db, Derive, IngestReport, Stats, SCHEMA_VERSION, TABLES};
+pub use db::{require_blake3_keys, Db, Derive, IngestReport, Stats, SCHEMA_VERSION, TABLES};
 pub use error::{RainbowError, Result};
 pub use identify::{
     identify, Build, BuildId, ContentId, Identification, Identified, KeyHit, Match, PathHit,

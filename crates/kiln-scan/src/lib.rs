@@ -25,7 +25,6 @@ pub mod templates;
 use std::sync::Arc;
 
 use kiln_image::OpenOptions;
-use kiln_rainbow::vendored::Templates;
 use kiln_rainbow::Db;
 use kiln_report::Sbom;
 use kiln_tree::{BuildOptions, InspectFn, ProgressFn};
@@ -105,19 +104,6 @@ pub fn scan(
 ) -> Result<Sbom> {
     let templates = db.map(SharedTemplates::spawn).transpose()?;
     scan_with(source, open, db.zip(templates.as_ref()), progress)
-}
-
-/// The DB's version templates, loaded once; their string patterns compile
-/// on a spare thread while layers stream (a failure surfaces again, as an
-/// error, when components are matched). Scans of many images share them
-/// through [`scan_with`].
-pub fn load_templates(db: &Db) -> Result<Arc<Templates>> {
-    let t = Arc::new(Templates::load(db)?);
-    let spare = Arc::clone(&t);
-    std::thread::spawn(move || {
-        let _ = spare.compile();
-    });
-    Ok(t)
 }
 
 /// [`scan`] with `db`'s templates, loaded or loading

@@ -21,16 +21,9 @@ pub struct SharedTemplates {
 }
 
 impl SharedTemplates {
-    /// Templates already loaded (scans of many images share one load).
-    pub fn ready(templates: Arc<Templates>) -> Arc<Self> {
-        Arc::new(SharedTemplates {
-            cell: OnceLock::from(Ok(templates)),
-            db: Mutex::new(None),
-        })
-    }
-
     /// Start loading `db`'s templates on a helper thread, from a second
     /// reader; their string patterns then compile on the same thread.
+    /// Scans of many images share one load.
     pub fn spawn(db: &Db) -> Result<Arc<Self>> {
         let shared = Arc::new(SharedTemplates {
             cell: OnceLock::new(),
@@ -89,7 +82,5 @@ mod tests {
         let first = shared.wait().expect("loaded") as *const _;
         assert!(shared.wait().unwrap().is_empty());
         assert_eq!(shared.get().unwrap() as *const _, first);
-        let ready = SharedTemplates::ready(Arc::clone(shared.get().unwrap()));
-        assert!(ready.get().unwrap().is_empty());
     }
 }

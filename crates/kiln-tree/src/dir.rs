@@ -217,9 +217,17 @@ fn read_file(
         };
         return Ok((hash, capture.then(|| Arc::from(data)), facts));
     }
+    if !opts.hash {
+        // Nothing wants these bytes: a large captured file is read from
+        // disk later, when a cataloger asks.
+        if let Some(cb) = &opts.progress {
+            cb(size);
+        }
+        return Ok((None, None, None));
+    }
     let (hash, n) = crate::content_digest_reader(&mut f)?;
     if let Some(cb) = &opts.progress {
         cb(n);
     }
-    Ok((opts.hash.then_some(hash), None, None))
+    Ok((Some(hash), None, None))
 }

@@ -137,7 +137,7 @@ pub(crate) fn read_layer<R: Read>(
                 let inspect = opts.inspects(&clean, e.mode, size);
                 let wanted = capture || opts.hash || inspect;
                 if wanted && size > MAX_BUFFERED_FILE {
-                    e.digest = stream_hash(&mut entry, size, &clean, digest)?;
+                    e.digest = Some(stream_hash(&mut entry, size, &clean, digest)?);
                 } else if wanted {
                     let data = pool
                         .read(&mut entry, size as usize)
@@ -195,16 +195,11 @@ fn truncated(digest: &str, path: &str, seen: u64, size: u64) -> TreeError {
     }
 }
 
-fn stream_hash(
-    r: &mut impl Read,
-    size: u64,
-    path: &str,
-    digest: &str,
-) -> Result<Option<ContentDigest>> {
+fn stream_hash(r: &mut impl Read, size: u64, path: &str, digest: &str) -> Result<ContentDigest> {
     let (d, seen) =
         crate::content_digest_reader(r).map_err(|e| TreeError::from_layer_io(digest, e))?;
     if seen != size {
         return Err(truncated(digest, path, seen, size));
     }
-    Ok(Some(d))
+    Ok(d)
 }

@@ -16,11 +16,21 @@ use std::sync::Mutex;
 const MAX_KEPT_BUFFER: usize = 16 << 20;
 /// The most bytes kept idle in the pool.
 const MAX_KEPT_BYTES: usize = 64 << 20;
+/// The most buffers kept idle: finding the best fit is a scan of them, and
+/// a layer of small files could otherwise leave thousands.
+const MAX_KEPT_BUFFERS: usize = 64;
 
 /// Idle buffers; each is initialised over its whole length.
 #[derive(Default)]
 pub(crate) struct Pool {
-    free: Mutex<Vec<Vec<u8>>>,
+    free: Mutex<Free>,
+}
+
+#[derive(Default)]
+struct Free {
+    bufs: Vec<Vec<u8>>,
+    /// The sum of their lengths.
+    bytes: usize,
 }
 
 /// A pooled buffer holding one file's bytes; it returns to its pool when
@@ -38,16 +48,18 @@ impl Pool {
     fn take(&self, size: usize) -> Vec<u8> {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         let fit = free
+            .bufs
             .iter()
             .enumerate()
             .filter(|(_, b)| b.len() >= size)
             .min_by_key(|(_, b)| b.len())
             .map(|(i, _)| i);
-        let largest = || (0..free.len()).max_by_key(|&i| free[i].len());
+        let largest = || (0..free.bufs.len()).max_by_key(|&i| free.bufs[i].len());
         let mut vec = match fit.or_else(largest) {
-            Some(i) => free.swap_remove(i),
+            Some(i) => free.bufs.swap_remove(i),
             None => Vec::new(),
         };
+        free.bytes -= vec.len();
         drop(free);
         if vec.len() < size {
             vec.resize(size, 0);
@@ -60,9 +72,9 @@ impl Pool {
             return;
         }
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        let kept: usize = free.iter().map(Vec::len).sum();
-        if kept + vec.len() <= MAX_KEPT_BYTES {
-            free.push(vec);
+        if free.bufs.len() < MAX_KEPT_BUFFERS && free.bytes + vec.len() <= MAX_KEPT_BYTES {
+            free.bytes += vec.len();
+            free.bufs.push(vec);
         }
     }
 
@@ -133,6 +145,6 @@ mod tests {
     fn huge_buffers_are_not_kept() {
         let pool = Pool::default();
         pool.give_back(vec![0; MAX_KEPT_BUFFER + 1]);
-        assert!(pool.free.lock().unwrap().is_empty());
+        assert!(pool.free.lock().unwrap().bufs.is_empty());
     }
 }
