@@ -176,7 +176,9 @@ fn follow(
             }
         }
         match status.as_str() {
-            "active" if opts.postcopy == Postcopy::Always && !started_postcopy => {
+            // As early as QEMU takes it (setup counts): a small guest can
+            // finish in one pass before a later poll sees "active".
+            "setup" | "active" if opts.postcopy == Postcopy::Always && !started_postcopy => {
                 src.execute("migrate-start-postcopy", json!({}))?;
                 started_postcopy = true;
             }
