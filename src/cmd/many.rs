@@ -27,7 +27,7 @@ pub fn scan(
     file: Option<&Path>,
     quiet: bool,
 ) -> Result<ExitCode> {
-    let templates = kiln_scan::SharedTemplates::spawn(db)?;
+    let templates = kiln_scan::SharedTemplates::spawn(db);
     let open = options.open_options()?;
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let jobs = jobs.unwrap_or(cpus).clamp(1, sources.len());

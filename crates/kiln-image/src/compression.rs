@@ -226,6 +226,14 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// Inflated 1 MiB chunks allowed ahead of the tar reader. The inflater is
+/// a layer's critical path, and the reader it feeds stalls now and then
+/// (a large file to copy, a job it runs itself when the pool is behind);
+/// with 4 chunks the inflater then sat blocked. On a 407 MiB layer, 32
+/// took `kiln scan` from 694 to 649 ms (medians of 9, interleaved; 16
+/// gave 658).
+const INFLATED_AHEAD: usize = 32;
+
 /// The uncompressed tar stream of one layer, verified and bounded.
 pub struct LayerReader {
     inner: Box<dyn Read + Send>,
@@ -279,7 +287,10 @@ impl LayerReader {
         // Inflate on its own thread; plain tar needs no extra stage.
         let inner: Box<dyn Read + Send> = match kind {
             Compression::None => decoder(buf, kind)?,
-            _ => Box::new(crate::digest::Prefetch::spawn(verified_decoder(buf, kind)?)),
+            _ => Box::new(crate::digest::Prefetch::spawn(
+                verified_decoder(buf, kind)?,
+                INFLATED_AHEAD,
+            )),
         };
         Ok(LayerReader {
             inner,

@@ -162,8 +162,8 @@ impl<R: Read> Read for VerifyingReader<R> {
     }
 }
 
-/// Runs a reader on a helper thread that hands 1 MiB chunks over a small
-/// bounded channel (at most 4 MiB in flight). Layer reading is a pipeline
+/// Runs a reader on a helper thread that hands 1 MiB chunks over a
+/// bounded channel (the caller chooses how many chunks). Layer reading is a pipeline
 /// whose stages are all CPU-bound — blob I/O and digest, inflate, tar
 /// parsing and file hashing — so each stage gets a thread of its own.
 pub struct Prefetch {
@@ -177,9 +177,10 @@ pub struct Prefetch {
 }
 
 impl Prefetch {
-    /// Start reading `inner` on a helper thread.
-    pub fn spawn<R: Read + Send + 'static>(mut inner: R) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    /// Start reading `inner` on a helper thread, at most `depth` chunks
+    /// ahead of the consumer.
+    pub fn spawn<R: Read + Send + 'static>(mut inner: R, depth: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel(depth);
         let (back, spent) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
         std::thread::spawn(move || loop {
             let mut buf = match spent.try_recv() {
@@ -231,6 +232,10 @@ impl Prefetch {
     }
 }
 
+/// Compressed chunks read ahead of the inflater: reading a blob from the
+/// page cache and hashing it is fast and steady, so a few suffice.
+const BLOB_AHEAD: usize = 4;
+
 /// A [`VerifyingReader`] run through [`Prefetch`]: the blob's I/O and its
 /// digest come off the thread that inflates it.
 pub struct PrefetchVerifier;
@@ -243,7 +248,10 @@ impl PrefetchVerifier {
         expected: Digest,
         expected_size: Option<u64>,
     ) -> Prefetch {
-        Prefetch::spawn(VerifyingReader::new(inner, expected, expected_size))
+        Prefetch::spawn(
+            VerifyingReader::new(inner, expected, expected_size),
+            BLOB_AHEAD,
+        )
     }
 }
 

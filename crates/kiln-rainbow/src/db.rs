@@ -66,6 +66,18 @@ pub fn require_blake3_keys(what: impl std::fmt::Display, schema: i64) -> Result<
 /// writers' lock, so concurrent builders interleave.
 pub const PG_BATCH: usize = 32;
 
+/// A [`Db::second_reader`] not yet opened; it can cross threads.
+pub struct ReaderOpener(kiln_store::Opener);
+
+impl ReaderOpener {
+    /// Connect.
+    pub fn open(self) -> Result<Db> {
+        Ok(Db {
+            conn: self.0.open()?,
+        })
+    }
+}
+
 /// An open signature database.
 pub struct Db {
     pub(crate) conn: Conn,
@@ -290,6 +302,13 @@ impl Db {
         Ok(Db {
             conn: self.conn.second()?,
         })
+    }
+
+    /// [`Db::second_reader`], opened later, on whichever thread calls
+    /// [`ReaderOpener::open`]: a scan's helper threads connect while the
+    /// layers start streaming rather than before.
+    pub fn reader_opener(&self) -> ReaderOpener {
+        ReaderOpener(self.conn.opener())
     }
 
     /// Read `.deb` files (and `.whl` wheels, npm tarballs) in parallel and

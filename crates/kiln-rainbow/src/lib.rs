@@ -47,11 +47,13 @@ pub mod vendored;
 pub mod wheel;
 mod writer;
 
-pub use db::{require_blake3_keys, Db, Derive, IngestReport, Stats, SCHEMA_VERSION, TABLES};
+pub use db::{
+    require_blake3_keys, Db, Derive, IngestReport, ReaderOpener, Stats, SCHEMA_VERSION, TABLES,
+};
 pub use error::{RainbowError, Result};
 pub use identify::{
-    identify, Build, BuildId, ContentId, Identification, Identified, KeyHit, Match, PathHit,
-    SignatureLookup, StoredCode,
+    identify, identify_with, Answers, Build, BuildId, ContentId, FileSender, Identification,
+    Identified, KeyHit, LookAhead, Match, PathHit, SignatureLookup, StoredCode,
 };
 
 /// The default database path: `$XDG_DATA_HOME/kiln/kiln.db`, falling back

@@ -238,11 +238,20 @@ pub struct FileClues<'a> {
 
 /// Find the components in `files`.
 pub fn find_components(t: &Templates, files: &[FileClues<'_>]) -> Result<Vec<Component>> {
+    let read = read_components(t, files)?;
+    Ok(settle_components(t, files, read))
+}
+
+/// What each file's own clues say, file by file, whoever owns the file:
+/// the costly part of [`find_components`] (patterns over strings,
+/// function constants decoded). It needs no identification, so a scan
+/// runs it while identification runs.
+pub fn read_components(t: &Templates, files: &[FileClues<'_>]) -> Result<Vec<Vec<Component>>> {
     use rayon::prelude::*;
     let compiled = t.compiled()?;
-    let mut out: Vec<Component> = files
+    Ok(files
         .par_iter()
-        .flat_map_iter(|f| {
+        .map(|f| {
             let mut by: BTreeMap<String, Vec<Clue>> = BTreeMap::new();
             libname_clues(t, f, &mut by);
             if let Some(c) = &f.elf.clues {
@@ -250,16 +259,34 @@ pub fn find_components(t: &Templates, files: &[FileClues<'_>]) -> Result<Vec<Com
                 string_clues(t, compiled, c, &mut by);
             }
             by.into_iter()
-                .filter(|(project, _)| f.owner_project.as_deref() != Some(project.as_str()))
                 .filter_map(|(project, clues)| settle(project, f.path, f.layer, clues))
-                .collect::<Vec<_>>()
+                .collect()
+        })
+        .collect())
+}
+
+/// [`find_components`] from what [`read_components`] read of the same
+/// `files`, now that their owners are known: a component of the owner's
+/// own project is the owner itself, not something it vendors.
+pub fn settle_components(
+    t: &Templates,
+    files: &[FileClues<'_>],
+    read: Vec<Vec<Component>>,
+) -> Vec<Component> {
+    let mut out: Vec<Component> = files
+        .iter()
+        .zip(read)
+        .flat_map(|(f, found)| {
+            found
+                .into_iter()
+                .filter(|c| f.owner_project.as_deref() != Some(c.project.as_str()))
         })
         .collect();
     shared_names(t, files, &mut out);
     needed_only_by(t, files, &mut out);
     siblings(&mut out);
     out.sort_by(|a, b| (&a.path, &a.project).cmp(&(&b.path, &b.project)));
-    Ok(out)
+    out
 }
 
 fn libname_clues(t: &Templates, f: &FileClues<'_>, by: &mut BTreeMap<String, Vec<Clue>>) {

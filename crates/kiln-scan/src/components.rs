@@ -16,16 +16,16 @@ use kiln_tree::Tree;
 use crate::reconcile::to_package;
 use crate::Result;
 
-/// Upstream components inside the tree's ELF files, each nested under the
-/// package that owns its file (when one does).
-pub fn vendored(
-    tree: &Tree,
-    found: &Identification,
-    templates: &Templates,
-    packages: &[Package],
-    distro: Option<&Distro>,
-) -> Result<Vec<Package>> {
-    let owners = owners(found, packages, distro);
+/// The tree's ELF files with version clues, and what each file's clues
+/// say on their own: the part of [`vendored`] that needs no
+/// identification, so it runs while identification does.
+pub struct Reads<'t> {
+    files: Vec<FileClues<'t>>,
+    read: Vec<Vec<Component>>,
+}
+
+/// Read the version clues of the tree's ELF files against the templates.
+pub fn read<'t>(tree: &'t Tree, templates: &Templates) -> Result<Reads<'t>> {
     let files: Vec<FileClues<'_>> = tree
         .iter()
         .filter_map(|(path, e)| {
@@ -35,19 +35,37 @@ pub fn vendored(
                 path,
                 layer: e.layer,
                 elf,
-                owner_project: owners.get(path).and_then(|o| o.1.clone()),
+                owner_project: None,
             })
         })
         .collect();
-    let found = kiln_rainbow::vendored::find_components(templates, &files)?;
-    Ok(found
+    let read = kiln_rainbow::vendored::read_components(templates, &files)?;
+    Ok(Reads { files, read })
+}
+
+/// Upstream components inside the tree's ELF files, each nested under the
+/// package that owns its file (when one does).
+pub fn vendored(
+    reads: Reads<'_>,
+    found: &Identification,
+    templates: &Templates,
+    packages: &[Package],
+    distro: Option<&Distro>,
+) -> Vec<Package> {
+    let owners = owners(found, packages, distro);
+    let Reads { mut files, read } = reads;
+    for f in &mut files {
+        f.owner_project = owners.get(f.path).and_then(|o| o.1.clone());
+    }
+    let found = kiln_rainbow::vendored::settle_components(templates, &files, read);
+    found
         .into_iter()
         .map(|mut c| {
             let parent = owners.get(c.path.as_str()).map(|o| o.0.clone());
             c.path = format!("/{}", c.path);
             component_package(c, parent)
         })
-        .collect())
+        .collect()
 }
 
 /// Tree path -> (owner's purl, owner's upstream project for distribution

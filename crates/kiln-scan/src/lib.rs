@@ -24,10 +24,11 @@ pub mod templates;
 
 use std::sync::Arc;
 
+use kiln_fingerprint::ElfInfo;
 use kiln_image::OpenOptions;
-use kiln_rainbow::Db;
+use kiln_rainbow::{Db, FileSender, LookAhead};
 use kiln_report::Sbom;
-use kiln_tree::{BuildOptions, InspectFn, ProgressFn};
+use kiln_tree::{BuildOptions, FileDoneFn, InspectFn, ProgressFn};
 pub use templates::SharedTemplates;
 
 /// Why a scan failed, naming the source or DB at fault.
@@ -102,8 +103,11 @@ pub fn scan(
     db: Option<&Db>,
     progress: Option<Box<ProgressFn>>,
 ) -> Result<Sbom> {
-    let templates = db.map(SharedTemplates::spawn).transpose()?;
-    scan_with(source, open, db.zip(templates.as_ref()), progress)
+    let templates = db.map(SharedTemplates::spawn);
+    let sbom = scan_with(source, open, db.zip(templates.as_ref()), progress);
+    // Compiled templates take milliseconds to free.
+    drop_in_background(templates);
+    sbom
 }
 
 /// [`scan`] with `db`'s templates, loaded or loading
@@ -116,6 +120,10 @@ pub fn scan_with(
 ) -> Result<Sbom> {
     let shared = db.map(|(_, t)| t);
     let db = db.map(|(d, _)| d);
+    let ahead = db.map(|d| {
+        let opener = d.reader_opener();
+        LookAhead::start(move || opener.open())
+    });
     let build = BuildOptions {
         capture: Box::new(kiln_catalog::wants),
         hash: db.is_some(),
@@ -128,18 +136,29 @@ pub fn scan_with(
         } else {
             Some(Box::new(inspect::executables))
         },
+        on_file: ahead.as_ref().map(|a| look_ahead(a.sender())),
     };
     let (tree, source) = source::open_tree(source, open, &build)?;
     let mut catalog = kiln_catalog::catalog(&tree);
-    let Some(db) = db else {
+    let Some(ahead) = ahead else {
         return Ok(Sbom { source, catalog });
     };
-    let found = kiln_rainbow::identify(db, &tree)?;
+    // The look-ahead's reader has the pages the rest needs in its cache.
+    let (known, db) = ahead.finish()?;
+    let db = &db;
+    let templates = shared.map(|s| s.get()).transpose()?;
+    // Clues are read against the templates while identification runs.
+    let (found, reads) = std::thread::scope(|s| {
+        let reads = templates.map(|t| s.spawn(|| components::read(&tree, t)));
+        let found = kiln_rainbow::identify_with(db, &tree, Some(&known));
+        (found, reads.map(join_reads).transpose())
+    });
+    let (mut found, reads) = (found?, reads?);
     let claimed = std::mem::take(&mut catalog.packages);
     let distro = catalog.distro.clone();
     let mut packages = reconcile::reconcile(&found, claimed, distro.as_ref());
-    if let Some(t) = shared.map(|s| s.get()).transpose()? {
-        let vendored = components::vendored(&tree, &found, t, &packages, distro.as_ref())?;
+    if let (Some(t), Some(reads)) = (templates, reads) {
+        let vendored = components::vendored(reads, &found, t, &packages, distro.as_ref());
         packages.extend(vendored);
     }
     for f in components::by_functions(db, &tree, &found)? {
@@ -147,16 +166,37 @@ pub fn scan_with(
     }
     reconcile::sort(&mut packages);
     catalog.packages = packages;
-    catalog.unexplained_files = found.unexplained;
-    drop_in_background(tree);
+    catalog.unexplained_files = std::mem::take(&mut found.unexplained);
+    drop_in_background((tree, found, known));
     Ok(Sbom { source, catalog })
 }
 
 /// Freeing a large image's tree (every entry, its ELF facts and captured
-/// files) took about 30 ms of a 1 s scan, on the critical path; nobody
-/// needs to wait for it.
+/// files) took about 30 ms of a 1 s scan, on the critical path, and the
+/// identification and look-up answers about 8 ms more; nobody needs to
+/// wait for it.
 fn drop_in_background<T: Send + 'static>(value: T) {
     std::thread::spawn(move || drop(value));
+}
+
+/// The clue-reading thread's result; a panic there is a bug, reported as
+/// one rather than taking the scan down with it.
+fn join_reads<'t>(
+    h: std::thread::ScopedJoinHandle<'_, Result<components::Reads<'t>>>,
+) -> Result<components::Reads<'t>> {
+    h.join().unwrap_or_else(|_| {
+        Err(ScanError::Templates(
+            "reading version clues failed (a panic; please report it)".into(),
+        ))
+    })
+}
+
+/// Report each hashed file to the look-ahead, with its build-id.
+fn look_ahead(to: FileSender) -> Box<FileDoneFn> {
+    Box::new(move |path, digest, facts| {
+        let elf = facts.and_then(|f| f.downcast_ref::<ElfInfo>());
+        to.file(path, digest, elf.and_then(|e| e.build_id.as_deref()));
+    })
 }
 
 /// ELF facts, with version clues when the DB has templates to read them

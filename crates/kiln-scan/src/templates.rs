@@ -9,25 +9,25 @@
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use kiln_rainbow::vendored::Templates;
-use kiln_rainbow::Db;
+use kiln_rainbow::{Db, ReaderOpener};
 
 use crate::{Result, ScanError};
 
 /// Templates that are loaded, or loading.
 pub struct SharedTemplates {
     cell: OnceLock<Result<Arc<Templates>, String>>,
-    /// The reader to load from, taken by whoever loads first.
-    db: Mutex<Option<Db>>,
+    /// How to open the reader to load from, taken by whoever loads first.
+    db: Mutex<Option<ReaderOpener>>,
 }
 
 impl SharedTemplates {
     /// Start loading `db`'s templates on a helper thread, from a second
     /// reader; their string patterns then compile on the same thread.
     /// Scans of many images share one load.
-    pub fn spawn(db: &Db) -> Result<Arc<Self>> {
+    pub fn spawn(db: &Db) -> Arc<Self> {
         let shared = Arc::new(SharedTemplates {
             cell: OnceLock::new(),
-            db: Mutex::new(Some(db.second_reader()?)),
+            db: Mutex::new(Some(db.reader_opener())),
         });
         let helper = Arc::clone(&shared);
         std::thread::spawn(move || {
@@ -37,7 +37,7 @@ impl SharedTemplates {
                 let _ = t.compile();
             }
         });
-        Ok(shared)
+        shared
     }
 
     /// The templates, waiting for the load if it is under way; `None` when
@@ -61,7 +61,9 @@ impl SharedTemplates {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
             match db {
-                Some(db) => Templates::load(&db)
+                Some(db) => db
+                    .open()
+                    .and_then(|db| Templates::load(&db))
                     .map(Arc::new)
                     .map_err(|e| e.to_string()),
                 None => Err("no reader to load the templates from".into()),
@@ -78,7 +80,7 @@ mod tests {
     fn templates_load_on_a_helper_thread_and_every_caller_sees_one_load() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path().join("sig.db")).unwrap();
-        let shared = SharedTemplates::spawn(&db).unwrap();
+        let shared = SharedTemplates::spawn(&db);
         let first = shared.wait().expect("loaded") as *const _;
         assert!(shared.wait().unwrap().is_empty());
         assert_eq!(shared.get().unwrap() as *const _, first);

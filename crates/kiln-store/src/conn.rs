@@ -31,6 +31,31 @@ pub(crate) enum Inner {
     Postgres(Box<pg::Session>),
 }
 
+/// A [`Conn::second`] connection not yet opened; it can cross threads.
+pub struct Opener {
+    location: Location,
+    how: How,
+}
+
+enum How {
+    Sqlite(sqlite::Opener),
+    Postgres(pg::Opener),
+}
+
+impl Opener {
+    /// Open the connection.
+    pub fn open(self) -> Result<Conn> {
+        let inner = match self.how {
+            How::Sqlite(o) => Inner::Sqlite(o.open()?),
+            How::Postgres(o) => Inner::Postgres(Box::new(o.open(&self.location)?)),
+        };
+        Ok(Conn {
+            location: self.location,
+            inner,
+        })
+    }
+}
+
 /// A connection to a kiln database.
 pub struct Conn {
     pub(crate) location: Location,
@@ -211,14 +236,21 @@ impl Conn {
     /// PostgreSQL connection it reads the same snapshot; it comes from the
     /// same pool.
     pub fn second(&self) -> Result<Conn> {
-        let inner = match &self.inner {
-            Inner::Sqlite(s) => Inner::Sqlite(s.second()?),
-            Inner::Postgres(s) => Inner::Postgres(Box::new(s.second(&self.location)?)),
+        self.opener().open()
+    }
+
+    /// What [`Conn::second`] needs, to open that connection later on
+    /// another thread: a PostgreSQL connection takes milliseconds to set
+    /// up, which a scan's helper threads can spend while layers stream.
+    pub fn opener(&self) -> Opener {
+        let how = match &self.inner {
+            Inner::Sqlite(s) => How::Sqlite(s.opener()),
+            Inner::Postgres(s) => How::Postgres(s.opener()),
         };
-        Ok(Conn {
+        Opener {
             location: self.location.clone(),
-            inner,
-        })
+            how,
+        }
     }
 
     /// The database's size on disk: the file, or the PostgreSQL database.

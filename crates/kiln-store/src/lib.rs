@@ -27,7 +27,7 @@ mod pg;
 mod sqlite;
 mod value;
 
-pub use conn::{Conn, Engine, Mode};
+pub use conn::{Conn, Engine, Mode, Opener};
 pub use error::{Error, Result};
 pub use migrate::{postgres_ddl, Migration};
 pub use value::{Column, Kind, Row, Rows, Value};

@@ -34,6 +34,25 @@ pub(crate) struct Session {
     snapshot: Option<String>,
 }
 
+/// Another session from the same pool, in the same snapshot, to open on
+/// another thread.
+pub(crate) struct Opener {
+    pool: Pool,
+    mode: Mode,
+    snapshot: Option<String>,
+}
+
+impl Opener {
+    pub(crate) fn open(self, location: &Location) -> Result<Session> {
+        Session::from_pool(
+            self.pool,
+            &location.to_string(),
+            self.mode,
+            self.snapshot.as_deref(),
+        )
+    }
+}
+
 fn pg_err(db: &str) -> impl Fn(postgres::Error) -> Error + '_ {
     move |err| Error::Postgres {
         db: db.to_string(),
@@ -98,13 +117,12 @@ impl Session {
         })
     }
 
-    pub(crate) fn second(&self, location: &Location) -> Result<Session> {
-        Session::from_pool(
-            self.pool.clone(),
-            &location.to_string(),
-            self.mode,
-            self.snapshot.as_deref(),
-        )
+    pub(crate) fn opener(&self) -> Opener {
+        Opener {
+            pool: self.pool.clone(),
+            mode: self.mode,
+            snapshot: self.snapshot.clone(),
+        }
     }
 
     pub(crate) fn begin_write(&self) -> std::result::Result<(), postgres::Error> {

@@ -36,6 +36,18 @@ fn dir_of(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// Another session of the same file, to open on another thread.
+pub(crate) struct Opener {
+    path: PathBuf,
+    mode: Mode,
+}
+
+impl Opener {
+    pub(crate) fn open(self) -> Result<Session> {
+        Session::open(&self.path, self.mode)
+    }
+}
+
 impl Session {
     pub(crate) fn open(path: &Path, mode: Mode) -> Result<Session> {
         let conn = match mode {
@@ -50,8 +62,11 @@ impl Session {
         })
     }
 
-    pub(crate) fn second(&self) -> Result<Session> {
-        Session::open(&self.path, self.mode)
+    pub(crate) fn opener(&self) -> Opener {
+        Opener {
+            path: self.path.clone(),
+            mode: self.mode,
+        }
     }
 
     pub(crate) fn size_bytes(&self) -> u64 {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use kiln_image::{Image, Source};
 use rayon::prelude::*;
 
+use crate::digest::ContentDigest;
 use crate::entry::{Content, Entry, Kind};
 use crate::error::Result;
 use crate::layer::{read_layer, LayerChanges};
@@ -25,6 +26,11 @@ pub type Facts = Arc<dyn std::any::Any + Send + Sync>;
 /// Looks at a regular file's whole content once, while it streams past:
 /// `(path, bytes)`. Runs on the thread pool, in parallel with decompression.
 pub type InspectFn = dyn Fn(&str, &[u8]) -> Option<Facts> + Send + Sync;
+/// Told of each regular file as soon as its digest and facts are known:
+/// `(path, digest, facts)`, on whichever thread computed them. Later
+/// stages (signature look-ups) can then start while layers still stream.
+/// A file a higher layer replaces or deletes is reported too.
+pub type FileDoneFn = dyn Fn(&str, &ContentDigest, Option<&Facts>) + Send + Sync;
 
 /// What to compute while the layers stream past.
 pub struct BuildOptions {
@@ -40,12 +46,27 @@ pub struct BuildOptions {
     /// Limits inspection to the files this accepts (all when `None`), so
     /// files nobody inspects need not be buffered.
     pub inspect_if: Option<Box<InspectIfFn>>,
+    /// Called with every regular file's digest (with `hash` on) as soon as
+    /// it is computed.
+    pub on_file: Option<Box<FileDoneFn>>,
 }
 
 impl BuildOptions {
     /// Will this file be inspected?
     pub(crate) fn inspects(&self, path: &str, mode: u32, size: u64) -> bool {
         self.inspect.is_some() && self.inspect_if.as_ref().is_none_or(|f| f(path, mode, size))
+    }
+
+    /// Report a file whose digest is known to [`BuildOptions::on_file`].
+    pub(crate) fn file_done(
+        &self,
+        path: &str,
+        digest: Option<&ContentDigest>,
+        facts: Option<&Facts>,
+    ) {
+        if let (Some(cb), Some(d)) = (&self.on_file, digest) {
+            cb(path, d, facts);
+        }
     }
 }
 
@@ -57,6 +78,7 @@ impl Default for BuildOptions {
             progress: None,
             inspect: None,
             inspect_if: None,
+            on_file: None,
         }
     }
 }

@@ -122,6 +122,9 @@ pub(crate) fn from_dir(root: &Path, opts: &BuildOptions) -> Result<Tree> {
                 ),
                 _ => Ok((None, None, None)),
             };
+            if let Ok((hash, _, facts)) = &result {
+                opts.file_done(p, hash.as_ref(), facts.as_ref());
+            }
             ((*p).clone(), result)
         })
         .collect();

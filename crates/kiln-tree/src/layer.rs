@@ -138,6 +138,7 @@ pub(crate) fn read_layer<R: Read>(
                 let wanted = capture || opts.hash || inspect;
                 if wanted && size > MAX_BUFFERED_FILE {
                     e.digest = Some(stream_hash(&mut entry, size, &clean, digest)?);
+                    opts.file_done(&clean, e.digest.as_ref(), None);
                 } else if wanted {
                     let data = pool
                         .read(&mut entry, size as usize)
@@ -159,6 +160,7 @@ pub(crate) fn read_layer<R: Read>(
                             } else {
                                 None
                             };
+                            opts.file_done(&p, h.as_ref(), f.as_ref());
                             done.lock().expect("no panics while held").push((idx, h, f));
                         };
                         if in_flight.load(Ordering::Relaxed) < IN_FLIGHT_BUDGET {

@@ -230,3 +230,85 @@ fn dir_source_symlinks_never_reach_the_host() {
         Err(TreeError::NotFound { .. })
     ));
 }
+
+/// What an `on_file` callback collected.
+type Reported<T> = std::sync::Arc<std::sync::Mutex<Vec<T>>>;
+
+/// Every hashed regular file of every layer is reported as it is hashed,
+/// with the digest and facts the tree ends up with, replaced files
+/// included (a look-ahead may ask about them; nothing relies on their
+/// absence).
+#[test]
+fn files_are_reported_as_soon_as_they_are_hashed() {
+    use std::sync::Arc;
+    let d = tempfile::tempdir().unwrap();
+    let l0 = layer(&[
+        E::Dir("etc/"),
+        E::File("etc/a", b"a0"),
+        E::File("etc/b", b"b"),
+    ]);
+    let l1 = layer(&[E::File("etc/a", b"a1"), E::Hard("etc/c", "etc/b")]);
+    let mut w = LayoutWriter::create(d.path()).unwrap();
+    let descs: Vec<_> = [l0, l1]
+        .iter()
+        .map(|l| w.add_layer(l, Compression::Gzip).unwrap())
+        .collect();
+    w.add_image(ImageConfig::default(), &descs, Some("test"))
+        .unwrap();
+    w.finish().unwrap();
+    let seen: Reported<(String, [u8; 32], Option<u8>)> = Arc::default();
+    let sink = seen.clone();
+    let r = SourceRef::parse(&format!("oci-dir:{}:test", d.path().display())).unwrap();
+    let opts = BuildOptions {
+        hash: true,
+        inspect: Some(Box::new(|_, d: &[u8]| {
+            d.first()
+                .map(|b| std::sync::Arc::new(*b) as kiln_tree::Facts)
+        })),
+        on_file: Some(Box::new(move |p, digest, facts| {
+            let first = facts.and_then(|f| f.downcast_ref::<u8>()).copied();
+            sink.lock().unwrap().push((p.to_string(), *digest, first));
+        })),
+        ..Default::default()
+    };
+    let t = Tree::build(Source::open(&r, &OpenOptions::default()).unwrap(), &opts).unwrap();
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    let digest = kiln_tree::content_digest;
+    assert_eq!(
+        seen,
+        vec![
+            ("etc/a".into(), digest(b"a0"), Some(b'a')),
+            ("etc/a".into(), digest(b"a1"), Some(b'a')),
+            ("etc/b".into(), digest(b"b"), Some(b'b')),
+        ]
+    );
+    assert_eq!(t.get("etc/a").unwrap().digest, Some(digest(b"a1")));
+    // A hard link takes its target's digest when layers are applied; it is
+    // not reported on its own.
+    assert_eq!(t.get("etc/c").unwrap().digest, Some(digest(b"b")));
+}
+
+#[test]
+fn dir_sources_report_their_files_too() {
+    use std::sync::Arc;
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("usr/bin")).unwrap();
+    std::fs::write(d.path().join("usr/bin/x"), "x").unwrap();
+    std::os::unix::fs::symlink("x", d.path().join("usr/bin/y")).unwrap();
+    let seen: Reported<(String, [u8; 32])> = Arc::default();
+    let sink = seen.clone();
+    let opts = BuildOptions {
+        hash: true,
+        on_file: Some(Box::new(move |p, digest, _| {
+            sink.lock().unwrap().push((p.to_string(), *digest));
+        })),
+        ..Default::default()
+    };
+    let r = SourceRef::parse(&format!("dir:{}", d.path().display())).unwrap();
+    Tree::build(Source::open(&r, &OpenOptions::default()).unwrap(), &opts).unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![("usr/bin/x".to_string(), kiln_tree::content_digest(b"x"))]
+    );
+}

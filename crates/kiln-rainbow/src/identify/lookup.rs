@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use kiln_catalog::Ecosystem;
 
+use super::ahead::Answers;
 use super::code::FileFunctions;
 use super::{Match, Obs};
 use crate::error::{RainbowError, Result};
@@ -132,11 +133,18 @@ pub(super) fn gather<L: SignatureLookup + Send>(
     db: &L,
     obs: &[Obs],
     links: &[(String, String)],
+    known: Option<&Answers>,
 ) -> Result<Lookups> {
+    if let Some(known) = known {
+        // Most keys were asked while the layers streamed: one reader does.
+        let mut out = by_content(db, obs, Some(known))?;
+        out.by_path = by_path(db, obs, links, Some(known))?;
+        return Ok(out);
+    }
     let second = db.second_reader()?;
     let (paths, out) = std::thread::scope(|s| {
-        let paths = s.spawn(move || by_path(&second, obs, links));
-        let out = by_content(db, obs);
+        let paths = s.spawn(move || by_path(&second, obs, links, None));
+        let out = by_content(db, obs, None);
         (paths.join(), out)
     });
     let paths = paths.map_err(|panic| {
@@ -156,7 +164,7 @@ pub(super) fn gather<L: SignatureLookup + Send>(
 /// Keys go out in order (`BTreeMap`), so the store probes its B-tree
 /// pages in order rather than at random (on PostgreSQL with the libs DB,
 /// path look-ups took 62 ms sorted against 77 ms in hash order).
-fn by_content<L: SignatureLookup>(db: &L, obs: &[Obs]) -> Result<Lookups> {
+fn by_content<L: SignatureLookup>(db: &L, obs: &[Obs], known: Option<&Answers>) -> Result<Lookups> {
     let mut by_sha: BTreeMap<&[u8], Vec<usize>> = BTreeMap::new();
     let mut by_bid: BTreeMap<&[u8], Vec<usize>> = BTreeMap::new();
     for (i, o) in obs.iter().enumerate() {
@@ -167,9 +175,61 @@ fn by_content<L: SignatureLookup>(db: &L, obs: &[Obs]) -> Result<Lookups> {
     }
     let mut out = Lookups::default();
     let keys: Vec<&[u8]> = by_sha.keys().copied().collect();
-    spread(db.by_content(&keys)?, &by_sha, &mut out.by_content);
+    let hits = answered(
+        &keys,
+        known.map(|k| &k.content),
+        |h| &h.0[..],
+        |k| db.by_content(k),
+    )?;
+    spread(hits, &by_sha, &mut out.by_content);
     let keys: Vec<&[u8]> = by_bid.keys().copied().collect();
-    spread(db.by_build_id(&keys)?, &by_bid, &mut out.by_build_id);
+    let hits = answered(
+        &keys,
+        known.map(|k| &k.build_id),
+        |h| &h.0[..],
+        |k| db.by_build_id(k),
+    )?;
+    spread(hits, &by_bid, &mut out.by_build_id);
+    Ok(out)
+}
+
+/// The hits of `keys`: from `known` where the look-ahead asked them, from
+/// `query` for the rest, key by key in the order of `keys`.
+fn answered<Q, K, H>(
+    keys: &[&Q],
+    known: Option<&HashMap<K, Vec<H>>>,
+    key_of: impl Fn(&H) -> &Q,
+    query: impl FnOnce(&[&Q]) -> Result<Vec<H>>,
+) -> Result<Vec<H>>
+where
+    Q: ?Sized + std::hash::Hash + Eq,
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    H: Clone,
+{
+    let Some(known) = known else {
+        return query(keys);
+    };
+    let missing: Vec<&Q> = keys
+        .iter()
+        .copied()
+        .filter(|k| !known.contains_key(*k))
+        .collect();
+    let fetched = if missing.is_empty() {
+        Vec::new()
+    } else {
+        query(&missing)?
+    };
+    let mut by_key: HashMap<&Q, Vec<&H>> = HashMap::new();
+    for h in &fetched {
+        by_key.entry(key_of(h)).or_default().push(h);
+    }
+    let mut out = Vec::new();
+    for k in keys {
+        match known.get(*k) {
+            Some(hits) => out.extend(hits.iter().cloned()),
+            None => out.extend(by_key.get(*k).into_iter().flatten().map(|h| (*h).clone())),
+        }
+    }
     Ok(out)
 }
 
@@ -191,6 +251,7 @@ fn by_path<L: SignatureLookup>(
     db: &L,
     obs: &[Obs],
     links: &[(String, String)],
+    known: Option<&Answers>,
 ) -> Result<Vec<AtPath>> {
     let mut files: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, o) in obs.iter().enumerate() {
@@ -199,10 +260,43 @@ fn by_path<L: SignatureLookup>(
         }
     }
     let paths: Vec<&str> = files.keys().map(String::as_str).collect();
+    let hits = answered(
+        &paths,
+        known.map(|k| &k.path),
+        |h| h.0.as_str(),
+        |k| db.by_path(k),
+    )?;
     let mut out = Vec::new();
-    for (path, build, conffile, content) in db.by_path(&paths)? {
+    for (path, build, conffile, content) in hits {
         for i in files.get(&path).into_iter().flatten() {
             out.push((*i, build, conffile, content));
+        }
+    }
+    Ok(out)
+}
+
+/// The builds with these ids, from the look-ahead's where it has them.
+pub(super) fn builds<L: SignatureLookup>(
+    db: &L,
+    ids: &BTreeSet<BuildId>,
+    known: Option<&Answers>,
+) -> Result<HashMap<BuildId, Build>> {
+    let Some(known) = known else {
+        return db.builds(ids);
+    };
+    let missing: BTreeSet<BuildId> = ids
+        .iter()
+        .copied()
+        .filter(|i| !known.builds.contains_key(i))
+        .collect();
+    let mut out = if missing.is_empty() {
+        HashMap::new()
+    } else {
+        db.builds(&missing)?
+    };
+    for i in ids {
+        if let Some(b) = known.builds.get(i) {
+            out.insert(*i, b.clone());
         }
     }
     Ok(out)

@@ -34,6 +34,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 
+mod ahead;
 mod code;
 mod lookup;
 mod report;
@@ -42,6 +43,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use ahead::{Answers, FileSender, LookAhead};
 pub use lookup::{Build, BuildId, ContentId, KeyHit, PathHit, SignatureLookup, StoredCode};
 
 /// One observed regular file.
@@ -244,9 +246,19 @@ fn observe(tree: &Tree) -> Vec<Obs> {
 /// so a Debian package's file under `node_modules` still counts for the
 /// Debian package.
 pub fn identify<L: SignatureLookup + Send>(db: &L, tree: &Tree) -> Result<Identification> {
+    identify_with(db, tree, None)
+}
+
+/// [`identify`], with what a [`LookAhead`] already asked while the tree
+/// was built: the store is asked only for the rest.
+pub fn identify_with<L: SignatureLookup + Send>(
+    db: &L,
+    tree: &Tree,
+    known: Option<&Answers>,
+) -> Result<Identification> {
     let links = dir_links(tree);
     let obs = observe(tree);
-    let mut found = identify_observed(db, tree, &obs, &links, true)?;
+    let mut found = identify_observed(db, tree, &obs, &links, true, known)?;
     found.packages.retain(|p| p.ecosystem != Ecosystem::Npm);
     let groups = npm_groups(&obs);
     if groups.is_empty() {
@@ -261,7 +273,7 @@ pub fn identify<L: SignatureLookup + Send>(db: &L, tree: &Tree) -> Result<Identi
         .unexplained
         .retain(|p| npm_root(p.trim_start_matches('/')).is_none());
     for group in groups.into_values() {
-        let mut more = identify_observed(db, tree, &group, &[], false)?;
+        let mut more = identify_observed(db, tree, &group, &[], false, known)?;
         more.packages.retain(|p| p.ecosystem == Ecosystem::Npm);
         let ours: HashSet<&str> = more
             .packages
@@ -321,12 +333,13 @@ fn identify_observed<L: SignatureLookup + Send>(
     obs: &[Obs],
     links: &[(String, String)],
     code: bool,
+    known: Option<&Answers>,
 ) -> Result<Identification> {
-    let mut lookups = lookup::gather(db, obs, links)?;
+    let mut lookups = lookup::gather(db, obs, links, known)?;
     if code {
         code::lookup_functions(db, tree, obs, &mut lookups)?;
     }
-    let builds = db.builds(&lookups.build_ids())?;
+    let builds = lookup::builds(db, &lookups.build_ids(), known)?;
     let mut found = resolve::resolve(obs, &lookups, &builds);
     // Function sets already computed for files nothing explains: the
     // caller's search for statically linked projects need not re-read them.

@@ -1,0 +1,423 @@
+//! Look-ups that start while layers still stream.
+//!
+//! A scan learns each file's digest long before the last layer byte is
+//! read, and the questions identification asks of each file (which builds
+//! ship these bytes, this build-id, this path) do not depend on the rest
+//! of the tree. [`LookAhead`] asks them on its own thread, from a second
+//! reader, in batches as files arrive; [`super::identify_with`] then asks
+//! the store only what the look-ahead could not know (paths through the
+//! image's own directory links, hard links, files it never heard of).
+//!
+//! The answers are exact per key: every hit of every key asked, or the key
+//! is not in [`Answers`] at all. So the look-ahead can only save time; it
+//! cannot change what identification concludes.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::lookup::{Build, BuildId, KeyHit, PathHit, SignatureLookup};
+use crate::error::{RainbowError, Result};
+
+/// Files gathered before a batch goes out: one query per kind and batch,
+/// so tiny batches would spend the saving on round trips.
+const MIN_BATCH: usize = 256;
+/// A partial batch goes out after this long without a new file (a layer
+/// that stalls, or the last files of a small image).
+const IDLE_FLUSH: Duration = Duration::from_millis(20);
+
+/// Where merged-`/usr` systems put the top-level directories. Files
+/// stream in before the tree knows its symlinks, so their `/bin`, `/lib`
+/// ... aliases are asked on the guess that the image is merged; a guess
+/// that does not hold only costs a look-up nobody reads.
+const USRMERGE: [(&str, &str); 6] = [
+    ("bin", "usr/bin"),
+    ("sbin", "usr/sbin"),
+    ("lib", "usr/lib"),
+    ("lib32", "usr/lib32"),
+    ("lib64", "usr/lib64"),
+    ("libx32", "usr/libx32"),
+];
+
+/// What the store said about the keys the look-ahead asked, each key with
+/// all of its hits (possibly none).
+#[derive(Debug, Default)]
+pub struct Answers {
+    pub(super) content: HashMap<Vec<u8>, Vec<KeyHit>>,
+    pub(super) build_id: HashMap<Vec<u8>, Vec<KeyHit>>,
+    pub(super) path: HashMap<String, Vec<PathHit>>,
+    pub(super) builds: HashMap<BuildId, Build>,
+}
+
+impl Answers {
+    /// Keys answered, of every kind: for progress notes and tests.
+    pub fn len(&self) -> usize {
+        self.content.len() + self.build_id.len() + self.path.len()
+    }
+
+    /// Whether nothing was answered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+enum Msg {
+    File {
+        path: String,
+        digest: [u8; 32],
+        build_id: Option<Vec<u8>>,
+    },
+    End,
+}
+
+/// A running look-ahead. Tell it of files with [`LookAhead::sender`];
+/// [`LookAhead::finish`] waits for the last batch and returns the answers
+/// with the reader, whose caches are now warm for the questions left.
+pub struct LookAhead<L> {
+    tx: Sender<Msg>,
+    thread: JoinHandle<Result<(Answers, L)>>,
+}
+
+/// Where files are reported to a [`LookAhead`], from any thread.
+#[derive(Clone)]
+pub struct FileSender(Sender<Msg>);
+
+impl FileSender {
+    /// A regular file at `path` (tree-relative, no leading `/`) with these
+    /// bytes and, for ELF files, this GNU build-id.
+    pub fn file(&self, path: &str, digest: &[u8; 32], build_id: Option<&[u8]>) {
+        // A look-ahead that stopped (its store failed) reports that from
+        // `finish`; files sent after that are simply not asked.
+        let _ = self.0.send(Msg::File {
+            path: path.to_string(),
+            digest: *digest,
+            build_id: build_id.map(<[u8]>::to_vec),
+        });
+    }
+}
+
+impl<L: SignatureLookup + Send + 'static> LookAhead<L> {
+    /// Start a helper thread that connects with `open` (a reader of its
+    /// own) and asks it. Files sent meanwhile wait in the queue.
+    pub fn start(open: impl FnOnce() -> Result<L> + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let db = open()?;
+            run(&db, &rx).map(|a| (a, db))
+        });
+        LookAhead { tx, thread }
+    }
+
+    /// A handle to report files with.
+    pub fn sender(&self) -> FileSender {
+        FileSender(self.tx.clone())
+    }
+
+    /// Ask what is still pending and return every answer, and the reader.
+    pub fn finish(self) -> Result<(Answers, L)> {
+        let _ = self.tx.send(Msg::End);
+        self.thread.join().map_err(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            RainbowError::Internal(format!("the look-ahead thread panicked: {why}"))
+        })?
+    }
+}
+
+/// One reported file, waiting for its batch.
+struct Pending {
+    path: String,
+    digest: [u8; 32],
+    build_id: Option<Vec<u8>>,
+}
+
+fn run<L: SignatureLookup>(db: &L, rx: &Receiver<Msg>) -> Result<Answers> {
+    let mut answers = Answers::default();
+    let mut batch = Vec::new();
+    loop {
+        let ended = match rx.recv_timeout(IDLE_FLUSH) {
+            Ok(Msg::File {
+                path,
+                digest,
+                build_id,
+            }) => {
+                batch.push(Pending {
+                    path,
+                    digest,
+                    build_id,
+                });
+                false
+            }
+            Ok(Msg::End) | Err(RecvTimeoutError::Disconnected) => true,
+            Err(RecvTimeoutError::Timeout) => {
+                ask(db, &mut answers, std::mem::take(&mut batch))?;
+                continue;
+            }
+        };
+        // Take whatever else is already queued without waiting.
+        let mut ended = ended;
+        while !ended {
+            match rx.try_recv() {
+                Ok(Msg::File {
+                    path,
+                    digest,
+                    build_id,
+                }) => batch.push(Pending {
+                    path,
+                    digest,
+                    build_id,
+                }),
+                Ok(Msg::End) | Err(mpsc::TryRecvError::Disconnected) => ended = true,
+                Err(mpsc::TryRecvError::Empty) => break,
+            }
+        }
+        if ended || batch.len() >= MIN_BATCH {
+            ask(db, &mut answers, std::mem::take(&mut batch))?;
+        }
+        if ended {
+            return Ok(answers);
+        }
+    }
+}
+
+/// Ask the store about one batch: keys not asked before, sorted (the
+/// store probes its indexes in order), and the builds the hits name.
+fn ask<L: SignatureLookup>(db: &L, answers: &mut Answers, batch: Vec<Pending>) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+
+    let links: Vec<(String, String)> = USRMERGE
+        .iter()
+        .map(|(l, t)| (l.to_string(), t.to_string()))
+        .collect();
+    let digests: BTreeSet<&[u8]> = batch
+        .iter()
+        .map(|p| &p.digest[..])
+        .filter(|d| !answers.content.contains_key(*d))
+        .collect();
+    let ids: BTreeSet<&[u8]> = batch
+        .iter()
+        .filter_map(|p| p.build_id.as_deref())
+        .filter(|b| !answers.build_id.contains_key(*b))
+        .collect();
+    let paths: BTreeSet<String> = batch
+        .iter()
+        .flat_map(|p| super::aliases(&p.path, &links))
+        .filter(|a| !answers.path.contains_key(a))
+        .collect();
+    let mut named = HashSet::new();
+    let hits = db.by_content(&digests.iter().copied().collect::<Vec<_>>())?;
+    record(
+        &mut answers.content,
+        &digests,
+        hits,
+        |h| &h.0[..],
+        &mut named,
+        |h| h.1,
+    );
+    let hits = db.by_build_id(&ids.iter().copied().collect::<Vec<_>>())?;
+    record(
+        &mut answers.build_id,
+        &ids,
+        hits,
+        |h| &h.0[..],
+        &mut named,
+        |h| h.1,
+    );
+    let keys: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let hits = db.by_path(&keys)?;
+    record(
+        &mut answers.path,
+        &keys,
+        hits,
+        |h| h.0.as_str(),
+        &mut named,
+        |h| h.1,
+    );
+    let new: BTreeSet<BuildId> = named
+        .into_iter()
+        .filter(|b| !answers.builds.contains_key(b))
+        .collect();
+    if !new.is_empty() {
+        answers.builds.extend(db.builds(&new)?);
+    }
+    Ok(())
+}
+
+/// File each hit under its key, and every asked key (hits or not).
+fn record<'k, Q, K, H>(
+    into: &mut HashMap<K, Vec<H>>,
+    asked: impl IntoIterator<Item = &'k &'k Q>,
+    hits: Vec<H>,
+    key_of: impl Fn(&H) -> &Q,
+    named: &mut HashSet<BuildId>,
+    build_of: impl Fn(&H) -> BuildId,
+) where
+    Q: ?Sized + 'k + ToOwned<Owned = K> + std::hash::Hash + Eq,
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+{
+    for k in asked {
+        into.entry((*k).to_owned()).or_default();
+    }
+    for h in hits {
+        named.insert(build_of(&h));
+        if let Some(v) = into.get_mut(key_of(&h)) {
+            v.push(h);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::sync::Arc;
+
+    use kiln_fingerprint::ElfInfo;
+    use kiln_image::Source;
+    use kiln_tree::{BuildOptions, Facts, Tree};
+
+    use super::*;
+    use crate::identify::{identify, identify_with};
+    use crate::Db;
+
+    /// A real `.deb` of `files`, built by `dpkg-deb`.
+    fn deb(dir: &Path, name: &str, version: &str, files: &[(&str, &[u8])]) -> PathBuf {
+        let root = dir.join(format!("{name}_{version}"));
+        std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+        let control = format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: amd64\n\
+             Maintainer: kiln <kiln@example.org>\nDescription: look-ahead test\n"
+        );
+        std::fs::write(root.join("DEBIAN/control"), control).unwrap();
+        for (path, bytes) in files {
+            let at = root.join(path);
+            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+            std::fs::write(at, bytes).unwrap();
+        }
+        let out = dir.join(format!("{name}_{version}_amd64.deb"));
+        let built = Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zgzip", "--build"])
+            .arg(&root)
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        out
+    }
+
+    fn have_dpkg_deb() -> bool {
+        if Command::new("dpkg-deb").arg("--version").output().is_ok() {
+            return true;
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "dpkg-deb is missing (apt-get install dpkg)"
+        );
+        eprintln!("skipping: dpkg-deb is not installed");
+        false
+    }
+
+    fn elf_facts(_: &str, data: &[u8]) -> Option<Facts> {
+        ElfInfo::parse_observed(data, None)
+            .ok()
+            .flatten()
+            .map(|i| Arc::new(i) as Facts)
+    }
+
+    /// Identify `root` plainly, and with a look-ahead told of the files
+    /// `tell` accepts; both as JSON.
+    fn both(db: &Db, root: &Path, tell: fn(&str) -> bool) -> (String, String, usize) {
+        let plain_opts = BuildOptions {
+            hash: true,
+            inspect: Some(Box::new(elf_facts)),
+            ..Default::default()
+        };
+        let tree = Tree::build(Source::Dir(root.into()), &plain_opts).unwrap();
+        let plain = serde_json::to_string(&identify(db, &tree).unwrap()).unwrap();
+        let opener = db.reader_opener();
+        let ahead = LookAhead::start(move || opener.open());
+        let to = ahead.sender();
+        let opts = BuildOptions {
+            hash: true,
+            inspect: Some(Box::new(elf_facts)),
+            on_file: Some(Box::new(move |path, digest, facts| {
+                if tell(path) {
+                    let elf = facts.and_then(|f| f.downcast_ref::<ElfInfo>());
+                    to.file(path, digest, elf.and_then(|e| e.build_id.as_deref()));
+                }
+            })),
+            ..Default::default()
+        };
+        let tree = Tree::build(Source::Dir(root.into()), &opts).unwrap();
+        let (known, reader) = ahead.finish().unwrap();
+        let with = identify_with(&reader, &tree, Some(&known)).unwrap();
+        (plain, serde_json::to_string(&with).unwrap(), known.len())
+    }
+
+    /// Whatever the look-ahead was told (everything, part, nothing), the
+    /// identification is the one a plain look-up gives: same bytes, a
+    /// build-id with other bytes, a path through `lib -> usr/lib`, a
+    /// renamed file, and a file that contradicts its package.
+    #[test]
+    fn answers_ahead_change_nothing_but_the_time() {
+        if !have_dpkg_deb() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let host_elf = std::fs::read("/usr/bin/true").unwrap();
+        let foo = deb(
+            d.path(),
+            "libfoo1",
+            "1.0-1",
+            &[
+                ("usr/lib/libfoo.so.1", b"foo one"),
+                ("usr/share/foo/notes", b"foo notes, long enough to count"),
+                ("usr/bin/true", &host_elf),
+            ],
+        );
+        let bar = deb(
+            d.path(),
+            "bar",
+            "2.0-1",
+            &[("usr/share/bar/data", b"bar two")],
+        );
+        let mut db = Db::open(d.path().join("sig.db")).unwrap();
+        db.ingest_debs(&[foo, bar], &|_| {}).unwrap();
+
+        let root = d.path().join("root");
+        for dir in ["usr/lib", "usr/bin", "usr/share/bar", "opt"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        std::fs::write(root.join("usr/lib/libfoo.so.1"), b"foo one").unwrap();
+        let mut padded = host_elf.clone();
+        padded.extend_from_slice(b"appended");
+        std::fs::write(root.join("usr/bin/true"), padded).unwrap();
+        std::fs::write(root.join("usr/share/bar/data"), b"bar other").unwrap();
+        std::fs::write(root.join("opt/notes"), b"foo notes, long enough to count").unwrap();
+        std::fs::write(root.join("opt/unknown"), b"nobody ships this").unwrap();
+        std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+
+        let (plain, with, asked) = both(&db, &root, |_| true);
+        assert!(
+            plain.contains("libfoo1") && plain.contains("\"bar\""),
+            "{plain}"
+        );
+        assert_eq!(plain, with);
+        assert!(asked > 0);
+        let (plain, with, _) = both(&db, &root, |p| p.starts_with("usr/lib/"));
+        assert_eq!(plain, with);
+        let (plain, with, asked) = both(&db, &root, |_| false);
+        assert_eq!(plain, with);
+        assert_eq!(asked, 0);
+    }
+}
