@@ -28,7 +28,7 @@ use kiln_fingerprint::ElfInfo;
 use kiln_image::OpenOptions;
 use kiln_rainbow::{Db, FileSender, LookAhead};
 use kiln_report::Sbom;
-use kiln_tree::{BuildOptions, FileDoneFn, InspectFn, ProgressFn};
+use kiln_tree::{BuildOptions, FileDoneFn, InspectFn, LinkFn, ProgressFn};
 pub use templates::SharedTemplates;
 
 /// Why a scan failed, naming the source or DB at fault.
@@ -137,6 +137,10 @@ pub fn scan_with(
             Some(Box::new(inspect::executables))
         },
         on_file: ahead.as_ref().map(|a| look_ahead(a.sender())),
+        on_link: ahead.as_ref().map(|a| {
+            let to = a.sender();
+            Box::new(move |path: &str, target: &str| to.link(path, target)) as Box<LinkFn>
+        }),
     };
     let (tree, source) = source::open_tree(source, open, &build)?;
     let mut catalog = kiln_catalog::catalog(&tree);

@@ -31,6 +31,10 @@ pub type InspectFn = dyn Fn(&str, &[u8]) -> Option<Facts> + Send + Sync;
 /// stages (signature look-ups) can then start while layers still stream.
 /// A file a higher layer replaces or deletes is reported too.
 pub type FileDoneFn = dyn Fn(&str, &ContentDigest, Option<&Facts>) + Send + Sync;
+/// Told of each symbolic link as it is read: `(path, target as recorded)`.
+/// With [`FileDoneFn`], later stages can alias files through directory
+/// links (`bin -> usr/bin`) before the tree is whole.
+pub type LinkFn = dyn Fn(&str, &str) + Send + Sync;
 
 /// What to compute while the layers stream past.
 pub struct BuildOptions {
@@ -49,12 +53,21 @@ pub struct BuildOptions {
     /// Called with every regular file's digest (with `hash` on) as soon as
     /// it is computed.
     pub on_file: Option<Box<FileDoneFn>>,
+    /// Called with every symbolic link as it is read.
+    pub on_link: Option<Box<LinkFn>>,
 }
 
 impl BuildOptions {
     /// Will this file be inspected?
     pub(crate) fn inspects(&self, path: &str, mode: u32, size: u64) -> bool {
         self.inspect.is_some() && self.inspect_if.as_ref().is_none_or(|f| f(path, mode, size))
+    }
+
+    /// Report a symbolic link to [`BuildOptions::on_link`].
+    pub(crate) fn link_seen(&self, path: &str, target: Option<&str>) {
+        if let (Some(cb), Some(t)) = (&self.on_link, target) {
+            cb(path, t);
+        }
     }
 
     /// Report a file whose digest is known to [`BuildOptions::on_file`].
@@ -79,6 +92,7 @@ impl Default for BuildOptions {
             inspect: None,
             inspect_if: None,
             on_file: None,
+            on_link: None,
         }
     }
 }

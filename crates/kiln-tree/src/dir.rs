@@ -91,6 +91,7 @@ pub(crate) fn from_dir(root: &Path, opts: &BuildOptions) -> Result<Tree> {
                 e.link_target = std::fs::read_link(item.path())
                     .ok()
                     .map(|t| t.to_string_lossy().into_owned());
+                opts.link_seen(&rel, e.link_target.as_deref());
             }
             e
         };

@@ -127,6 +127,7 @@ pub(crate) fn read_layer<R: Read>(
                         path: format!("{raw} (hard link to {target})"),
                     })?);
             } else if kind == Kind::Symlink {
+                opts.link_seen(&clean, link.as_deref());
                 e.link_target = link;
             } else if kind == Kind::File {
                 e.content = Content::Layer {

@@ -39,7 +39,9 @@ pub mod path;
 mod pool;
 mod tree;
 
-pub use build::{BuildOptions, CaptureFn, Facts, FileDoneFn, InspectFn, InspectIfFn, ProgressFn};
+pub use build::{
+    BuildOptions, CaptureFn, Facts, FileDoneFn, InspectFn, InspectIfFn, LinkFn, ProgressFn,
+};
 pub use digest::{content_digest, content_digest_reader, ContentDigest};
 pub use entry::{Entry, Kind};
 pub use error::{Result, TreeError};

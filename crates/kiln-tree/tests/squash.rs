@@ -247,7 +247,11 @@ fn files_are_reported_as_soon_as_they_are_hashed() {
         E::File("etc/a", b"a0"),
         E::File("etc/b", b"b"),
     ]);
-    let l1 = layer(&[E::File("etc/a", b"a1"), E::Hard("etc/c", "etc/b")]);
+    let l1 = layer(&[
+        E::File("etc/a", b"a1"),
+        E::Hard("etc/c", "etc/b"),
+        E::Link("etc/d", "b"),
+    ]);
     let mut w = LayoutWriter::create(d.path()).unwrap();
     let descs: Vec<_> = [l0, l1]
         .iter()
@@ -258,6 +262,8 @@ fn files_are_reported_as_soon_as_they_are_hashed() {
     w.finish().unwrap();
     let seen: Reported<(String, [u8; 32], Option<u8>)> = Arc::default();
     let sink = seen.clone();
+    let links: Reported<(String, String)> = Arc::default();
+    let link_sink = links.clone();
     let r = SourceRef::parse(&format!("oci-dir:{}:test", d.path().display())).unwrap();
     let opts = BuildOptions {
         hash: true,
@@ -268,6 +274,12 @@ fn files_are_reported_as_soon_as_they_are_hashed() {
         on_file: Some(Box::new(move |p, digest, facts| {
             let first = facts.and_then(|f| f.downcast_ref::<u8>()).copied();
             sink.lock().unwrap().push((p.to_string(), *digest, first));
+        })),
+        on_link: Some(Box::new(move |p, t| {
+            link_sink
+                .lock()
+                .unwrap()
+                .push((p.to_string(), t.to_string()));
         })),
         ..Default::default()
     };
@@ -287,6 +299,10 @@ fn files_are_reported_as_soon_as_they_are_hashed() {
     // A hard link takes its target's digest when layers are applied; it is
     // not reported on its own.
     assert_eq!(t.get("etc/c").unwrap().digest, Some(digest(b"b")));
+    assert_eq!(
+        *links.lock().unwrap(),
+        vec![("etc/d".to_string(), "b".to_string())]
+    );
 }
 
 #[test]
@@ -298,10 +314,18 @@ fn dir_sources_report_their_files_too() {
     std::os::unix::fs::symlink("x", d.path().join("usr/bin/y")).unwrap();
     let seen: Reported<(String, [u8; 32])> = Arc::default();
     let sink = seen.clone();
+    let links: Reported<(String, String)> = Arc::default();
+    let link_sink = links.clone();
     let opts = BuildOptions {
         hash: true,
         on_file: Some(Box::new(move |p, digest, _| {
             sink.lock().unwrap().push((p.to_string(), *digest));
+        })),
+        on_link: Some(Box::new(move |p, t| {
+            link_sink
+                .lock()
+                .unwrap()
+                .push((p.to_string(), t.to_string()));
         })),
         ..Default::default()
     };
@@ -310,5 +334,9 @@ fn dir_sources_report_their_files_too() {
     assert_eq!(
         *seen.lock().unwrap(),
         vec![("usr/bin/x".to_string(), kiln_tree::content_digest(b"x"))]
+    );
+    assert_eq!(
+        *links.lock().unwrap(),
+        vec![("usr/bin/y".to_string(), "x".to_string())]
     );
 }

@@ -5,8 +5,10 @@
 //! ship these bytes, this build-id, this path) do not depend on the rest
 //! of the tree. [`LookAhead`] asks them on its own thread, from a second
 //! reader, in batches as files arrive; [`super::identify_with`] then asks
-//! the store only what the look-ahead could not know (paths through the
-//! image's own directory links, hard links, files it never heard of).
+//! the store only what the look-ahead could not know (hard links, paths
+//! through links it was not told of, files it never heard of). Directory
+//! links are learnt from the stream as well (`bin -> usr/bin`), so a file
+//! is also asked for by its path through them, whichever arrives first.
 //!
 //! The answers are exact per key: every hit of every key asked, or the key
 //! is not in [`Answers`] at all. So the look-ahead can only save time; it
@@ -26,19 +28,6 @@ const MIN_BATCH: usize = 256;
 /// A partial batch goes out after this long without a new file (a layer
 /// that stalls, or the last files of a small image).
 const IDLE_FLUSH: Duration = Duration::from_millis(20);
-
-/// Where merged-`/usr` systems put the top-level directories. Files
-/// stream in before the tree knows its symlinks, so their `/bin`, `/lib`
-/// ... aliases are asked on the guess that the image is merged; a guess
-/// that does not hold only costs a look-up nobody reads.
-const USRMERGE: [(&str, &str); 6] = [
-    ("bin", "usr/bin"),
-    ("sbin", "usr/sbin"),
-    ("lib", "usr/lib"),
-    ("lib32", "usr/lib32"),
-    ("lib64", "usr/lib64"),
-    ("libx32", "usr/libx32"),
-];
 
 /// What the store said about the keys the look-ahead asked, each key with
 /// all of its hits (possibly none).
@@ -68,6 +57,10 @@ enum Msg {
         digest: [u8; 32],
         build_id: Option<Vec<u8>>,
     },
+    Link {
+        path: String,
+        target: String,
+    },
     End,
 }
 
@@ -93,6 +86,16 @@ impl FileSender {
             path: path.to_string(),
             digest: *digest,
             build_id: build_id.map(<[u8]>::to_vec),
+        });
+    }
+
+    /// A symbolic link at `path` (tree-relative) to `target`, as recorded:
+    /// files under a linked directory are also asked for by their path
+    /// through the link, as packages may record either.
+    pub fn link(&self, path: &str, target: &str) {
+        let _ = self.0.send(Msg::Link {
+            path: path.to_string(),
+            target: target.to_string(),
         });
     }
 }
@@ -135,66 +138,139 @@ struct Pending {
     build_id: Option<Vec<u8>>,
 }
 
-fn run<L: SignatureLookup>(db: &L, rx: &Receiver<Msg>) -> Result<Answers> {
-    let mut answers = Answers::default();
-    let mut batch = Vec::new();
-    loop {
-        let ended = match rx.recv_timeout(IDLE_FLUSH) {
-            Ok(Msg::File {
+/// The look-ahead thread's state between batches.
+#[derive(Default)]
+struct State {
+    answers: Answers,
+    /// Files reported but not yet asked about.
+    batch: Vec<Pending>,
+    /// Paths asked for through links learnt after their files were.
+    late_paths: Vec<String>,
+    /// Links so far, by their target (tree-relative): a file's aliases
+    /// are found through its ancestor directories, not by trying every
+    /// link (an image has thousands, mostly to files).
+    links: HashMap<String, Vec<String>>,
+    /// Every file path reported, to alias those a later link covers.
+    seen: BTreeSet<String>,
+}
+
+impl State {
+    fn take(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::File {
                 path,
                 digest,
                 build_id,
-            }) => {
-                batch.push(Pending {
+            } => {
+                self.seen.insert(path.clone());
+                self.batch.push(Pending {
                     path,
                     digest,
                     build_id,
                 });
                 false
             }
-            Ok(Msg::End) | Err(RecvTimeoutError::Disconnected) => true,
+            Msg::Link { path, target } => {
+                self.link(path, &target);
+                false
+            }
+            Msg::End => true,
+        }
+    }
+
+    /// A symbolic link: files already seen under its target get their
+    /// alias through it asked with the next batch.
+    fn link(&mut self, path: String, target: &str) {
+        let resolved = if target.starts_with('/') {
+            kiln_tree::path::clean(target)
+        } else {
+            kiln_tree::path::clean(&kiln_tree::path::join(
+                kiln_tree::path::parent(&path),
+                target,
+            ))
+        };
+        let Some(target) = resolved.filter(|t| !t.is_empty() && *t != path) else {
+            return;
+        };
+        let under = format!("{target}/");
+        self.late_paths.extend(
+            self.seen
+                .range(under.clone()..)
+                .take_while(|p| p.starts_with(&under))
+                .map(|p| format!("/{path}/{}", &p[under.len()..])),
+        );
+        self.links.entry(target).or_default().push(path);
+    }
+
+    /// Every path `path` may be recorded at ([`super::aliases`]), through
+    /// the links learnt so far.
+    fn aliases(&self, path: &str) -> Vec<String> {
+        let mut out = super::aliases(path, &[]);
+        let mut dir = kiln_tree::path::parent(path);
+        while !dir.is_empty() {
+            let rest = &path[dir.len() + 1..];
+            for link in self.links.get(dir).into_iter().flatten() {
+                out.push(format!("/{link}/{rest}"));
+            }
+            dir = kiln_tree::path::parent(dir);
+        }
+        out
+    }
+
+    fn due(&self) -> bool {
+        self.batch.len() + self.late_paths.len() >= MIN_BATCH
+    }
+
+    fn flush<L: SignatureLookup>(&mut self, db: &L) -> Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        let late = std::mem::take(&mut self.late_paths);
+        let paths: BTreeSet<String> = batch
+            .iter()
+            .flat_map(|p| self.aliases(&p.path))
+            .chain(late)
+            .filter(|a| !self.answers.path.contains_key(a))
+            .collect();
+        ask(db, &mut self.answers, &batch, paths)
+    }
+}
+
+fn run<L: SignatureLookup>(db: &L, rx: &Receiver<Msg>) -> Result<Answers> {
+    let mut st = State::default();
+    loop {
+        let mut ended = match rx.recv_timeout(IDLE_FLUSH) {
+            Ok(msg) => st.take(msg),
+            Err(RecvTimeoutError::Disconnected) => true,
             Err(RecvTimeoutError::Timeout) => {
-                ask(db, &mut answers, std::mem::take(&mut batch))?;
+                st.flush(db)?;
                 continue;
             }
         };
         // Take whatever else is already queued without waiting.
-        let mut ended = ended;
         while !ended {
             match rx.try_recv() {
-                Ok(Msg::File {
-                    path,
-                    digest,
-                    build_id,
-                }) => batch.push(Pending {
-                    path,
-                    digest,
-                    build_id,
-                }),
-                Ok(Msg::End) | Err(mpsc::TryRecvError::Disconnected) => ended = true,
+                Ok(msg) => ended = st.take(msg),
+                Err(mpsc::TryRecvError::Disconnected) => ended = true,
                 Err(mpsc::TryRecvError::Empty) => break,
             }
         }
-        if ended || batch.len() >= MIN_BATCH {
-            ask(db, &mut answers, std::mem::take(&mut batch))?;
+        if ended || st.due() {
+            st.flush(db)?;
         }
         if ended {
-            return Ok(answers);
+            return Ok(st.answers);
         }
     }
 }
 
-/// Ask the store about one batch: keys not asked before, sorted (the
+/// Ask the store about one batch (and `paths`, its files' aliases and
+/// those through links learnt late): keys not asked before, sorted (the
 /// store probes its indexes in order), and the builds the hits name.
-fn ask<L: SignatureLookup>(db: &L, answers: &mut Answers, batch: Vec<Pending>) -> Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-
-    let links: Vec<(String, String)> = USRMERGE
-        .iter()
-        .map(|(l, t)| (l.to_string(), t.to_string()))
-        .collect();
+fn ask<L: SignatureLookup>(
+    db: &L,
+    answers: &mut Answers,
+    batch: &[Pending],
+    paths: BTreeSet<String>,
+) -> Result<()> {
     let digests: BTreeSet<&[u8]> = batch
         .iter()
         .map(|p| &p.digest[..])
@@ -205,40 +281,41 @@ fn ask<L: SignatureLookup>(db: &L, answers: &mut Answers, batch: Vec<Pending>) -
         .filter_map(|p| p.build_id.as_deref())
         .filter(|b| !answers.build_id.contains_key(*b))
         .collect();
-    let paths: BTreeSet<String> = batch
-        .iter()
-        .flat_map(|p| super::aliases(&p.path, &links))
-        .filter(|a| !answers.path.contains_key(a))
-        .collect();
     let mut named = HashSet::new();
-    let hits = db.by_content(&digests.iter().copied().collect::<Vec<_>>())?;
-    record(
-        &mut answers.content,
-        &digests,
-        hits,
-        |h| &h.0[..],
-        &mut named,
-        |h| h.1,
-    );
-    let hits = db.by_build_id(&ids.iter().copied().collect::<Vec<_>>())?;
-    record(
-        &mut answers.build_id,
-        &ids,
-        hits,
-        |h| &h.0[..],
-        &mut named,
-        |h| h.1,
-    );
-    let keys: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let hits = db.by_path(&keys)?;
-    record(
-        &mut answers.path,
-        &keys,
-        hits,
-        |h| h.0.as_str(),
-        &mut named,
-        |h| h.1,
-    );
+    if !digests.is_empty() {
+        let hits = db.by_content(&digests.iter().copied().collect::<Vec<_>>())?;
+        record(
+            &mut answers.content,
+            &digests,
+            hits,
+            |h| &h.0[..],
+            &mut named,
+            |h| h.1,
+        );
+    }
+    if !ids.is_empty() {
+        let hits = db.by_build_id(&ids.iter().copied().collect::<Vec<_>>())?;
+        record(
+            &mut answers.build_id,
+            &ids,
+            hits,
+            |h| &h.0[..],
+            &mut named,
+            |h| h.1,
+        );
+    }
+    if !paths.is_empty() {
+        let keys: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let hits = db.by_path(&keys)?;
+        record(
+            &mut answers.path,
+            &keys,
+            hits,
+            |h| h.0.as_str(),
+            &mut named,
+            |h| h.1,
+        );
+    }
     let new: BTreeSet<BuildId> = named
         .into_iter()
         .filter(|b| !answers.builds.contains_key(b))
@@ -347,6 +424,7 @@ mod tests {
         let opener = db.reader_opener();
         let ahead = LookAhead::start(move || opener.open());
         let to = ahead.sender();
+        let links = ahead.sender();
         let opts = BuildOptions {
             hash: true,
             inspect: Some(Box::new(elf_facts)),
@@ -356,6 +434,7 @@ mod tests {
                     to.file(path, digest, elf.and_then(|e| e.build_id.as_deref()));
                 }
             })),
+            on_link: Some(Box::new(move |path, target| links.link(path, target))),
             ..Default::default()
         };
         let tree = Tree::build(Source::Dir(root.into()), &opts).unwrap();
@@ -419,5 +498,47 @@ mod tests {
         let (plain, with, asked) = both(&db, &root, |_| false);
         assert_eq!(plain, with);
         assert_eq!(asked, 0);
+    }
+
+    fn file(path: &str) -> Msg {
+        Msg::File {
+            path: path.into(),
+            digest: [0; 32],
+            build_id: None,
+        }
+    }
+
+    fn link(path: &str, target: &str) -> Msg {
+        Msg::Link {
+            path: path.into(),
+            target: target.into(),
+        }
+    }
+
+    /// A file is asked for through a directory link whether the link came
+    /// before it or after it; links to files alias nothing.
+    #[test]
+    fn links_alias_files_whichever_comes_first() {
+        let mut st = State::default();
+        st.take(file("usr/bin/early"));
+        st.take(link("bin", "usr/bin"));
+        st.take(link("usr/lib/libx.so", "libx.so.1"));
+        st.take(link("lib64", "/usr/lib64"));
+        assert_eq!(st.late_paths, vec!["/bin/early".to_string()]);
+        assert_eq!(
+            st.aliases("usr/bin/late"),
+            vec!["/usr/bin/late".to_string(), "/bin/late".to_string()]
+        );
+        assert_eq!(
+            st.aliases("usr/lib64/ld.so"),
+            vec!["/usr/lib64/ld.so".to_string(), "/lib64/ld.so".to_string()]
+        );
+        assert_eq!(
+            st.aliases("usr/lib/libx.so.1"),
+            vec!["/usr/lib/libx.so.1".to_string()]
+        );
+        // A link that climbs out of the root is ignored.
+        st.take(link("evil", "../../x"));
+        assert!(st.links.keys().all(|t| !t.contains("..")));
     }
 }
