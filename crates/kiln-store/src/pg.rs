@@ -18,12 +18,15 @@ use crate::Location;
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 type Pooled = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 
-/// Set on every session. Key batches look rows up through unique indexes
-/// whose pages a signature DB keeps in memory; with the default
+/// Set on every reader session. Scans look key batches up through unique
+/// indexes whose pages a signature DB keeps in memory; with the default
 /// `random_page_cost` of 4 (a spinning disk) the planner instead hashed
 /// the whole `path` table for a batch of 4,000 paths: 67 ms against 32 ms
-/// through the index (libs DB, warm; `EXPLAIN ANALYZE`).
-const SESSION_SETTINGS: &str = "SET client_min_messages = warning; SET random_page_cost = 1.1";
+/// through the index (libs DB, warm; `EXPLAIN ANALYZE`). Writers keep the
+/// default: their derivations scan whole tables, and were not measured
+/// with it.
+const READER_SETTINGS: &str = "SET random_page_cost = 1.1; \
+     BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
 /// The advisory lock every kiln writer takes for its transaction.
 const WRITE_LOCK: i64 = 0x6b69_6c6e; // "kiln"
@@ -97,11 +100,11 @@ impl Session {
             db: db.to_string(),
             reason: e.to_string(),
         })?;
-        conn.batch_execute(SESSION_SETTINGS).map_err(pg_err(db))?;
+        conn.batch_execute("SET client_min_messages = warning")
+            .map_err(pg_err(db))?;
         let mut snap = None;
         if mode == Mode::Read {
-            conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .map_err(pg_err(db))?;
+            conn.batch_execute(READER_SETTINGS).map_err(pg_err(db))?;
             match snapshot {
                 Some(id) => conn
                     .batch_execute(&format!("SET TRANSACTION SNAPSHOT '{id}'"))
