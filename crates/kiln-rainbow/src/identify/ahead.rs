@@ -40,7 +40,8 @@ pub struct Answers {
 }
 
 impl Answers {
-    /// Keys answered, of every kind: for progress notes and tests.
+    /// Keys answered, of every kind (what a test or a diagnostic wants to
+    /// know).
     pub fn len(&self) -> usize {
         self.content.len() + self.build_id.len() + self.path.len()
     }
