@@ -25,6 +25,12 @@ use crate::error::{RainbowError, Result};
 /// Files gathered before a batch goes out: one query per kind and batch,
 /// so tiny batches would spend the saving on round trips.
 const MIN_BATCH: usize = 256;
+/// Files the look-ahead takes at most. Past this it ignores files, and
+/// identification asks for the rest itself: the look-ahead holds each
+/// file's path and answers a second time, and an image of a million empty
+/// files (the hostile corpus) must stay under 1 GiB. Most images have far
+/// fewer files than this.
+const MAX_FILES: usize = 50_000;
 /// A partial batch goes out after this long without a new file (a layer
 /// that stalls, or the last files of a small image).
 const IDLE_FLUSH: Duration = Duration::from_millis(20);
@@ -151,7 +157,7 @@ struct State {
     /// are found through its ancestor directories, not by trying every
     /// link (an image has thousands, mostly to files).
     links: HashMap<String, Vec<String>>,
-    /// Every file path reported, to alias those a later link covers.
+    /// Every file path taken, to alias those a later link covers.
     seen: BTreeSet<String>,
 }
 
@@ -163,6 +169,9 @@ impl State {
                 digest,
                 build_id,
             } => {
+                if self.seen.len() >= MAX_FILES {
+                    return false;
+                }
                 self.seen.insert(path.clone());
                 self.batch.push(Pending {
                     path,
@@ -541,5 +550,17 @@ mod tests {
         // A link that climbs out of the root is ignored.
         st.take(link("evil", "../../x"));
         assert!(st.links.keys().all(|t| !t.contains("..")));
+    }
+
+    /// Past its bound the look-ahead takes no more files (identification
+    /// asks for them itself), so its memory stays bounded.
+    #[test]
+    fn files_past_the_bound_are_left_to_identification() {
+        let mut st = State::default();
+        for i in 0..MAX_FILES + 10 {
+            st.take(file(&format!("f/{i}")));
+        }
+        assert_eq!(st.batch.len(), MAX_FILES);
+        assert_eq!(st.seen.len(), MAX_FILES);
     }
 }
