@@ -61,3 +61,16 @@ pub enum RainbowError {
 
 /// Result alias for this crate.
 pub type Result<T, E = RainbowError> = std::result::Result<T, E>;
+
+impl RainbowError {
+    /// A helper thread (`what`) panicked: a bug, reported with the panic's
+    /// message rather than taking the caller down with it.
+    pub(crate) fn panicked(what: &str, payload: &(dyn std::any::Any + Send)) -> Self {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        RainbowError::Internal(format!("the {what} thread panicked: {why}"))
+    }
+}

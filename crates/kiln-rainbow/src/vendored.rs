@@ -236,14 +236,8 @@ pub struct FileClues<'a> {
     pub owner_project: Option<String>,
 }
 
-/// Find the components in `files`.
-pub fn find_components(t: &Templates, files: &[FileClues<'_>]) -> Result<Vec<Component>> {
-    let read = read_components(t, files)?;
-    Ok(settle_components(t, files, read))
-}
-
 /// What each file's own clues say, file by file, whoever owns the file:
-/// the costly part of [`find_components`] (patterns over strings,
+/// the costly part of finding components (patterns over strings,
 /// function constants decoded). It needs no identification, so a scan
 /// runs it while identification runs.
 pub fn read_components(t: &Templates, files: &[FileClues<'_>]) -> Result<Vec<Vec<Component>>> {
@@ -265,9 +259,9 @@ pub fn read_components(t: &Templates, files: &[FileClues<'_>]) -> Result<Vec<Vec
         .collect())
 }
 
-/// [`find_components`] from what [`read_components`] read of the same
-/// `files`, now that their owners are known: a component of the owner's
-/// own project is the owner itself, not something it vendors.
+/// The components in `files`, from what [`read_components`] read of them,
+/// now that their owners are known: a component of the owner's own
+/// project is the owner itself, not something it vendors.
 pub fn settle_components(
     t: &Templates,
     files: &[FileClues<'_>],

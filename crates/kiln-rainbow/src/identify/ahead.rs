@@ -127,14 +127,9 @@ impl<L: SignatureLookup + Send + 'static> LookAhead<L> {
     /// Ask what is still pending and return every answer, and the reader.
     pub fn finish(self) -> Result<(Answers, L)> {
         let _ = self.tx.send(Msg::End);
-        self.thread.join().map_err(|panic| {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            RainbowError::Internal(format!("the look-ahead thread panicked: {why}"))
-        })?
+        self.thread
+            .join()
+            .map_err(|panic| RainbowError::panicked("look-ahead", &*panic))?
     }
 }
 

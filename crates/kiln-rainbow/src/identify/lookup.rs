@@ -147,14 +147,7 @@ pub(super) fn gather<L: SignatureLookup + Send>(
         let out = by_content(db, obs, None);
         (paths.join(), out)
     });
-    let paths = paths.map_err(|panic| {
-        let why = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        RainbowError::Internal(format!("the path look-up thread panicked: {why}"))
-    })??;
+    let paths = paths.map_err(|panic| RainbowError::panicked("path look-up", &*panic))??;
     let mut out = out?;
     out.by_path = paths;
     Ok(out)
