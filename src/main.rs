@@ -70,6 +70,14 @@ fn main() -> ExitCode {
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Sbom(_) | Command::Scan(_) | Command::Vuln(_)
+    ) {
+        // Before any other thread starts, so all of them inherit it; a
+        // refusal costs only speed (see kiln_image::sched).
+        let _ = kiln_image::sched::batch_from_here();
+    }
     let result = match cli.command {
         Command::Sbom(args) => cmd::sbom::run(args, cli.quiet),
         Command::Scan(args) => cmd::scan::run(args, cli.quiet),

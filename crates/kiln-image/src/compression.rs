@@ -287,7 +287,7 @@ impl LayerReader {
         // Inflate on its own thread; plain tar needs no extra stage.
         let inner: Box<dyn Read + Send> = match kind {
             Compression::None => decoder(buf, kind)?,
-            _ => Box::new(crate::digest::Prefetch::spawn(
+            _ => Box::new(crate::digest::Prefetch::spawn_critical(
                 verified_decoder(buf, kind)?,
                 INFLATED_AHEAD,
             )),

@@ -179,10 +179,40 @@ pub struct Prefetch {
 impl Prefetch {
     /// Start reading `inner` on a helper thread, at most `depth` chunks
     /// ahead of the consumer.
-    pub fn spawn<R: Read + Send + 'static>(mut inner: R, depth: usize) -> Self {
+    pub fn spawn<R: Read + Send + 'static>(inner: R, depth: usize) -> Self {
+        Self::spawn_then(inner, depth, || {})
+    }
+
+    /// [`Prefetch::spawn`] for a pipeline's critical stage, the inflater:
+    /// its thread leaves the batch class ([`crate::sched`]).
+    pub(crate) fn spawn_critical<R: Read + Send + 'static>(inner: R, depth: usize) -> Self {
+        Self::spawn_then(inner, depth, crate::sched::inflater)
+    }
+
+    fn spawn_then<R: Read + Send + 'static>(mut inner: R, depth: usize, first: fn()) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel(depth);
         let (back, spent) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
-        std::thread::spawn(move || loop {
+        std::thread::spawn(move || {
+            first();
+            Self::produce(&mut inner, &tx, &spent)
+        });
+        Prefetch {
+            rx,
+            back,
+            cur: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+
+    /// The helper thread's loop: fill chunks from `inner` and send them
+    /// until the stream ends, fails, or the consumer goes away.
+    fn produce<R: Read>(
+        inner: &mut R,
+        tx: &std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+        spent: &std::sync::mpsc::Receiver<Vec<u8>>,
+    ) {
+        loop {
             let mut buf = match spent.try_recv() {
                 Ok(mut b) => {
                     b.resize(1 << 20, 0);
@@ -221,13 +251,6 @@ impl Prefetch {
                     return;
                 }
             }
-        });
-        Prefetch {
-            rx,
-            back,
-            cur: Vec::new(),
-            pos: 0,
-            done: false,
         }
     }
 }

@@ -37,6 +37,7 @@ mod oci;
 mod platform;
 mod reference;
 pub mod registry;
+pub mod sched;
 pub mod spec;
 pub mod write;
 
