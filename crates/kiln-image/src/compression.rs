@@ -76,9 +76,14 @@ fn decoder<R: BufRead + Send + 'static>(
     })
 }
 
-/// A decoder for blobs whose digest is verified as they stream: gzip
-/// members are inflated without their CRC-32, which the SHA-256 of the
-/// whole blob makes redundant (it was ~7% of the inflate thread's time).
+/// A decoder for blobs whose digest is verified as they stream. With
+/// zlib (no `isal` feature), gzip members are inflated without their
+/// CRC-32, which the SHA-256 of the whole blob makes redundant (it was ~7%
+/// of that inflate thread's time). ISA-L checks the CRC as it parses each
+/// member's trailer; with its folding CRC that is about 2% of the inflate
+/// thread (`perf`: 0.9% of samples against 38.6% for the decoder, on a
+/// 407 MiB layer), and skipping it would mean reading each trailer out of
+/// ISA-L's bit buffer ourselves, so it stays.
 fn verified_decoder<R: BufRead + Send + 'static>(
     reader: R,
     kind: Compression,
