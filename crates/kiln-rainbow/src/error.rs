@@ -65,7 +65,7 @@ pub type Result<T, E = RainbowError> = std::result::Result<T, E>;
 impl RainbowError {
     /// A helper thread (`what`) panicked: a bug, reported with the panic's
     /// message rather than taking the caller down with it.
-    pub(crate) fn panicked(what: &str, payload: &(dyn std::any::Any + Send)) -> Self {
+    pub fn panicked(what: &str, payload: &(dyn std::any::Any + Send)) -> Self {
         let why = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())

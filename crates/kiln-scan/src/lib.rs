@@ -183,15 +183,13 @@ fn drop_in_background<T: Send + 'static>(value: T) {
     std::thread::spawn(move || drop(value));
 }
 
-/// The clue-reading thread's result; a panic there is a bug, reported as
-/// one rather than taking the scan down with it.
+/// The clue-reading thread's result; a panic there is a bug, reported
+/// with its message rather than taking the scan down with it.
 fn join_reads<'t>(
     h: std::thread::ScopedJoinHandle<'_, Result<components::Reads<'t>>>,
 ) -> Result<components::Reads<'t>> {
-    h.join().unwrap_or_else(|_| {
-        Err(ScanError::Templates(
-            "reading version clues failed (a panic; please report it)".into(),
-        ))
+    h.join().unwrap_or_else(|panic| {
+        Err(kiln_rainbow::RainbowError::panicked("version-clue reading", &*panic).into())
     })
 }
 
